@@ -1,0 +1,62 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "epipe",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "epipe-ingest", targets: ["epipe-ingest"]),
+        .executable(name: "epipe-denoise", targets: ["epipe-denoise"]),
+        .executable(name: "epipe-segment", targets: ["epipe-segment"]),
+        .executable(name: "epipe-cluster", targets: ["epipe-cluster"]),
+        .executable(name: "epipe-stats", targets: ["epipe-stats"]),
+        .executable(name: "epipe-status", targets: ["epipe-status"]),
+        .executable(name: "epipe-synth", targets: ["epipe-synth"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // System libraries (Debian: libtiff-dev, libpng-dev, zlib1g-dev, pkg-config).
+        .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "CTIFFShim", dependencies: ["CTIFF"]),
+
+        // Libraries: plain inputs and outputs, tested without files where possible.
+        .target(name: "EpipeCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "EpipeImage", dependencies: ["CTIFF", "CTIFFShim", "CPNG", "CZlib"], swiftSettings: release),
+        .target(name: "EpipeDenoise", swiftSettings: release),
+        .target(name: "EpipeSegment", swiftSettings: release),
+        .target(name: "EpipeCluster", swiftSettings: release),
+        .target(name: "EpipeSpatial", swiftSettings: release),
+        .target(name: "EpipeSynth", swiftSettings: release),
+        .target(name: "EpipeStore", dependencies: ["EpipeCore"]),
+        .target(name: "EpipeStage", dependencies: [
+            "EpipeCore", "EpipeImage",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Executables: flags, I/O, manifests.
+        .executableTarget(name: "epipe-ingest", dependencies: ["EpipeStage", "EpipeStore"]),
+        .executableTarget(name: "epipe-denoise", dependencies: ["EpipeStage", "EpipeDenoise"]),
+        .executableTarget(name: "epipe-segment", dependencies: ["EpipeStage", "EpipeSegment"]),
+        .executableTarget(name: "epipe-cluster", dependencies: ["EpipeStage", "EpipeCluster"]),
+        .executableTarget(name: "epipe-stats", dependencies: ["EpipeStage", "EpipeSpatial"]),
+        .executableTarget(name: "epipe-status", dependencies: ["EpipeStage"]),
+        .executableTarget(name: "epipe-synth", dependencies: ["EpipeStage", "EpipeSynth"]),
+
+        .testTarget(name: "EpipeCoreTests", dependencies: ["EpipeCore"]),
+        .testTarget(name: "EpipeImageTests", dependencies: ["EpipeImage"]),
+        .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise"]),
+        .testTarget(name: "EpipeSegmentTests", dependencies: ["EpipeSegment"]),
+        .testTarget(name: "EpipeClusterTests", dependencies: ["EpipeCluster"]),
+        .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial"]),
+        .testTarget(name: "EpipeSynthTests", dependencies: ["EpipeSynth"]),
+        .testTarget(name: "EpipeStoreTests", dependencies: ["EpipeStore", "EpipeCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage"]),
+    ]
+)

@@ -1,0 +1,2 @@
+import XCTest
+final class EpipeClusterPlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }

@@ -1,0 +1,2 @@
+import XCTest
+final class EpipeCorePlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }

@@ -1,0 +1,2 @@
+import XCTest
+final class EpipeDenoisePlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }

@@ -1,0 +1,2 @@
+import XCTest
+final class EpipeSpatialPlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }

@@ -1,0 +1,2 @@
+import XCTest
+final class EpipeStorePlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }

@@ -1,0 +1,2 @@
+import XCTest
+final class EpipeSynthPlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
