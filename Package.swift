@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "EpipeCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "EpipeImage", dependencies: ["CTIFF", "CTIFFShim", "CPNG", "CZlib"], swiftSettings: release),
         .target(name: "EpipeDenoise", swiftSettings: release),
-        .target(name: "EpipeSegment", swiftSettings: release),
+        .target(name: "EpipeSegment", dependencies: ["EpipeDenoise"], swiftSettings: release),
         .target(name: "EpipeCluster", swiftSettings: release),
         .target(name: "EpipeSpatial", swiftSettings: release),
         .target(name: "EpipeSynth", swiftSettings: release),
