@@ -1,0 +1,66 @@
+# epipe: make demo | make test | make build | make bench | make install | make man
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+SWIFT ?= swift
+BIN := $(CURDIR)/.build/release
+VENV ?= $(CURDIR)/.venv
+APT_PKGS := libtiff-dev libpng-dev zlib1g-dev pkg-config
+BINARIES := epipe-ingest epipe-denoise epipe-segment epipe-cluster epipe-stats epipe-status epipe-synth
+DEMO ?= $(CURDIR)/demo
+
+.PHONY: deps pydeps build debug test demo bench install man clean
+
+## deps: system libraries (apt-get when root and missing; else prints the command and exits 2)
+deps:
+	@if pkg-config --exists libtiff-4 libpng zlib 2>/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "make deps: installing $(APT_PKGS)" >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS) >/dev/null; \
+	else \
+	  echo "make deps: missing libtiff/libpng/zlib development files; run: sudo apt-get install -y $(APT_PKGS)" >&2; exit 2; \
+	fi
+
+## pydeps: a venv with tifffile + numpy for interoperability tests (skipped when PyPI is unreachable)
+pydeps:
+	@if [ -x $(VENV)/bin/python ] && $(VENV)/bin/python -c "import tifffile, numpy" 2>/dev/null; then :; else \
+	  (python3 -m venv $(VENV) && $(VENV)/bin/pip install -q --disable-pip-version-check tifffile numpy) >&2 \
+	  || echo "make pydeps: could not set up $(VENV); tifffile interop tests will be skipped" >&2; fi
+
+build: deps
+	$(SWIFT) build -c release
+
+debug: deps
+	$(SWIFT) build
+
+## test: unit tests of every module, then end-to-end tests on the release binaries
+test: deps pydeps build
+	EPIPE_BIN=$(BIN) EPIPE_PYTHON=$(VENV)/bin/python $(SWIFT) test
+
+## demo: generate a sample slide, run the whole chain, show status and where the QC pictures are
+demo: deps build
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(BIN)/epipe-synth --out $(DEMO)/scans --truth $(DEMO)/truth --width 2048 --height 2048 --channels 6 --seed 7 --name sample
+	$(BIN)/epipe-ingest --root $(DEMO)/epipe-data --settle 0 $(DEMO)/scans \
+	  | $(BIN)/epipe-denoise | $(BIN)/epipe-segment | $(BIN)/epipe-cluster | $(BIN)/epipe-stats > $(DEMO)/finished.txt
+	@echo; $(BIN)/epipe-status --root $(DEMO)/epipe-data
+	@job=$$(head -1 $(DEMO)/finished.txt); echo; echo "cell-type frequencies ($$job/stats/frequencies.csv):"; column -s, -t < $$job/stats/frequencies.csv; \
+	  echo; echo "QC pictures:"; ls -1 $$job/*/qc/*.png; \
+	  echo; echo "Look at them with any image viewer; open $$job/denoise/image.ome.tif and $$job/segment/cells.tif in napari or QuPath."
+
+## bench: times epipe against the Python stack on the same generated input (not a test)
+bench: deps build
+	bash bench/run.sh
+
+install: build man
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	for b in $(BINARIES); do install -m 755 $(BIN)/$$b $(DESTDIR)$(PREFIX)/bin/$$b; done
+	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/epipe.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+
+## man: man/epipe-*.1 from the argument parser's own description of each binary
+man: build
+	for b in $(BINARIES); do $(BIN)/$$b --experimental-dump-help > .build/$$b.help.json; \
+	  python3 tools/help2man.py .build/$$b.help.json > man/$$b.1.tmp && mv man/$$b.1.tmp man/$$b.1; done
+
+clean:
+	rm -rf .build $(DEMO)

@@ -1,0 +1,83 @@
+import Foundation
+
+/// A small CSV table: a header and rows of fields (RFC 4180 quoting on read and write).
+public struct CSVTable: Sendable {
+    public var header: [String]
+    public var rows: [[String]]
+    public init(header: [String], rows: [[String]] = []) { self.header = header; self.rows = rows }
+
+    public func column(_ name: String) -> Int? { header.firstIndex(of: name) }
+    public func doubles(_ name: String) -> [Double]? {
+        guard let i = column(name) else { return nil }
+        return rows.map { i < $0.count ? Double($0[i]) ?? .nan : .nan }
+    }
+    public func strings(_ name: String) -> [String]? {
+        guard let i = column(name) else { return nil }
+        return rows.map { i < $0.count ? $0[i] : "" }
+    }
+
+    public static func read(_ path: String) throws -> CSVTable {
+        let data = try Files.read(path)
+        guard let text = String(data: data, encoding: .utf8) else { throw EpipeError.badInput("\(path): not UTF-8 text") }
+        let recs = parse(text)
+        guard let h = recs.first, !h.isEmpty else { throw EpipeError.badInput("\(path): empty CSV (no header line)") }
+        let header = h.map { $0.trimmingCharacters(in: .whitespaces) }
+        var rows: [[String]] = []
+        rows.reserveCapacity(recs.count)
+        for (i, r) in recs.dropFirst().enumerated() {
+            if r.count == 1 && r[0].isEmpty { continue }
+            guard r.count == header.count else {
+                throw EpipeError.badInput("\(path): line \(i + 2) has \(r.count) fields, the header has \(header.count)")
+            }
+            rows.append(r)
+        }
+        return CSVTable(header: header, rows: rows)
+    }
+
+    static func parse(_ text: String) -> [[String]] {
+        var out: [[String]] = []
+        var row: [String] = []
+        var field = ""
+        var inQ = false
+        var it = text.unicodeScalars.makeIterator()
+        var pending: Unicode.Scalar? = nil
+        while let c = pending ?? it.next() {
+            pending = nil
+            if inQ {
+                if c == "\"" {
+                    if let n = it.next() { if n == "\"" { field.unicodeScalars.append("\"") } else { inQ = false; pending = n } } else { inQ = false }
+                } else { field.unicodeScalars.append(c) }
+            } else if c == "\"" && field.isEmpty { inQ = true }
+            else if c == "," { row.append(field); field = "" }
+            else if c == "\n" { row.append(field); field = ""; out.append(row); row = [] }
+            else if c == "\r" { continue }
+            else { field.unicodeScalars.append(c) }
+        }
+        if !field.isEmpty || !row.isEmpty { row.append(field); out.append(row) }
+        return out
+    }
+
+    public static func quote(_ s: String) -> String {
+        if s.contains(",") || s.contains("\"") || s.contains("\n") { return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        return s
+    }
+
+    public func render() -> String {
+        var s = header.map(CSVTable.quote).joined(separator: ",") + "\n"
+        s.reserveCapacity(rows.count * header.count * 8)
+        for r in rows { s += r.map(CSVTable.quote).joined(separator: ",") + "\n" }
+        return s
+    }
+
+    public func write(_ path: String) throws { try AtomicFile.write(render(), to: path) }
+
+    /// Compact decimal rendering for numbers in CSV outputs.
+    public static func num(_ v: Double, digits: Int = 4) -> String {
+        if v.isNaN { return "NaN" }
+        if v == v.rounded() && abs(v) < 1e15 { return String(Int64(v)) }
+        var s = String(format: "%.\(digits)f", v)
+        while s.hasSuffix("0") { s.removeLast() }
+        if s.hasSuffix(".") { s.removeLast() }
+        return s
+    }
+}

@@ -1,0 +1,20 @@
+import Foundation
+
+/// An error a user can act on. `exitCode` 2 = usage or bad input, 1 = the job failed.
+public struct EpipeError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable { case badInput, failed }
+    public let kind: Kind
+    public let message: String
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public static func badInput(_ m: String) -> EpipeError { EpipeError(.badInput, m) }
+    public static func failed(_ m: String) -> EpipeError { EpipeError(.failed, m) }
+    public var description: String { message }
+    public var exitCode: Int32 { kind == .badInput ? 2 : 1 }
+}
+
+/// Exit codes shared by every binary.
+public enum ExitCode {
+    public static let ok: Int32 = 0
+    public static let jobFailed: Int32 = 1
+    public static let badInput: Int32 = 2
+}

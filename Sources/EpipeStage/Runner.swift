@@ -1,0 +1,273 @@
+import Foundation
+import EpipeCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a stage gets while it runs one job.
+public final class StageContext: @unchecked Sendable {
+    public let job: Job
+    public let stage: String
+    public let params: [String: JSONValue]
+    public let inputs: [FileRef]
+    public let log: StageLog
+    let progressSink: @Sendable (ProgressRef) -> Void
+    let quiet: Bool
+
+    init(job: Job, stage: String, params: [String: JSONValue], inputs: [FileRef], log: StageLog, quiet: Bool, progressSink: @escaping @Sendable (ProgressRef) -> Void) {
+        self.job = job; self.stage = stage; self.params = params; self.inputs = inputs; self.log = log; self.quiet = quiet; self.progressSink = progressSink
+    }
+
+    public var dir: String { job.stageDir(stage) }
+    /// Absolute path of an output inside this stage's folder (job-relative name returned by `rel`).
+    public func output(_ name: String) throws -> String {
+        let p = try job.path(stage + "/" + name)
+        try Files.mkdir((p as NSString).deletingLastPathComponent)
+        try job.root.checkInside(p)
+        return p
+    }
+    public func qc(_ name: String) throws -> String { try output("qc/" + name) }
+    public func rel(_ abs: String) -> String { abs.hasPrefix(job.dir + "/") ? String(abs.dropFirst(job.dir.count + 1)) : abs }
+    public func progress(_ label: String, total: Int, unit: String) -> ProgressReporter {
+        ProgressReporter(label: "\(job.spec.name) \(label)", total: total, unit: unit, quiet: quiet, onUpdate: progressSink)
+    }
+}
+
+public struct StageResult: Sendable {
+    public var outputs: [String]            // absolute or job-relative paths inside the stage folder
+    public var metrics: [String: JSONValue]
+    public init(outputs: [String], metrics: [String: JSONValue]) { self.outputs = outputs; self.metrics = metrics }
+}
+
+/// A stage: how to get its params and inputs for a job, and how to run it.
+public protocol StageTool {
+    var stage: String { get }
+    /// Effective params: defaults, overlaid by job.json params[stage], overlaid by flags given.
+    func params(for job: Job) throws -> [String: JSONValue]
+    /// The files this stage reads, with their recorded digests (no re-hashing of big inputs).
+    func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef]
+    func run(_ ctx: StageContext) throws -> StageResult
+}
+
+extension StageTool {
+    public var toolName: String { "epipe-" + stage }
+
+    /// The outputs of an upstream stage, from its complete manifest.
+    public func upstream(_ job: Job, _ stage: String, _ files: [String]) throws -> [FileRef] {
+        guard let m = job.manifest(stage) else {
+            throw EpipeError.failed("\(job.manifestPath(stage)): missing; run epipe-\(stage) on this job first")
+        }
+        guard m.status == .complete else {
+            throw EpipeError.failed("\(job.manifestPath(stage)): status is \(m.status.rawValue); run epipe-\(stage) on this job first")
+        }
+        return try files.map { f in
+            guard let r = m.outputs.first(where: { $0.path == f }) else {
+                throw EpipeError.failed("\(job.manifestPath(stage)): lists no output \(f); rerun epipe-\(stage) --force")
+            }
+            return r
+        }
+    }
+
+    /// The raw image of the job as a local path (file:// store).
+    public func rawPath(_ job: Job) throws -> String {
+        let uri = job.spec.raw.uri
+        guard uri.hasPrefix("file://") else {
+            throw EpipeError.badInput("\(job.dir)/job.json: raw.uri \(uri) is not a file:// URI; this version reads the file:// store only")
+        }
+        return String(uri.dropFirst("file://".count))
+    }
+
+    /// Merges job.json params[stage] and flags over defaults.
+    public func mergeParams(_ job: Job, defaults: [String: JSONValue], flags: [String: JSONValue?]) -> [String: JSONValue] {
+        var p = defaults
+        for (k, v) in job.spec.params[stage] ?? [:] { p[k] = v }
+        for (k, v) in flags { if let v { p[k] = v } }
+        return p
+    }
+}
+
+/// Runs a stage over jobs given as arguments, on stdin, or from its queue.
+public final class StageRunner {
+    let tool: any StageTool
+    let opts: StageOptions
+    var worst: Int32 = 0
+
+    public init(tool: any StageTool, options: StageOptions) { self.tool = tool; self.opts = options }
+
+    var stage: String { tool.stage }
+    var toolName: String { "epipe-" + tool.stage }
+
+    public func main() -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        if opts.drain || opts.watch {
+            let rootPath = Root.resolve(opts.root)
+            let root: Root
+            do { root = try Root(rootPath, create: true) } catch { fail(error, job: nil); return worst }
+            let q = Queue(root: root, stage: stage)
+            repeat {
+                let back = q.reapStale(staleAfter: opts.staleAfter)
+                for id in back { Term.stderr("\(toolName): returned stale claim \(id) to queue/\(stage)/new") }
+                while let c = (try? q.claim()) ?? nil {
+                    let ok = runOne(jobDir: c.jobDir, claim: (q, c))
+                    q.finish(c, ok: ok)
+                }
+                if opts.watch { usleep(useconds_t(max(0.05, opts.pollInterval) * 1_000_000)) }
+            } while opts.watch
+        }
+        var any = !opts.jobs.isEmpty
+        for j in opts.jobs { _ = runOne(jobDir: j, claim: nil) }
+        if !opts.drain && !opts.watch && opts.jobs.isEmpty {
+            if isatty(0) == 1 {
+                Term.stderr("\(toolName): no job directories given; pass ROOT/jobs/<id> arguments, pipe them on stdin, or use --drain")
+                return 2
+            }
+            while let line = readLine() {
+                var s = line.trimmingCharacters(in: .whitespaces)
+                if s.isEmpty { continue }
+                if s.hasPrefix("{"), let d = s.data(using: .utf8), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let j = o["job"] as? String { s = j }
+                any = true
+                _ = runOne(jobDir: s, claim: nil)
+            }
+        }
+        _ = any
+        return worst
+    }
+
+    func fail(_ error: Error, job: String?) {
+        let code: Int32 = (error as? EpipeError)?.exitCode ?? 1
+        worst = max(worst, code)
+        Term.stderr("\(toolName): \(describe(error))")
+    }
+
+    /// Runs the stage on one job; true when it is complete (run or up to date).
+    func runOne(jobDir: String, claim: (Queue, Queue.Claim)?) -> Bool {
+        let job: Job
+        do { job = try Job(dir: jobDir) } catch { fail(error, job: jobDir); return false }
+        let log = StageLog(tool: toolName, file: job.logPath(stage), quiet: opts.quiet)
+        let started = Date()
+        let run = Files.random(hex: 6)
+        var heartbeat: DispatchSourceTimer? = nil
+        if let (q, c) = claim {
+            let t = DispatchSource.makeTimerSource(queue: .global())
+            t.schedule(deadline: .now() + 10, repeating: 10)
+            t.setEventHandler { q.heartbeat(c) }
+            t.resume(); heartbeat = t
+        }
+        defer { heartbeat?.cancel() }
+
+        var manifest: StageManifest? = nil
+        do {
+            try Files.mkdir(job.stageDir(stage))
+            guard let lock = FileLock(path: job.stageDir(stage) + "/.lock") else {
+                throw EpipeError.failed("\(job.stageDir(stage)): cannot lock")
+            }
+            _ = lock
+            if !job.spec.stages.contains(stage) {
+                log.warn("\(job.dir): job.json does not list stage \(stage); running it because it was asked for")
+            }
+            let params = try tool.params(for: job)
+            let inputs = try tool.inputs(for: job, params: params)
+            if !opts.force, let old = job.manifest(stage), upToDate(old, job: job, params: params, inputs: inputs) {
+                log.info("\(job.spec.name): up to date (\(job.dir)/\(stage)); --force reruns")
+                emit(job: job, status: "up-to-date", seconds: 0, error: nil, outputs: old.outputs.map { $0.path })
+                forward(job)
+                return true
+            }
+            AtomicFile.sweep(directory: job.stageDir(stage), olderThan: 0)
+            var m = StageManifest(stage: stage, status: .running, run: run, tool: ToolRef(name: toolName, version: Version.string),
+                                  params: params, inputs: inputs, started: Time.iso(started))
+            manifest = m
+            try AtomicFile.write(JSON.encode(m), to: job.manifestPath(stage))
+            log.info("\(job.spec.name): started (\(job.dir))")
+            log.detail("params \(JSONValue.object(params))")
+            let mpath = job.manifestPath(stage)
+            let box = ManifestBox(m)
+            let ctx = StageContext(job: job, stage: stage, params: params, inputs: inputs, log: log, quiet: opts.quiet) { p in
+                box.update(p, path: mpath)
+            }
+            let result = try tool.run(ctx)
+            var outs: [FileRef] = []
+            for o in result.outputs {
+                let abs = o.hasPrefix("/") ? o : job.dir + "/" + o
+                try job.root.checkInside(abs)
+                let (h, n) = try Digest.sha256(file: abs)
+                outs.append(FileRef(path: ctx.rel(abs), sha256: h, bytes: n))
+            }
+            m = box.current()
+            m.status = .complete
+            m.outputs = outs
+            m.metrics = result.metrics
+            m.finished = Time.iso(Date())
+            m.seconds = (Date().timeIntervalSince(started) * 1000).rounded() / 1000
+            m.peak_rss_bytes = Memory.peakRSS()
+            if var p = m.progress { p.done = p.total; m.progress = p }
+            box.close()
+            try AtomicFile.write(JSON.encode(m), to: job.manifestPath(stage))
+            log.info("\(job.spec.name): complete in \(String(format: "%.2f", m.seconds ?? 0)) s, peak RSS \(Memory.peakRSS() >> 20) MiB")
+            emit(job: job, status: "complete", seconds: m.seconds, error: nil, outputs: outs.map { $0.path })
+            forward(job)
+            return true
+        } catch {
+            let code: Int32 = (error as? EpipeError)?.exitCode ?? 1
+            worst = max(worst, code)
+            let msg = describe(error)
+            log.error("\(job.spec.name): \(msg)")
+            if var m = manifest {
+                m.status = .failed; m.error = msg; m.finished = Time.iso(Date())
+                m.seconds = Date().timeIntervalSince(started); m.peak_rss_bytes = Memory.peakRSS()
+                try? AtomicFile.write(JSON.encode(m), to: job.manifestPath(stage))
+            }
+            if opts.json { emit(job: job, status: "failed", seconds: nil, error: msg, outputs: nil) }
+            if claim == nil { Queue(root: job.root, stage: stage).retire(id: job.spec.id, ok: false) }
+            return false
+        }
+    }
+
+    func upToDate(_ old: StageManifest, job: Job, params: [String: JSONValue], inputs: [FileRef]) -> Bool {
+        guard old.status == .complete, old.tool.version == Version.string, old.params == params else { return false }
+        guard old.inputs.map({ [$0.path, $0.sha256] }) == inputs.map({ [$0.path, $0.sha256] }) else { return false }
+        for o in old.outputs {
+            guard let p = try? job.path(o.path), let n = Files.size(p), o.bytes == nil || o.bytes == n else { return false }
+        }
+        return true
+    }
+
+    func forward(_ job: Job) {
+        Queue(root: job.root, stage: stage).retire(id: job.spec.id, ok: true)
+        if let next = job.spec.next(after: stage), job.manifest(next)?.status != .complete || true {
+            do { try Queue(root: job.root, stage: next).enqueue(id: job.spec.id, jobDir: job.dir) }
+            catch { Term.stderr("\(toolName): \(job.spec.id): could not queue for \(next): \(describe(error))") }
+        }
+    }
+
+    func emit(job: Job, status: String, seconds: Double?, error: String?, outputs: [String]?) {
+        if opts.json {
+            Term.stdout(JSON.line(StageEvent(stage: stage, job: job.dir, id: job.spec.id, name: job.spec.name, status: status,
+                                             next: job.spec.next(after: stage), seconds: seconds, error: error, outputs: outputs)))
+        } else if error == nil {
+            Term.stdout(job.dir)
+        }
+    }
+}
+
+/// Holds the running manifest and rewrites it (atomically) with progress.
+final class ManifestBox: @unchecked Sendable {
+    private var m: StageManifest
+    private let lock = NSLock()
+    private var closed = false
+    init(_ m: StageManifest) { self.m = m }
+    func update(_ p: ProgressRef, path: String) {
+        lock.lock(); defer { lock.unlock() }
+        guard !closed else { return }
+        m.progress = p
+        try? AtomicFile.write(JSON.encode(m), to: path)
+    }
+    func current() -> StageManifest { lock.lock(); defer { lock.unlock() }; return m }
+    func close() { lock.lock(); closed = true; lock.unlock() }
+}
+
+public func describe(_ error: Error) -> String {
+    if let e = error as? EpipeError { return e.message }
+    if let e = error as? CustomStringConvertible { return e.description.replacingOccurrences(of: "\n", with: " ") }
+    return "\(error)"
+}

@@ -1,0 +1,65 @@
+import Foundation
+import ArgumentParser
+import EpipeCore
+import EpipeStage
+import EpipeSpatial
+
+struct StatsTool: StageTool {
+    let stage = "stats"
+    let flags: [String: JSONValue?]
+
+    func params(for job: Job) throws -> [String: JSONValue] { mergeParams(job, defaults: ["label": "phenotype"], flags: flags) }
+    func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] { try upstream(job, "cluster", ["cluster/cells.csv"]) }
+
+    func run(_ ctx: StageContext) throws -> StageResult {
+        let col = ctx.params["label"]?.stringValue ?? "phenotype"
+        let t = try CSVTable.read(try ctx.job.path("cluster/cells.csv"))
+        guard let labels = t.strings(col) else { throw EpipeError.badInput("cluster/cells.csv: no column \"\(col)\"; columns: \(t.header.joined(separator: ","))") }
+        let f = CellTypeStats.frequencies(labels: labels)
+        var out = CSVTable(header: [col, "count", "proportion"])
+        for i in 0..<f.types.count { out.rows.append([f.types[i], String(f.counts[i]), CSVTable.num(f.proportions[i], digits: 5)]) }
+        let fp = try ctx.output("frequencies.csv"); try out.write(fp)
+        // QC: bar chart of proportions, and the cells on the slide coloured by type.
+        let nb = f.types.count
+        var bar = Canvas(width: max(1, nb) * 24 + 20, height: 220)
+        for i in 0..<nb { let bh = Int(200 * f.proportions[i] / max(f.proportions.first ?? 1, 1e-9)); bar.rect(10 + i * 24, 210 - bh, 20, bh, Canvas.color(i)) }
+        let q1 = try ctx.qc("frequencies.png"); try bar.write(q1)
+        var outputs = [fp, q1]
+        let xs = t.doubles("X_centroid") ?? t.doubles("X_position"), ys = t.doubles("Y_centroid") ?? t.doubles("Y_position")
+        if let xs, let ys, !xs.isEmpty {
+            let mx = max(1, xs.max() ?? 1), my = max(1, ys.max() ?? 1)
+            let s = 1024 / max(mx, my)
+            var sc = Canvas(width: Int(mx * s) + 4, height: Int(my * s) + 4, fill: (0, 0, 0))
+            let index = Dictionary(uniqueKeysWithValues: f.types.enumerated().map { ($1, $0) })
+            for i in 0..<xs.count where xs[i].isFinite && ys[i].isFinite {
+                let c = Canvas.color(index[labels[i]] ?? 0)
+                sc.rect(Int(xs[i] * s), Int(ys[i] * s), 3, 3, c)
+            }
+            let q2 = try ctx.qc("cell-types-map.png"); try sc.write(q2); outputs.append(q2)
+        }
+        var m: [String: JSONValue] = ["cells": .number(Double(labels.count)), "types": .number(Double(nb))]
+        m["frequencies"] = .object(Dictionary(uniqueKeysWithValues: (0..<nb).map { (f.types[$0], JSONValue.number(f.proportions[$0])) }))
+        m["warnings"] = .array(labels.isEmpty ? ["no cells"] : [])
+        return StageResult(outputs: outputs, metrics: m)
+    }
+}
+
+@main
+struct StatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "epipe-stats",
+        abstract: "Cell-type statistics: counts and proportions per phenotype.",
+        discussion: """
+        Reads cluster/cells.csv and writes stats/frequencies.csv (type, count, proportion) with a bar \
+        chart and a map of cell types in stats/qc/.
+        """)
+
+    @OptionGroup var common: StageOptions
+    @Option(name: .long, help: "Column holding the cell type. Default phenotype.") var label: String?
+
+    func run() throws {
+        let code = StageRunner(tool: StatsTool(flags: ["label": label.map { .string($0) }]), options: common).main()
+        if code != 0 { throw EpipeExit(code) }
+    }
+    static func main() { runMain(Self.self) }
+}

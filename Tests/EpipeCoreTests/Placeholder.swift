@@ -1,2 +1,0 @@
-import XCTest
-final class EpipeCorePlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
