@@ -1,0 +1,578 @@
+import Foundation
+import CTIFF
+import CTIFFShim
+
+/// Reads multi-channel TIFF / BigTIFF / OME-TIFF images band by band through libtiff.
+///
+/// Channels are the full-resolution pages (one page per channel), or the samples of a
+/// multi-sample page (planar separate or contig). Reduced-resolution pages (NewSubfileType bit 0)
+/// and pages of another size or type are skipped; SubIFDs are never visited.
+/// Memory is bounded by the decoded strip/tile rows kept in a small LRU cache (`cacheLimitBytes`).
+/// Thread-safe (calls are serialized by an internal lock); use one reader per thread for parallel reads.
+public final class ImageReader: @unchecked Sendable {
+    public let info: ImageInfo
+    public let path: String
+
+    /// Decoded strip/tile rows kept across calls (LRU over channels). At least one band is always kept.
+    public var cacheLimitBytes: Int {
+        get { lock.lock(); defer { lock.unlock() }; return _cacheLimit }
+        set { lock.lock(); _cacheLimit = newValue; evict(); lock.unlock() }
+    }
+
+    enum Kind { case u8, u16, u32, i8, i16, i32, f32, f64 }
+
+    struct Page {
+        var dir: UInt32
+        var tiled: Bool
+        var tileW: Int
+        var tileH: Int
+        var rowsPerStrip: Int
+        var spp: Int
+        var separate: Bool
+        /// samples interleaved in one decoded row (spp when contig, 1 when separate)
+        var stride: Int { separate ? 1 : spp }
+        var bandHeight: Int { tiled ? tileH : rowsPerStrip }
+    }
+
+    struct BandKey: Hashable { var page: Int; var plane: Int; var index: Int }
+
+    final class Band {
+        let ptr: UnsafeMutableRawPointer
+        let bytes: Int
+        let y0: Int
+        let rows: Int
+        let rowBytes: Int
+        var stamp: UInt64 = 0
+        init(bytes: Int, y0: Int, rows: Int, rowBytes: Int) {
+            self.bytes = max(bytes, 1)
+            ptr = UnsafeMutableRawPointer.allocate(byteCount: self.bytes, alignment: 64)
+            self.y0 = y0
+            self.rows = rows
+            self.rowBytes = rowBytes
+        }
+        deinit { ptr.deallocate() }
+    }
+
+    private let handle: OpaquePointer
+    private let tif: OpaquePointer
+    private let lock = NSLock()
+    private let kind: Kind
+    private let bytesPerSample: Int
+    private let pages: [Page]
+    private let channelLoc: [(page: Int, sample: Int)]
+    private var currentDir: UInt32 = 0
+    private var cache: [BandKey: Band] = [:]
+    private var cacheBytes = 0
+    private var clock: UInt64 = 0
+    private var _cacheLimit = 256 << 20
+    private var tileScratch: UnsafeMutableRawPointer?
+    private var tileScratchBytes = 0
+
+    /// Opens `path`. Refuses (throws ImageError) before any large allocation when the header is
+    /// implausible: zero/absurd dimensions, width*height*channels > maxPixels, strips/tiles past the
+    /// end of the file, unsupported sample formats, or files that are empty, not TIFF, or truncated.
+    public init(path: String, maxPixels: Int = 20_000_000_000, markersCSV: String? = nil) throws {
+        self.path = path
+        func fail(_ m: String) -> ImageError { ImageError(path: path, message: m) }
+
+        // --- cheap checks on the raw file -------------------------------------------------
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let e = String(cString: strerror(errno))
+            throw fail("cannot open (\(e)); check the path")
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            throw fail("is a directory, not an image file; pass the path of a .tif/.ome.tif file")
+        }
+        let fileSize = UInt64(max(0, Int64(st.st_size)))
+        if fileSize == 0 {
+            throw fail("empty file (0 bytes); the copy or export was interrupted, re-copy or re-export the image")
+        }
+        let magic = try ImageReader.readPrefix(path: path, count: 16)
+        guard ImageReader.isTIFFMagic(magic) else {
+            let looksText = !magic.isEmpty && magic.allSatisfy { ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+            let what = looksText ? "not a TIFF file (it looks like text; first bytes are not II*/MM*)" : "not a TIFF file (first bytes are not II*/MM*)"
+            throw fail("\(what); check the path or re-export the image as TIFF")
+        }
+        if fileSize < 16 {
+            throw fail("truncated TIFF (\(fileSize) bytes, too short for a header); re-copy or re-export the image")
+        }
+
+        // --- libtiff --------------------------------------------------------------------
+        guard let h = epipe_tiff_open(path, "rm", 4 << 30) else { throw fail("out of memory opening TIFF; retry") }
+        guard let t = epipe_tiff_tif(h) else {
+            let msg = String(cString: epipe_tiff_error(h))
+            epipe_tiff_close(h)
+            throw fail("cannot read TIFF header/directory (libtiff: \(msg)); the file is probably truncated or corrupt, re-copy or re-export it")
+        }
+        handle = h
+        tif = t
+        // From here on deinit closes the handle only once init completes; close manually on failure.
+        var ok = false
+        defer { if !ok { epipe_tiff_close(h) } }
+        func libtiffMsg() -> String {
+            let s = String(cString: epipe_tiff_error(h))
+            return s.isEmpty ? "" : " (libtiff: \(s))"
+        }
+
+        let nDirs = Int(TIFFNumberOfDirectories(t))
+        if nDirs <= 0 { throw fail("TIFF has no image directory\(libtiffMsg()); re-export the image") }
+        if nDirs > 100_000 { throw fail("TIFF claims \(nDirs) pages, which is absurd; the file is probably corrupt, re-export it") }
+
+        func u16(_ tag: Int32, _ def: UInt16) -> UInt16 {
+            var v: UInt16 = 0
+            return epipe_tiff_get_u16(t, UInt32(tag), &v) != 0 ? v : def
+        }
+        func u32(_ tag: Int32, _ def: UInt32) -> UInt32 {
+            var v: UInt32 = 0
+            return epipe_tiff_get_u32(t, UInt32(tag), &v) != 0 ? v : def
+        }
+
+        var pagesAcc: [Page] = []
+        var locs: [(page: Int, sample: Int)] = []
+        var width = 0, height = 0, bits = 0, format = 0
+        var kindAcc: Kind = .u16
+        var description: String?
+        var resX: Double?, resY: Double?
+        for d in 0..<nDirs {
+            guard TIFFSetDirectory(t, UInt32(d)) != 0 else {
+                if d == 0 { throw fail("cannot read the first TIFF directory\(libtiffMsg()); the file is corrupt, re-export it") }
+                throw fail("cannot read TIFF page \(d)\(libtiffMsg()); the file is probably truncated, re-copy or re-export it")
+            }
+            let w = Int(u32(TIFFTAG_IMAGEWIDTH, 0))
+            let hgt = Int(u32(TIFFTAG_IMAGELENGTH, 0))
+            let subfile = u32(TIFFTAG_SUBFILETYPE, 0)
+            let b = Int(u16(TIFFTAG_BITSPERSAMPLE, 1))
+            let fmt = Int(u16(TIFFTAG_SAMPLEFORMAT, 1))
+            let spp = Int(u16(TIFFTAG_SAMPLESPERPIXEL, 1))
+            let planar = u16(TIFFTAG_PLANARCONFIG, UInt16(PLANARCONFIG_CONTIG))
+            let comp = u16(TIFFTAG_COMPRESSION, 1)
+            if d == 0 {
+                if w <= 0 || hgt <= 0 {
+                    throw fail("image has zero size (\(w) x \(hgt) pixels); the header is corrupt, re-export the image")
+                }
+                if w > 10_000_000 || hgt > 10_000_000 {
+                    throw fail("image claims \(w) x \(hgt) pixels, which is absurd; the header is corrupt, re-export the image")
+                }
+                if spp <= 0 || spp > 4096 {
+                    throw fail("image claims \(spp) samples per pixel; the header is corrupt, re-export the image")
+                }
+                let (px, o1) = w.multipliedReportingOverflow(by: hgt)
+                let (tot, o2) = px.multipliedReportingOverflow(by: spp)
+                if o1 || o2 || tot > maxPixels {
+                    throw fail("image is \(w) x \(hgt) x \(spp) samples = \(o1 || o2 ? "too many" : String(tot)) pixels, over the limit of \(maxPixels); check the file or raise maxPixels")
+                }
+                guard let k = ImageReader.kind(bits: b, format: fmt) else {
+                    throw fail("unsupported pixel format (\(b) bits per sample, sample format \(fmt)); convert to 8/16/32-bit unsigned or 32-bit float")
+                }
+                kindAcc = k
+                width = w; height = hgt; bits = b; format = fmt
+                var s: UnsafePointer<CChar>? = nil
+                if epipe_tiff_get_string(t, UInt32(TIFFTAG_IMAGEDESCRIPTION), &s) != 0, let s { description = String(cString: s) }
+                var rx: Float = 0, ry: Float = 0
+                if u16(TIFFTAG_RESOLUTIONUNIT, 2) == 3,
+                   epipe_tiff_get_float(t, UInt32(TIFFTAG_XRESOLUTION), &rx) != 0, rx > 0,
+                   epipe_tiff_get_float(t, UInt32(TIFFTAG_YRESOLUTION), &ry) != 0, ry > 0 {
+                    resX = 1e4 / Double(rx); resY = 1e4 / Double(ry)
+                }
+            } else {
+                // not a channel: reduced-resolution page, other size or other type
+                if subfile & 1 != 0 || w != width || hgt != height || b != bits || fmt != format { continue }
+                if spp <= 0 || spp > 4096 { continue }
+            }
+            if TIFFIsCODECConfigured(comp) == 0 {
+                throw fail("page \(d) uses compression \(comp), which this libtiff cannot decode; re-export with deflate, LZW, zstd or no compression")
+            }
+            let tiled = TIFFIsTiled(t) != 0
+            var tw = 0, th = 0, rps = 0
+            if tiled {
+                tw = Int(u32(TIFFTAG_TILEWIDTH, 0)); th = Int(u32(TIFFTAG_TILELENGTH, 0))
+                if tw <= 0 || th <= 0 || tw > 65536 || th > 65536 {
+                    throw fail("page \(d) has absurd tile size \(tw) x \(th); the header is corrupt, re-export the image")
+                }
+            } else {
+                var r: UInt32 = 0
+                _ = epipe_tiff_get_u32_defaulted(t, UInt32(TIFFTAG_ROWSPERSTRIP), &r)
+                rps = Int(min(UInt64(r == 0 ? UInt32.max : r), UInt64(hgt)))
+            }
+            let pg = Page(dir: UInt32(d), tiled: tiled, tileW: tw, tileH: th, rowsPerStrip: rps,
+                          spp: spp, separate: planar == UInt16(PLANARCONFIG_SEPARATE) && spp > 1)
+            pagesAcc.append(pg)
+            for s in 0..<spp { locs.append((pagesAcc.count - 1, s)) }
+            let (tot, o) = width.multipliedReportingOverflow(by: height * locs.count)
+            if o || tot > maxPixels {
+                throw fail("image is \(width) x \(height) x \(locs.count)+ channels, over the limit of \(maxPixels) pixels; check the file or raise maxPixels")
+            }
+        }
+
+        // --- OME-XML -------------------------------------------------------------------
+        let ome = description.flatMap { OMEXML.parse($0) }
+        if let ome, let c = ome.sizeC, c > 0, c < locs.count, pagesAcc.allSatisfy({ $0.spp == 1 }) {
+            // pages hold Z/T planes too: keep the (z=0, t=0) plane of each channel
+            let z = max(ome.sizeZ ?? 1, 1), tt = max(ome.sizeT ?? 1, 1)
+            if c * z * tt == locs.count {
+                let order = Array((ome.dimensionOrder ?? "XYCZT").uppercased().dropFirst(2))
+                var strideC = 1
+                for dch in order {
+                    if dch == "C" { break }
+                    strideC *= (dch == "Z" ? z : (dch == "T" ? tt : 1))
+                }
+                locs = (0..<c).map { locs[$0 * strideC] }
+            }
+        }
+        let nChan = locs.count
+
+        // --- strips/tiles must lie inside the file ---------------------------------------
+        let usedPages = Set(locs.map { $0.page })
+        for pi in usedPages.sorted() {
+            let pg = pagesAcc[pi]
+            guard TIFFSetDirectory(t, pg.dir) != 0 else {
+                throw fail("cannot re-read TIFF page \(pg.dir)\(libtiffMsg()); the file is corrupt, re-export it")
+            }
+            let n = pg.tiled ? TIFFNumberOfTiles(t) : TIFFNumberOfStrips(t)
+            let bandsPerPlane = (height + pg.bandHeight - 1) / pg.bandHeight
+            let across = pg.tiled ? (width + pg.tileW - 1) / pg.tileW : 1
+            let expected = bandsPerPlane * across * (pg.separate ? pg.spp : 1)
+            if Int(n) < expected {
+                throw fail("page \(pg.dir) has \(n) \(pg.tiled ? "tiles" : "strips") but needs \(expected); the file is corrupt, re-export it")
+            }
+            for i in 0..<n {
+                var err: Int32 = 0
+                let off = TIFFGetStrileOffsetWithErr(t, i, &err)
+                if err != 0 { throw fail("cannot read \(pg.tiled ? "tile" : "strip") offsets of page \(pg.dir)\(libtiffMsg()); the file is corrupt, re-export it") }
+                let bc = TIFFGetStrileByteCountWithErr(t, i, &err)
+                if err != 0 { throw fail("cannot read \(pg.tiled ? "tile" : "strip") byte counts of page \(pg.dir)\(libtiffMsg()); the file is corrupt, re-export it") }
+                if bc > 0 && (off > fileSize || bc > fileSize - off) {
+                    throw fail("page \(pg.dir) \(pg.tiled ? "tile" : "strip") \(i) ends at byte \(off &+ bc) but the file has only \(fileSize) bytes (truncated); re-copy or re-export the image")
+                }
+            }
+        }
+
+        // --- names ---------------------------------------------------------------------
+        var names: [String]? = nil
+        if let ome, ome.channelNames.count == nChan, ome.channelNames.contains(where: { $0 != nil }) {
+            names = ome.channelNames.enumerated().map { $0.element ?? "ch\($0.offset)" }
+        }
+        if names == nil, let csv = markersCSV {
+            let m = try Markers.read(csvPath: csv)
+            guard m.count == nChan else {
+                throw ImageError(path: csv, message: "lists \(m.count) markers but \(path) has \(nChan) channels; make marker_name have one line per channel")
+            }
+            names = m
+        }
+        if names == nil {
+            let beside = (path as NSString).deletingLastPathComponent
+            let csv = (beside.isEmpty ? "." : beside) + "/markers.csv"
+            if FileManager.default.fileExists(atPath: csv), let m = try? Markers.read(csvPath: csv), m.count == nChan {
+                names = m
+            }
+        }
+
+        let pt: PixelType
+        switch kindAcc {
+        case .u8: pt = .uint8
+        case .u16: pt = .uint16
+        case .u32: pt = .uint32
+        default: pt = .float32
+        }
+        info = ImageInfo(width: width, height: height, channels: nChan, pixelType: pt,
+                         channelNames: names ?? (0..<nChan).map { "ch\($0)" },
+                         physicalSizeX: ome?.physicalSizeX ?? (ome == nil ? resX : nil),
+                         physicalSizeY: ome?.physicalSizeY ?? (ome == nil ? resY : nil))
+        kind = kindAcc
+        bytesPerSample = bits / 8
+        pages = pagesAcc
+        channelLoc = locs
+        currentDir = TIFFCurrentDirectory(t)
+        epipe_tiff_clear_error(h)
+        ok = true
+    }
+
+    deinit {
+        cache.removeAll()
+        tileScratch?.deallocate()
+        epipe_tiff_close(handle)
+    }
+
+    static func kind(bits: Int, format: Int) -> Kind? {
+        switch (bits, format) {
+        case (8, 1), (8, 4): return .u8
+        case (16, 1), (16, 4): return .u16
+        case (32, 1), (32, 4): return .u32
+        case (8, 2): return .i8
+        case (16, 2): return .i16
+        case (32, 2): return .i32
+        case (32, 3): return .f32
+        case (64, 3): return .f64
+        default: return nil
+        }
+    }
+
+    static func isTIFFMagic(_ b: [UInt8]) -> Bool {
+        guard b.count >= 4 else { return false }
+        if b[0] == 0x49 && b[1] == 0x49 && (b[2] == 42 || b[2] == 43) && b[3] == 0 { return true }
+        if b[0] == 0x4D && b[1] == 0x4D && b[2] == 0 && (b[3] == 42 || b[3] == 43) { return true }
+        return false
+    }
+
+    static func readPrefix(path: String, count: Int) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            throw ImageError(path: path, message: "cannot open (\(String(cString: strerror(errno)))); check the path and permissions")
+        }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: count)
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, count) }
+        return n > 0 ? Array(buf[0..<n]) : []
+    }
+
+    // MARK: - reading
+
+    private func err(_ m: String) -> ImageError { ImageError(path: path, message: m) }
+
+    private func checkArgs(channel: Int, y0: Int, count: Int, dstCount: Int) throws {
+        guard channel >= 0 && channel < info.channels else {
+            throw err("channel \(channel) out of range (image has \(info.channels) channels); use 0..<\(info.channels)")
+        }
+        guard y0 >= 0, count >= 0, y0 + count <= info.height else {
+            throw err("rows \(y0)..<\(y0 + count) out of range (image has \(info.height) rows); request rows inside the image")
+        }
+        guard dstCount >= count * info.width else {
+            throw err("destination holds \(dstCount) values but \(count) rows need \(count * info.width); pass a larger buffer")
+        }
+    }
+
+    /// rows [y0, y0+count) of one channel, converted to Float, into dst (count*width floats)
+    public func readRows(channel: Int, y0: Int, count: Int, into dst: UnsafeMutableBufferPointer<Float>) throws {
+        lock.lock(); defer { lock.unlock() }
+        try checkArgs(channel: channel, y0: y0, count: count, dstCount: dst.count)
+        guard count > 0, let base = dst.baseAddress else { return }
+        let w = info.width
+        let kind = self.kind
+        try forEachRow(channel: channel, y0: y0, count: count) { src, stride, r in
+            ImageReader.convertRowFloat(kind: kind, src: src, stride: stride, n: w, dst: base + r * w)
+        }
+    }
+
+    public func readRows(channel: Int, y0: Int, count: Int) throws -> [Float] {
+        guard count >= 0 else { try checkArgs(channel: channel, y0: y0, count: count, dstCount: 0); return [] }
+        let n = count * info.width
+        return try [Float](unsafeUninitializedCapacity: n) { buf, initialized in
+            try readRows(channel: channel, y0: y0, count: count, into: buf)
+            initialized = n
+        }
+    }
+
+    /// rows [y0, y0+count) of one channel as UInt32 (label masks). Integer types are widened
+    /// (negatives clamp to 0); floats are rounded and clamped.
+    public func readRowsUInt32(channel: Int, y0: Int, count: Int, into dst: UnsafeMutableBufferPointer<UInt32>) throws {
+        lock.lock(); defer { lock.unlock() }
+        try checkArgs(channel: channel, y0: y0, count: count, dstCount: dst.count)
+        guard count > 0, let base = dst.baseAddress else { return }
+        let w = info.width
+        let kind = self.kind
+        try forEachRow(channel: channel, y0: y0, count: count) { src, stride, r in
+            ImageReader.convertRowU32(kind: kind, src: src, stride: stride, n: w, dst: base + r * w)
+        }
+    }
+
+    public func readRowsUInt32(channel: Int, y0: Int, count: Int) throws -> [UInt32] {
+        guard count >= 0 else { try checkArgs(channel: channel, y0: y0, count: count, dstCount: 0); return [] }
+        let n = count * info.width
+        return try [UInt32](unsafeUninitializedCapacity: n) { buf, initialized in
+            try readRowsUInt32(channel: channel, y0: y0, count: count, into: buf)
+            initialized = n
+        }
+    }
+
+    public func readChannel(_ c: Int) throws -> [Float] {
+        try readRows(channel: c, y0: 0, count: info.height)
+    }
+
+    public func readChannelUInt32(_ c: Int) throws -> [UInt32] {
+        try readRowsUInt32(channel: c, y0: 0, count: info.height)
+    }
+
+    /// Calls body(rowStart, sampleStride, rowIndexInRequest) for each requested row. Lock held.
+    private func forEachRow(channel: Int, y0: Int, count: Int,
+                            _ body: (UnsafeRawPointer, Int, Int) -> Void) throws {
+        let loc = channelLoc[channel]
+        let pg = pages[loc.page]
+        let sampleOffset = (pg.separate ? 0 : loc.sample) * bytesPerSample
+        var y = y0
+        let end = y0 + count
+        while y < end {
+            let band = try band(pageIndex: loc.page, plane: pg.separate ? loc.sample : 0, y: y)
+            let stop = min(end, band.y0 + band.rows)
+            var p = UnsafeRawPointer(band.ptr) + (y - band.y0) * band.rowBytes + sampleOffset
+            for r in (y - y0)..<(stop - y0) {
+                body(p, pg.stride, r)
+                p += band.rowBytes
+            }
+            y = stop
+        }
+    }
+
+    private func setDir(_ d: UInt32) throws {
+        if currentDir == d { return }
+        guard TIFFSetDirectory(tif, d) != 0 else {
+            let m = String(cString: epipe_tiff_error(handle))
+            epipe_tiff_clear_error(handle)
+            throw err("cannot read TIFF page \(d) (libtiff: \(m)); the file may have changed or be corrupt, re-copy it")
+        }
+        currentDir = d
+    }
+
+    private func band(pageIndex: Int, plane: Int, y: Int) throws -> Band {
+        let pg = pages[pageIndex]
+        let bh = pg.bandHeight
+        let key = BandKey(page: pageIndex, plane: plane, index: y / bh)
+        clock &+= 1
+        if let b = cache[key] { b.stamp = clock; return b }
+        try setDir(pg.dir)
+        let by0 = key.index * bh
+        let rows = min(bh, info.height - by0)
+        let rowBytes = info.width * pg.stride * bytesPerSample
+        let band = Band(bytes: rows * rowBytes, y0: by0, rows: rows, rowBytes: rowBytes)
+        if pg.tiled {
+            try decodeTiles(pg, plane: plane, band: band)
+        } else {
+            let strip = TIFFComputeStrip(tif, UInt32(by0), UInt16(plane))
+            let want = rows * rowBytes
+            if TIFFGetStrileByteCount(tif, strip) == 0 {
+                memset(band.ptr, 0, want)   // sparse file: missing strip reads as zeros
+            } else {
+                let got = Int(TIFFReadEncodedStrip(tif, strip, band.ptr, tmsize_t(want)))
+                if got < want {
+                    throw decodeError("strip \(strip) of page \(pg.dir)", got: got, want: want)
+                }
+            }
+        }
+        band.stamp = clock
+        cache[key] = band
+        cacheBytes += band.bytes
+        evict()
+        return band
+    }
+
+    private func decodeError(_ what: String, got: Int, want: Int) -> ImageError {
+        let m = String(cString: epipe_tiff_error(handle))
+        epipe_tiff_clear_error(handle)
+        let detail = m.isEmpty ? "decoded \(max(got, 0)) of \(want) bytes" : "libtiff: \(m)"
+        return err("cannot decode \(what) (\(detail)); the file is corrupt or truncated, re-copy or re-export it")
+    }
+
+    private func decodeTiles(_ pg: Page, plane: Int, band: Band) throws {
+        let tw = pg.tileW, th = pg.tileH
+        let pix = pg.stride * bytesPerSample
+        let tileBytes = tw * th * pix
+        if tileScratchBytes < tileBytes {
+            tileScratch?.deallocate()
+            tileScratch = UnsafeMutableRawPointer.allocate(byteCount: tileBytes, alignment: 64)
+            tileScratchBytes = tileBytes
+        }
+        guard let scratch = tileScratch else { return }
+        let w = info.width
+        var x = 0
+        while x < w {
+            let tile = TIFFComputeTile(tif, UInt32(x), UInt32(band.y0), 0, UInt16(plane))
+            let cols = min(tw, w - x)
+            if TIFFGetStrileByteCount(tif, tile) == 0 {
+                for r in 0..<band.rows { memset(band.ptr + r * band.rowBytes + x * pix, 0, cols * pix) }
+            } else {
+                let got = Int(TIFFReadEncodedTile(tif, tile, scratch, tmsize_t(tileBytes)))
+                if got < tileBytes {
+                    throw decodeError("tile \(tile) of page \(pg.dir)", got: got, want: tileBytes)
+                }
+                for r in 0..<band.rows {
+                    memcpy(band.ptr + r * band.rowBytes + x * pix, scratch + r * tw * pix, cols * pix)
+                }
+            }
+            x += tw
+        }
+    }
+
+    private func evict() {
+        while cacheBytes > _cacheLimit && cache.count > 1 {
+            guard let oldest = cache.min(by: { $0.value.stamp < $1.value.stamp }) else { break }
+            cacheBytes -= oldest.value.bytes
+            cache.removeValue(forKey: oldest.key)
+        }
+    }
+
+    /// Drops all cached decoded rows.
+    public func clearCache() {
+        lock.lock(); defer { lock.unlock() }
+        cache.removeAll()
+        cacheBytes = 0
+    }
+
+    // MARK: - conversion (hot loops)
+
+    @inline(__always)
+    static func convertRowFloat(kind: Kind, src: UnsafeRawPointer, stride: Int, n: Int, dst: UnsafeMutablePointer<Float>) {
+        switch kind {
+        case .u8:
+            let s = src.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n { dst[i] = Float(s[i * stride]) }
+        case .u16:
+            let s = src.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n { dst[i] = Float(s[i * stride]) }
+        case .u32:
+            let s = src.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<n { dst[i] = Float(s[i * stride]) }
+        case .i8:
+            let s = src.assumingMemoryBound(to: Int8.self)
+            for i in 0..<n { dst[i] = Float(s[i * stride]) }
+        case .i16:
+            let s = src.assumingMemoryBound(to: Int16.self)
+            for i in 0..<n { dst[i] = Float(s[i * stride]) }
+        case .i32:
+            let s = src.assumingMemoryBound(to: Int32.self)
+            for i in 0..<n { dst[i] = Float(s[i * stride]) }
+        case .f32:
+            let s = src.assumingMemoryBound(to: Float.self)
+            if stride == 1 { dst.update(from: s, count: n) } else { for i in 0..<n { dst[i] = s[i * stride] } }
+        case .f64:
+            let s = src.assumingMemoryBound(to: Double.self)
+            for i in 0..<n { dst[i] = Float(s[i * stride]) }
+        }
+    }
+
+    @inline(__always)
+    static func convertRowU32(kind: Kind, src: UnsafeRawPointer, stride: Int, n: Int, dst: UnsafeMutablePointer<UInt32>) {
+        switch kind {
+        case .u8:
+            let s = src.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n { dst[i] = UInt32(s[i * stride]) }
+        case .u16:
+            let s = src.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n { dst[i] = UInt32(s[i * stride]) }
+        case .u32:
+            let s = src.assumingMemoryBound(to: UInt32.self)
+            if stride == 1 { dst.update(from: s, count: n) } else { for i in 0..<n { dst[i] = s[i * stride] } }
+        case .i8:
+            let s = src.assumingMemoryBound(to: Int8.self)
+            for i in 0..<n { dst[i] = UInt32(max(Int32(s[i * stride]), 0)) }
+        case .i16:
+            let s = src.assumingMemoryBound(to: Int16.self)
+            for i in 0..<n { dst[i] = UInt32(max(Int32(s[i * stride]), 0)) }
+        case .i32:
+            let s = src.assumingMemoryBound(to: Int32.self)
+            for i in 0..<n { dst[i] = UInt32(max(s[i * stride], 0)) }
+        case .f32:
+            let s = src.assumingMemoryBound(to: Float.self)
+            for i in 0..<n { dst[i] = floatToU32(Double(s[i * stride])) }
+        case .f64:
+            let s = src.assumingMemoryBound(to: Double.self)
+            for i in 0..<n { dst[i] = floatToU32(s[i * stride]) }
+        }
+    }
+
+    @inline(__always)
+    static func floatToU32(_ v: Double) -> UInt32 {
+        if !(v > 0) { return 0 }           // also NaN
+        if v >= 4_294_967_295 { return .max }
+        return UInt32(v.rounded())
+    }
+}

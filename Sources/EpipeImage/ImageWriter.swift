@@ -1,0 +1,448 @@
+import Foundation
+import CZlib
+
+/// Writes a tiled BigTIFF (OME-TIFF by default): one page (IFD) per channel, Adobe deflate,
+/// horizontal predictor for integer types, tiles of `tileSize` (edge tiles zero padded).
+///
+/// Rows of each channel must arrive in increasing y order; channels may be interleaved band by band.
+/// A tile row is compressed (tiles in parallel) and appended to the file as soon as it is complete,
+/// so memory is at most one partial tile row per channel that currently has one. IFDs are written
+/// at the end by `finish()`, which fsyncs the temporary file and renames it into place.
+public final class ImageWriter: @unchecked Sendable {
+    public let path: String
+    public let width: Int
+    public let height: Int
+    public let channels: Int
+    public let pixelType: PixelType
+    public let tileSize: Int
+    public let channelNames: [String]
+    /// zlib level used for tiles (1 fastest ... 9 smallest).
+    public var compressionLevel: Int32 = 4
+
+    private let physicalSizeX: Double?
+    private let physicalSizeY: Double?
+    private let ome: Bool
+    private let tmpPath: String
+    private var fd: Int32
+    private var fileEnd: UInt64 = 16
+    private var finished = false
+    private var aborted = false
+    private let lock = NSLock()
+
+    private let tilesAcross: Int
+    private let tilesDown: Int
+    private let bps: Int
+    private let rowBytesPadded: Int   // tilesAcross * tileSize * bps
+    private let usePredictor: Bool
+
+    private struct Chan {
+        var nextRow = 0
+        var buf: UnsafeMutableRawPointer? = nil   // one tile row: tileSize x rowBytesPadded
+        var bufRows = 0
+        var offsets: [UInt64]
+        var counts: [UInt64]
+    }
+    private var chans: [Chan]
+    private var freeBufs: [UnsafeMutableRawPointer] = []
+
+    // per-worker scratch for parallel tile compression
+    private let slots: Int
+    private let tileBytes: Int
+    private let compBound: Int
+    private let scratch: UnsafeMutableRawPointer      // slots * tileBytes
+    private let compBuf: UnsafeMutableRawPointer      // slots * compBound
+    private let compLen: UnsafeMutablePointer<Int>    // slots
+    private let compStatus: UnsafeMutablePointer<Int32>
+
+    public init(path: String, width: Int, height: Int, channelNames: [String], pixelType: PixelType,
+                tileSize: Int = 256, physicalSizeX: Double? = nil, physicalSizeY: Double? = nil, ome: Bool = true) throws {
+        func fail(_ m: String) -> ImageError { ImageError(path: path, message: m) }
+        guard width > 0, height > 0, width <= 4_000_000_000, height <= 4_000_000_000 else {
+            throw fail("cannot write an image of \(width) x \(height) pixels; width and height must be positive")
+        }
+        guard !channelNames.isEmpty else { throw fail("no channels to write; pass at least one channel name") }
+        guard tileSize >= 16, tileSize % 16 == 0, tileSize <= 4096 else {
+            throw fail("tile size \(tileSize) is invalid; use a multiple of 16 between 16 and 4096 (default 256)")
+        }
+        self.path = path
+        self.width = width
+        self.height = height
+        self.channels = channelNames.count
+        self.channelNames = channelNames
+        self.pixelType = pixelType
+        self.tileSize = tileSize
+        self.physicalSizeX = physicalSizeX
+        self.physicalSizeY = physicalSizeY
+        self.ome = ome
+        tilesAcross = (width + tileSize - 1) / tileSize
+        tilesDown = (height + tileSize - 1) / tileSize
+        bps = pixelType.byteCount
+        rowBytesPadded = tilesAcross * tileSize * bps
+        usePredictor = pixelType != .float32
+        let nt = tilesAcross * tilesDown
+        chans = (0..<channelNames.count).map { _ in
+            Chan(offsets: [UInt64](repeating: 0, count: nt), counts: [UInt64](repeating: 0, count: nt))
+        }
+        slots = min(tilesAcross, max(2, ProcessInfo.processInfo.activeProcessorCount * 4))
+        tileBytes = tileSize * tileSize * bps
+        compBound = Int(compressBound(uLong(tileBytes)))
+        scratch = UnsafeMutableRawPointer.allocate(byteCount: slots * tileBytes, alignment: 64)
+        compBuf = UnsafeMutableRawPointer.allocate(byteCount: slots * compBound, alignment: 64)
+        compLen = UnsafeMutablePointer<Int>.allocate(capacity: slots)
+        compStatus = UnsafeMutablePointer<Int32>.allocate(capacity: slots)
+
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        tmpPath = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        fd = open(tmpPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            let e = String(cString: strerror(errno))
+            scratch.deallocate(); compBuf.deallocate(); compLen.deallocate(); compStatus.deallocate()
+            throw fail("cannot create temporary file in \(dir) (\(e)); check that the folder exists and is writable")
+        }
+        // BigTIFF header; first IFD offset patched by finish()
+        var hdr = [UInt8](repeating: 0, count: 16)
+        hdr[0] = 0x49; hdr[1] = 0x49; hdr[2] = 43; hdr[4] = 8
+        do { try writeAt(hdr, offset: 0) } catch {
+            close(fd); fd = -1; unlink(tmpPath)
+            scratch.deallocate(); compBuf.deallocate(); compLen.deallocate(); compStatus.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        if !finished { abortLocked() }
+        for c in chans { c.buf?.deallocate() }
+        for b in freeBufs { b.deallocate() }
+        scratch.deallocate(); compBuf.deallocate(); compLen.deallocate(); compStatus.deallocate()
+    }
+
+    private func err(_ m: String) -> ImageError { ImageError(path: path, message: m) }
+
+    // MARK: - public writes
+
+    public func writeRows(channel: Int, y0: Int, count: Int, _ src: UnsafeBufferPointer<Float>) throws {
+        lock.lock(); defer { lock.unlock() }
+        try check(channel: channel, y0: y0, count: count, srcCount: src.count)
+        guard count > 0, let base = src.baseAddress else { return }
+        let pt = pixelType, w = width
+        try putRows(channel: channel, count: count) { r, dst in
+            ImageWriter.convertFloatRow(pt, base + r * w, dst, w)
+        }
+    }
+
+    public func writeRows(channel: Int, y0: Int, count: Int, _ src: [Float]) throws {
+        try src.withUnsafeBufferPointer { try writeRows(channel: channel, y0: y0, count: count, $0) }
+    }
+
+    public func writeRows(channel: Int, y0: Int, count: Int, _ src: UnsafeBufferPointer<UInt32>) throws {
+        lock.lock(); defer { lock.unlock() }
+        try check(channel: channel, y0: y0, count: count, srcCount: src.count)
+        guard count > 0, let base = src.baseAddress else { return }
+        let pt = pixelType, w = width
+        try putRows(channel: channel, count: count) { r, dst in
+            ImageWriter.convertU32Row(pt, base + r * w, dst, w)
+        }
+    }
+
+    public func writeRows(channel: Int, y0: Int, count: Int, _ src: [UInt32]) throws {
+        try src.withUnsafeBufferPointer { try writeRows(channel: channel, y0: y0, count: count, $0) }
+    }
+
+    private func check(channel: Int, y0: Int, count: Int, srcCount: Int) throws {
+        guard !finished, !aborted, fd >= 0 else { throw err("writer is already finished or aborted; create a new ImageWriter") }
+        guard channel >= 0, channel < channels else {
+            throw err("channel \(channel) out of range (writer has \(channels) channels); use 0..<\(channels)")
+        }
+        guard count >= 0, y0 + count <= height else {
+            throw err("rows \(y0)..<\(y0 + count) out of range (image has \(height) rows); write rows inside the image")
+        }
+        guard y0 == chans[channel].nextRow else {
+            throw err("channel \(channel): rows must be written in order, expected y0=\(chans[channel].nextRow) but got \(y0); write each channel's rows top to bottom without gaps")
+        }
+        guard srcCount == count * width else {
+            throw err("source has \(srcCount) values but \(count) rows of width \(width) need \(count * width); pass exactly count*width values")
+        }
+    }
+
+    /// Copies `count` rows (converted by `fill(rowIndex, dst)`) into the channel's tile-row buffer,
+    /// flushing each completed tile row.
+    private func putRows(channel c: Int, count: Int, _ fill: (Int, UnsafeMutableRawPointer) -> Void) throws {
+        for r in 0..<count {
+            if chans[c].buf == nil {
+                if let b = freeBufs.popLast() {
+                    chans[c].buf = b
+                } else {
+                    let b = UnsafeMutableRawPointer.allocate(byteCount: tileSize * rowBytesPadded, alignment: 64)
+                    memset(b, 0, tileSize * rowBytesPadded)   // padding columns stay zero forever
+                    chans[c].buf = b
+                }
+                chans[c].bufRows = 0
+            }
+            let buf = chans[c].buf!
+            fill(r, buf + chans[c].bufRows * rowBytesPadded)
+            chans[c].bufRows += 1
+            chans[c].nextRow += 1
+            if chans[c].bufRows == tileSize || chans[c].nextRow == height {
+                try flushTileRow(channel: c)
+            }
+        }
+    }
+
+    private func flushTileRow(channel c: Int) throws {
+        guard let buf = chans[c].buf else { return }
+        let rows = chans[c].bufRows
+        let ty = (chans[c].nextRow - 1) / tileSize
+        if rows < tileSize {   // last tile row: zero the rows below the image
+            memset(buf + rows * rowBytesPadded, 0, (tileSize - rows) * rowBytesPadded)
+        }
+        let ts = tileSize, bps = self.bps, rbp = rowBytesPadded, tb = tileBytes, cb = compBound
+        let pred = usePredictor, pt = pixelType, level = compressionLevel
+        let src = UnsafeSendable(UnsafeRawPointer(buf))
+        let scr = UnsafeSendable(scratch), cbuf = UnsafeSendable(compBuf)
+        let clen = UnsafeSendable(compLen), cst = UnsafeSendable(compStatus)
+        var tx0 = 0
+        while tx0 < tilesAcross {
+            let n = min(slots, tilesAcross - tx0)
+            let first = tx0
+            let work: @Sendable (Int) -> Void = { i in
+                let tx = first + i
+                let tile = scr.value + i * tb
+                for r in 0..<ts {
+                    memcpy(tile + r * ts * bps, src.value + r * rbp + tx * ts * bps, ts * bps)
+                }
+                if pred { ImageWriter.horizontalDifference(pt, tile, rows: ts, cols: ts) }
+                var dlen = uLong(cb)
+                let rc = compress2(cbuf.value.assumingMemoryBound(to: Bytef.self) + i * cb, &dlen,
+                                   tile.assumingMemoryBound(to: Bytef.self), uLong(tb), level)
+                cst.value[i] = rc
+                clen.value[i] = Int(dlen)
+            }
+            if n > 1 {
+                DispatchQueue.concurrentPerform(iterations: n, execute: work)
+            } else {
+                work(0)
+            }
+            for i in 0..<n {
+                guard compStatus[i] == Z_OK else {
+                    throw err("zlib compression failed (code \(compStatus[i])); retry, or check free memory")
+                }
+                let off = fileEnd
+                try writeAt(UnsafeRawBufferPointer(start: compBuf + i * cb, count: compLen[i]), offset: off)
+                let idx = ty * tilesAcross + first + i
+                chans[c].offsets[idx] = off
+                chans[c].counts[idx] = UInt64(compLen[i])
+                fileEnd = off + UInt64(compLen[i])
+            }
+            tx0 += n
+        }
+        chans[c].bufRows = 0
+        if chans[c].nextRow == height {
+            buf.deallocate()
+            chans[c].buf = nil
+        } else if rows == tileSize {
+            // band ended at a tile-row boundary: hand the buffer to a pool so that only channels with
+            // partial rows hold one (rows are fully overwritten before the next flush)
+            freeBufs.append(buf)
+            chans[c].buf = nil
+            while freeBufs.count > 2 { freeBufs.removeFirst().deallocate() }
+        }
+    }
+
+    // MARK: - finish / abort
+
+    public func finish() throws {
+        lock.lock(); defer { lock.unlock() }
+        guard !finished, !aborted, fd >= 0 else { throw err("writer is already finished or aborted; create a new ImageWriter") }
+        for (c, ch) in chans.enumerated() where ch.nextRow != height {
+            abortLocked()
+            throw err("channel \(c) (\(channelNames[c])) has \(ch.nextRow) of \(height) rows; write all rows of every channel before finish()")
+        }
+        do {
+            try writeIFDs()
+            guard fsync(fd) == 0 else { throw err("fsync failed (\(String(cString: strerror(errno)))); check the disk") }
+            close(fd); fd = -1
+            guard rename(tmpPath, path) == 0 else {
+                throw err("cannot rename temporary file into place (\(String(cString: strerror(errno)))); check permissions of the folder")
+            }
+            let dir = (path as NSString).deletingLastPathComponent
+            let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY)
+            if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+            finished = true
+        } catch {
+            abortLocked()
+            throw error
+        }
+    }
+
+    /// Removes the temporary file. deinit without finish() also aborts.
+    public func abort() {
+        lock.lock(); defer { lock.unlock() }
+        abortLocked()
+    }
+
+    private func abortLocked() {
+        if finished || aborted { return }
+        aborted = true
+        if fd >= 0 { close(fd); fd = -1 }
+        unlink(tmpPath)
+    }
+
+    private func writeIFDs() throws {
+        let desc: String? = ome ? OMEXML.make(name: (path as NSString).lastPathComponent, width: width, height: height,
+                                              channelNames: channelNames, pixelType: pixelType,
+                                              physicalSizeX: physicalSizeX, physicalSizeY: physicalSizeY) : nil
+        var prevNextField: UInt64 = 8   // header field holding the first IFD offset
+        let nTiles = tilesAcross * tilesDown
+        for c in 0..<channels {
+            // external data first
+            var entries: [(tag: UInt16, type: UInt16, count: UInt64, value: [UInt8])] = []
+            func align() { fileEnd = (fileEnd + 7) & ~7 }
+            func external(_ bytes: [UInt8]) throws -> [UInt8] {
+                if bytes.count <= 8 { return bytes + [UInt8](repeating: 0, count: 8 - bytes.count) }
+                align()
+                let off = fileEnd
+                try writeAt(bytes, offset: off)
+                fileEnd += UInt64(bytes.count)
+                return le64(off)
+            }
+            func short(_ tag: UInt16, _ v: UInt16) { entries.append((tag, 3, 1, le16(v) + [UInt8](repeating: 0, count: 6))) }
+            func long(_ tag: UInt16, _ v: UInt32) { entries.append((tag, 4, 1, le32(v) + [0, 0, 0, 0])) }
+            long(254, 0)
+            long(256, UInt32(width))
+            long(257, UInt32(height))
+            short(258, UInt16(bps * 8))
+            short(259, 8)
+            short(262, 1)
+            if c == 0, let desc {
+                var bytes = Array(desc.utf8); bytes.append(0)
+                entries.append((270, 2, UInt64(bytes.count), try external(bytes)))
+            }
+            short(277, 1)
+            short(284, 1)
+            if usePredictor { short(317, 2) }
+            long(322, UInt32(tileSize))
+            long(323, UInt32(tileSize))
+            var offBytes = [UInt8](); offBytes.reserveCapacity(nTiles * 8)
+            for v in chans[c].offsets { offBytes += le64(v) }
+            entries.append((324, 16, UInt64(nTiles), try external(offBytes)))
+            var cntBytes = [UInt8](); cntBytes.reserveCapacity(nTiles * 8)
+            for v in chans[c].counts { cntBytes += le64(v) }
+            entries.append((325, 16, UInt64(nTiles), try external(cntBytes)))
+            short(339, pixelType == .float32 ? 3 : 1)
+            entries.sort { $0.tag < $1.tag }
+            // the IFD
+            align()
+            let ifdOff = fileEnd
+            var ifd = le64(UInt64(entries.count))
+            for e in entries { ifd += le16(e.tag) + le16(e.type) + le64(e.count) + e.value }
+            ifd += le64(0)
+            try writeAt(ifd, offset: ifdOff)
+            fileEnd += UInt64(ifd.count)
+            try writeAt(le64(ifdOff), offset: prevNextField)
+            prevNextField = ifdOff + UInt64(ifd.count) - 8
+        }
+    }
+
+    // MARK: - low level
+
+    private func writeAt(_ bytes: [UInt8], offset: UInt64) throws {
+        try bytes.withUnsafeBytes { try writeAt($0, offset: offset) }
+    }
+
+    private func writeAt(_ buf: UnsafeRawBufferPointer, offset: UInt64) throws {
+        var done = 0
+        while done < buf.count {
+            let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw err("write failed (\(String(cString: strerror(errno)))); check free disk space")
+            }
+            done += n
+        }
+    }
+
+    private func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
+    private func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * $0)) & 0xFF) } }
+    private func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8((v >> (8 * UInt64($0))) & 0xFF) } }
+
+    // MARK: - conversion and predictor (hot loops)
+
+    static func convertFloatRow(_ pt: PixelType, _ s: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, _ n: Int) {
+        switch pt {
+        case .uint8:
+            let d = dst.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n {
+                let v = s[i]
+                d[i] = v > 0 ? (v < 255 ? UInt8((v + 0.5).rounded(.down)) : 255) : 0
+            }
+        case .uint16:
+            let d = dst.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n {
+                let v = s[i]
+                d[i] = (v > 0 ? (v < 65535 ? UInt16((v + 0.5).rounded(.down)) : 65535) : 0).littleEndian
+            }
+        case .uint32:
+            let d = dst.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<n {
+                let v = Double(s[i])
+                d[i] = (v > 0 ? (v < 4_294_967_295 ? UInt32((v + 0.5).rounded(.down)) : .max) : 0).littleEndian
+            }
+        case .float32:
+            let d = dst.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<n { d[i] = s[i].bitPattern.littleEndian }
+        }
+    }
+
+    static func convertU32Row(_ pt: PixelType, _ s: UnsafePointer<UInt32>, _ dst: UnsafeMutableRawPointer, _ n: Int) {
+        switch pt {
+        case .uint8:
+            let d = dst.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n { d[i] = UInt8(min(s[i], 255)) }
+        case .uint16:
+            let d = dst.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n { d[i] = UInt16(min(s[i], 65535)).littleEndian }
+        case .uint32:
+            let d = dst.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<n { d[i] = s[i].littleEndian }
+        case .float32:
+            let d = dst.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<n { d[i] = Float(s[i]).bitPattern.littleEndian }
+        }
+    }
+
+    /// TIFF Predictor=2 on a tile (in place), little-endian samples.
+    static func horizontalDifference(_ pt: PixelType, _ tile: UnsafeMutableRawPointer, rows: Int, cols: Int) {
+        switch pt {
+        case .uint8:
+            let p = tile.assumingMemoryBound(to: UInt8.self)
+            for r in 0..<rows {
+                let row = p + r * cols
+                var i = cols - 1
+                while i > 0 { row[i] = row[i] &- row[i - 1]; i -= 1 }
+            }
+        case .uint16:
+            let p = tile.assumingMemoryBound(to: UInt16.self)
+            for r in 0..<rows {
+                let row = p + r * cols
+                var i = cols - 1
+                while i > 0 {
+                    row[i] = (UInt16(littleEndian: row[i]) &- UInt16(littleEndian: row[i - 1])).littleEndian
+                    i -= 1
+                }
+            }
+        case .uint32:
+            let p = tile.assumingMemoryBound(to: UInt32.self)
+            for r in 0..<rows {
+                let row = p + r * cols
+                var i = cols - 1
+                while i > 0 {
+                    row[i] = (UInt32(littleEndian: row[i]) &- UInt32(littleEndian: row[i - 1])).littleEndian
+                    i -= 1
+                }
+            }
+        case .float32:
+            break
+        }
+    }
+}
