@@ -107,7 +107,7 @@ public enum Quantify {
             t.majorAxis[l - 1] = 4 * l1.squareRoot()
             t.minorAxis[l - 1] = 4 * l2.squareRoot()
             t.eccentricity[l - 1] = l1 == 0 ? 0 : (1 - l2 / l1).squareRoot()
-            t.orientation[l - 1] = a - c == 0 ? (b < 0 ? -Double.pi / 4 : Double.pi / 4) : 0.5 * atan2(-2 * b, c - a)
+            t.orientation[l - 1] = a - c == 0 ? (b < 0 ? Double.pi / 4 : -Double.pi / 4) : 0.5 * atan2(-2 * b, c - a)
             t.extent[l - 1] = m0 / Double((maxX[l] - minX[l] + 1) * (maxY[l] - minY[l] + 1))
             // convex hull of row-extreme pixel centres, points as (y, x), sorted lexicographically
             pts.removeAll(keepingCapacity: true)
