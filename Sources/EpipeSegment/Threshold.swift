@@ -1,0 +1,47 @@
+import Foundation
+
+public enum Threshold {
+    /// Otsu threshold. Foreground is `value > threshold`.
+    ///
+    /// If all values are integers spanning at most 65536 distinct levels (uint16-range data),
+    /// the histogram has one bin per integer level and the result is exact: the returned
+    /// threshold is the largest level of the lower class. Otherwise 65536 equal bins over
+    /// [min, max] are used and the upper edge of the last lower-class bin is returned.
+    /// Ties in between-class variance resolve to the lowest threshold. NaNs are ignored.
+    public static func otsu(_ values: UnsafeBufferPointer<Float>) -> Float {
+        var mn = Float.infinity, mx = -Float.infinity
+        var integral = true
+        for v in values where !v.isNaN {
+            if v < mn { mn = v }
+            if v > mx { mx = v }
+            if integral && v.rounded() != v { integral = false }
+        }
+        guard mn < mx else { return mn.isFinite ? mn : 0 }
+        let unit = integral && Double(mx) - Double(mn) < 65536
+        let bins = unit ? Int(mx - mn) + 1 : 65536
+        let scale = unit ? 1.0 : Double(bins) / (Double(mx) - Double(mn))
+        var hist = [Double](repeating: 0, count: bins)
+        let lo = Double(mn)
+        for v in values where !v.isNaN {
+            var b = Int((Double(v) - lo) * scale)
+            if b >= bins { b = bins - 1 }
+            hist[b] += 1
+        }
+        // bin "value" used for means: level for unit bins, bin centre otherwise
+        var total = 0.0, sumAll = 0.0
+        for i in 0..<bins { total += hist[i]; sumAll += hist[i] * Double(i) }
+        var w0 = 0.0, s0 = 0.0, best = -1.0, bestIdx = 0
+        for i in 0..<(bins - 1) {
+            w0 += hist[i]; s0 += hist[i] * Double(i)
+            let w1 = total - w0
+            if w0 == 0 || w1 == 0 { continue }
+            let m0 = s0 / w0, m1 = (sumAll - s0) / w1
+            let v = w0 * w1 * (m0 - m1) * (m0 - m1)
+            if v > best * (1 + 1e-12) { best = v; bestIdx = i }
+        }
+        if unit { return Float(lo + Double(bestIdx)) }
+        return Float(lo + Double(bestIdx + 1) / scale)
+    }
+
+    public static func otsu(_ values: [Float]) -> Float { values.withUnsafeBufferPointer { otsu($0) } }
+}

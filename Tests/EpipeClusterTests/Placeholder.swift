@@ -1,2 +1,0 @@
-import XCTest
-final class EpipeClusterPlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }

@@ -1,2 +1,0 @@
-import XCTest
-final class EpipeDenoisePlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }

@@ -1,2 +1,0 @@
-import XCTest
-final class EpipeSegmentPlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }

@@ -1,2 +1,0 @@
-import XCTest
-final class EpipeSpatialPlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
