@@ -1,2 +1,0 @@
-import XCTest
-final class EpipeStorePlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
