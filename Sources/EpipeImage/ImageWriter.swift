@@ -97,17 +97,13 @@ public final class ImageWriter: @unchecked Sendable {
         fd = open(tmpPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 {
             let e = String(cString: strerror(errno))
-            scratch.deallocate(); compBuf.deallocate(); compLen.deallocate(); compStatus.deallocate()
+            // fully initialized: deinit runs after this throw and frees the buffers
             throw fail("cannot create temporary file in \(dir) (\(e)); check that the folder exists and is writable")
         }
         // BigTIFF header; first IFD offset patched by finish()
         var hdr = [UInt8](repeating: 0, count: 16)
         hdr[0] = 0x49; hdr[1] = 0x49; hdr[2] = 43; hdr[4] = 8
-        do { try writeAt(hdr, offset: 0) } catch {
-            close(fd); fd = -1; unlink(tmpPath)
-            scratch.deallocate(); compBuf.deallocate(); compLen.deallocate(); compStatus.deallocate()
-            throw error
-        }
+        try writeAt(hdr, offset: 0)   // on failure deinit aborts (closes, unlinks) and frees
     }
 
     deinit {
