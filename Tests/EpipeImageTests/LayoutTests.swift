@@ -109,4 +109,14 @@ final class LayoutTests: TempDirTestCase {
         XCTAssertEqual(r.info.channelNames, ["a", "b"])
         assertEqualPlanes(try r.readChannel(1), Pattern.plane("u16", c: 3, w: f.width, h: f.height), "z-stack channel 1 = page 3")
     }
+
+    func testOMEFirstImageOnlyWhenMoreSameSizePages() throws {
+        // e.g. a second OME image of the same size stored after the first one's channels
+        let xml = "<OME><Image><Pixels DimensionOrder=\"XYCZT\" SizeC=\"3\" SizeZ=\"1\" SizeT=\"1\"><Channel Name=\"a\"/><Channel Name=\"b\"/><Channel Name=\"c\"/></Pixels></Image><Image><Pixels SizeC=\"2\"/></Image></OME>"
+        var f = LibTIFFFile(); f.nchan = 5; f.description = xml
+        try f.write(p("two.tif"))
+        let r = try ImageReader(path: p("two.tif"))
+        XCTAssertEqual(r.info.channelNames, ["a", "b", "c"])
+        XCTAssertEqual(r.preferredBandHeight, 7)
+    }
 }
