@@ -6,7 +6,7 @@ import XCTest
 final class BenchTests: TempDirTestCase {
     func maxRSSMB() -> Double {
         var u = rusage()
-        getrusage(RUSAGE_SELF, &u)
+        getrusage(RUSAGE_SELF.rawValue, &u)
         return Double(u.ru_maxrss) / 1024
     }
 
