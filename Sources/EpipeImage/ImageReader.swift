@@ -17,7 +17,8 @@ public final class ImageReader: @unchecked Sendable {
     /// this (aligned at 0) decodes every strip/tile exactly once even with many channels interleaved.
     public var preferredBandHeight: Int { pages[channelLoc[0].page].bandHeight }
 
-    /// Decoded strip/tile rows kept across calls (LRU over channels). At least one band is always kept.
+    /// Byte limit for decoded strip/tile rows kept across calls: the last band of each channel,
+    /// least recently used dropped first when over the limit. At least one band is always kept.
     public var cacheLimitBytes: Int {
         get { lock.lock(); defer { lock.unlock() }; return _cacheLimit }
         set { lock.lock(); _cacheLimit = newValue; evict(); lock.unlock() }
@@ -455,6 +456,11 @@ public final class ImageReader: @unchecked Sendable {
             }
         }
         band.stamp = clock
+        // keep only the last decoded band of each plane (reads go top to bottom), within the byte limit
+        for k in cache.keys where k.page == key.page && k.plane == key.plane {
+            cacheBytes -= cache[k]!.bytes
+            cache.removeValue(forKey: k)
+        }
         cache[key] = band
         cacheBytes += band.bytes
         evict()

@@ -17,18 +17,19 @@ final class BenchTests: TempDirTestCase {
         let rss0 = maxRSSMB()
         var t0 = Date()
         let wr = try ImageWriter(path: path, width: w, height: h, channelNames: (0..<nc).map { "m\($0)" }, pixelType: .uint16)
-        var rows = [Float](repeating: 0, count: band * w)
+        // one band of rows per channel, generated outside the timed loop and reused for every band
+        var chanRows: [[Float]] = []
+        for c in 0..<nc {
+            var rows = [Float](repeating: 0, count: band * w)
+            for r in 0..<band { for x in 0..<w { rows[r * w + x] = Float((x &* 3 &+ r &* 5 &+ c * 1000) % 4000 + ((x ^ r) & 63)) } }
+            chanRows.append(rows)
+        }
+        t0 = Date()
         var y = 0
         while y < h {
             let n = min(band, h - y)
             for c in 0..<nc {
-                rows.withUnsafeMutableBufferPointer { b in
-                    for r in 0..<n {
-                        let yy = y + r
-                        for x in 0..<w { b[r * w + x] = Float((x &* 3 &+ yy &* 5 &+ c * 1000) % 4000 + ((x ^ yy) & 63)) }
-                    }
-                }
-                try rows.withUnsafeBufferPointer { try wr.writeRows(channel: c, y0: y, count: n, UnsafeBufferPointer(rebasing: $0[0..<(n * w)])) }
+                try chanRows[c].withUnsafeBufferPointer { try wr.writeRows(channel: c, y0: y, count: n, UnsafeBufferPointer(rebasing: $0[0..<(n * w)])) }
             }
             y += n
         }
