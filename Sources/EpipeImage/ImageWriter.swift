@@ -2,7 +2,7 @@ import Foundation
 import CZlib
 
 /// Writes a tiled BigTIFF (OME-TIFF by default): one page (IFD) per channel, Adobe deflate,
-/// horizontal predictor for integer types, tiles of `tileSize` (edge tiles zero padded).
+/// horizontal predictor (2) for integer types and floating-point predictor (3) for float32, tiles of `tileSize` (edge tiles zero padded).
 ///
 /// Rows of each channel must arrive in increasing y order; channels may be interleaved band by band.
 /// A tile row is compressed (tiles in parallel) and appended to the file as soon as it is complete,
@@ -78,7 +78,7 @@ public final class ImageWriter: @unchecked Sendable {
         tilesDown = (height + tileSize - 1) / tileSize
         bps = pixelType.byteCount
         rowBytesPadded = tilesAcross * tileSize * bps
-        usePredictor = pixelType != .float32
+        usePredictor = true
         let nt = tilesAcross * tilesDown
         chans = (0..<channelNames.count).map { _ in
             Chan(offsets: [UInt64](repeating: 0, count: nt), counts: [UInt64](repeating: 0, count: nt))
@@ -316,7 +316,7 @@ public final class ImageWriter: @unchecked Sendable {
             }
             short(277, 1)
             short(284, 1)
-            if usePredictor { short(317, 2) }
+            if usePredictor { short(317, pixelType == .float32 ? 3 : 2) }
             long(322, UInt32(tileSize))
             long(323, UInt32(tileSize))
             var offBytes = [UInt8](); offBytes.reserveCapacity(nTiles * 8)
@@ -438,7 +438,25 @@ public final class ImageWriter: @unchecked Sendable {
                 }
             }
         case .float32:
-            break
+            // Predictor=3 (Adobe floating point): per row, bytes regrouped most significant first,
+            // then byte-wise horizontal differencing
+            let rowBytes = cols * 4
+            withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { tmp in
+                let t = tmp.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                for r in 0..<rows {
+                    let row = (tile + r * rowBytes).assumingMemoryBound(to: UInt8.self)
+                    let src = (tile + r * rowBytes).assumingMemoryBound(to: UInt32.self)
+                    for i in 0..<cols {
+                        let v = UInt32(littleEndian: src[i])
+                        t[i] = UInt8(truncatingIfNeeded: v >> 24)
+                        t[cols + i] = UInt8(truncatingIfNeeded: v >> 16)
+                        t[2 * cols + i] = UInt8(truncatingIfNeeded: v >> 8)
+                        t[3 * cols + i] = UInt8(truncatingIfNeeded: v)
+                    }
+                    row[0] = t[0]
+                    for i in 1..<rowBytes { row[i] = t[i] &- t[i - 1] }
+                }
+            }
         }
     }
 }
