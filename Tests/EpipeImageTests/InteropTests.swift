@@ -126,4 +126,52 @@ final class InteropTests: TempDirTestCase {
             XCTAssertEqual(row[x], Float(Float(sin(Double(x) * 0.1) * 100) + Float(20) + Float(1.5)), accuracy: 1e-3)
         }
     }
+
+    func testTifffileReadsOurPyramid() throws {
+        guard let py = InteropTests.python() else { throw XCTSkip("tifffile not available (set EPIPE_PYTHON)") }
+        let w = 301, h = 157, names = ["a", "b"]
+        let path = p("pyr-ours.ome.tif")
+        XCTAssertEqual(ImageWriter.suggestedPyramidLevels(width: w, height: h, tileSize: 64), 3)
+        let wr = try ImageWriter(path: path, width: w, height: h, channelNames: names, pixelType: .uint16, tileSize: 64, pyramidLevels: 3)
+        var y = 0
+        while y < h {
+            let n = min(45, h - y)
+            for c in 0..<2 {
+                try wr.writeRows(channel: c, y0: y, count: n, Array(Pattern.plane("u16", c: c, w: w, h: h)[(y * w)..<((y + n) * w)]).map { Float($0) })
+            }
+            y += n
+        }
+        try wr.finish()
+        // level 0 through our reader is unchanged, SubIFDs are not channels
+        let r = try ImageReader(path: path)
+        XCTAssertEqual(r.info.channels, 2)
+        assertEqualPlanes(try r.readChannel(1), Pattern.plane("u16", c: 1, w: w, h: h), "level 0")
+        // expected level 1 and 2 (2x2 rounded mean, edge pixels duplicated)
+        func reduce(_ a: [Double], _ w: Int, _ h: Int) -> ([Double], Int, Int) {
+            let ow = (w + 1) / 2, oh = (h + 1) / 2
+            var o = [Double](repeating: 0, count: ow * oh)
+            for yy in 0..<oh { for xx in 0..<ow {
+                let x0 = 2 * xx, x1 = min(2 * xx + 1, w - 1), y0 = 2 * yy, y1 = min(2 * yy + 1, h - 1)
+                let s = a[y0 * w + x0] + a[y0 * w + x1] + a[y1 * w + x0] + a[y1 * w + x1]
+                o[yy * ow + xx] = ((s + 2) / 4).rounded(.down)
+            } }
+            return (o, ow, oh)
+        }
+        let (l1, w1, h1) = reduce(Pattern.plane("u16", c: 1, w: w, h: h), w, h)
+        let (l2, w2, h2) = reduce(l1, w1, h1)
+        let script = """
+        import sys, json, tifffile, numpy as np
+        with tifffile.TiffFile(sys.argv[1]) as t:
+            s = t.series[0]
+            lv = [list(l.shape) for l in s.levels]
+            l1 = s.levels[1].asarray()[1].astype('float64')
+            l2 = s.levels[2].asarray()[1].astype('float64')
+            print(json.dumps(dict(levels=lv, l1=l1.ravel().tolist(), l2=l2.ravel().tolist(),
+                subfile=[int(p.subfiletype) for p in t.pages[0].pages] if hasattr(t.pages[0], 'pages') and t.pages[0].pages else [])))
+        """
+        let j = try pythonJSON(py, script, [path], quiet: true)
+        XCTAssertEqual(j["levels"] as? [[Int]], [[2, h, w], [2, h1, w1], [2, h2, w2], [2, 20, 38]])
+        XCTAssertEqual(j["l1"] as? [Double], l1)
+        XCTAssertEqual(j["l2"] as? [Double], l2)
+    }
 }

@@ -149,4 +149,36 @@ final class RoundTripTests: TempDirTestCase {
             assertEqualPlanes(try r.readChannel(c), Pattern.plane("u16", c: c, w: w, h: h), "large c\(c)")
         }
     }
+
+    func testPyramidWriterKeepsLevel0AndReducesRows() throws {
+        for (pt, code) in [(PixelType.uint8, "u8"), (.uint32, "u32"), (.float32, "f32")] {
+            let w = 130, h = 77
+            let path = p("pyr-\(code).tif")
+            let wr = try ImageWriter(path: path, width: w, height: h, channelNames: ["x", "y"], pixelType: pt, tileSize: 16, pyramidLevels: 4)
+            for c in 0..<2 {
+                let plane = Pattern.plane(code, c: c, w: w, h: h)
+                if pt == .uint32 { try wr.writeRows(channel: c, y0: 0, count: h, plane.map { UInt32($0) }) }
+                else { try wr.writeRows(channel: c, y0: 0, count: h, plane.map { Float($0) }) }
+            }
+            try wr.finish()
+            let r = try ImageReader(path: path)
+            XCTAssertEqual(r.info.channels, 2)
+            for c in 0..<2 {
+                let want = Pattern.plane(code, c: c, w: w, h: h)
+                if pt == .uint32 { XCTAssertEqual(try r.readChannelUInt32(c), want.map { UInt32($0) }) }
+                else { assertEqualPlanes(try r.readChannel(c), want, "\(code) c\(c)") }
+            }
+        }
+        // reduction kernels
+        var out = [UInt8](repeating: 0, count: 2)
+        let a: [UInt8] = [1, 2, 250], b: [UInt8] = [3, 5, 255]
+        ImageWriter.reduceRows(.uint8, a, b, &out, widthIn: 3, widthOut: 2)
+        XCTAssertEqual(out, [3, 253])   // (1+2+3+5+2)/4 = 3, (250+250+255+255+2)/4 = 253
+        var lab = [UInt32](repeating: 0, count: 2)
+        ImageWriter.reduceRows(.uint32, [UInt32(7), 8, 9], [UInt32(1), 1, 1], &lab, widthIn: 3, widthOut: 2)
+        XCTAssertEqual(lab, [7, 9])
+        var f = [Float](repeating: 0, count: 1)
+        ImageWriter.reduceRows(.float32, [Float(1), 2], [Float(3), -2], &f, widthIn: 2, widthOut: 1)
+        XCTAssertEqual(f, [1])
+    }
 }
