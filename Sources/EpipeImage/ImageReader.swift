@@ -13,7 +13,12 @@ public final class ImageReader: @unchecked Sendable {
     public let info: ImageInfo
     public let path: String
 
-    /// Decoded strip/tile rows kept across calls (LRU over channels). At least one band is always kept.
+    /// Rows per strip or tile row of the first channel's page: reading bands that are multiples of
+    /// this (aligned at 0) decodes every strip/tile exactly once even with many channels interleaved.
+    public var preferredBandHeight: Int { pages[channelLoc[0].page].bandHeight }
+
+    /// Byte limit for decoded strip/tile rows kept across calls: the last band of each channel,
+    /// least recently used dropped first when over the limit. At least one band is always kept.
     public var cacheLimitBytes: Int {
         get { lock.lock(); defer { lock.unlock() }; return _cacheLimit }
         set { lock.lock(); _cacheLimit = newValue; evict(); lock.unlock() }
@@ -208,8 +213,10 @@ public final class ImageReader: @unchecked Sendable {
         // --- OME-XML -------------------------------------------------------------------
         let ome = description.flatMap { OMEXML.parse($0) }
         if let ome, let c = ome.sizeC, c > 0, c < locs.count, pagesAcc.allSatisfy({ $0.spp == 1 }) {
-            // pages hold Z/T planes too: keep the (z=0, t=0) plane of each channel
+            // pages hold Z/T planes or further OME images too: keep the (z=0, t=0) plane of each
+            // channel of the first image
             let z = max(ome.sizeZ ?? 1, 1), tt = max(ome.sizeT ?? 1, 1)
+            if c * z * tt < locs.count { locs = Array(locs.prefix(c * z * tt)) }
             if c * z * tt == locs.count {
                 let order = Array((ome.dimensionOrder ?? "XYCZT").uppercased().dropFirst(2))
                 var strideC = 1
@@ -449,6 +456,11 @@ public final class ImageReader: @unchecked Sendable {
             }
         }
         band.stamp = clock
+        // keep only the last decoded band of each plane (reads go top to bottom), within the byte limit
+        for k in cache.keys where k.page == key.page && k.plane == key.plane {
+            cacheBytes -= cache[k]!.bytes
+            cache.removeValue(forKey: k)
+        }
         cache[key] = band
         cacheBytes += band.bytes
         evict()

@@ -30,7 +30,9 @@ public enum Preview {
         return (out, ow, oh)
     }
 
-    /// Approximate percentiles (numpy "linear" definition) over finite values.
+    /// Percentiles (numpy "linear" definition) over finite values. A 65536-bin histogram finds the
+    /// bin of each needed order statistic; one more pass over that bin (65536 sub-bins, tracking the
+    /// smallest value per sub-bin) recovers its value exactly, up to range / 2^32.
     static func percentiles(_ plane: [Float], count n: Int, low: Double, high: Double) -> (Float, Float) {
         var mn = Float.infinity, mx = -Float.infinity, finite = 0
         plane.withUnsafeBufferPointer { p in
@@ -42,35 +44,59 @@ public enum Preview {
         guard finite > 0 else { return (0, 0) }
         if mx == mn { return (mn, mx) }
         let bins = 65536
+        let lo0 = Double(mn)
+        let scale = Double(bins) / (Double(mx) - lo0)
+        @inline(__always) func bin(_ v: Float) -> Int {
+            let b = Int((Double(v) - lo0) * scale)
+            return b >= bins ? bins - 1 : b
+        }
         var hist = [Int](repeating: 0, count: bins)
-        let scale = Double(bins) / (Double(mx) - Double(mn))
         plane.withUnsafeBufferPointer { p in
             hist.withUnsafeMutableBufferPointer { h in
+                for i in 0..<n where p[i].isFinite { h[bin(p[i])] += 1 }
+            }
+        }
+        var memo: [Int: Float] = [:]
+        /// value of the k-th smallest finite value (0-based)
+        func orderStat(_ k: Int) -> Float {
+            if let v = memo[k] { return v }
+            var cum = 0, b = 0
+            while b < bins && cum + hist[b] <= k { cum += hist[b]; b += 1 }
+            if b >= bins { return mx }
+            let rest = k - cum
+            // refine inside bin b
+            let bLo = lo0 + Double(b) / scale, bW = 1 / scale
+            let sScale = Double(bins) / bW
+            var sub = [Int](repeating: 0, count: bins)
+            var subMin = [Float](repeating: .infinity, count: bins)
+            plane.withUnsafeBufferPointer { p in
                 for i in 0..<n {
                     let v = p[i]
-                    if v.isFinite {
-                        let b = Int((Double(v) - Double(mn)) * scale)
-                        h[b >= bins ? bins - 1 : b] += 1
-                    }
+                    guard v.isFinite, bin(v) == b else { continue }
+                    var s = Int((Double(v) - bLo) * sScale)
+                    s = s < 0 ? 0 : (s >= bins ? bins - 1 : s)
+                    sub[s] += 1
+                    if v < subMin[s] { subMin[s] = v }
                 }
             }
+            var c2 = 0
+            var result = mx
+            for s in 0..<bins where sub[s] > 0 {
+                if c2 + sub[s] > rest { result = subMin[s]; break }
+                c2 += sub[s]
+            }
+            memo[k] = result
+            return result
         }
         func value(_ pct: Double) -> Float {
             let q = min(max(pct, 0), 100) / 100
-            let rank = q * Double(finite - 1)           // 0-based fractional rank
-            let target = Int(rank.rounded(.down))
-            var cum = 0
-            for b in 0..<bins {
-                let c = hist[b]
-                if c > 0 && cum + c > target {
-                    // position inside the bin, spreading its c values evenly over the bin width
-                    let within = (rank - Double(cum) + 0.5) / Double(c)
-                    let v = Double(mn) + (Double(b) + min(max(within, 0), 1)) / scale
-                    return Float(min(max(v, Double(mn)), Double(mx)))
-                }
-                cum += c
-            }
-            return mx
+            let rank = q * Double(finite - 1)
+            let k = Int(rank.rounded(.down))
+            let frac = rank - Double(k)
+            let a = orderStat(k)
+            if frac == 0 || k + 1 >= finite { return a }
+            let b = orderStat(k + 1)
+            return Float(Double(a) + frac * (Double(b) - Double(a)))
         }
         return (value(low), value(high))
     }

@@ -1,2 +1,0 @@
-import XCTest
-final class EpipeImagePlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
