@@ -150,7 +150,7 @@ public final class SyntheticSlide: @unchecked Sendable {
     @inline(__always) func lambda(_ p: TissuePoint, _ x: Double, _ y: Double) -> Double {
         if p.rel <= 0 { return 0 }
         let phi = min(Self.coverageCap, densityScale * p.rel)
-        var l = -log(1 - phi) / regionArea[p.region.rawValue] * 1.0
+        var l = phi * (1 + 1.2 * phi * phi * phi) / regionArea[p.region.rawValue]
         if p.region == .stroma || p.region == .tumourMargin {
             l *= max(0.15, 1 + 1.5 * tissue.clump(x, y))   // clumped stromal cells
         }
@@ -173,7 +173,7 @@ public final class SyntheticSlide: @unchecked Sendable {
         rad = min(max(rad, 0.45 * meanRadius), 1.5 * meanRadius)
         let asp = r.uniform(sh.aspect.lowerBound, sh.aspect.upperBound)
         var a = rad * asp.squareRoot(), b = rad / asp.squareRoot()
-        a = min(a, maxSemiAxis); b = max(b, 0.42 * meanRadius); b = min(b, a)
+        a = min(a, maxSemiAxis); b = max(b, 0.42 * meanRadius, 1.5); a = max(a, b)
         var ang: Double
         switch t {
         case CellType.stroma:

@@ -129,7 +129,7 @@ struct Tissue: Sendable {
     /// Cell-type probabilities per region (Tumor, T, B, Macrophage, Stroma, Endothelial).
     static let typeMix: [[Double]] = [
         [0, 0, 0, 0, 0, 0],                      // empty
-        [0.04, 0.17, 0.04, 0.14, 0.55, 0.06],    // stroma
+        [0.04, 0.18, 0.04, 0.15, 0.575, 0.015],  // stroma
         [0.87, 0.05, 0.0, 0.05, 0.03, 0],        // tumour
         [0.55, 0.22, 0.02, 0.13, 0.08, 0],       // tumour margin
         [0, 0.13, 0.81, 0.05, 0.01, 0],          // follicle core

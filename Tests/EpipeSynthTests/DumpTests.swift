@@ -1,6 +1,6 @@
 import XCTest
 import Foundation
-@testable import EpipeSynth
+import EpipeSynth
 
 /// Writes preview images when EPIPE_SYNTH_DUMP=<dir> is set (manual inspection only).
 final class DumpTests: XCTestCase {
@@ -9,7 +9,10 @@ final class DumpTests: XCTestCase {
         let size = Int(ProcessInfo.processInfo.environment["EPIPE_SYNTH_SIZE"] ?? "1024") ?? 1024
         let chans = Int(ProcessInfo.processInfo.environment["EPIPE_SYNTH_CH"] ?? "9") ?? 9
         var cfg = SynthConfig(width: size, height: size, channels: chans, seed: 7)
-        if let d = ProcessInfo.processInfo.environment["EPIPE_SYNTH_DENSITY"], let v = Double(d) { cfg.cellDensity = v }
+        let env = ProcessInfo.processInfo.environment
+        if let d = env["EPIPE_SYNTH_DENSITY"], let v = Double(d) { cfg.cellDensity = v }
+        if let d = env["EPIPE_SYNTH_PX"], let v = Double(d) { cfg.pixelSizeMicrons = v; cfg.nucleusDiameter = 6 / v }
+        if let d = env["EPIPE_SYNTH_SEED"], let v = UInt64(d) { cfg.seed = v }
         let t0 = Date()
         let slide = SyntheticSlide(cfg)
         let t1 = Date()
