@@ -163,6 +163,7 @@ extension SyntheticSlide {
         var spillFrom: Int     // -1 = none
         var spill: Float
         var offset: Float, af: Float, hot: Float
+        var rbc: Float         // red-blood-cell autofluorescence
         var kernel: [Float]    // 2R+1 taps
     }
 
@@ -187,8 +188,9 @@ extension SyntheticSlide {
             let spillFrom = c >= 2 ? c - 1 : (c == 1 ? 0 : -1)
             let spill = Float(c == 1 ? 0.008 : r.uniform(0.01, 0.04))
             let af = Float(c == 0 ? 700 : (350 + 1500 * r.uniform()) * (1 - 0.5 * Double(c) / Double(max(C, 1))))
+            let rbc = Float(c == 0 ? 250 : (900 + 3500 * r.uniform()) * (1 - 0.6 * Double(c) / Double(max(C, 1))))
             return ChannelParams(kind: kind, spillFrom: spillFrom, spill: spill, offset: Float(150 + 250 * r.uniform()),
-                                 af: af, hot: Float(r.uniform(0.6, 1)), kernel: sigma > 0.05 ? k : [Float](repeating: 0, count: R) + [1] + [Float](repeating: 0, count: R))
+                                 af: af, hot: Float(r.uniform(0.6, 1)), rbc: rbc, kernel: sigma > 0.05 ? k : [Float](repeating: 0, count: R) + [1] + [Float](repeating: 0, count: R))
         }
     }
 
@@ -254,7 +256,7 @@ extension SyntheticSlide {
         // Per-pixel compartment weights on the signal rows.
         let srows = sy1 - sy0
         let n = srows * W
-        let wBuf = UnsafeMutablePointer<Float>.allocate(capacity: 4 * n)
+        let wBuf = UnsafeMutablePointer<Float>.allocate(capacity: 5 * n)
         defer { wBuf.deallocate() }
         let wp = SharedPtr(wBuf)
         let texSeed = hash2(config.seed, 0x7E47), speckSeed = hash2(config.seed, 0x5BEC), cytoSeed = hash2(config.seed, 0xC470)
@@ -309,6 +311,10 @@ extension SyntheticSlide {
             }
         }
 
+        // Red blood cells in vessel lumens: anucleate, unlabelled, autofluorescent in most channels.
+        rasterizeRBCs(into: SharedPtr(wBuf + 4 * n), y0: sy0, y1: sy1)
+        let rbcOff = 4 * n
+
         // Channel-independent imaging fields on the output rows: autofluorescence shape, illumination, hot pixels.
         let (afBuf, illumBuf, hotBuf) = imagingFields(y0: y0, count: count)
         let params = channelParams()
@@ -341,7 +347,7 @@ extension SyntheticSlide {
                                 s = ep[e + c] * wp[kindOff + ob + x]
                                 if src >= 0 { s += p.spill * ep[e + src] * wp[srcOff + ob + x] }
                             }
-                            row[R + x] = s
+                            row[R + x] = s + p.rbc * wp[rbcOff + ob + x]
                         }
                         for i in 0..<R { row[i] = row[R]; row[R + W + i] = row[R + W - 1] }
                         kern.withUnsafeBufferPointer { kp in
@@ -381,6 +387,47 @@ extension SyntheticSlide {
             channelsOut.append(out)
         }
         return SynthBand(y0: y0, count: count, width: W, channels: channelsOut, nuclei: nuclei, cells: cellsOut)
+    }
+
+    /// Rasterises red blood cells (biconcave discs on a jittered grid inside vessel lumens) into rows [y0, y1).
+    func rasterizeRBCs(into w: SharedPtr<Float>, y0: Int, y1: Int) {
+        let W = config.width
+        for i in 0..<((y1 - y0) * W) { w[i] = 0 }
+        let rad = 3.6 * tissue.pxPerUm
+        let sp = 2.3 * rad
+        let i1 = Int((Double(W) / sp).rounded(.up)) + 1
+        let seed = config.seed
+        let tissue = self.tissue
+        // Parallel over pixel rows; each chunk visits the grid rows whose discs can reach it and writes only its rows.
+        parallelChunks(y1 - y0, minChunk: 16) { lo, hi in
+            let ya0 = y0 + lo, yb0 = y0 + hi
+            let j0 = Int(((Double(ya0) - 2 * sp) / sp).rounded(.down)), j1 = Int(((Double(yb0) + 2 * sp) / sp).rounded(.up))
+            for j in j0...j1 {
+                for i in -1...i1 {
+                    var r = SplitMix(hash4(seed, 0x4BC, u64(i), u64(j)))
+                    if !r.chance(0.55) { continue }
+                    let cx = (Double(i) + 0.5 + r.uniform(-0.3, 0.3)) * sp
+                    let cy = (Double(j) + 0.5 + r.uniform(-0.3, 0.3)) * sp
+                    let rr = rad * r.uniform(0.85, 1.1)
+                    let bright = Float(r.uniform(0.6, 1.2))
+                    let ya = max(ya0, Int((cy - rr).rounded(.down))), yb = min(yb0 - 1, Int((cy + rr).rounded(.up)))
+                    let xa = max(0, Int((cx - rr).rounded(.down))), xb = min(W - 1, Int((cx + rr).rounded(.up)))
+                    if ya > yb || xa > xb { continue }
+                    if tissue.classify(cx, cy).region != .vesselLumen { continue }
+                    for y in ya...yb {
+                        let dy = Double(y) + 0.5 - cy
+                        for x in xa...xb {
+                            let dx = Double(x) + 0.5 - cx
+                            let q = (dx * dx + dy * dy) / (rr * rr)
+                            if q >= 1 { continue }
+                            let v = bright * Float(0.55 + 0.45 * q)
+                            let o = (y - y0) * W + x
+                            if v > w[o] { w[o] = v }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Autofluorescence shape (coarse grid, bilinear), illumination and hot-pixel values for output rows.
