@@ -65,6 +65,45 @@ final class SyntheticSlideTests: XCTestCase {
         XCTAssertEqual(band.channels[2], Array(ref.channels[2][77 * W..<108 * W]))
     }
 
+    func testBandInvarianceWithVesselsAndFollicles() {
+        // Coarser pixels so that vessels (with red blood cells) and immune aggregates fall inside a small image.
+        var chosen: SynthConfig?
+        for seed in UInt64(1)...40 {
+            let cfg = SynthConfig(width: 300, height: 260, channels: 9, seed: seed, nucleusDiameter: 6, pixelSizeMicrons: 1.5)
+            let probe = SyntheticSlide(cfg)
+            var lumen = 0
+            for y in stride(from: 0, to: 260, by: 3) { for x in stride(from: 0, to: 300, by: 3) where probe.region(x: Double(x), y: Double(y)) == .vesselLumen { lumen += 1 } }
+            if lumen > 20 { chosen = cfg; break }
+        }
+        guard let cfg = chosen else { return XCTFail("no seed with vessels") }
+        let slide = SyntheticSlide(cfg)
+        let ref = whole(slide)
+        for heights in [[5, 17], [100], [1, 2, 3, 200]] {
+            assertIdentical(render(slide, heights: heights), ref)
+        }
+    }
+
+    func testEdgeCases() {
+        for (w, h) in [(1, 1), (3, 2), (2, 40)] {
+            let slide = SyntheticSlide(SynthConfig(width: w, height: h, channels: 2, seed: 5))
+            let b = whole(slide)
+            XCTAssertEqual(b.channels[0].count, w * h)
+            XCTAssertEqual(Set(b.cells.filter { $0 != 0 }), Set(slide.cells().map(\.id)))
+        }
+        var cfg = SynthConfig(width: 64, height: 64, channels: 1, seed: 5)
+        cfg.cellDensity = 0
+        let empty = SyntheticSlide(cfg)
+        XCTAssertEqual(empty.cellCount, 0)
+        let b = whole(empty)
+        XCTAssertTrue(b.cells.allSatisfy { $0 == 0 })
+        XCTAssertEqual(empty.renderBand(y0: 10, count: 0).cells.count, 0)
+        var noisy = SynthConfig(width: 64, height: 64, channels: 1, seed: 5)
+        noisy.noiseScale = 0; noisy.psfSigma = 0; noisy.hotPixelRate = 0
+        XCTAssertEqual(whole(SyntheticSlide(noisy)).channels[0].count, 64 * 64)
+        let tiny = SyntheticSlide(SynthConfig(width: 96, height: 96, channels: 1, seed: 2, nucleusDiameter: 3))
+        XCTAssertEqual(Set(whole(tiny).cells.filter { $0 != 0 }), Set(tiny.cells().map(\.id)))
+    }
+
     func testValuesAreQuantisedUInt16() {
         let slide = SyntheticSlide(SynthConfig(width: 128, height: 128, channels: 3, seed: 3))
         let b = whole(slide)
