@@ -1,0 +1,25 @@
+import Dispatch
+import Foundation
+
+/// Raw pointer that may be shared across worker threads; callers guarantee disjoint writes.
+struct SharedPtr<T>: @unchecked Sendable {
+    let p: UnsafeMutablePointer<T>
+    init(_ p: UnsafeMutablePointer<T>) { self.p = p }
+    @inline(__always) subscript(i: Int) -> T {
+        get { p[i] }
+        nonmutating set { p[i] = newValue }
+    }
+}
+
+let workerCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+/// Runs body(lo, hi) over [0, n) split into contiguous chunks on all cores.
+func parallelChunks(_ n: Int, minChunk: Int = 1, _ body: @Sendable (Int, Int) -> Void) {
+    if n <= 0 { return }
+    let chunks = max(1, min(n / max(minChunk, 1), workerCount * 4))
+    if chunks == 1 { body(0, n); return }
+    DispatchQueue.concurrentPerform(iterations: chunks) { k in
+        let lo = n * k / chunks, hi = n * (k + 1) / chunks
+        if lo < hi { body(lo, hi) }
+    }
+}

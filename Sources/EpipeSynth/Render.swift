@@ -1,0 +1,521 @@
+// Band rendering: label rasterisation (noise-free geometry), per-compartment marker signal,
+// spillover, PSF blur with a halo, autofluorescence, illumination, shot/read noise and hot pixels.
+
+import Foundation
+
+/// Geometry of one cell in Float for the rasteriser.
+struct ShapeParams: Sendable {
+    var cx: Float, cy: Float, cosA: Float, sinA: Float, invA2: Float, invB2: Float
+    var h2c: Float, h2s: Float, h3c: Float, h3s: Float, h4c: Float, h4s: Float, h5c: Float, h5s: Float
+    var ext: Float, e2c: Float, e2s: Float, e3c: Float, e3s: Float
+    var reach: Float
+}
+
+/// Per-cell appearance used by the signal pass.
+struct CellLook: Sendable {
+    var tex: Float                 // chromatin texture strength
+    var n1x: Float, n1y: Float, n1r2: Float, n2x: Float, n2y: Float, n2r2: Float   // nucleoli (r2 = 0: none)
+}
+
+extension SyntheticSlide {
+    // MARK: - Per-cell parameters (pure functions of seed and global index)
+
+    func shapeParams(_ g: Int) -> ShapeParams {
+        let t = Int(types[g])
+        let sh = CellType.shapes[t]
+        var r = SplitMix(hash3(config.seed, 0x5BA9E, UInt64(g)))
+        let a = semiA[g], b = semiB[g], ang = angles[g]
+        var amps: [Double] = [], phases: [Double] = []
+        for k in 2...5 {
+            let w: Double = k == 2 ? 0.6 : (k == 5 ? 0.5 : 1)
+            amps.append(sh.harmonics * w * abs(r.gauss())); phases.append(r.uniform(0, 2 * Double.pi))
+        }
+        let sum = amps.reduce(0, +)
+        if sum > Self.harmonicCap { amps = amps.map { $0 * Self.harmonicCap / sum } }
+        let ext = meanRadius * r.uniform(sh.ext.lowerBound, sh.ext.upperBound)
+        let e2 = Self.extHarmonic * 0.6 * r.uniform(), e3 = Self.extHarmonic * 0.4 * r.uniform()
+        let p2 = r.uniform(0, 2 * Double.pi), p3 = r.uniform(0, 2 * Double.pi)
+        let hs = amps.reduce(0, +)
+        let reach = Double(a) * (1 + hs) + ext * (1 + e2 + e3) + 0.01
+        return ShapeParams(
+            cx: xs[g], cy: ys[g], cosA: cos(ang), sinA: sin(ang), invA2: 1 / (a * a), invB2: 1 / (b * b),
+            h2c: Float(amps[0] * cos(phases[0])), h2s: Float(amps[0] * sin(phases[0])),
+            h3c: Float(amps[1] * cos(phases[1])), h3s: Float(amps[1] * sin(phases[1])),
+            h4c: Float(amps[2] * cos(phases[2])), h4s: Float(amps[2] * sin(phases[2])),
+            h5c: Float(amps[3] * cos(phases[3])), h5s: Float(amps[3] * sin(phases[3])),
+            ext: Float(ext), e2c: Float(e2 * cos(p2)), e2s: Float(e2 * sin(p2)), e3c: Float(e3 * cos(p3)), e3s: Float(e3 * sin(p3)),
+            reach: Float(min(reach, self.reach)))
+    }
+
+    func cellLook(_ g: Int) -> CellLook {
+        let t = Int(types[g])
+        var r = SplitMix(hash3(config.seed, 0x100C, UInt64(g)))
+        let lymph = t == CellType.tCell || t == CellType.bCell
+        let tex = Float(lymph ? r.uniform(0.3, 0.55) : r.uniform(0.15, 0.45))
+        var look = CellLook(tex: tex, n1x: 0, n1y: 0, n1r2: 0, n2x: 0, n2y: 0, n2r2: 0)
+        if r.chance(CellType.shapes[t].nucleoli) {
+            let a = Double(semiA[g]), b = Double(semiB[g]), ang = Double(angles[g])
+            let c = cos(ang), s = sin(ang)
+            func nucleolus() -> (Float, Float, Float) {
+                let u = a * r.uniform(-0.4, 0.4), v = b * r.uniform(-0.4, 0.4)
+                let rad = b * r.uniform(0.14, 0.26)
+                return (xs[g] + Float(u * c - v * s), ys[g] + Float(u * s + v * c), Float(rad * rad))
+            }
+            (look.n1x, look.n1y, look.n1r2) = nucleolus()
+            if r.chance(0.4) { (look.n2x, look.n2y, look.n2r2) = nucleolus() }
+        }
+        return look
+    }
+
+    /// Relative expression of channel c in cell g (ground truth, before channel scale).
+    func cellExpression(_ g: Int, _ c: Int) -> Float {
+        let t = Int(types[g])
+        var cr = SplitMix(hash3(config.seed, 0xE4B2, UInt64(g)))
+        let quality = cr.lognormal(0.15)
+        let lineage = cr.uniform()            // T-cell subset: CD8 / CD4 / Treg
+        var r = SplitMix(hash4(config.seed, 0xE4B3, UInt64(g), UInt64(c)))
+        let m = panel[c]
+        if c == 0 {
+            var d = m.level[t] * r.lognormal(0.25)
+            let u = r.uniform()
+            if u < 0.08 { d *= 0.38 } else if u < 0.11 { d *= 1.6 }   // dim and bright (pyknotic) nuclei
+            return Float(d)
+        }
+        var pos = r.chance(m.fraction[t])
+        if t == CellType.tCell {
+            switch m.name {
+            case "CD8": pos = lineage < 0.4
+            case "CD4": pos = lineage >= 0.4 && lineage < 0.97
+            case "FOXP3": pos = lineage >= 0.82 && lineage < 0.95
+            default: break
+            }
+        }
+        let nonspecific = 0.02 * r.lognormal(0.5)
+        let level = pos ? m.level[t] * r.lognormal(0.35) : 0
+        return Float((level + nonspecific) * quality)
+    }
+
+    // MARK: - Label rasterisation
+
+    /// Assigns every pixel of [x0,x1) x [y0,y1) to the cell minimising (key, index): key = rho - 2 inside a
+    /// nucleus (rho = normalised radius), else the distance beyond the nucleus contour if within the
+    /// cell's cytoplasm extent. idx receives list position + 1 (0 = background); buffers have stride x1-x0.
+    func rasterize(_ shapes: [ShapeParams], x0: Int, x1: Int, y0: Int, y1: Int, idx: SharedPtr<Int32>, key: SharedPtr<Float>) {
+        let w = x1 - x0
+        for i in 0..<(w * (y1 - y0)) { idx[i] = 0; key[i] = .infinity }
+        parallelChunks(y1 - y0, minChunk: 8) { lo, hi in
+            shapes.withUnsafeBufferPointer { sp in
+                let ry0 = y0 + lo, ry1 = y0 + hi
+                for (n, s) in sp.enumerated() {
+                    let ya = max(ry0, Int((s.cy - s.reach).rounded(.down)))
+                    let yb = min(ry1 - 1, Int((s.cy + s.reach).rounded(.up)))
+                    if ya > yb { continue }
+                    let xa = max(x0, Int((s.cx - s.reach).rounded(.down)))
+                    let xb = min(x1 - 1, Int((s.cx + s.reach).rounded(.up)))
+                    if xa > xb { continue }
+                    let r2 = s.reach * s.reach
+                    let label = Int32(n + 1)
+                    for py in ya...yb {
+                        let dy = Float(py) + 0.5 - s.cy
+                        let rowBase = (py - y0) * w - x0
+                        for px in xa...xb {
+                            let dx = Float(px) + 0.5 - s.cx
+                            let d2 = dx * dx + dy * dy
+                            if d2 > r2 { continue }
+                            let d = d2.squareRoot()
+                            var u: Float = 1, v: Float = 0
+                            if d > 1e-4 {
+                                let inv = 1 / d
+                                let c = dx * inv, sn = dy * inv
+                                u = c * s.cosA + sn * s.sinA
+                                v = sn * s.cosA - c * s.sinA
+                            }
+                            let re = 1 / (u * u * s.invA2 + v * v * s.invB2).squareRoot()
+                            let c2 = u * u - v * v, s2 = 2 * u * v
+                            let c3 = c2 * u - s2 * v, s3 = s2 * u + c2 * v
+                            let c4 = c3 * u - s3 * v, s4 = s3 * u + c3 * v
+                            let c5 = c4 * u - s4 * v, s5 = s4 * u + c4 * v
+                            let hsum = s.h2c * c2 + s.h2s * s2 + s.h3c * c3 + s.h3s * s3
+                            let hsum2 = s.h4c * c4 + s.h4s * s4 + s.h5c * c5 + s.h5s * s5
+                            let rn = re * (1 + hsum + hsum2)
+                            var k: Float
+                            if d <= rn {
+                                k = d / rn - 2
+                            } else {
+                                let t = d - rn
+                                let ex = s.ext * (1 + s.e2c * c2 + s.e2s * s2 + s.e3c * c3 + s.e3s * s3)
+                                if t > ex { continue }
+                                k = t
+                            }
+                            let o = rowBase + px
+                            if k < key[o] { key[o] = k; idx[o] = label }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: - Band rendering
+
+    struct ChannelParams: Sendable {
+        var kind: Int          // 0 nuclear (DAPI-like), 1 granular nuclear, 2 cytoplasm, 3 membrane
+        var spillFrom: Int     // -1 = none
+        var spill: Float
+        var offset: Float, af: Float, hot: Float
+        var rbc: Float         // red-blood-cell autofluorescence
+        var kernel: [Float]    // 2R+1 taps
+    }
+
+    var blurRadius: Int { max(1, Int((3.3 * config.psfSigma).rounded(.up))) }
+
+    func channelParams() -> [ChannelParams] {
+        let R = blurRadius
+        let C = config.channels
+        return (0..<C).map { c in
+            var r = SplitMix(hash3(config.seed, 0xC4A7, UInt64(c)))
+            let comp = panel[c].compartment
+            let kind: Int
+            switch comp {
+            case .nuclear: kind = panel[c].name == "Ki67" ? 1 : 0
+            case .cytoplasm: kind = 2
+            case .membrane: kind = 3
+            }
+            let sigma = config.psfSigma * r.uniform(0.9, 1.1)
+            var k = (-R...R).map { i in Float(exp(-Double(i * i) / (2 * sigma * sigma))) }
+            let sum = k.reduce(0, +)
+            k = k.map { $0 / sum }
+            let spillFrom = c >= 2 ? c - 1 : (c == 1 ? 0 : -1)
+            let spill = Float(c == 1 ? 0.008 : r.uniform(0.01, 0.04))
+            let af = Float(c == 0 ? 700 : (350 + 1500 * r.uniform()) * (1 - 0.5 * Double(c) / Double(max(C, 1))))
+            let rbc = Float(c == 0 ? 250 : (900 + 3500 * r.uniform()) * (1 - 0.6 * Double(c) / Double(max(C, 1))))
+            return ChannelParams(kind: kind, spillFrom: spillFrom, spill: spill, offset: Float(150 + 250 * r.uniform()),
+                                 af: af, hot: Float(r.uniform(0.6, 1)), rbc: rbc, kernel: sigma > 0.05 ? k : [Float](repeating: 0, count: R) + [1] + [Float](repeating: 0, count: R))
+        }
+    }
+
+    public func renderBand(y0: Int, count: Int) -> SynthBand {
+        let W = config.width, H = config.height, C = config.channels
+        precondition(y0 >= 0 && count >= 0 && y0 + count <= H, "band outside the image")
+        if count == 0 { return SynthBand(y0: y0, count: 0, width: W, channels: Array(repeating: [], count: C), nuclei: [], cells: []) }
+        let R = blurRadius
+        let sy0 = max(0, y0 - R), sy1 = min(H, y0 + count + R)     // signal rows (blur halo)
+        let ly0 = max(0, sy0 - 1), ly1 = min(H, sy1 + 1)           // label rows (membrane rim needs neighbours)
+        let list = gatherCells(x0: 0, x1: W, y0: ly0, y1: ly1)
+        let nCells = list.count
+
+        // Per-cell parameters.
+        var shapes = [ShapeParams](repeating: ShapeParams(cx: 0, cy: 0, cosA: 1, sinA: 0, invA2: 1, invB2: 1, h2c: 0, h2s: 0, h3c: 0, h3s: 0, h4c: 0, h4s: 0, h5c: 0, h5s: 0, ext: 0, e2c: 0, e2s: 0, e3c: 0, e3s: 0, reach: 0), count: nCells)
+        var looks = [CellLook](repeating: CellLook(tex: 0, n1x: 0, n1y: 0, n1r2: 0, n2x: 0, n2y: 0, n2r2: 0), count: nCells)
+        var expr = [Float](repeating: 0, count: nCells * C)
+        let scales = channelScales.map { Float($0) }
+        shapes.withUnsafeMutableBufferPointer { sb in
+            looks.withUnsafeMutableBufferPointer { lb in
+                expr.withUnsafeMutableBufferPointer { eb in
+                    let sp = SharedPtr(sb.baseAddress!), lp = SharedPtr(lb.baseAddress!), ep = SharedPtr(eb.baseAddress!)
+                    parallelChunks(nCells, minChunk: 64) { lo, hi in
+                        for i in lo..<hi {
+                            let g = list[i]
+                            sp[i] = self.shapeParams(g); lp[i] = self.cellLook(g)
+                            for c in 0..<C { ep[i * C + c] = self.cellExpression(g, c) * scales[c] }
+                        }
+                    }
+                }
+            }
+        }
+
+        // Labels.
+        let lrows = ly1 - ly0
+        let idxBuf = UnsafeMutablePointer<Int32>.allocate(capacity: lrows * W)
+        let keyBuf = UnsafeMutablePointer<Float>.allocate(capacity: lrows * W)
+        defer { idxBuf.deallocate(); keyBuf.deallocate() }
+        let idx = SharedPtr(idxBuf), key = SharedPtr(keyBuf)
+        rasterize(shapes, x0: 0, x1: W, y0: ly0, y1: ly1, idx: idx, key: key)
+
+        var nuclei = [UInt32](repeating: 0, count: count * W)
+        var cellsOut = [UInt32](repeating: 0, count: count * W)
+        let ids = list.map { idOf[$0] }
+        nuclei.withUnsafeMutableBufferPointer { nb in
+            cellsOut.withUnsafeMutableBufferPointer { cb in
+                let np = SharedPtr(nb.baseAddress!), cp = SharedPtr(cb.baseAddress!)
+                parallelChunks(count, minChunk: 16) { lo, hi in
+                    for y in (y0 + lo)..<(y0 + hi) {
+                        let lb = (y - ly0) * W, ob = (y - y0) * W
+                        for x in 0..<W {
+                            let v = idx[lb + x]
+                            if v == 0 { continue }
+                            let id = ids[Int(v) - 1]
+                            cp[ob + x] = id
+                            if key[lb + x] <= -1 { np[ob + x] = id }
+                        }
+                    }
+                }
+            }
+        }
+
+        // Per-pixel compartment weights on the signal rows.
+        let srows = sy1 - sy0
+        let n = srows * W
+        let wBuf = UnsafeMutablePointer<Float>.allocate(capacity: 5 * n)
+        defer { wBuf.deallocate() }
+        let wp = SharedPtr(wBuf)
+        let texSeed = hash2(config.seed, 0x7E47), speckSeed = hash2(config.seed, 0x5BEC), cytoSeed = hash2(config.seed, 0xC470)
+        looks.withUnsafeBufferPointer { lk in
+            let lp = SharedPtr(UnsafeMutablePointer(mutating: lk.baseAddress ?? UnsafePointer(bitPattern: 8)!))
+            parallelChunks(srows, minChunk: 4) { lo, hi in
+                for y in (sy0 + lo)..<(sy0 + hi) {
+                    let lb = (y - ly0) * W
+                    let ob = (y - sy0) * W
+                    let hasUp = y - 1 >= 0, hasDown = y + 1 < H
+                    for x in 0..<W {
+                        let o = ob + x
+                        let v = idx[lb + x]
+                        if v == 0 { wp[o] = 0; wp[n + o] = 0; wp[2 * n + o] = 0; wp[3 * n + o] = 0; continue }
+                        // Membrane rim: a 4-neighbour (weight 1) or diagonal neighbour (0.5) in another cell/background.
+                        let hasL = x > 0, hasR = x + 1 < W
+                        var rim: Float = 0
+                        if (hasL && idx[lb + x - 1] != v) || (hasR && idx[lb + x + 1] != v)
+                            || (hasUp && idx[lb - W + x] != v) || (hasDown && idx[lb + W + x] != v) {
+                            rim = 1
+                        } else if (hasUp && ((hasL && idx[lb - W + x - 1] != v) || (hasR && idx[lb - W + x + 1] != v)))
+                            || (hasDown && ((hasL && idx[lb + W + x - 1] != v) || (hasR && idx[lb + W + x + 1] != v))) {
+                            rim = 0.5
+                        }
+                        let k = key[lb + x]
+                        if k <= -1 {
+                            let rho = k + 2
+                            let look = lp[Int(v) - 1]
+                            let tex = pixelTexture(texSeed, x, y)
+                            let r2 = rho * rho
+                            let radial: Float = 1 - 0.28 * r2 * r2
+                            var nucleolus = false
+                            let fx = Float(x) + 0.5, fy = Float(y) + 0.5
+                            if look.n1r2 > 0 {
+                                let ax = fx - look.n1x, ay = fy - look.n1y
+                                if ax * ax + ay * ay < look.n1r2 { nucleolus = true }
+                                let bx = fx - look.n2x, by = fy - look.n2y
+                                if look.n2r2 > 0 && bx * bx + by * by < look.n2r2 { nucleolus = true }
+                            }
+                            let speck = pixelTexture(speckSeed, x, y)
+                            wp[o] = max(0, radial * (1 + look.tex * tex) * (nucleolus ? 0.4 : 1))
+                            wp[n + o] = radial * (0.3 + 1.4 * max(0, speck + 0.15)) * (nucleolus ? 2.2 : 1)
+                            wp[2 * n + o] = 0.12
+                            wp[3 * n + o] = 0.1 + 0.9 * rim
+                        } else {
+                            wp[o] = 0; wp[n + o] = 0
+                            wp[2 * n + o] = 0.8 + 0.3 * pixelTexture(cytoSeed, x, y)
+                            wp[3 * n + o] = 0.12 + 0.88 * rim
+                        }
+                    }
+                }
+            }
+        }
+
+        // Red blood cells in vessel lumens: anucleate, unlabelled, autofluorescent in most channels.
+        rasterizeRBCs(into: SharedPtr(wBuf + 4 * n), y0: sy0, y1: sy1)
+        let rbcOff = 4 * n
+
+        // Channel-independent imaging fields on the output rows: autofluorescence shape, illumination, hot pixels.
+        let (afBuf, illumBuf, hotBuf) = imagingFields(y0: y0, count: count)
+        let params = channelParams()
+        let gain: Float = 1.5 * Float(config.noiseScale), read: Float = 9 * Float(config.noiseScale)
+        let read2 = read * read
+        var channelsOut: [[Float]] = []
+        channelsOut.reserveCapacity(C)
+        let hBuf = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { hBuf.deallocate() }
+        let hp = SharedPtr(hBuf)
+        for c in 0..<C {
+            let p = params[c]
+            let src = p.spillFrom
+            let kindOff = p.kind * n
+            let srcOff = src >= 0 ? params[src].kind * n : 0
+            let kern = p.kernel
+            // Sharp signal + horizontal blur, row by row.
+            expr.withUnsafeBufferPointer { eb in
+                let ep = SharedPtr(UnsafeMutablePointer(mutating: eb.baseAddress ?? UnsafePointer(bitPattern: 8)!))
+                parallelChunks(srows, minChunk: 4) { lo, hi in
+                    let row = UnsafeMutablePointer<Float>.allocate(capacity: W + 2 * R)
+                    defer { row.deallocate() }
+                    for yy in lo..<hi {
+                        let lb = (yy + sy0 - ly0) * W, ob = yy * W
+                        for x in 0..<W {
+                            let v = Int(idx[lb + x])
+                            var s: Float = 0
+                            if v > 0 {
+                                let e = (v - 1) * C
+                                s = ep[e + c] * wp[kindOff + ob + x]
+                                if src >= 0 { s += p.spill * ep[e + src] * wp[srcOff + ob + x] }
+                            }
+                            row[R + x] = s + p.rbc * wp[rbcOff + ob + x]
+                        }
+                        for i in 0..<R { row[i] = row[R]; row[R + W + i] = row[R + W - 1] }
+                        kern.withUnsafeBufferPointer { kp in
+                            for x in 0..<W {
+                                var acc: Float = 0
+                                for t in 0...(2 * R) { acc += kp[t] * row[x + t] }
+                                hp[ob + x] = acc
+                            }
+                        }
+                    }
+                }
+            }
+            // Vertical blur + background, illumination, noise, hot pixels, quantisation.
+            var out = [Float](repeating: 0, count: count * W)
+            let noiseSeed = hash3(config.seed, 0x0015E, UInt64(c))
+            out.withUnsafeMutableBufferPointer { obuf in
+                let op = SharedPtr(obuf.baseAddress!)
+                parallelChunks(count, minChunk: 4) { lo, hi in
+                    var rows = [Int](repeating: 0, count: 2 * R + 1)
+                    for yy in lo..<hi {
+                        let y = y0 + yy
+                        for t in 0...(2 * R) { rows[t] = (min(max(y + t - R, 0), H - 1) - sy0) * W }
+                        let ob = yy * W
+                        for x in 0..<W {
+                            var acc: Float = 0
+                            for t in 0...(2 * R) { acc += kern[t] * hp[rows[t] + x] }
+                            let signal = illumBuf[ob + x] * (acc + p.af * afBuf[ob + x])
+                            let h = mix64(noiseSeed ^ (UInt64(y) << 32 | UInt64(x)))
+                            var val = p.offset + signal + (gain * signal + read2).squareRoot() * fastGauss(h)
+                            let hot = hotBuf[ob + x]
+                            if hot > 0 { val = max(val, hot * p.hot) }
+                            op[ob + x] = min(max(val.rounded(), 0), 65535)
+                        }
+                    }
+                }
+            }
+            channelsOut.append(out)
+        }
+        return SynthBand(y0: y0, count: count, width: W, channels: channelsOut, nuclei: nuclei, cells: cellsOut)
+    }
+
+    /// Rasterises red blood cells (biconcave discs on a jittered grid inside vessel lumens) into rows [y0, y1).
+    func rasterizeRBCs(into w: SharedPtr<Float>, y0: Int, y1: Int) {
+        let W = config.width
+        for i in 0..<((y1 - y0) * W) { w[i] = 0 }
+        let rad = 3.6 * tissue.pxPerUm
+        let sp = 2.3 * rad
+        let i1 = Int((Double(W) / sp).rounded(.up)) + 1
+        let seed = config.seed
+        let tissue = self.tissue
+        // Parallel over pixel rows; each chunk visits the grid rows whose discs can reach it and writes only its rows.
+        parallelChunks(y1 - y0, minChunk: 16) { lo, hi in
+            let ya0 = y0 + lo, yb0 = y0 + hi
+            let j0 = Int(((Double(ya0) - 2 * sp) / sp).rounded(.down)), j1 = Int(((Double(yb0) + 2 * sp) / sp).rounded(.up))
+            for j in j0...j1 {
+                for i in -1...i1 {
+                    var r = SplitMix(hash4(seed, 0x4BC, u64(i), u64(j)))
+                    if !r.chance(0.55) { continue }
+                    let cx = (Double(i) + 0.5 + r.uniform(-0.3, 0.3)) * sp
+                    let cy = (Double(j) + 0.5 + r.uniform(-0.3, 0.3)) * sp
+                    let rr = rad * r.uniform(0.85, 1.1)
+                    let bright = Float(r.uniform(0.6, 1.2))
+                    let ya = max(ya0, Int((cy - rr).rounded(.down))), yb = min(yb0 - 1, Int((cy + rr).rounded(.up)))
+                    let xa = max(0, Int((cx - rr).rounded(.down))), xb = min(W - 1, Int((cx + rr).rounded(.up)))
+                    if ya > yb || xa > xb { continue }
+                    if tissue.classify(cx, cy).region != .vesselLumen { continue }
+                    for y in ya...yb {
+                        let dy = Double(y) + 0.5 - cy
+                        for x in xa...xb {
+                            let dx = Double(x) + 0.5 - cx
+                            let q = (dx * dx + dy * dy) / (rr * rr)
+                            if q >= 1 { continue }
+                            let v = bright * Float(0.55 + 0.45 * q)
+                            let o = (y - y0) * W + x
+                            if v > w[o] { w[o] = v }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Autofluorescence shape (coarse grid, bilinear), illumination and hot-pixel values for output rows.
+    func imagingFields(y0: Int, count: Int) -> ([Float], [Float], [Float]) {
+        let W = config.width, H = config.height
+        let G = 8
+        let gy0 = y0 / G, gy1 = (y0 + count - 1) / G + 1
+        let gx1 = (W - 1) / G + 1
+        let gw = gx1 + 1
+        var grid = [Float](repeating: 0, count: (gy1 - gy0 + 1) * gw)
+        let tissue = self.tissue
+        grid.withUnsafeMutableBufferPointer { gb in
+            let gp = SharedPtr(gb.baseAddress!)
+            parallelChunks(gy1 - gy0 + 1) { lo, hi in
+                for j in lo..<hi {
+                    let Y = Double((gy0 + j) * G)
+                    for i in 0..<gw {
+                        let X = Double(i * G)
+                        let base = max(0.2, 0.65 + 0.22 * tissue.afField(X, Y))
+                        let tis = tissue.tissueness(X, Y)
+                        let stroma = 1 - smoothstep(-0.15, 0.15, tissue.tumourField(X, Y) - tissue.tumourThreshold)
+                        gp[j * gw + i] = Float(base * (0.3 + 0.7 * tis) * (1 + 0.35 * stroma * tis))
+                    }
+                }
+            }
+        }
+        var af = [Float](repeating: 0, count: count * W)
+        var illum = [Float](repeating: 0, count: count * W)
+        var hot = [Float](repeating: 0, count: count * W)
+        let F = max(16, config.fieldSize)
+        let phi = 2 * Double.pi * unit(hash2(config.seed, 0x96AD))
+        let gcx = Float(cos(phi) * 0.15 / Double(W)), gcy = Float(sin(phi) * 0.15 / Double(H))
+        let hotSeed = hash2(config.seed, 0x4077)
+        let hotThreshold = UInt64(min(max(config.hotPixelRate, 0), 1) * 0x1p63) << 1
+        let seed = config.seed
+        af.withUnsafeMutableBufferPointer { ab in
+            illum.withUnsafeMutableBufferPointer { ib in
+                hot.withUnsafeMutableBufferPointer { hb in
+                    let ap = SharedPtr(ab.baseAddress!), ip = SharedPtr(ib.baseAddress!), hp = SharedPtr(hb.baseAddress!)
+                    grid.withUnsafeBufferPointer { gbp in
+                        let gp = SharedPtr(UnsafeMutablePointer(mutating: gbp.baseAddress!))
+                        parallelChunks(count, minChunk: 8) { lo, hi in
+                            for yy in lo..<hi {
+                                let y = y0 + yy
+                                let j = y / G - gy0
+                                let ty = Float(y % G) / Float(G)
+                                let tileY = y / F
+                                let v = (Float(y % F) + 0.5) / Float(F) - 0.5
+                                let gyTerm = gcy * (Float(y) - Float(H) / 2)
+                                var lastTile = -1
+                                var tileGain: Float = 1, vig: Float = 0
+                                for x in 0..<W {
+                                    let i = x / G
+                                    let tx = Float(x % G) / Float(G)
+                                    let a = gp[j * gw + i] + (gp[j * gw + i + 1] - gp[j * gw + i]) * tx
+                                    let b = gp[(j + 1) * gw + i] + (gp[(j + 1) * gw + i + 1] - gp[(j + 1) * gw + i]) * tx
+                                    ap[yy * W + x] = a + (b - a) * ty
+                                    let tileX = x / F
+                                    if tileX != lastTile {
+                                        lastTile = tileX
+                                        let th = hash4(seed, 0x711E, UInt64(tileX), UInt64(tileY))
+                                        tileGain = 0.93 + 0.14 * Float(unit(th))
+                                        vig = 0.18 + 0.14 * Float(unit(mix64(th)))
+                                    }
+                                    let u = (Float(x % F) + 0.5) / Float(F) - 0.5
+                                    ip[yy * W + x] = tileGain * (1 - 2 * vig * (u * u + v * v)) * (1 + gcx * (Float(x) - Float(W) / 2) + gyTerm)
+                                    let hh = mix64(hotSeed ^ (UInt64(y % F) << 32 | UInt64(x % F)))
+                                    if hh < hotThreshold { hp[yy * W + x] = 15000 + 50000 * Float(unit(mix64(hh))) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (af, illum, hot)
+    }
+}
+
+/// Smooth-ish per-pixel texture in about [-1, 1]: value noise on a 2-px lattice plus a white component.
+@inline(__always) func pixelTexture(_ seed: UInt64, _ x: Int, _ y: Int) -> Float {
+    let i = x >> 1, j = y >> 1
+    let tx: Float = (x & 1) == 0 ? 0.25 : 0.75, ty: Float = (y & 1) == 0 ? 0.25 : 0.75
+    @inline(__always) func l(_ a: Int, _ b: Int) -> Float {
+        Float(mix64(seed ^ (UInt64(UInt32(truncatingIfNeeded: b)) << 32 | UInt64(UInt32(truncatingIfNeeded: a)))) >> 40) * 0x1p-23 - 1
+    }
+    let v00 = l(i, j), v10 = l(i + 1, j), v01 = l(i, j + 1), v11 = l(i + 1, j + 1)
+    let a = v00 + (v10 - v00) * tx, b = v01 + (v11 - v01) * tx
+    let white = Float(mix64(seed ^ 0x5555 ^ (UInt64(UInt32(truncatingIfNeeded: y)) << 32 | UInt64(UInt32(truncatingIfNeeded: x)))) >> 40) * 0x1p-23 - 1
+    return 0.8 * (a + (b - a) * ty) * 1.6 + 0.35 * white
+}

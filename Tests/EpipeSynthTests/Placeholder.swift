@@ -1,2 +1,0 @@
-import XCTest
-final class EpipeSynthPlaceholderTests: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
