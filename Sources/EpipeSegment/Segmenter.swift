@@ -82,17 +82,20 @@ public enum Segmenter {
     /// Seeds = one pixel per regional maximum of `f` (within `mask`, 8-connected) whose dynamic
     /// is >= h (the global maximum of each component always qualifies), then greedy thinning
     /// by `minDistance` within each connected component, highest first. Returns pixel indices.
+    /// Implementation: union-find over foreground pixels in decreasing order of `f`
+    /// (component tree); when two components meet at level v the one with the lower peak dies
+    /// with dynamic = peak - v (equal peaks: the later pixel index dies).
     public static func seedPixels(_ f: [Float], mask: [Bool], width w: Int, height h: Int, h hmin: Float, minDistance: Double) -> [Int] {
         let n = w * h
-        // sort foreground pixels by value descending (packed keys; ties by index descending)
-        var keys = [UInt64]()
-        keys.reserveCapacity(n / 2)
-        for i in 0..<n where mask[i] { keys.append(UInt64(Swift.max(f[i], 0).bitPattern) << 32 | UInt64(i)) }
-        keys.sort()
-        var parent = [Int32](repeating: -1, count: n)   // -1: unprocessed
-        var peak = [Int32](repeating: -1, count: n)     // for roots: peak pixel
-        var dynamic = [Float](repeating: -1, count: n)  // per peak pixel: dynamic (inf for survivors)
-        func find(_ x: Int32) -> Int32 {
+        precondition(f.count == n && mask.count == n)
+        // foreground pixels sorted by value descending, ties by index ascending
+        let order = sortedDescending(f, mask: mask)
+        let parent = UnsafeMutablePointer<Int32>.allocate(capacity: n)   // -1: not yet processed
+        let peak = UnsafeMutablePointer<Int32>.allocate(capacity: n)     // for roots: peak pixel
+        let dynamic = UnsafeMutablePointer<Float>.allocate(capacity: n)  // per peak pixel
+        parent.initialize(repeating: -1, count: n)
+        defer { parent.deallocate(); peak.deallocate(); dynamic.deallocate() }
+        @inline(__always) func find(_ x: Int32) -> Int32 {
             var r = x
             while parent[Int(r)] != r { r = parent[Int(r)] }
             var c = x
@@ -100,52 +103,43 @@ public enum Segmenter {
             return r
         }
         var peaks: [Int] = []
-        for kk in stride(from: keys.count - 1, through: 0, by: -1) {
-            let p = Int(keys[kk] & 0xffff_ffff)
-            let fp = f[p]
-            parent[p] = Int32(p)
-            var root = Int32(p)
-            var hasRoot = false
-            let x = p % w, y = p / w
-            for dy in -1...1 {
-                let yy = y + dy
-                if yy < 0 || yy >= h { continue }
-                for dx in -1...1 {
-                    let xx = x + dx
-                    if (dx == 0 && dy == 0) || xx < 0 || xx >= w { continue }
-                    let q = yy * w + xx
-                    if parent[q] < 0 || q == p { continue }
-                    let rq = find(Int32(q))
-                    if !hasRoot { root = rq; hasRoot = true; parent[p] = rq; continue }
-                    if rq == root { continue }
-                    // merge two components at level fp: the lower peak dies
-                    let pa = Int(peak[Int(root)]), pb = Int(peak[Int(rq)])
-                    let aWins = f[pa] > f[pb] || (f[pa] == f[pb] && pa < pb)
-                    let (win, lose) = aWins ? (root, rq) : (rq, root)
-                    let lp = Int(peak[Int(lose)])
-                    dynamic[lp] = f[lp] - fp
-                    parent[Int(lose)] = win
-                    root = win
+        f.withUnsafeBufferPointer { F in
+            for p32 in order {
+                let p = Int(p32)
+                let fp = F[p]
+                parent[p] = Int32(p)
+                var root: Int32 = -1
+                let x = p % w, y = p / w
+                let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+                let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+                for dy in y0...y1 {
+                    for dx in x0...x1 {
+                        let q = p + dy * w + dx
+                        if q == p || parent[q] < 0 { continue }
+                        let rq = find(Int32(q))
+                        if root < 0 { root = rq; continue }
+                        if rq == root { continue }
+                        // two components meet at level fp: the lower peak dies
+                        let pa = Int(peak[Int(root)]), pb = Int(peak[Int(rq)])
+                        let aWins = F[pa] > F[pb] || (F[pa] == F[pb] && pa < pb)
+                        let win = aWins ? root : rq, lose = aWins ? rq : root
+                        let lp = Int(peak[Int(lose)])
+                        dynamic[lp] = F[lp] - fp
+                        parent[Int(lose)] = win
+                        root = win
+                    }
                 }
+                if root < 0 { peak[p] = Int32(p); dynamic[p] = .infinity; peaks.append(p) }
+                else { parent[p] = root }
             }
-            if !hasRoot { peak[p] = Int32(p); peaks.append(p) }
-            else if parent[p] != root { parent[p] = root }
         }
-        // survivors
-        var compOf = [Int32](repeating: -1, count: n)
-        var kept: [Int] = []
-        var candidates: [Int] = []
-        for p in peaks {
-            if dynamic[p] < 0 { dynamic[p] = .infinity }
-            if dynamic[p] >= hmin { candidates.append(p) }
-        }
-        // order by height desc, then index
+        var candidates = peaks.filter { dynamic[$0] >= hmin }
         candidates.sort { f[$0] != f[$1] ? f[$0] > f[$1] : $0 < $1 }
+        var kept: [Int] = []
         var perComp: [Int32: [Int]] = [:]
         let md2 = minDistance * minDistance
         for p in candidates {
             let c = find(Int32(p))
-            compOf[p] = c
             var ok = true
             if let list = perComp[c] {
                 let px = Double(p % w), py = Double(p / w)
@@ -159,13 +153,51 @@ public enum Segmenter {
         return kept
     }
 
+    /// Indices of pixels with `mask` set, sorted by `f` descending (ties: index ascending).
+    /// Stable LSD radix sort (2 x 16-bit passes) on an order-preserving UInt32 image of the Float.
+    static func sortedDescending(_ f: [Float], mask: [Bool]) -> [Int32] {
+        let n = f.count
+        var idx = [Int32](), key = [UInt32]()
+        idx.reserveCapacity(n); key.reserveCapacity(n)
+        f.withUnsafeBufferPointer { F in
+            mask.withUnsafeBufferPointer { M in
+                for i in 0..<n where M[i] {
+                    let b = F[i].bitPattern
+                    let u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
+                    idx.append(Int32(i)); key.append(~u)   // descending value = ascending ~u
+                }
+            }
+        }
+        let m = idx.count
+        var idx2 = [Int32](repeating: 0, count: m), key2 = [UInt32](repeating: 0, count: m)
+        for shift in [UInt32(0), 16] {
+            var cnt = [Int](repeating: 0, count: 65537)
+            key.withUnsafeBufferPointer { K in for i in 0..<m { cnt[Int((K[i] >> shift) & 0xffff) + 1] += 1 } }
+            for b in 0..<65536 { cnt[b + 1] += cnt[b] }
+            key.withUnsafeBufferPointer { K in idx.withUnsafeBufferPointer { I in
+                key2.withUnsafeMutableBufferPointer { K2 in idx2.withUnsafeMutableBufferPointer { I2 in
+                    for i in 0..<m {
+                        let b = Int((K[i] >> shift) & 0xffff)
+                        let d = cnt[b]; cnt[b] = d + 1
+                        K2[d] = K[i]; I2[d] = I[i]
+                    }
+                } }
+            } }
+            swap(&idx, &idx2); swap(&key, &key2)
+        }
+        return idx
+    }
+
     /// Seeded watershed by priority flood (Meyer), 8-connected, restricted to `mask`.
     /// With `highFirst` the highest values of `f` flood first (i.e. the watershed of -f).
     /// Equal priorities are processed in insertion order. Pixels not reachable from any marker stay 0.
     public static func watershed(_ f: [Float], markers: [UInt32], mask: [Bool], width w: Int, height h: Int, highFirst: Bool) -> [UInt32] {
         let n = w * h
+        precondition(f.count == n && markers.count == n && mask.count == n)
         var out = markers
-        var heap = MinHeap()
+        // every pixel is pushed at most once (labelled when pushed)
+        var heap = MinHeap(capacity: n)
+        defer { heap.deallocate() }
         var age: UInt64 = 0
         @inline(__always) func key(_ v: Float) -> UInt64 {
             // order-preserving map of Float to UInt32
@@ -174,21 +206,25 @@ public enum Segmenter {
             if highFirst { u = ~u }
             return UInt64(u) << 32
         }
-        for i in 0..<n where out[i] != 0 { heap.push(key(f[i]) | (age & 0xffff_ffff), Int32(i)); age += 1 }
-        while let (_, pi) = heap.pop() {
-            let p = Int(pi)
-            let lab = out[p]
-            let x = p % w, y = p / w
-            for dy in -1...1 {
-                let yy = y + dy
-                if yy < 0 || yy >= h { continue }
-                for dx in -1...1 {
-                    let xx = x + dx
-                    if xx < 0 || xx >= w { continue }
-                    let q = yy * w + xx
-                    if out[q] != 0 || !mask[q] { continue }
-                    out[q] = lab
-                    heap.push(key(f[q]) | (age & 0xffff_ffff), Int32(q)); age += 1
+        f.withUnsafeBufferPointer { F in
+            mask.withUnsafeBufferPointer { M in
+                out.withUnsafeMutableBufferPointer { O in
+                    for i in 0..<n where O[i] != 0 { heap.push(key(F[i]) | (age & 0xffff_ffff), Int32(i)); age += 1 }
+                    while heap.count > 0 {
+                        let p = Int(heap.pop())
+                        let lab = O[p]
+                        let x = p % w, y = p / w
+                        let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+                        let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+                        for dy in y0...y1 {
+                            for dx in x0...x1 {
+                                let q = p + dy * w + dx
+                                if O[q] != 0 || !M[q] { continue }
+                                O[q] = lab
+                                heap.push(key(F[q]) | (age & 0xffff_ffff), Int32(q)); age += 1
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -220,40 +256,48 @@ public enum Segmenter {
     }
 }
 
-/// Binary min-heap of (UInt64 key, Int32 payload).
+/// Fixed-capacity binary min-heap of (UInt64 key, Int32 payload); keys are unique in use
+/// (they embed an insertion counter), so pop order is deterministic.
 struct MinHeap {
-    var keys: [UInt64] = []
-    var vals: [Int32] = []
-    var isEmpty: Bool { keys.isEmpty }
-    mutating func push(_ k: UInt64, _ v: Int32) {
-        keys.append(k); vals.append(v)
-        var i = keys.count - 1
+    let keys: UnsafeMutablePointer<UInt64>
+    let vals: UnsafeMutablePointer<Int32>
+    var count = 0
+    init(capacity: Int) {
+        keys = .allocate(capacity: Swift.max(1, capacity))
+        vals = .allocate(capacity: Swift.max(1, capacity))
+    }
+    func deallocate() { keys.deallocate(); vals.deallocate() }
+    @inline(__always) mutating func push(_ k: UInt64, _ v: Int32) {
+        var i = count
+        count += 1
         while i > 0 {
             let p = (i - 1) >> 1
-            if keys[p] <= k { break }
-            keys[i] = keys[p]; vals[i] = vals[p]
+            let pk = keys[p]
+            if pk <= k { break }
+            keys[i] = pk; vals[i] = vals[p]
             i = p
         }
         keys[i] = k; vals[i] = v
     }
-    mutating func pop() -> (UInt64, Int32)? {
-        guard let top = keys.first else { return nil }
+    @inline(__always) mutating func pop() -> Int32 {
         let tv = vals[0]
-        let lk = keys.removeLast(), lv = vals.removeLast()
-        let n = keys.count
+        count -= 1
+        let n = count
         if n > 0 {
+            let lk = keys[n], lv = vals[n]
             var i = 0
             while true {
                 let l = 2 * i + 1
                 if l >= n { break }
                 var c = l
-                if l + 1 < n && keys[l + 1] < keys[l] { c = l + 1 }
-                if keys[c] >= lk { break }
-                keys[i] = keys[c]; vals[i] = vals[c]
+                var ck = keys[l]
+                if l + 1 < n { let rk = keys[l + 1]; if rk < ck { c = l + 1; ck = rk } }
+                if ck >= lk { break }
+                keys[i] = ck; vals[i] = vals[c]
                 i = c
             }
             keys[i] = lk; vals[i] = lv
         }
-        return (top, tv)
+        return tv
     }
 }
