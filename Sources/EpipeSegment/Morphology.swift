@@ -61,6 +61,7 @@ extension Segmenter {
     public static func fillHoles(_ mask: inout [Bool], width: Int, height: Int) {
         precondition(mask.count == width * height)
         guard width > 0, height > 0 else { return }
+        precondition(width * height < Int(Int32.max), "Int32 pixel indices")
         var outside = [Bool](repeating: false, count: width * height)
         var stack: [Int32] = []
         func push(_ i: Int) { if !mask[i] && !outside[i] { outside[i] = true; stack.append(Int32(i)) } }
@@ -98,7 +99,7 @@ public enum DistanceTransform {
     /// plus that feature pixel's index (-1 and +inf when there are no features).
     public static func featureTransform(_ isFeature: [Bool], width w: Int, height h: Int) -> (dist2: [Double], nearest: [Int32]) {
         let n = w * h
-        precondition(isFeature.count == n)
+        precondition(isFeature.count == n && n < Int(Int32.max), "Int32 pixel indices")
         // column pass (row-major sweeps): nearest feature row per pixel, ties to the upper one
         var colNear = [Int32](repeating: -1, count: n)
         isFeature.withUnsafeBufferPointer { F in

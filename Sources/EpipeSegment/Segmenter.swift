@@ -33,12 +33,14 @@ public struct NucleiParams: Codable, Sendable, Equatable {
         self.nucleusDiameter = nucleusDiameter
     }
 
-    /// Minimum dynamic of a distance maximum to seed its own nucleus: max(0.5, 0.1 * diameter) px.
-    public var seedH: Double { Swift.max(0.5, 0.1 * nucleusDiameter) }
+    /// Minimum dynamic of a distance maximum to seed its own nucleus: max(0.5, 0.05 * diameter) px.
+    public var seedH: Double { Swift.max(0.5, 0.05 * nucleusDiameter) }
     /// Minimum distance between two seeds in one component: max(1, 0.25 * diameter) px.
     public var seedMinDistance: Double { Swift.max(1, 0.25 * nucleusDiameter) }
-    /// Gaussian sigma applied to the distance map before seeding/flooding: min(1, diameter / 12).
-    public var distanceSmoothSigma: Double { Swift.min(1, nucleusDiameter / 12) }
+    /// Gaussian sigma applied to the distance map before seeding/flooding: min(0.5, diameter / 24).
+    /// (Smoothing lowers cone-shaped distance peaks by ~1.25 sigma, which eats into the dynamic
+    /// of small touching nuclei, so it is kept light.)
+    public var distanceSmoothSigma: Double { Swift.min(0.5, nucleusDiameter / 24) }
 }
 
 public enum Segmenter {
@@ -87,7 +89,7 @@ public enum Segmenter {
     /// with dynamic = peak - v (equal peaks: the later pixel index dies).
     public static func seedPixels(_ f: [Float], mask: [Bool], width w: Int, height h: Int, h hmin: Float, minDistance: Double) -> [Int] {
         let n = w * h
-        precondition(f.count == n && mask.count == n)
+        precondition(f.count == n && mask.count == n && n < Int(Int32.max), "Int32 pixel indices")
         // foreground pixels sorted by value descending, ties by index ascending
         let order = sortedDescending(f, mask: mask)
         let parent = UnsafeMutablePointer<Int32>.allocate(capacity: n)   // -1: not yet processed
@@ -193,7 +195,7 @@ public enum Segmenter {
     /// Equal priorities are processed in insertion order. Pixels not reachable from any marker stay 0.
     public static func watershed(_ f: [Float], markers: [UInt32], mask: [Bool], width w: Int, height h: Int, highFirst: Bool) -> [UInt32] {
         let n = w * h
-        precondition(f.count == n && markers.count == n && mask.count == n)
+        precondition(f.count == n && markers.count == n && mask.count == n && n < Int(Int32.max), "Int32 pixel indices")
         var out = markers
         // every pixel is pushed at most once (labelled when pushed)
         var heap = MinHeap(capacity: n)

@@ -217,6 +217,16 @@ final class SegmentTests: XCTestCase {
             XCTAssertNotEqual(la, 0)
             XCTAssertEqual(la, l2[Int(b.1) * w + Int(b.0)])
         }
+        // a chain of three touching discs splits into three; so does a pair of unequal discs
+        // (note: a compact triangle of three discs has a single distance maximum and cannot be
+        // split by the distance transform recipe; it is intentionally not tested here)
+        for group in [[(30.0, 30.0, 8.5), (44.0, 30.0, 8.5), (58.0, 30.0, 8.5)], [(30.0, 40.0, 9.0), (43.0, 40.0, 6.0)]] {
+            let im = synth(90, 80, discs: group, seed: 8)
+            let (lab, c, _) = Segmenter.nuclei(im, width: 90, height: 80, params: params)
+            XCTAssertEqual(c, group.count)
+            XCTAssertEqual(Set(group.map { lab[Int($0.1) * 90 + Int($0.0)] }).count, group.count)
+            XCTAssertFalse(group.contains { lab[Int($0.1) * 90 + Int($0.0)] == 0 })
+        }
         // a single elongated nucleus (ellipse) is not over-split
         var e = [Float](repeating: 100, count: 80 * 60)
         for y in 0..<60 { for x in 0..<80 where pow((Double(x) - 40) / 14, 2) + pow((Double(y) - 30) / 7, 2) <= 1 { e[y * 80 + x] = 1000 } }
@@ -227,6 +237,28 @@ final class SegmentTests: XCTestCase {
         for (cx, cy) in [(30.0, 30.0)] { let m = disc(50, 50, cx: cx, cy: cy, r: 6); for i in 0..<2500 where m[i] { s[i] = 1000 } }
         XCTAssertEqual(Segmenter.nuclei(s, width: 50, height: 50, params: NucleiParams(smoothSigma: 0, minArea: 20)).count, 1)
         XCTAssertEqual(Segmenter.nuclei([Float](repeating: 5, count: 100), width: 10, height: 10, params: NucleiParams()).count, 0)
+    }
+
+    func testNucleiNoOverSplitOfEllipses() {
+        // isolated noisy ellipses with axis ratios up to 2.8 and random orientations: one nucleus each
+        var g = TestRNG(s: 21)
+        let w = 300, h = 300
+        var img = (0..<(w * h)).map { _ in Float(100 + Int.random(in: 0..<60, using: &g)) }
+        var centres: [(Int, Int)] = []
+        for gy in 0..<6 { for gx in 0..<6 {
+            let cx = 25.0 + Double(gx) * 50, cy = 25.0 + Double(gy) * 50
+            let a = Double.random(in: 7..<15, using: &g), b = a / Double.random(in: 1..<2.8, using: &g)
+            let th = Double.random(in: 0..<Double.pi, using: &g)
+            for y in 0..<h { for x in 0..<w {
+                let dx = Double(x) - cx, dy = Double(y) - cy
+                let u = dx * cos(th) + dy * sin(th), v = -dx * sin(th) + dy * cos(th)
+                if (u / a) * (u / a) + (v / b) * (v / b) <= 1 { img[y * w + x] = Float(900 + Int.random(in: 0..<300, using: &g)) }
+            } }
+            centres.append((Int(cx), Int(cy)))
+        } }
+        let (lab, c, _) = Segmenter.nuclei(img, width: w, height: h, params: NucleiParams(nucleusDiameter: 16))
+        XCTAssertEqual(c, 36)
+        XCTAssertEqual(Set(centres.map { lab[$0.1 * w + $0.0] }).count, 36)
     }
 
     func testQuantifyVsDirect() {

@@ -51,6 +51,15 @@ final class SpatialTests: XCTestCase {
                 XCTAssertEqual(graph[i], bruteKNN(xs, ys, xs[i], ys[i], 5).filter { $0 != i }.prefix(4).map { $0 })
             }
         }
+        do {
+            let xs = (0..<800).map { _ in Double.random(in: 0..<100, using: &g) }
+            let ys = (0..<800).map { _ in Double.random(in: 0..<100, using: &g) }
+            let rg = KDTree2D(x: xs, y: ys).radiusGraph(radius: 6)
+            for i in 0..<800 {
+                let ref = (0..<800).filter { $0 != i && (xs[$0] - xs[i]) * (xs[$0] - xs[i]) + (ys[$0] - ys[i]) * (ys[$0] - ys[i]) <= 36 }
+                XCTAssertEqual(rg[i], ref)
+            }
+        }
         XCTAssertEqual(KDTree2D(x: [], y: []).nearest(x: 0, y: 0, k: 3).count, 0)
     }
 }
