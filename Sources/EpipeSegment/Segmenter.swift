@@ -192,8 +192,91 @@ public enum Segmenter {
 
     /// Seeded watershed by priority flood (Meyer), 8-connected, restricted to `mask`.
     /// With `highFirst` the highest values of `f` flood first (i.e. the watershed of -f).
-    /// Equal priorities are processed in insertion order. Pixels not reachable from any marker stay 0.
+    /// Equal priorities are processed in insertion order (markers first, in raster order).
+    /// Pixels not reachable from any marker stay 0; markers outside the mask keep their label
+    /// and may flood into adjacent mask pixels.
+    /// Implementation: the 8-connected components of (mask or marker) never interact, so each is
+    /// flooded with its own small queue, components in parallel; the result is identical to a
+    /// single global queue.
     public static func watershed(_ f: [Float], markers: [UInt32], mask: [Bool], width w: Int, height h: Int, highFirst: Bool) -> [UInt32] {
+        let n = w * h
+        precondition(f.count == n && markers.count == n && mask.count == n && n < Int(Int32.max), "Int32 pixel indices")
+        var region = [Bool](repeating: false, count: n)
+        for i in 0..<n { region[i] = mask[i] || markers[i] != 0 }
+        let (cc, ncc) = connectedComponents(region, width: w, height: h)
+        region = []
+        var out = markers
+        guard ncc > 0 else { return out }
+        // component sizes and marker lists (raster order) per component
+        var size = [Int](repeating: 0, count: ncc + 1)
+        var mStart = [Int](repeating: 0, count: ncc + 2)
+        for i in 0..<n {
+            let c = Int(cc[i]); size[c] += 1
+            if markers[i] != 0 { mStart[c + 1] += 1 }
+        }
+        for c in 0...ncc { mStart[c + 1] += mStart[c] }
+        var mList = [Int32](repeating: 0, count: mStart[ncc + 1])
+        var fillPos = mStart
+        for i in 0..<n where markers[i] != 0 { let c = Int(cc[i]); mList[fillPos[c]] = Int32(i); fillPos[c] += 1 }
+        // contiguous ranges of components with roughly equal pixel totals
+        let total = n - size[0]
+        let nChunks = total > 1 << 16 ? 16 : 1
+        var bounds = [1]
+        var acc = 0
+        for c in 1...ncc {
+            acc += size[c]
+            if acc >= total * bounds.count / nChunks && bounds.count < nChunks { bounds.append(c + 1) }
+        }
+        if bounds.last! != ncc + 1 { bounds.append(ncc + 1) }
+        let F = UnsafeShared(f), M = UnsafeShared(mask), S = UnsafeShared(size), ML = UnsafeShared(mList), MS = UnsafeShared(mStart)
+        let B = bounds
+        out.withUnsafeMutableBufferPointer { Ob in
+            let O = UnsafeShared(Ob)
+            DispatchQueue.concurrentPerform(iterations: B.count - 1) { chunk in
+                let c0 = B[chunk], c1 = B[chunk + 1]
+                var cap = 1
+                for c in c0..<c1 where MS.value[c + 1] > MS.value[c] { cap = Swift.max(cap, S.value[c]) }
+                var heap = MinHeap(capacity: cap)
+                defer { heap.deallocate() }
+                F.value.withUnsafeBufferPointer { Fp in
+                    M.value.withUnsafeBufferPointer { Mp in
+                        let O = O.value
+                        @inline(__always) func key(_ v: Float) -> UInt64 {
+                            let b = v.bitPattern
+                            var u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
+                            if highFirst { u = ~u }
+                            return UInt64(u) << 32
+                        }
+                        for c in c0..<c1 {
+                            let ma = MS.value[c], mb = MS.value[c + 1]
+                            if ma == mb { continue }
+                            var age: UInt64 = 0
+                            for k in ma..<mb { let i = Int(ML.value[k]); heap.push(key(Fp[i]) | age, Int32(i)); age += 1 }
+                            while heap.count > 0 {
+                                let p = Int(heap.pop())
+                                let lab = O[p]
+                                let x = p % w, y = p / w
+                                let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+                                let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+                                for dy in y0...y1 {
+                                    for dx in x0...x1 {
+                                        let q = p + dy * w + dx
+                                        if O[q] != 0 || !Mp[q] { continue }
+                                        O[q] = lab
+                                        heap.push(key(Fp[q]) | age, Int32(q)); age += 1
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Single-queue reference implementation of `watershed` (same result, one thread).
+    static func watershedGlobal(_ f: [Float], markers: [UInt32], mask: [Bool], width w: Int, height h: Int, highFirst: Bool) -> [UInt32] {
         let n = w * h
         precondition(f.count == n && markers.count == n && mask.count == n && n < Int(Int32.max), "Int32 pixel indices")
         var out = markers

@@ -261,6 +261,26 @@ final class SegmentTests: XCTestCase {
         XCTAssertEqual(Set(centres.map { lab[$0.1 * w + $0.0] }).count, 36)
     }
 
+    func testWatershedParallelEqualsGlobalQueue() {
+        var g = TestRNG(s: 31)
+        let w = 400, h = 300
+        // blobs of quantised (tie-rich) random values; markers inside and a few outside the mask
+        let mask = (0..<(w * h)).map { i in (i % w / 13 + i / w / 11) % 3 != 0 || Int.random(in: 0..<10, using: &g) == 0 }
+        let f = (0..<(w * h)).map { _ in Float(Int.random(in: 0..<8, using: &g)) }
+        var markers = [UInt32](repeating: 0, count: w * h)
+        for l in 1...400 { markers[Int.random(in: 0..<(w * h), using: &g)] = UInt32(l) }
+        for hf in [true, false] {
+            let a = Segmenter.watershed(f, markers: markers, mask: mask, width: w, height: h, highFirst: hf)
+            let b = Segmenter.watershedGlobal(f, markers: markers, mask: mask, width: w, height: h, highFirst: hf)
+            XCTAssertEqual(a, b)
+            // every mask pixel in a component containing a marker is labelled
+            let (cc, _) = Segmenter.connectedComponents(mask, width: w, height: h)
+            var seeded = Set<UInt32>()
+            for i in 0..<(w * h) where markers[i] != 0 && mask[i] { seeded.insert(cc[i]) }
+            for i in 0..<(w * h) where mask[i] && seeded.contains(cc[i]) { XCTAssertNotEqual(a[i], 0) }
+        }
+    }
+
     func testQuantifyVsDirect() {
         var g = TestRNG(s: 12)
         let w = 70, h = 50
