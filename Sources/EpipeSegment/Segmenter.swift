@@ -75,119 +75,135 @@ public enum Segmenter {
             dist = Denoise.gaussian(dist, width: width, height: height, sigma: params.distanceSmoothSigma)
             for i in 0..<n where !mask[i] { dist[i] = 0 }
         }
-        let seeds = seedPixels(dist, mask: mask, width: width, height: height, h: Float(params.seedH), minDistance: params.seedMinDistance)
+        let (cc, ncc) = connectedComponents(mask, width: width, height: height)
+        let seeds = seedPixels(dist, mask: mask, width: width, height: height, h: Float(params.seedH), minDistance: params.seedMinDistance,
+                               components: cc, componentCount: ncc)
         var markers = [UInt32](repeating: 0, count: n)
         for (k, p) in seeds.enumerated() { markers[p] = UInt32(k + 1) }
-        return watershed(dist, markers: markers, mask: mask, width: width, height: height, highFirst: true)
+        return watershed(dist, markers: markers, mask: mask, width: width, height: height, highFirst: true, components: cc, componentCount: ncc)
     }
 
     /// Seeds = one pixel per regional maximum of `f` (within `mask`, 8-connected) whose dynamic
     /// is >= h (the global maximum of each component always qualifies), then greedy thinning
-    /// by `minDistance` within each connected component, highest first. Returns pixel indices.
-    /// Implementation: union-find over foreground pixels in decreasing order of `f`
-    /// (component tree); when two components meet at level v the one with the lower peak dies
-    /// with dynamic = peak - v (equal peaks: the later pixel index dies).
+    /// by `minDistance` within each connected component, highest first. Returns pixel indices
+    /// (grouped by component, highest first within a component).
+    /// Implementation: per 8-connected component (components in parallel), union-find over its
+    /// pixels in decreasing order of `f` (ties: lower index first); when two components of the
+    /// upper level set meet at level v the one with the lower peak dies with dynamic = peak - v
+    /// (equal peaks: the later pixel index dies).
     public static func seedPixels(_ f: [Float], mask: [Bool], width w: Int, height h: Int, h hmin: Float, minDistance: Double) -> [Int] {
+        let (cc, ncc) = connectedComponents(mask, width: w, height: h)
+        return seedPixels(f, mask: mask, width: w, height: h, h: hmin, minDistance: minDistance, components: cc, componentCount: ncc)
+    }
+
+    static func seedPixels(_ f: [Float], mask: [Bool], width w: Int, height h: Int, h hmin: Float, minDistance: Double,
+                           components cc: [UInt32], componentCount ncc: Int) -> [Int] {
         let n = w * h
-        precondition(f.count == n && mask.count == n && n < Int(Int32.max), "Int32 pixel indices")
-        // foreground pixels sorted by value descending, ties by index ascending
-        let order = sortedDescending(f, mask: mask)
+        precondition(f.count == n && mask.count == n && cc.count == n && n < Int(Int32.max), "Int32 pixel indices")
+        guard ncc > 0 else { return [] }
+        // pixels grouped by component (raster order inside)
+        var start = [Int](repeating: 0, count: ncc + 2)
+        for i in 0..<n { start[Int(cc[i]) + 1] += 1 }
+        for c in 0...ncc { start[c + 1] += start[c] }
+        var list = [Int32](repeating: 0, count: n - start[1])
+        var pos = start
+        for i in 0..<n where cc[i] != 0 { let c = Int(cc[i]); list[pos[c] - start[1]] = Int32(i); pos[c] += 1 }
+        let base = start[1]
+        let bounds = componentChunks(start: start, count: ncc, total: n - base)
         let parent = UnsafeMutablePointer<Int32>.allocate(capacity: n)   // -1: not yet processed
         let peak = UnsafeMutablePointer<Int32>.allocate(capacity: n)     // for roots: peak pixel
         let dynamic = UnsafeMutablePointer<Float>.allocate(capacity: n)  // per peak pixel
         parent.initialize(repeating: -1, count: n)
         defer { parent.deallocate(); peak.deallocate(); dynamic.deallocate() }
-        @inline(__always) func find(_ x: Int32) -> Int32 {
-            var r = x
-            while parent[Int(r)] != r { r = parent[Int(r)] }
-            var c = x
-            while parent[Int(c)] != r { let nx = parent[Int(c)]; parent[Int(c)] = r; c = nx }
-            return r
-        }
-        var peaks: [Int] = []
-        f.withUnsafeBufferPointer { F in
-            for p32 in order {
-                let p = Int(p32)
-                let fp = F[p]
-                parent[p] = Int32(p)
-                var root: Int32 = -1
-                let x = p % w, y = p / w
-                let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
-                let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
-                for dy in y0...y1 {
-                    for dx in x0...x1 {
-                        let q = p + dy * w + dx
-                        if q == p || parent[q] < 0 { continue }
-                        let rq = find(Int32(q))
-                        if root < 0 { root = rq; continue }
-                        if rq == root { continue }
-                        // two components meet at level fp: the lower peak dies
-                        let pa = Int(peak[Int(root)]), pb = Int(peak[Int(rq)])
-                        let aWins = F[pa] > F[pb] || (F[pa] == F[pb] && pa < pb)
-                        let win = aWins ? root : rq, lose = aWins ? rq : root
-                        let lp = Int(peak[Int(lose)])
-                        dynamic[lp] = F[lp] - fp
-                        parent[Int(lose)] = win
-                        root = win
+        var results = [[Int]](repeating: [], count: bounds.count - 1)
+        let P = UnsafeShared(parent), PK = UnsafeShared(peak), DY = UnsafeShared(dynamic)
+        let F = UnsafeShared(f), L = UnsafeShared(list), ST = UnsafeShared(start)
+        let md2 = minDistance * minDistance
+        results.withUnsafeMutableBufferPointer { Rb in
+            let R = UnsafeShared(Rb)
+            DispatchQueue.concurrentPerform(iterations: bounds.count - 1) { chunk in
+                let parent = P.value, peak = PK.value, dynamic = DY.value
+                @inline(__always) func find(_ x: Int32) -> Int32 {
+                    var r = x
+                    while parent[Int(r)] != r { r = parent[Int(r)] }
+                    var c = x
+                    while parent[Int(c)] != r { let nx = parent[Int(c)]; parent[Int(c)] = r; c = nx }
+                    return r
+                }
+                var keys: [UInt64] = []
+                var peaks: [Int] = []
+                var kept: [Int] = []
+                var out: [Int] = []
+                F.value.withUnsafeBufferPointer { Fp in
+                    for c in bounds[chunk]..<bounds[chunk + 1] {
+                        keys.removeAll(keepingCapacity: true)
+                        for k in (ST.value[c] - base)..<(ST.value[c + 1] - base) {
+                            let p = L.value[k]
+                            let b = Fp[Int(p)].bitPattern
+                            let u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
+                            keys.append(UInt64(~u) << 32 | UInt64(UInt32(p)))
+                        }
+                        keys.sort()
+                        peaks.removeAll(keepingCapacity: true)
+                        for key in keys {
+                            let p = Int(key & 0xffff_ffff)
+                            let fp = Fp[p]
+                            parent[p] = Int32(p)
+                            var root: Int32 = -1
+                            let x = p % w, y = p / w
+                            let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+                            let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+                            for dy in y0...y1 {
+                                for dx in x0...x1 {
+                                    let q = p + dy * w + dx
+                                    if q == p || parent[q] < 0 { continue }
+                                    let rq = find(Int32(q))
+                                    if root < 0 { root = rq; continue }
+                                    if rq == root { continue }
+                                    let pa = Int(peak[Int(root)]), pb = Int(peak[Int(rq)])
+                                    let aWins = Fp[pa] > Fp[pb] || (Fp[pa] == Fp[pb] && pa < pb)
+                                    let win = aWins ? root : rq, lose = aWins ? rq : root
+                                    let lp = Int(peak[Int(lose)])
+                                    dynamic[lp] = Fp[lp] - fp
+                                    parent[Int(lose)] = win
+                                    root = win
+                                }
+                            }
+                            if root < 0 { peak[p] = Int32(p); dynamic[p] = .infinity; peaks.append(p) }
+                            else { parent[p] = root }
+                        }
+                        // peaks were created in decreasing order of f (ties: lower index first)
+                        kept.removeAll(keepingCapacity: true)
+                        for p in peaks where dynamic[p] >= hmin {
+                            let px = Double(p % w), py = Double(p / w)
+                            var ok = true
+                            for q in kept {
+                                let dx = px - Double(q % w), dy = py - Double(q / w)
+                                if dx * dx + dy * dy < md2 { ok = false; break }
+                            }
+                            if ok { kept.append(p) }
+                        }
+                        out.append(contentsOf: kept)
                     }
                 }
-                if root < 0 { peak[p] = Int32(p); dynamic[p] = .infinity; peaks.append(p) }
-                else { parent[p] = root }
+                R.value[chunk] = out
             }
         }
-        var candidates = peaks.filter { dynamic[$0] >= hmin }
-        candidates.sort { f[$0] != f[$1] ? f[$0] > f[$1] : $0 < $1 }
-        var kept: [Int] = []
-        var perComp: [Int32: [Int]] = [:]
-        let md2 = minDistance * minDistance
-        for p in candidates {
-            let c = find(Int32(p))
-            var ok = true
-            if let list = perComp[c] {
-                let px = Double(p % w), py = Double(p / w)
-                for q in list {
-                    let dx = px - Double(q % w), dy = py - Double(q / w)
-                    if dx * dx + dy * dy < md2 { ok = false; break }
-                }
-            }
-            if ok { kept.append(p); perComp[c, default: []].append(p) }
-        }
-        return kept
+        return results.flatMap { $0 }
     }
 
-    /// Indices of pixels with `mask` set, sorted by `f` descending (ties: index ascending).
-    /// Stable LSD radix sort (2 x 16-bit passes) on an order-preserving UInt32 image of the Float.
-    static func sortedDescending(_ f: [Float], mask: [Bool]) -> [Int32] {
-        let n = f.count
-        var idx = [Int32](), key = [UInt32]()
-        idx.reserveCapacity(n); key.reserveCapacity(n)
-        f.withUnsafeBufferPointer { F in
-            mask.withUnsafeBufferPointer { M in
-                for i in 0..<n where M[i] {
-                    let b = F[i].bitPattern
-                    let u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
-                    idx.append(Int32(i)); key.append(~u)   // descending value = ascending ~u
-                }
-            }
+    /// Splits components 1...count into contiguous ranges with roughly equal pixel totals
+    /// (`start[c+1] - start[c]` = size of component c). Returns range bounds.
+    static func componentChunks(start: [Int], count: Int, total: Int) -> [Int] {
+        let nChunks = total > 1 << 16 ? 16 : 1
+        var bounds = [1]
+        var acc = 0
+        for c in 1...count {
+            acc += start[c + 1] - start[c]
+            if acc >= total * bounds.count / nChunks && bounds.count < nChunks { bounds.append(c + 1) }
         }
-        let m = idx.count
-        var idx2 = [Int32](repeating: 0, count: m), key2 = [UInt32](repeating: 0, count: m)
-        for shift in [UInt32(0), 16] {
-            var cnt = [Int](repeating: 0, count: 65537)
-            key.withUnsafeBufferPointer { K in for i in 0..<m { cnt[Int((K[i] >> shift) & 0xffff) + 1] += 1 } }
-            for b in 0..<65536 { cnt[b + 1] += cnt[b] }
-            key.withUnsafeBufferPointer { K in idx.withUnsafeBufferPointer { I in
-                key2.withUnsafeMutableBufferPointer { K2 in idx2.withUnsafeMutableBufferPointer { I2 in
-                    for i in 0..<m {
-                        let b = Int((K[i] >> shift) & 0xffff)
-                        let d = cnt[b]; cnt[b] = d + 1
-                        K2[d] = K[i]; I2[d] = I[i]
-                    }
-                } }
-            } }
-            swap(&idx, &idx2); swap(&key, &key2)
-        }
-        return idx
+        if bounds.last! != count + 1 { bounds.append(count + 1) }
+        return bounds
     }
 
     /// Seeded watershed by priority flood (Meyer), 8-connected, restricted to `mask`.
@@ -205,6 +221,13 @@ public enum Segmenter {
         for i in 0..<n { region[i] = mask[i] || markers[i] != 0 }
         let (cc, ncc) = connectedComponents(region, width: w, height: h)
         region = []
+        return watershed(f, markers: markers, mask: mask, width: w, height: h, highFirst: highFirst, components: cc, componentCount: ncc)
+    }
+
+    /// `watershed` with precomputed 8-connected components of (mask or marker).
+    static func watershed(_ f: [Float], markers: [UInt32], mask: [Bool], width w: Int, height h: Int, highFirst: Bool,
+                          components cc: [UInt32], componentCount ncc: Int) -> [UInt32] {
+        let n = w * h
         var out = markers
         guard ncc > 0 else { return out }
         // component sizes and marker lists (raster order) per component
@@ -219,15 +242,9 @@ public enum Segmenter {
         var fillPos = mStart
         for i in 0..<n where markers[i] != 0 { let c = Int(cc[i]); mList[fillPos[c]] = Int32(i); fillPos[c] += 1 }
         // contiguous ranges of components with roughly equal pixel totals
-        let total = n - size[0]
-        let nChunks = total > 1 << 16 ? 16 : 1
-        var bounds = [1]
-        var acc = 0
-        for c in 1...ncc {
-            acc += size[c]
-            if acc >= total * bounds.count / nChunks && bounds.count < nChunks { bounds.append(c + 1) }
-        }
-        if bounds.last! != ncc + 1 { bounds.append(ncc + 1) }
+        var sizeStart = [Int](repeating: 0, count: ncc + 2)
+        for c in 0...ncc { sizeStart[c + 1] = sizeStart[c] + size[c] }
+        let bounds = componentChunks(start: sizeStart, count: ncc, total: n - size[0])
         let F = UnsafeShared(f), M = UnsafeShared(mask), S = UnsafeShared(size), ML = UnsafeShared(mList), MS = UnsafeShared(mStart)
         let B = bounds
         out.withUnsafeMutableBufferPointer { Ob in
