@@ -61,6 +61,7 @@ extension Segmenter {
     public static func fillHoles(_ mask: inout [Bool], width: Int, height: Int) {
         precondition(mask.count == width * height)
         guard width > 0, height > 0 else { return }
+        precondition(width * height < Int(Int32.max), "Int32 pixel indices")
         var outside = [Bool](repeating: false, count: width * height)
         var stack: [Int32] = []
         func push(_ i: Int) { if !mask[i] && !outside[i] { outside[i] = true; stack.append(Int32(i)) } }
@@ -96,79 +97,16 @@ extension Segmenter {
 public enum DistanceTransform {
     /// For every pixel, squared Euclidean distance to the nearest pixel where `isFeature` is true,
     /// plus that feature pixel's index (-1 and +inf when there are no features).
+    /// Ties: the nearest row within a column is the upper one, then the leftmost envelope site.
     public static func featureTransform(_ isFeature: [Bool], width w: Int, height h: Int) -> (dist2: [Double], nearest: [Int32]) {
         let n = w * h
-        precondition(isFeature.count == n)
-        // column pass (row-major sweeps): nearest feature row per pixel, ties to the upper one
-        var colNear = [Int32](repeating: -1, count: n)
-        isFeature.withUnsafeBufferPointer { F in
-            colNear.withUnsafeMutableBufferPointer { C in
-                var last = [Int32](repeating: -1, count: w)
-                for y in 0..<h {
-                    let row = y * w
-                    for x in 0..<w {
-                        if F[row + x] { last[x] = Int32(y) }
-                        C[row + x] = last[x]
-                    }
-                }
-                for x in 0..<w { last[x] = -1 }
-                for y in stride(from: h - 1, through: 0, by: -1) {
-                    let row = y * w
-                    for x in 0..<w {
-                        if F[row + x] { last[x] = Int32(y) }
-                        let l = Int(last[x])
-                        if l >= 0 {
-                            let c = Int(C[row + x])
-                            if c < 0 || l - y < y - c { C[row + x] = Int32(l) }
-                        }
-                    }
-                }
-            }
-        }
+        precondition(isFeature.count == n && n < Int(Int32.max), "Int32 pixel indices")
         var dist2 = [Double](repeating: .infinity, count: n)
         var nearest = [Int32](repeating: -1, count: n)
-        let C = UnsafeShared(colNear)
-        dist2.withUnsafeMutableBufferPointer { dp in
-            nearest.withUnsafeMutableBufferPointer { np in
-                let D = UnsafeShared(dp), N = UnsafeShared(np)
-                let parts = h >= 64 ? 2 : 1
-                DispatchQueue.concurrentPerform(iterations: parts) { p in
-                    let y0 = h * p / parts, y1 = h * (p + 1) / parts
-                    var f = [Double](repeating: 0, count: w)
-                    var v = [Int](repeating: 0, count: w)
-                    var z = [Double](repeating: 0, count: w + 1)
-                    for y in y0..<y1 {
-                        var any = false
-                        for x in 0..<w {
-                            let c = Int(C.value[y * w + x])
-                            if c < 0 { f[x] = .infinity } else { let d = Double(c - y); f[x] = d * d; any = true }
-                        }
-                        guard any else { continue }
-                        // lower envelope of parabolas over finite sites
-                        var k = -1
-                        for q in 0..<w where f[q].isFinite {
-                            if k < 0 { k = 0; v[0] = q; z[0] = -.infinity; z[1] = .infinity; continue }
-                            var s: Double
-                            while true {
-                                let p = v[k]
-                                s = ((f[q] + Double(q * q)) - (f[p] + Double(p * p))) / Double(2 * (q - p))
-                                if s <= z[k] && k > 0 { k -= 1 } else { break }
-                            }
-                            if s <= z[k] { // k == 0 and new parabola dominates entirely
-                                v[0] = q; z[0] = -.infinity; z[1] = .infinity
-                            } else {
-                                k += 1; v[k] = q; z[k] = s; z[k + 1] = .infinity
-                            }
-                        }
-                        var j = 0
-                        for q in 0..<w {
-                            while z[j + 1] < Double(q) { j += 1 }
-                            let p = v[j]
-                            let dx = Double(q - p)
-                            D.value[y * w + q] = dx * dx + f[p]
-                            N.value[y * w + q] = Int32(Int(C.value[y * w + p]) * w + p)
-                        }
-                    }
+        isFeature.withUnsafeBufferPointer { F in
+            dist2.withUnsafeMutableBufferPointer { D in
+                nearest.withUnsafeMutableBufferPointer { N in
+                    core(F, invert: false, w: w, h: h, dist: nil, dist2: D.baseAddress, nearest: N.baseAddress)
                 }
             }
         }
@@ -178,7 +116,97 @@ public enum DistanceTransform {
     /// Euclidean distance of every foreground pixel to the nearest background pixel (0 on
     /// background). With no background pixel at all, foreground distance is +inf.
     public static func edt(_ mask: [Bool], width: Int, height: Int) -> [Float] {
-        let (d2, _) = featureTransform(mask.map { !$0 }, width: width, height: height)
-        return d2.map { Float($0.squareRoot()) }
+        let n = width * height
+        precondition(mask.count == n && n < Int(Int32.max), "Int32 pixel indices")
+        var out = [Float](repeating: .infinity, count: n)
+        mask.withUnsafeBufferPointer { F in
+            out.withUnsafeMutableBufferPointer { O in
+                core(F, invert: true, w: width, h: height, dist: O.baseAddress, dist2: nil, nearest: nil)
+            }
+        }
+        return out
+    }
+
+    /// Felzenszwalb-Huttenlocher: column pass (nearest feature row, two sweeps), then per-row
+    /// lower envelope of parabolas. Features are pixels with `F[i] != invert`. Outputs (any
+    /// subset): Euclidean distance, squared distance, nearest feature index. Rows with no
+    /// feature in their whole column set are left untouched (callers pre-fill +inf / -1).
+    static func core(_ F: UnsafeBufferPointer<Bool>, invert: Bool, w: Int, h: Int,
+                     dist: UnsafeMutablePointer<Float>?, dist2: UnsafeMutablePointer<Double>?, nearest: UnsafeMutablePointer<Int32>?) {
+        let n = w * h
+        guard n > 0 else { return }
+        let colNear = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+        defer { colNear.deallocate() }
+        let parts = n >= 1 << 16 ? 2 : 1
+        let FS = UnsafeShared(F), CS = UnsafeShared(colNear)
+        // column pass, columns split between threads; sweeps are row-major inside a range
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let xa = w * part / parts, xb = w * (part + 1) / parts
+            let F = FS.value, C = CS.value
+            let m = xb - xa
+            guard m > 0 else { return }
+            let last = UnsafeMutablePointer<Int32>.allocate(capacity: m)
+            defer { last.deallocate() }
+            last.initialize(repeating: -1, count: m)
+            for y in 0..<h {
+                let row = y * w + xa
+                for x in 0..<m {
+                    if F[row + x] != invert { last[x] = Int32(y) }
+                    C[row + x] = last[x]
+                }
+            }
+            last.update(repeating: -1, count: m)
+            for y in stride(from: h - 1, through: 0, by: -1) {
+                let row = y * w + xa
+                for x in 0..<m {
+                    if F[row + x] != invert { last[x] = Int32(y) }
+                    let l = Int(last[x])
+                    if l >= 0 {
+                        let c = Int(C[row + x])
+                        if c < 0 || l - y < y - c { C[row + x] = Int32(l) }
+                    }
+                }
+            }
+        }
+        let DS = UnsafeShared(dist), D2 = UnsafeShared(dist2), NS = UnsafeShared(nearest)
+        let rparts = h >= 64 ? 2 : 1
+        DispatchQueue.concurrentPerform(iterations: rparts) { p in
+            let C = CS.value
+            let y0 = h * p / rparts, y1 = h * (p + 1) / rparts
+            let f = UnsafeMutablePointer<Double>.allocate(capacity: w)
+            let v = UnsafeMutablePointer<Int>.allocate(capacity: w)
+            let z = UnsafeMutablePointer<Double>.allocate(capacity: w + 1)
+            defer { f.deallocate(); v.deallocate(); z.deallocate() }
+            for y in y0..<y1 {
+                var k = -1
+                let row = y * w
+                for q in 0..<w {
+                    let c = Int(C[row + q])
+                    if c < 0 { continue }
+                    let d = Double(c - y)
+                    let fq = d * d
+                    f[q] = fq
+                    if k < 0 { k = 0; v[0] = q; z[0] = -.infinity; z[1] = .infinity; continue }
+                    var s: Double
+                    while true {
+                        let pp = v[k]
+                        s = ((fq + Double(q * q)) - (f[pp] + Double(pp * pp))) / Double(2 * (q - pp))
+                        if s <= z[k] && k > 0 { k -= 1 } else { break }
+                    }
+                    k += 1; v[k] = q; z[k] = s; z[k + 1] = .infinity
+                }
+                if k < 0 { continue }   // no feature reachable in this row
+                var j = 0
+                for q in 0..<w {
+                    while z[j + 1] < Double(q) { j += 1 }
+                    let pp = v[j]
+                    let dx = Double(q - pp)
+                    let d2 = dx * dx + f[pp]
+                    if let o = DS.value { o[row + q] = Float(d2.squareRoot()) }
+                    if let o = D2.value { o[row + q] = d2 }
+                    if let o = NS.value { o[row + q] = Int32(Int(C[row + pp]) * w + pp) }
+                }
+            }
+        }
     }
 }

@@ -33,12 +33,14 @@ public struct NucleiParams: Codable, Sendable, Equatable {
         self.nucleusDiameter = nucleusDiameter
     }
 
-    /// Minimum dynamic of a distance maximum to seed its own nucleus: max(0.5, 0.1 * diameter) px.
-    public var seedH: Double { Swift.max(0.5, 0.1 * nucleusDiameter) }
+    /// Minimum dynamic of a distance maximum to seed its own nucleus: max(0.5, 0.05 * diameter) px.
+    public var seedH: Double { Swift.max(0.5, 0.05 * nucleusDiameter) }
     /// Minimum distance between two seeds in one component: max(1, 0.25 * diameter) px.
     public var seedMinDistance: Double { Swift.max(1, 0.25 * nucleusDiameter) }
-    /// Gaussian sigma applied to the distance map before seeding/flooding: min(1, diameter / 12).
-    public var distanceSmoothSigma: Double { Swift.min(1, nucleusDiameter / 12) }
+    /// Gaussian sigma applied to the distance map before seeding/flooding: min(0.5, diameter / 24).
+    /// (Smoothing lowers cone-shaped distance peaks by ~1.25 sigma, which eats into the dynamic
+    /// of small touching nuclei, so it is kept light.)
+    public var distanceSmoothSigma: Double { Swift.min(0.5, nucleusDiameter / 24) }
 }
 
 public enum Segmenter {
@@ -73,99 +75,231 @@ public enum Segmenter {
             dist = Denoise.gaussian(dist, width: width, height: height, sigma: params.distanceSmoothSigma)
             for i in 0..<n where !mask[i] { dist[i] = 0 }
         }
-        let seeds = seedPixels(dist, mask: mask, width: width, height: height, h: Float(params.seedH), minDistance: params.seedMinDistance)
+        let (cc, ncc) = connectedComponents(mask, width: width, height: height)
+        let seeds = seedPixels(dist, mask: mask, width: width, height: height, h: Float(params.seedH), minDistance: params.seedMinDistance,
+                               components: cc, componentCount: ncc)
         var markers = [UInt32](repeating: 0, count: n)
         for (k, p) in seeds.enumerated() { markers[p] = UInt32(k + 1) }
-        return watershed(dist, markers: markers, mask: mask, width: width, height: height, highFirst: true)
+        return watershed(dist, markers: markers, mask: mask, width: width, height: height, highFirst: true, components: cc, componentCount: ncc)
     }
 
     /// Seeds = one pixel per regional maximum of `f` (within `mask`, 8-connected) whose dynamic
     /// is >= h (the global maximum of each component always qualifies), then greedy thinning
-    /// by `minDistance` within each connected component, highest first. Returns pixel indices.
+    /// by `minDistance` within each connected component, highest first. Returns pixel indices
+    /// (grouped by component, highest first within a component).
+    /// Implementation: per 8-connected component (components in parallel), union-find over its
+    /// pixels in decreasing order of `f` (ties: lower index first); when two components of the
+    /// upper level set meet at level v the one with the lower peak dies with dynamic = peak - v
+    /// (equal peaks: the later pixel index dies).
     public static func seedPixels(_ f: [Float], mask: [Bool], width w: Int, height h: Int, h hmin: Float, minDistance: Double) -> [Int] {
+        let (cc, ncc) = connectedComponents(mask, width: w, height: h)
+        return seedPixels(f, mask: mask, width: w, height: h, h: hmin, minDistance: minDistance, components: cc, componentCount: ncc)
+    }
+
+    static func seedPixels(_ f: [Float], mask: [Bool], width w: Int, height h: Int, h hmin: Float, minDistance: Double,
+                           components cc: [UInt32], componentCount ncc: Int) -> [Int] {
         let n = w * h
-        // sort foreground pixels by value descending (packed keys; ties by index descending)
-        var keys = [UInt64]()
-        keys.reserveCapacity(n / 2)
-        for i in 0..<n where mask[i] { keys.append(UInt64(Swift.max(f[i], 0).bitPattern) << 32 | UInt64(i)) }
-        keys.sort()
-        var parent = [Int32](repeating: -1, count: n)   // -1: unprocessed
-        var peak = [Int32](repeating: -1, count: n)     // for roots: peak pixel
-        var dynamic = [Float](repeating: -1, count: n)  // per peak pixel: dynamic (inf for survivors)
-        func find(_ x: Int32) -> Int32 {
-            var r = x
-            while parent[Int(r)] != r { r = parent[Int(r)] }
-            var c = x
-            while parent[Int(c)] != r { let nx = parent[Int(c)]; parent[Int(c)] = r; c = nx }
-            return r
-        }
-        var peaks: [Int] = []
-        for kk in stride(from: keys.count - 1, through: 0, by: -1) {
-            let p = Int(keys[kk] & 0xffff_ffff)
-            let fp = f[p]
-            parent[p] = Int32(p)
-            var root = Int32(p)
-            var hasRoot = false
-            let x = p % w, y = p / w
-            for dy in -1...1 {
-                let yy = y + dy
-                if yy < 0 || yy >= h { continue }
-                for dx in -1...1 {
-                    let xx = x + dx
-                    if (dx == 0 && dy == 0) || xx < 0 || xx >= w { continue }
-                    let q = yy * w + xx
-                    if parent[q] < 0 || q == p { continue }
-                    let rq = find(Int32(q))
-                    if !hasRoot { root = rq; hasRoot = true; parent[p] = rq; continue }
-                    if rq == root { continue }
-                    // merge two components at level fp: the lower peak dies
-                    let pa = Int(peak[Int(root)]), pb = Int(peak[Int(rq)])
-                    let aWins = f[pa] > f[pb] || (f[pa] == f[pb] && pa < pb)
-                    let (win, lose) = aWins ? (root, rq) : (rq, root)
-                    let lp = Int(peak[Int(lose)])
-                    dynamic[lp] = f[lp] - fp
-                    parent[Int(lose)] = win
-                    root = win
-                }
-            }
-            if !hasRoot { peak[p] = Int32(p); peaks.append(p) }
-            else if parent[p] != root { parent[p] = root }
-        }
-        // survivors
-        var compOf = [Int32](repeating: -1, count: n)
-        var kept: [Int] = []
-        var candidates: [Int] = []
-        for p in peaks {
-            if dynamic[p] < 0 { dynamic[p] = .infinity }
-            if dynamic[p] >= hmin { candidates.append(p) }
-        }
-        // order by height desc, then index
-        candidates.sort { f[$0] != f[$1] ? f[$0] > f[$1] : $0 < $1 }
-        var perComp: [Int32: [Int]] = [:]
+        precondition(f.count == n && mask.count == n && cc.count == n && n < Int(Int32.max), "Int32 pixel indices")
+        guard ncc > 0 else { return [] }
+        // pixels grouped by component (raster order inside)
+        var start = [Int](repeating: 0, count: ncc + 2)
+        for i in 0..<n { start[Int(cc[i]) + 1] += 1 }
+        for c in 0...ncc { start[c + 1] += start[c] }
+        var list = [Int32](repeating: 0, count: n - start[1])
+        var pos = start
+        for i in 0..<n where cc[i] != 0 { let c = Int(cc[i]); list[pos[c] - start[1]] = Int32(i); pos[c] += 1 }
+        let base = start[1]
+        let bounds = componentChunks(start: start, count: ncc, total: n - base)
+        let parent = UnsafeMutablePointer<Int32>.allocate(capacity: n)   // -1: not yet processed
+        let peak = UnsafeMutablePointer<Int32>.allocate(capacity: n)     // for roots: peak pixel
+        let dynamic = UnsafeMutablePointer<Float>.allocate(capacity: n)  // per peak pixel
+        parent.initialize(repeating: -1, count: n)
+        defer { parent.deallocate(); peak.deallocate(); dynamic.deallocate() }
+        var results = [[Int]](repeating: [], count: bounds.count - 1)
+        let P = UnsafeShared(parent), PK = UnsafeShared(peak), DY = UnsafeShared(dynamic)
+        let F = UnsafeShared(f), L = UnsafeShared(list), ST = UnsafeShared(start)
         let md2 = minDistance * minDistance
-        for p in candidates {
-            let c = find(Int32(p))
-            compOf[p] = c
-            var ok = true
-            if let list = perComp[c] {
-                let px = Double(p % w), py = Double(p / w)
-                for q in list {
-                    let dx = px - Double(q % w), dy = py - Double(q / w)
-                    if dx * dx + dy * dy < md2 { ok = false; break }
+        results.withUnsafeMutableBufferPointer { Rb in
+            let R = UnsafeShared(Rb)
+            DispatchQueue.concurrentPerform(iterations: bounds.count - 1) { chunk in
+                let parent = P.value, peak = PK.value, dynamic = DY.value
+                @inline(__always) func find(_ x: Int32) -> Int32 {
+                    var r = x
+                    while parent[Int(r)] != r { r = parent[Int(r)] }
+                    var c = x
+                    while parent[Int(c)] != r { let nx = parent[Int(c)]; parent[Int(c)] = r; c = nx }
+                    return r
                 }
+                var keys: [UInt64] = []
+                var peaks: [Int] = []
+                var kept: [Int] = []
+                var out: [Int] = []
+                F.value.withUnsafeBufferPointer { Fp in
+                    for c in bounds[chunk]..<bounds[chunk + 1] {
+                        keys.removeAll(keepingCapacity: true)
+                        for k in (ST.value[c] - base)..<(ST.value[c + 1] - base) {
+                            let p = L.value[k]
+                            let b = Fp[Int(p)].bitPattern
+                            let u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
+                            keys.append(UInt64(~u) << 32 | UInt64(UInt32(p)))
+                        }
+                        keys.sort()
+                        peaks.removeAll(keepingCapacity: true)
+                        for key in keys {
+                            let p = Int(key & 0xffff_ffff)
+                            let fp = Fp[p]
+                            parent[p] = Int32(p)
+                            var root: Int32 = -1
+                            let x = p % w, y = p / w
+                            let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+                            let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+                            for dy in y0...y1 {
+                                for dx in x0...x1 {
+                                    let q = p + dy * w + dx
+                                    if q == p || parent[q] < 0 { continue }
+                                    let rq = find(Int32(q))
+                                    if root < 0 { root = rq; continue }
+                                    if rq == root { continue }
+                                    let pa = Int(peak[Int(root)]), pb = Int(peak[Int(rq)])
+                                    let aWins = Fp[pa] > Fp[pb] || (Fp[pa] == Fp[pb] && pa < pb)
+                                    let win = aWins ? root : rq, lose = aWins ? rq : root
+                                    let lp = Int(peak[Int(lose)])
+                                    dynamic[lp] = Fp[lp] - fp
+                                    parent[Int(lose)] = win
+                                    root = win
+                                }
+                            }
+                            if root < 0 { peak[p] = Int32(p); dynamic[p] = .infinity; peaks.append(p) }
+                            else { parent[p] = root }
+                        }
+                        // peaks were created in decreasing order of f (ties: lower index first)
+                        kept.removeAll(keepingCapacity: true)
+                        for p in peaks where dynamic[p] >= hmin {
+                            let px = Double(p % w), py = Double(p / w)
+                            var ok = true
+                            for q in kept {
+                                let dx = px - Double(q % w), dy = py - Double(q / w)
+                                if dx * dx + dy * dy < md2 { ok = false; break }
+                            }
+                            if ok { kept.append(p) }
+                        }
+                        out.append(contentsOf: kept)
+                    }
+                }
+                R.value[chunk] = out
             }
-            if ok { kept.append(p); perComp[c, default: []].append(p) }
         }
-        return kept
+        return results.flatMap { $0 }
+    }
+
+    /// Splits components 1...count into contiguous ranges with roughly equal pixel totals
+    /// (`start[c+1] - start[c]` = size of component c). Returns range bounds.
+    static func componentChunks(start: [Int], count: Int, total: Int) -> [Int] {
+        let nChunks = total > 1 << 16 ? 16 : 1
+        var bounds = [1]
+        var acc = 0
+        for c in 1...count {
+            acc += start[c + 1] - start[c]
+            if acc >= total * bounds.count / nChunks && bounds.count < nChunks { bounds.append(c + 1) }
+        }
+        if bounds.last! != count + 1 { bounds.append(count + 1) }
+        return bounds
     }
 
     /// Seeded watershed by priority flood (Meyer), 8-connected, restricted to `mask`.
     /// With `highFirst` the highest values of `f` flood first (i.e. the watershed of -f).
-    /// Equal priorities are processed in insertion order. Pixels not reachable from any marker stay 0.
+    /// Equal priorities are processed in insertion order (markers first, in raster order).
+    /// Pixels not reachable from any marker stay 0; markers outside the mask keep their label
+    /// and may flood into adjacent mask pixels.
+    /// Implementation: the 8-connected components of (mask or marker) never interact, so each is
+    /// flooded with its own small queue, components in parallel; the result is identical to a
+    /// single global queue.
     public static func watershed(_ f: [Float], markers: [UInt32], mask: [Bool], width w: Int, height h: Int, highFirst: Bool) -> [UInt32] {
         let n = w * h
+        precondition(f.count == n && markers.count == n && mask.count == n && n < Int(Int32.max), "Int32 pixel indices")
+        var region = [Bool](repeating: false, count: n)
+        for i in 0..<n { region[i] = mask[i] || markers[i] != 0 }
+        let (cc, ncc) = connectedComponents(region, width: w, height: h)
+        region = []
+        return watershed(f, markers: markers, mask: mask, width: w, height: h, highFirst: highFirst, components: cc, componentCount: ncc)
+    }
+
+    /// `watershed` with precomputed 8-connected components of (mask or marker).
+    static func watershed(_ f: [Float], markers: [UInt32], mask: [Bool], width w: Int, height h: Int, highFirst: Bool,
+                          components cc: [UInt32], componentCount ncc: Int) -> [UInt32] {
+        let n = w * h
         var out = markers
-        var heap = MinHeap()
+        guard ncc > 0 else { return out }
+        // component sizes and marker lists (raster order) per component
+        var size = [Int](repeating: 0, count: ncc + 1)
+        var mStart = [Int](repeating: 0, count: ncc + 2)
+        for i in 0..<n {
+            let c = Int(cc[i]); size[c] += 1
+            if markers[i] != 0 { mStart[c + 1] += 1 }
+        }
+        for c in 0...ncc { mStart[c + 1] += mStart[c] }
+        var mList = [Int32](repeating: 0, count: mStart[ncc + 1])
+        var fillPos = mStart
+        for i in 0..<n where markers[i] != 0 { let c = Int(cc[i]); mList[fillPos[c]] = Int32(i); fillPos[c] += 1 }
+        // contiguous ranges of components with roughly equal pixel totals
+        var sizeStart = [Int](repeating: 0, count: ncc + 2)
+        for c in 0...ncc { sizeStart[c + 1] = sizeStart[c] + size[c] }
+        let bounds = componentChunks(start: sizeStart, count: ncc, total: n - size[0])
+        let F = UnsafeShared(f), M = UnsafeShared(mask), S = UnsafeShared(size), ML = UnsafeShared(mList), MS = UnsafeShared(mStart)
+        let B = bounds
+        out.withUnsafeMutableBufferPointer { Ob in
+            let O = UnsafeShared(Ob)
+            DispatchQueue.concurrentPerform(iterations: B.count - 1) { chunk in
+                let c0 = B[chunk], c1 = B[chunk + 1]
+                var cap = 1
+                for c in c0..<c1 where MS.value[c + 1] > MS.value[c] { cap = Swift.max(cap, S.value[c]) }
+                var heap = MinHeap(capacity: cap)
+                defer { heap.deallocate() }
+                F.value.withUnsafeBufferPointer { Fp in
+                    M.value.withUnsafeBufferPointer { Mp in
+                        let O = O.value
+                        @inline(__always) func key(_ v: Float) -> UInt64 {
+                            let b = v.bitPattern
+                            var u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
+                            if highFirst { u = ~u }
+                            return UInt64(u) << 32
+                        }
+                        for c in c0..<c1 {
+                            let ma = MS.value[c], mb = MS.value[c + 1]
+                            if ma == mb { continue }
+                            var age: UInt64 = 0
+                            for k in ma..<mb { let i = Int(ML.value[k]); heap.push(key(Fp[i]) | age, Int32(i)); age += 1 }
+                            while heap.count > 0 {
+                                let p = Int(heap.pop())
+                                let lab = O[p]
+                                let x = p % w, y = p / w
+                                let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+                                let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+                                for dy in y0...y1 {
+                                    for dx in x0...x1 {
+                                        let q = p + dy * w + dx
+                                        if O[q] != 0 || !Mp[q] { continue }
+                                        O[q] = lab
+                                        heap.push(key(Fp[q]) | age, Int32(q)); age += 1
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Single-queue reference implementation of `watershed` (same result, one thread).
+    static func watershedGlobal(_ f: [Float], markers: [UInt32], mask: [Bool], width w: Int, height h: Int, highFirst: Bool) -> [UInt32] {
+        let n = w * h
+        precondition(f.count == n && markers.count == n && mask.count == n && n < Int(Int32.max), "Int32 pixel indices")
+        var out = markers
+        // every pixel is pushed at most once (labelled when pushed)
+        var heap = MinHeap(capacity: n)
+        defer { heap.deallocate() }
         var age: UInt64 = 0
         @inline(__always) func key(_ v: Float) -> UInt64 {
             // order-preserving map of Float to UInt32
@@ -174,21 +308,25 @@ public enum Segmenter {
             if highFirst { u = ~u }
             return UInt64(u) << 32
         }
-        for i in 0..<n where out[i] != 0 { heap.push(key(f[i]) | (age & 0xffff_ffff), Int32(i)); age += 1 }
-        while let (_, pi) = heap.pop() {
-            let p = Int(pi)
-            let lab = out[p]
-            let x = p % w, y = p / w
-            for dy in -1...1 {
-                let yy = y + dy
-                if yy < 0 || yy >= h { continue }
-                for dx in -1...1 {
-                    let xx = x + dx
-                    if xx < 0 || xx >= w { continue }
-                    let q = yy * w + xx
-                    if out[q] != 0 || !mask[q] { continue }
-                    out[q] = lab
-                    heap.push(key(f[q]) | (age & 0xffff_ffff), Int32(q)); age += 1
+        f.withUnsafeBufferPointer { F in
+            mask.withUnsafeBufferPointer { M in
+                out.withUnsafeMutableBufferPointer { O in
+                    for i in 0..<n where O[i] != 0 { heap.push(key(F[i]) | (age & 0xffff_ffff), Int32(i)); age += 1 }
+                    while heap.count > 0 {
+                        let p = Int(heap.pop())
+                        let lab = O[p]
+                        let x = p % w, y = p / w
+                        let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+                        let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+                        for dy in y0...y1 {
+                            for dx in x0...x1 {
+                                let q = p + dy * w + dx
+                                if O[q] != 0 || !M[q] { continue }
+                                O[q] = lab
+                                heap.push(key(F[q]) | (age & 0xffff_ffff), Int32(q)); age += 1
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -220,40 +358,48 @@ public enum Segmenter {
     }
 }
 
-/// Binary min-heap of (UInt64 key, Int32 payload).
+/// Fixed-capacity binary min-heap of (UInt64 key, Int32 payload); keys are unique in use
+/// (they embed an insertion counter), so pop order is deterministic.
 struct MinHeap {
-    var keys: [UInt64] = []
-    var vals: [Int32] = []
-    var isEmpty: Bool { keys.isEmpty }
-    mutating func push(_ k: UInt64, _ v: Int32) {
-        keys.append(k); vals.append(v)
-        var i = keys.count - 1
+    let keys: UnsafeMutablePointer<UInt64>
+    let vals: UnsafeMutablePointer<Int32>
+    var count = 0
+    init(capacity: Int) {
+        keys = .allocate(capacity: Swift.max(1, capacity))
+        vals = .allocate(capacity: Swift.max(1, capacity))
+    }
+    func deallocate() { keys.deallocate(); vals.deallocate() }
+    @inline(__always) mutating func push(_ k: UInt64, _ v: Int32) {
+        var i = count
+        count += 1
         while i > 0 {
             let p = (i - 1) >> 1
-            if keys[p] <= k { break }
-            keys[i] = keys[p]; vals[i] = vals[p]
+            let pk = keys[p]
+            if pk <= k { break }
+            keys[i] = pk; vals[i] = vals[p]
             i = p
         }
         keys[i] = k; vals[i] = v
     }
-    mutating func pop() -> (UInt64, Int32)? {
-        guard let top = keys.first else { return nil }
+    @inline(__always) mutating func pop() -> Int32 {
         let tv = vals[0]
-        let lk = keys.removeLast(), lv = vals.removeLast()
-        let n = keys.count
+        count -= 1
+        let n = count
         if n > 0 {
+            let lk = keys[n], lv = vals[n]
             var i = 0
             while true {
                 let l = 2 * i + 1
                 if l >= n { break }
                 var c = l
-                if l + 1 < n && keys[l + 1] < keys[l] { c = l + 1 }
-                if keys[c] >= lk { break }
-                keys[i] = keys[c]; vals[i] = vals[c]
+                var ck = keys[l]
+                if l + 1 < n { let rk = keys[l + 1]; if rk < ck { c = l + 1; ck = rk } }
+                if ck >= lk { break }
+                keys[i] = ck; vals[i] = vals[c]
                 i = c
             }
             keys[i] = lk; vals[i] = lv
         }
-        return (top, tv)
+        return tv
     }
 }

@@ -157,6 +157,24 @@ public struct KDTree2D: Sendable {
         }
         return out
     }
+
+    /// Neighbours within `radius` of every point (excluding itself), parallel over points;
+    /// row i is sorted ascending.
+    public func radiusGraph(radius: Double) -> [[Int]] {
+        let n = xs.count
+        var out = [[Int]](repeating: [], count: n)
+        let me = self
+        out.withUnsafeMutableBufferPointer { o in
+            let O = SharedBox(o)
+            let chunks = max(1, min(64, n / 256))
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                for i in (n * c / chunks)..<(n * (c + 1) / chunks) {
+                    O.value[i] = me.within(x: me.xs[i], y: me.ys[i], radius: radius).filter { $0 != i }
+                }
+            }
+        }
+        return out
+    }
 }
 
 struct SharedBox<T>: @unchecked Sendable { let value: T; init(_ v: T) { value = v } }
