@@ -43,10 +43,10 @@ public final class ImageReader: @unchecked Sendable {
 
     final class Band {
         let ptr: UnsafeMutableRawPointer
-        let bytes: Int
-        let y0: Int
-        let rows: Int
-        let rowBytes: Int
+        let bytes: Int          // capacity
+        var y0: Int
+        var rows: Int
+        var rowBytes: Int
         var stamp: UInt64 = 0
         init(bytes: Int, y0: Int, rows: Int, rowBytes: Int) {
             self.bytes = max(bytes, 1)
@@ -440,7 +440,20 @@ public final class ImageReader: @unchecked Sendable {
         let by0 = key.index * bh
         let rows = min(bh, info.height - by0)
         let rowBytes = info.width * pg.stride * bytesPerSample
-        let band = Band(bytes: rows * rowBytes, y0: by0, rows: rows, rowBytes: rowBytes)
+        // only the last band of each plane is kept (reads go top to bottom): reuse its memory
+        var reuse: Band? = nil
+        for k in cache.keys where k.page == key.page && k.plane == key.plane {
+            let old = cache.removeValue(forKey: k)!
+            cacheBytes -= old.bytes
+            if old.bytes >= rows * rowBytes { reuse = old }
+        }
+        let band: Band
+        if let reuse {
+            band = reuse
+            band.y0 = by0; band.rows = rows; band.rowBytes = rowBytes
+        } else {
+            band = Band(bytes: rows * rowBytes, y0: by0, rows: rows, rowBytes: rowBytes)
+        }
         if pg.tiled {
             try decodeTiles(pg, plane: plane, band: band)
         } else {
@@ -456,11 +469,6 @@ public final class ImageReader: @unchecked Sendable {
             }
         }
         band.stamp = clock
-        // keep only the last decoded band of each plane (reads go top to bottom), within the byte limit
-        for k in cache.keys where k.page == key.page && k.plane == key.plane {
-            cacheBytes -= cache[k]!.bytes
-            cache.removeValue(forKey: k)
-        }
         cache[key] = band
         cacheBytes += band.bytes
         evict()
