@@ -88,10 +88,10 @@ public enum KMeans {
         var centers: [[Double]] = []
         let first = Int(rng.next() % UInt64(n))
         centers.append(Array(data[first * d ..< first * d + d]))
-        var closest = [Double](repeating: 0, count: n)
-        for i in 0..<n { closest[i] = dist2(data, i, d, centers[0]) }
-        var pot = closest.reduce(0, +)
+        var closest = [Double](repeating: .infinity, count: n)
         var cand = [Double](repeating: 0, count: n)
+        var pot = minDistances(data, n: n, d: d, centre: centers[0], closest: closest, into: &cand)
+        swap(&closest, &cand)
         while centers.count < k {
             if !(pot > 0) { break }   // all points coincide with chosen centres
             var bestPot = Double.infinity, bestIdx = -1
@@ -103,8 +103,7 @@ public enum KMeans {
                 for i in 0..<n { acc += closest[i]; if acc > r { idx = i; break } }
                 while closest[idx] == 0 && idx > 0 { idx -= 1 }   // never pick a zero-potential point
                 let c = Array(data[idx * d ..< idx * d + d])
-                var p = 0.0
-                for i in 0..<n { let v = min(closest[i], dist2(data, i, d, c)); cand[i] = v; p += v }
+                let p = minDistances(data, n: n, d: d, centre: c, closest: closest, into: &cand)
                 if p < bestPot { bestPot = p; bestIdx = idx; bestD = cand }
             }
             if bestIdx < 0 || closest[bestIdx] == 0 { break }
@@ -112,6 +111,38 @@ public enum KMeans {
             closest = bestD; pot = bestPot
         }
         return centers
+    }
+
+    /// out[i] = min(closest[i], |x_i - centre|^2); returns the sum. Parallel in a fixed number
+    /// of parts that depends only on n*d, so the sum is deterministic.
+    static func minDistances(_ data: [Double], n: Int, d: Int, centre: [Double], closest: [Double], into out: inout [Double]) -> Double {
+        let parts = n * d >= 1 << 16 ? 8 : 1
+        var sums = [Double](repeating: 0, count: parts)
+        let X = Shared(data), C = Shared(centre), CL = Shared(closest)
+        out.withUnsafeMutableBufferPointer { Ob in
+            sums.withUnsafeMutableBufferPointer { Sb in
+                let O = Shared(Ob), S = Shared(Sb)
+                DispatchQueue.concurrentPerform(iterations: parts) { p in
+                    let a = n * p / parts, b = n * (p + 1) / parts
+                    var sum = 0.0
+                    X.value.withUnsafeBufferPointer { x in
+                        C.value.withUnsafeBufferPointer { c in
+                            CL.value.withUnsafeBufferPointer { cl in
+                                for i in a..<b {
+                                    let xi = x.baseAddress! + i * d
+                                    var s = 0.0
+                                    for j in 0..<d { let t = xi[j] - c[j]; s += t * t }
+                                    let v = Swift.min(cl[i], s)
+                                    O.value[i] = v; sum += v
+                                }
+                            }
+                        }
+                    }
+                    S.value[p] = sum
+                }
+            }
+        }
+        return sums.reduce(0, +)
     }
 
     @inline(__always) static func dist2(_ data: [Double], _ i: Int, _ d: Int, _ c: [Double]) -> Double {

@@ -100,7 +100,9 @@ public enum Denoise {
         let kernel = gaussianKernel(sigma: recipe.gaussianSigma)
         let r = kernel.count / 2
         let doMedian = recipe.median3
-        let chunk = Swift.max(16, Swift.min(128, (rows + 7) / 8))
+        // output rows per work item: enough items for both cores, scratch (chunk+2r) x (w+2r)
+        // floats kept around a few MB for very wide planes
+        let chunk = Swift.max(16, Swift.min(128, (rows + 7) / 8, (1 << 20) / (w + 2 * r)))
         let nChunks = (rows + chunk - 1) / chunk
         let S = UnsafeShared(src), D = UnsafeShared(dst)
         let work: @Sendable (Int) -> Void = { c in

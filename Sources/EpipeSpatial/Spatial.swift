@@ -20,121 +20,182 @@ public enum CellTypeStats {
 }
 
 /// Static 2-D KD-tree over points (x[i], y[i]). Build O(n log n) (median split by
-/// quickselect on the wider axis), leaves of up to 8 points. Queries return original indices.
+/// quickselect on the wider axis of each node's bounding box), leaves of up to 8 points stored
+/// contiguously. Queries return original indices; exact (ties by index).
 public struct KDTree2D: Sendable {
     public let xs: [Double]
     public let ys: [Double]
-    /// permutation of point indices; node ranges refer to it
-    var perm: [Int32]
-    // implicit nodes: arrays indexed by node id
-    var lo: [Int32] = [], hi: [Int32] = [], left: [Int32] = [], right: [Int32] = []
-    var minX: [Double] = [], maxX: [Double] = [], minY: [Double] = [], maxY: [Double] = []
+    struct Node: Sendable {
+        var lo: Int32, hi: Int32, left: Int32, right: Int32
+        var minX: Double, maxX: Double, minY: Double, maxY: Double
+    }
+    // points in tree order
+    var px: [Double], py: [Double], pid: [Int32]
+    var nodes: [Node] = []
     static let leafSize = 8
 
     public var count: Int { xs.count }
 
     public init(x: [Double], y: [Double]) {
-        precondition(x.count == y.count)
+        precondition(x.count == y.count && x.count < Int(Int32.max))
         xs = x; ys = y
-        perm = (0..<Int32(x.count)).map { $0 }
-        if !x.isEmpty { _ = build(0, x.count) }
+        px = x; py = y
+        pid = (0..<Int32(x.count)).map { $0 }
+        nodes.reserveCapacity(max(1, 2 * x.count / KDTree2D.leafSize + 1))
+        if !x.isEmpty {
+            var nodesLocal: [Node] = []
+            px.withUnsafeMutableBufferPointer { X in
+                py.withUnsafeMutableBufferPointer { Y in
+                    pid.withUnsafeMutableBufferPointer { I in
+                        _ = KDTree2D.build(X, Y, I, 0, x.count, &nodesLocal)
+                    }
+                }
+            }
+            nodes = nodesLocal
+        }
     }
 
-    private mutating func build(_ a: Int, _ b: Int) -> Int32 {
+    private static func build(_ X: UnsafeMutableBufferPointer<Double>, _ Y: UnsafeMutableBufferPointer<Double>,
+                              _ I: UnsafeMutableBufferPointer<Int32>, _ a: Int, _ b: Int, _ nodes: inout [Node]) -> Int32 {
         var mnx = Double.infinity, mxx = -Double.infinity, mny = Double.infinity, mxy = -Double.infinity
         for i in a..<b {
-            let p = Int(perm[i])
-            mnx = min(mnx, xs[p]); mxx = max(mxx, xs[p]); mny = min(mny, ys[p]); mxy = max(mxy, ys[p])
+            let x = X[i], y = Y[i]
+            if x < mnx { mnx = x }
+            if x > mxx { mxx = x }
+            if y < mny { mny = y }
+            if y > mxy { mxy = y }
         }
-        let id = Int32(lo.count)
-        lo.append(Int32(a)); hi.append(Int32(b)); left.append(-1); right.append(-1)
-        minX.append(mnx); maxX.append(mxx); minY.append(mny); maxY.append(mxy)
-        if b - a <= KDTree2D.leafSize || (mnx == mxx && mny == mxy) { return id }
+        let id = Int32(nodes.count)
+        nodes.append(Node(lo: Int32(a), hi: Int32(b), left: -1, right: -1, minX: mnx, maxX: mxx, minY: mny, maxY: mxy))
+        if b - a <= leafSize || (mnx == mxx && mny == mxy) { return id }
         let useX = mxx - mnx >= mxy - mny
         let mid = (a + b) / 2
-        select(a, b, mid, useX)
-        let l = build(a, mid), r = build(mid, b)
-        left[Int(id)] = l; right[Int(id)] = r
+        if useX { select(X, Y, I, a, b, mid) } else { select(Y, X, I, a, b, mid) }
+        let l = build(X, Y, I, a, mid, &nodes)
+        let r = build(X, Y, I, mid, b, &nodes)
+        nodes[Int(id)].left = l; nodes[Int(id)].right = r
         return id
     }
 
-    @inline(__always) private func coord(_ p: Int32, _ useX: Bool) -> Double { useX ? xs[Int(p)] : ys[Int(p)] }
-
-    /// Quickselect so perm[k] holds the k-th smallest coordinate in [a, b).
-    private mutating func select(_ a0: Int, _ b0: Int, _ k: Int, _ useX: Bool) {
+    /// Quickselect on key array K (moving O and I along) so position k holds the k-th smallest.
+    private static func select(_ K: UnsafeMutableBufferPointer<Double>, _ O: UnsafeMutableBufferPointer<Double>,
+                               _ I: UnsafeMutableBufferPointer<Int32>, _ a0: Int, _ b0: Int, _ k: Int) {
         var a = a0, b = b0 - 1
+        @inline(__always) func swp(_ i: Int, _ j: Int) { K.swapAt(i, j); O.swapAt(i, j); I.swapAt(i, j) }
         while a < b {
-            let pivot = coord(perm[(a + b) / 2], useX)
+            // median of three pivot
+            let m = (a + b) / 2
+            let pivot = Swift.max(Swift.min(K[a], K[m]), Swift.min(Swift.max(K[a], K[m]), K[b]))
             var i = a, j = b
             while i <= j {
-                while coord(perm[i], useX) < pivot { i += 1 }
-                while coord(perm[j], useX) > pivot { j -= 1 }
-                if i <= j { perm.swapAt(i, j); i += 1; j -= 1 }
+                while K[i] < pivot { i += 1 }
+                while K[j] > pivot { j -= 1 }
+                if i <= j { swp(i, j); i += 1; j -= 1 }
             }
             if k <= j { b = j } else if k >= i { a = i } else { return }
         }
     }
 
-    @inline(__always) private func boxDist2(_ n: Int, _ x: Double, _ y: Double) -> Double {
-        let dx = x < minX[n] ? minX[n] - x : (x > maxX[n] ? x - maxX[n] : 0)
-        let dy = y < minY[n] ? minY[n] - y : (y > maxY[n] ? y - maxY[n] : 0)
-        return dx * dx + dy * dy
+    /// Scratch space for queries (reuse across queries on one thread).
+    final class Scratch {
+        var d: UnsafeMutablePointer<Double>
+        var id: UnsafeMutablePointer<Int32>
+        var cap: Int
+        var stack: UnsafeMutablePointer<Int32>
+        init(k: Int) {
+            cap = Swift.max(1, k)
+            d = .allocate(capacity: cap + 1); id = .allocate(capacity: cap + 1)
+            stack = .allocate(capacity: 256)
+        }
+        func ensure(_ k: Int) {
+            if k > cap { d.deallocate(); id.deallocate(); cap = k; d = .allocate(capacity: k + 1); id = .allocate(capacity: k + 1) }
+        }
+        deinit { d.deallocate(); id.deallocate(); stack.deallocate() }
+    }
+
+    /// Core kNN: fills s.d/s.id with up to k results sorted by (distance, index); returns count.
+    @inline(__always)
+    func knn(_ x: Double, _ y: Double, _ k: Int, _ s: Scratch, _ N: UnsafeBufferPointer<Node>,
+             _ X: UnsafeBufferPointer<Double>, _ Y: UnsafeBufferPointer<Double>, _ I: UnsafeBufferPointer<Int32>) -> Int {
+        let bd = s.d, bi = s.id, stack = s.stack
+        var cnt = 0
+        var sp = 1
+        stack[0] = 0
+        @inline(__always) func box(_ n: Node) -> Double {
+            let dx = x < n.minX ? n.minX - x : (x > n.maxX ? x - n.maxX : 0)
+            let dy = y < n.minY ? n.minY - y : (y > n.maxY ? y - n.maxY : 0)
+            return dx * dx + dy * dy
+        }
+        while sp > 0 {
+            sp -= 1
+            let node = N[Int(stack[sp])]
+            if cnt == k && box(node) > bd[k - 1] { continue }
+            if node.left < 0 {
+                for i in Int(node.lo)..<Int(node.hi) {
+                    let dx = X[i] - x, dy = Y[i] - y
+                    let d = dx * dx + dy * dy
+                    let idx = I[i]
+                    if cnt == k && (d > bd[k - 1] || (d == bd[k - 1] && idx > bi[k - 1])) { continue }
+                    var pos = cnt < k ? cnt : k - 1
+                    while pos > 0 && (bd[pos - 1] > d || (bd[pos - 1] == d && bi[pos - 1] > idx)) {
+                        bd[pos] = bd[pos - 1]; bi[pos] = bi[pos - 1]; pos -= 1
+                    }
+                    bd[pos] = d; bi[pos] = idx
+                    if cnt < k { cnt += 1 }
+                }
+            } else {
+                let l = N[Int(node.left)], r = N[Int(node.right)]
+                // visit the nearer child first (pushed last)
+                if box(l) <= box(r) { stack[sp] = node.right; stack[sp + 1] = node.left }
+                else { stack[sp] = node.left; stack[sp + 1] = node.right }
+                sp += 2
+            }
+        }
+        return cnt
     }
 
     /// The k nearest points to (x, y) as (index, squared distance), sorted by distance then
     /// index. Returns min(k, count) results.
     public func nearest(x: Double, y: Double, k: Int) -> [(index: Int, dist2: Double)] {
         guard k > 0, !xs.isEmpty else { return [] }
-        // bounded max-heap of (d2, idx) kept as a sorted small array for small k
-        var best: [(Double, Int)] = []
-        best.reserveCapacity(k + 1)
-        var stack: [Int32] = [0]
-        func worse(_ a: (Double, Int), _ b: (Double, Int)) -> Bool { a.0 != b.0 ? a.0 > b.0 : a.1 > b.1 }
-        while let nd = stack.popLast() {
-            let n = Int(nd)
-            let bd = boxDist2(n, x, y)
-            if best.count == k && bd > best[k - 1].0 { continue }
-            if left[n] < 0 {
-                for i in Int(lo[n])..<Int(hi[n]) {
-                    let p = Int(perm[i])
-                    let dx = xs[p] - x, dy = ys[p] - y
-                    let cand = (dx * dx + dy * dy, p)
-                    if best.count == k && !worse(best[k - 1], cand) { continue }
-                    // insertion
-                    var pos = best.count
-                    while pos > 0 && worse(best[pos - 1], cand) { pos -= 1 }
-                    best.insert(cand, at: pos)
-                    if best.count > k { best.removeLast() }
+        let s = Scratch(k: k)
+        let c = withBuffers { N, X, Y, I in knn(x, y, k, s, N, X, Y, I) }
+        return (0..<c).map { (index: Int(s.id[$0]), dist2: s.d[$0]) }
+    }
+
+    @inline(__always)
+    func withBuffers<R>(_ body: (UnsafeBufferPointer<Node>, UnsafeBufferPointer<Double>, UnsafeBufferPointer<Double>, UnsafeBufferPointer<Int32>) -> R) -> R {
+        nodes.withUnsafeBufferPointer { N in px.withUnsafeBufferPointer { X in py.withUnsafeBufferPointer { Y in
+            pid.withUnsafeBufferPointer { I in body(N, X, Y, I) } } } }
+    }
+
+    func radius(_ x: Double, _ y: Double, _ r2: Double, _ stack: UnsafeMutablePointer<Int32>, _ out: inout [Int],
+                _ N: UnsafeBufferPointer<Node>, _ X: UnsafeBufferPointer<Double>, _ Y: UnsafeBufferPointer<Double>, _ I: UnsafeBufferPointer<Int32>) {
+        var sp = 1
+        stack[0] = 0
+        while sp > 0 {
+            sp -= 1
+            let n = N[Int(stack[sp])]
+            let dx = x < n.minX ? n.minX - x : (x > n.maxX ? x - n.maxX : 0)
+            let dy = y < n.minY ? n.minY - y : (y > n.maxY ? y - n.maxY : 0)
+            if dx * dx + dy * dy > r2 { continue }
+            if n.left < 0 {
+                for i in Int(n.lo)..<Int(n.hi) {
+                    let ex = X[i] - x, ey = Y[i] - y
+                    if ex * ex + ey * ey <= r2 { out.append(Int(I[i])) }
                 }
             } else {
-                let l = Int(left[n]), r = Int(right[n])
-                // push farther child first
-                if boxDist2(l, x, y) <= boxDist2(r, x, y) { stack.append(Int32(r)); stack.append(Int32(l)) }
-                else { stack.append(Int32(l)); stack.append(Int32(r)) }
+                stack[sp] = n.right; stack[sp + 1] = n.left; sp += 2
             }
         }
-        return best.map { (index: $0.1, dist2: $0.0) }
     }
 
     /// Indices of all points with distance <= r from (x, y), sorted ascending.
     public func within(x: Double, y: Double, radius r: Double) -> [Int] {
         guard !xs.isEmpty, r >= 0 else { return [] }
-        let r2 = r * r
         var out: [Int] = []
-        var stack: [Int32] = [0]
-        while let nd = stack.popLast() {
-            let n = Int(nd)
-            if boxDist2(n, x, y) > r2 { continue }
-            if left[n] < 0 {
-                for i in Int(lo[n])..<Int(hi[n]) {
-                    let p = Int(perm[i])
-                    let dx = xs[p] - x, dy = ys[p] - y
-                    if dx * dx + dy * dy <= r2 { out.append(p) }
-                }
-            } else {
-                stack.append(right[n]); stack.append(left[n])
-            }
-        }
+        let s = Scratch(k: 1)
+        withBuffers { N, X, Y, I in radius(x, y, r * r, s.stack, &out, N, X, Y, I) }
         out.sort()
         return out
     }
@@ -144,14 +205,23 @@ public struct KDTree2D: Sendable {
     public func knnGraph(k: Int) -> [[Int]] {
         let n = xs.count
         var out = [[Int]](repeating: [], count: n)
+        guard k > 0, n > 0 else { return out }
         let me = self
         out.withUnsafeMutableBufferPointer { o in
             let O = SharedBox(o)
             let chunks = max(1, min(64, n / 256))
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                for i in (n * c / chunks)..<(n * (c + 1) / chunks) {
-                    let res = me.nearest(x: me.xs[i], y: me.ys[i], k: k + 1)
-                    O.value[i] = res.lazy.map(\.index).filter { $0 != i }.prefix(k).map { $0 }
+                let s = Scratch(k: k + 1)
+                me.withBuffers { N, X, Y, I in
+                    // queries in tree order: consecutive queries touch the same leaves
+                    for j in (n * c / chunks)..<(n * (c + 1) / chunks) {
+                        let i = Int(I[j])
+                        let cnt = me.knn(X[j], Y[j], k + 1, s, N, X, Y, I)
+                        var row: [Int] = []
+                        row.reserveCapacity(k)
+                        for j in 0..<cnt where Int(s.id[j]) != i && row.count < k { row.append(Int(s.id[j])) }
+                        O.value[i] = row
+                    }
                 }
             }
         }
@@ -160,16 +230,25 @@ public struct KDTree2D: Sendable {
 
     /// Neighbours within `radius` of every point (excluding itself), parallel over points;
     /// row i is sorted ascending.
-    public func radiusGraph(radius: Double) -> [[Int]] {
+    public func radiusGraph(radius r: Double) -> [[Int]] {
         let n = xs.count
         var out = [[Int]](repeating: [], count: n)
+        guard n > 0, r >= 0 else { return out }
         let me = self
         out.withUnsafeMutableBufferPointer { o in
             let O = SharedBox(o)
             let chunks = max(1, min(64, n / 256))
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                for i in (n * c / chunks)..<(n * (c + 1) / chunks) {
-                    O.value[i] = me.within(x: me.xs[i], y: me.ys[i], radius: radius).filter { $0 != i }
+                let s = Scratch(k: 1)
+                var tmp: [Int] = []
+                me.withBuffers { N, X, Y, I in
+                    for j in (n * c / chunks)..<(n * (c + 1) / chunks) {
+                        let i = Int(I[j])
+                        tmp.removeAll(keepingCapacity: true)
+                        me.radius(X[j], Y[j], r * r, s.stack, &tmp, N, X, Y, I)
+                        tmp.sort()
+                        O.value[i] = tmp.filter { $0 != i }
+                    }
                 }
             }
         }

@@ -100,6 +100,13 @@ final class DenoiseTests: XCTestCase {
                 }
                 XCTAssertEqual(stitched, whole, "recipe \(recipe) bands of \(bandRows)")
             }
+            // bands truncated at the image edges (no replicated rows passed) give the same result
+            for (y0, rows) in [(0, 7), (90, 7), (0, h), (3, 10)] {
+                let top = min(recipe.halo, y0), bottom = min(recipe.halo, h - y0 - rows)
+                let b = Array(img[(y0 - top) * w ..< (y0 + rows + bottom) * w])
+                let r = b.withUnsafeBufferPointer { Denoise.apply(recipe, band: $0, width: w, haloTop: top, rows: rows, haloBottom: bottom) }
+                XCTAssertEqual(r, Array(whole[y0 * w ..< (y0 + rows) * w]), "truncated band at \(y0)")
+            }
             // larger halos than needed change nothing
             let big = band(img, w, h, 10, 20, recipe.halo + 3)
             let r = big.withUnsafeBufferPointer { Denoise.apply(recipe, band: $0, width: w, haloTop: recipe.halo + 3, rows: 20, haloBottom: recipe.halo + 3) }
