@@ -21,7 +21,7 @@ final class BadInputTests: E2ECase {
     func testBadScansAreRefusedAndNothingElseIsTouched() throws {
         let root = tmp + "/root", good = tmp + "/good"
         _ = try synth(good, size: 128, channels: 2)
-        let first = try run("epipe-ingest", ["--root", root, "--settle", "0", good])
+        let first = try exec("epipe-ingest", ["--root", root, "--settle", "0", good])
         XCTAssertEqual(first.code, 0, first.err)
         let job = first.lines[0]
         func snapshot() throws -> [String: String] {
@@ -45,7 +45,7 @@ final class BadInputTests: E2ECase {
             let dir = tmp + "/bad-" + name
             try Files.mkdir(dir)
             try bytes.write(to: URL(fileURLWithPath: dir + "/" + name))
-            let r = try run("epipe-ingest", ["--root", root, "--settle", "0", dir])
+            let r = try exec("epipe-ingest", ["--root", root, "--settle", "0", dir])
             XCTAssertEqual(r.code, 2, "\(name): \(r.err)")
             XCTAssertEqual(r.out, "", name)
             let errs = r.errLines
@@ -55,7 +55,7 @@ final class BadInputTests: E2ECase {
             XCTAssertEqual(try snapshot(), before, "\(name): no job or file touched")
         }
         // A job name with ../ is refused before anything is written.
-        let bad = try run("epipe-ingest", ["--root", root, "--settle", "0", "--name", "../evil", good])
+        let bad = try exec("epipe-ingest", ["--root", root, "--settle", "0", "--name", "../evil", good])
         XCTAssertEqual(bad.code, 2)
         XCTAssertEqual(bad.errLines.count, 1, bad.err)
         XCTAssertTrue(bad.err.contains("../evil"), bad.err)
@@ -63,31 +63,31 @@ final class BadInputTests: E2ECase {
         XCTAssertEqual(try snapshot(), before)
 
         // A job.json with an unknown schema version: exit 2, one line, the job is not touched.
-        let other = try run("epipe-ingest", ["--root", root, "--settle", "0", "--quiet", "--name", "second", try synth(tmp + "/g2", size: 128, channels: 2, seed: 9)[0]])
+        let other = try exec("epipe-ingest", ["--root", root, "--settle", "0", "--quiet", "--name", "second", try synth(tmp + "/g2", size: 128, channels: 2, seed: 9)[0]])
         let job2 = other.lines[0]
         var text = try String(contentsOfFile: job2 + "/job.json", encoding: .utf8)
         text = text.replacingOccurrences(of: "epipe.job/1", with: "epipe.job/7")
         try text.write(toFile: job2 + "/job.json", atomically: true, encoding: .utf8)
-        let d = try run("epipe-denoise", [job2])
+        let d = try exec("epipe-denoise", [job2])
         XCTAssertEqual(d.code, 2)
         XCTAssertEqual(d.errLines.count, 1, d.err)
         XCTAssertTrue(d.err.contains("job.json") && d.err.contains("epipe.job/7"), d.err)
         XCTAssertFalse(Files.exists(job2 + "/denoise"))
         // The good job still runs; a bad one beside it in the same call gives exit 2, the good one completes.
-        let mixed = try run("epipe-denoise", [job2, job])
+        let mixed = try exec("epipe-denoise", [job2, job])
         XCTAssertEqual(mixed.code, 2)
         XCTAssertEqual(mixed.lines, [job])
         XCTAssertEqual(try manifest(job, "denoise").status, .complete)
     }
 
     func testUsageErrorsExitTwo() throws {
-        let r = try run("epipe-denoise", ["--no-such-flag"])
+        let r = try exec("epipe-denoise", ["--no-such-flag"])
         XCTAssertEqual(r.code, 2)
-        let n = try run("epipe-segment", [tmp + "/nope"])
+        let n = try exec("epipe-segment", [tmp + "/nope"])
         XCTAssertEqual(n.code, 2)
         XCTAssertTrue(n.err.contains(tmp + "/nope"), n.err)
-        XCTAssertEqual(try run("epipe-ingest", []).code, 2)
-        let h = try run("epipe-stats", ["--help"])
+        XCTAssertEqual(try exec("epipe-ingest", []).code, 2)
+        let h = try exec("epipe-stats", ["--help"])
         XCTAssertEqual(h.code, 0)
         XCTAssertTrue(h.out.contains("--drain"))
     }

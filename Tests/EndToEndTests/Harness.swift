@@ -26,7 +26,7 @@ struct RunResult { var code: Int32; var out: String; var err: String
 }
 
 @discardableResult
-func run(_ exe: String, _ args: [String], stdin: String? = nil, env: [String: String] = [:], cwd: String? = nil) throws -> RunResult {
+func exec(_ exe: String, _ args: [String], stdin: String? = nil, env: [String: String] = [:], cwd: String? = nil) throws -> RunResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe.hasPrefix("/") ? exe : Bin.path(exe))
     p.arguments = args
@@ -51,7 +51,7 @@ func run(_ exe: String, _ args: [String], stdin: String? = nil, env: [String: St
     return RunResult(code: p.terminationStatus, out: String(decoding: outData, as: UTF8.self), err: String(decoding: errData, as: UTF8.self))
 }
 
-func sh(_ script: String, cwd: String? = nil) throws -> RunResult { try run("/bin/bash", ["-c", script], cwd: cwd) }
+func sh(_ script: String, cwd: String? = nil) throws -> RunResult { try exec("/bin/bash", ["-c", script], cwd: cwd) }
 
 class E2ECase: XCTestCase {
     var tmp = ""
@@ -64,7 +64,7 @@ class E2ECase: XCTestCase {
 
     /// Small synthetic slides in DIR.
     func synth(_ dir: String, count: Int = 1, size: Int = 320, channels: Int = 4, seed: Int = 3, name: String = "s") throws -> [String] {
-        let r = try run("epipe-synth", ["--out", dir, "--truth", dir + "-truth", "--width", "\(size)", "--height", "\(size)",
+        let r = try exec("epipe-synth", ["--out", dir, "--truth", dir + "-truth", "--width", "\(size)", "--height", "\(size)",
                                          "--channels", "\(channels)", "--count", "\(count)", "--seed", "\(seed)", "--name", name, "--quiet"])
         XCTAssertEqual(r.code, 0, r.err)
         return r.lines

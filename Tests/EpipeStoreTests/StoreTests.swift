@@ -11,7 +11,7 @@ final class StoreTests: XCTestCase {
     func randomFile(_ path: String, bytes: Int, seed: UInt64) throws -> Data {
         var s = seed
         var d = Data(count: bytes)
-        d.withUnsafeMutableBytes { p in
+        d.withUnsafeMutableBytes { (p: UnsafeMutableRawBufferPointer) in
             for i in 0..<bytes { s = s &* 6364136223846793005 &+ 1442695040888963407; p[i] = UInt8(truncatingIfNeeded: s >> 33) }
         }
         try d.write(to: URL(fileURLWithPath: path))
