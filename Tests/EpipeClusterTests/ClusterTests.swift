@@ -107,11 +107,11 @@ final class ClusterTests: XCTestCase {
         XCTAssertEqual(ClusterProfile.means(columns: [[1, 3, 5], [10, 20, 30]], labels: [0, 0, 2], k: 3).means, means)
     }
 
-    /// Real per-cell table (scimap 33-plex example), read from ../shared/data relative to the package root.
+    /// Real per-cell table (scimap 33-plex example, Tests/Data/scimap-33plex/PROVENANCE.md).
     func testRealCellTable() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let url = root.deletingLastPathComponent().appendingPathComponent("shared/data/scimap-33plex/example_data.csv")
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw XCTSkip("example_data.csv not found at \(url.path)") }
+        let url = root.appendingPathComponent("Tests/Data/scimap-33plex/example_data.csv")
+        let text = try String(contentsOf: url, encoding: .utf8)
         var lines = text.split(whereSeparator: \.isNewline)
         let header = lines.removeFirst().split(separator: ",").map(String.init)
         guard let end = header.firstIndex(of: "X_position") else { return XCTFail("no X_position column") }
