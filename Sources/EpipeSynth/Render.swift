@@ -102,8 +102,8 @@ extension SyntheticSlide {
     /// cell's cytoplasm extent. idx receives list position + 1 (0 = background); buffers have stride x1-x0.
     func rasterize(_ shapes: [ShapeParams], x0: Int, x1: Int, y0: Int, y1: Int, idx: SharedPtr<Int32>, key: SharedPtr<Float>) {
         let w = x1 - x0
-        for i in 0..<(w * (y1 - y0)) { idx[i] = 0; key[i] = .infinity }
         parallelChunks(y1 - y0, minChunk: 8) { lo, hi in
+            for i in (lo * w)..<(hi * w) { idx[i] = 0; key[i] = .infinity }
             shapes.withUnsafeBufferPointer { sp in
                 let ry0 = y0 + lo, ry1 = y0 + hi
                 for (n, s) in sp.enumerated() {
@@ -226,9 +226,19 @@ extension SyntheticSlide {
 
         // Labels.
         let lrows = ly1 - ly0
-        let idxBuf = UnsafeMutablePointer<Int32>.allocate(capacity: lrows * W)
-        let keyBuf = UnsafeMutablePointer<Float>.allocate(capacity: lrows * W)
-        defer { idxBuf.deallocate(); keyBuf.deallocate() }
+        let srows = sy1 - sy0
+        let n = srows * W
+        // One reusable scratch block: idx, key (label rows), 5 weight planes + blur buffer (signal rows),
+        // illumination and illumination x autofluorescence (output rows).
+        let scratchFloats = 2 * lrows * W + 6 * n + 2 * count * W
+        let block = scratch.take(bytes: 4 * scratchFloats)
+        defer { scratch.give(block) }
+        let idxBuf = block.pointer.bindMemory(to: Int32.self, capacity: lrows * W)
+        let keyBuf = (block.pointer + 4 * lrows * W).bindMemory(to: Float.self, capacity: scratchFloats - lrows * W)
+        let wBuf = keyBuf + lrows * W
+        let hBuf = wBuf + 5 * n
+        let illumBuf = hBuf + n
+        let illumAFBuf = illumBuf + count * W
         let idx = SharedPtr(idxBuf), key = SharedPtr(keyBuf)
         rasterize(shapes, x0: 0, x1: W, y0: ly0, y1: ly1, idx: idx, key: key)
 
@@ -254,10 +264,6 @@ extension SyntheticSlide {
         }
 
         // Per-pixel compartment weights on the signal rows.
-        let srows = sy1 - sy0
-        let n = srows * W
-        let wBuf = UnsafeMutablePointer<Float>.allocate(capacity: 5 * n)
-        defer { wBuf.deallocate() }
         let wp = SharedPtr(wBuf)
         let texSeed = hash2(config.seed, 0x7E47), speckSeed = hash2(config.seed, 0x5BEC), cytoSeed = hash2(config.seed, 0xC470)
         looks.withUnsafeBufferPointer { lk in
@@ -315,16 +321,17 @@ extension SyntheticSlide {
         rasterizeRBCs(into: SharedPtr(wBuf + 4 * n), y0: sy0, y1: sy1)
         let rbcOff = 4 * n
 
-        // Channel-independent imaging fields on the output rows: autofluorescence shape, illumination, hot pixels.
-        let (afBuf, illumBuf, hotBuf) = imagingFields(y0: y0, count: count)
+        // Channel-independent imaging fields on the output rows: illumination and autofluorescence shape.
+        imagingFields(y0: y0, count: count, illum: SharedPtr(illumBuf), illumAF: SharedPtr(illumAFBuf))
+        let ilp = SharedPtr(illumBuf), iap = SharedPtr(illumAFBuf)
+        let hots = hotPixels(y0: y0, count: count)
         let params = channelParams()
         let gain: Float = 1.5 * Float(config.noiseScale), read: Float = 9 * Float(config.noiseScale)
         let read2 = read * read
         var channelsOut: [[Float]] = []
         channelsOut.reserveCapacity(C)
-        let hBuf = UnsafeMutablePointer<Float>.allocate(capacity: n)
-        defer { hBuf.deallocate() }
         let hp = SharedPtr(hBuf)
+        let taps = 2 * R + 1
         for c in 0..<C {
             let p = params[c]
             let src = p.spillFrom
@@ -336,7 +343,9 @@ extension SyntheticSlide {
                 let ep = SharedPtr(UnsafeMutablePointer(mutating: eb.baseAddress ?? UnsafePointer(bitPattern: 8)!))
                 parallelChunks(srows, minChunk: 4) { lo, hi in
                     let row = UnsafeMutablePointer<Float>.allocate(capacity: W + 2 * R)
-                    defer { row.deallocate() }
+                    let kp = UnsafeMutablePointer<Float>.allocate(capacity: taps)
+                    defer { row.deallocate(); kp.deallocate() }
+                    for t in 0..<taps { kp[t] = kern[t] }
                     for yy in lo..<hi {
                         let lb = (yy + sy0 - ly0) * W, ob = yy * W
                         for x in 0..<W {
@@ -350,12 +359,12 @@ extension SyntheticSlide {
                             row[R + x] = s + p.rbc * wp[rbcOff + ob + x]
                         }
                         for i in 0..<R { row[i] = row[R]; row[R + W + i] = row[R + W - 1] }
-                        kern.withUnsafeBufferPointer { kp in
-                            for x in 0..<W {
-                                var acc: Float = 0
-                                for t in 0...(2 * R) { acc += kp[t] * row[x + t] }
-                                hp[ob + x] = acc
-                            }
+                        let dst = hp.p + ob
+                        let k0 = kp[0]
+                        for x in 0..<W { dst[x] = k0 * row[x] }
+                        for t in 1..<taps {
+                            let k = kp[t], src = row + t
+                            for x in 0..<W { dst[x] += k * src[x] }
                         }
                     }
                 }
@@ -363,25 +372,35 @@ extension SyntheticSlide {
             // Vertical blur + background, illumination, noise, hot pixels, quantisation.
             var out = [Float](repeating: 0, count: count * W)
             let noiseSeed = hash3(config.seed, 0x0015E, UInt64(c))
+            let offset = p.offset, afLevel = p.af
             out.withUnsafeMutableBufferPointer { obuf in
                 let op = SharedPtr(obuf.baseAddress!)
                 parallelChunks(count, minChunk: 4) { lo, hi in
-                    var rows = [Int](repeating: 0, count: 2 * R + 1)
+                    let kp = UnsafeMutablePointer<Float>.allocate(capacity: taps)
+                    let acc = UnsafeMutablePointer<Float>.allocate(capacity: W)
+                    defer { kp.deallocate(); acc.deallocate() }
+                    for t in 0..<taps { kp[t] = kern[t] }
                     for yy in lo..<hi {
                         let y = y0 + yy
-                        for t in 0...(2 * R) { rows[t] = (min(max(y + t - R, 0), H - 1) - sy0) * W }
+                        let r0 = hp.p + (min(max(y - R, 0), H - 1) - sy0) * W
+                        let k0 = kp[0]
+                        for x in 0..<W { acc[x] = k0 * r0[x] }
+                        for t in 1..<taps {
+                            let k = kp[t], rt = hp.p + (min(max(y + t - R, 0), H - 1) - sy0) * W
+                            for x in 0..<W { acc[x] += k * rt[x] }
+                        }
                         let ob = yy * W
+                        let yKey = UInt64(y) << 32
                         for x in 0..<W {
-                            var acc: Float = 0
-                            for t in 0...(2 * R) { acc += kern[t] * hp[rows[t] + x] }
-                            let signal = illumBuf[ob + x] * (acc + p.af * afBuf[ob + x])
-                            let h = mix64(noiseSeed ^ (UInt64(y) << 32 | UInt64(x)))
-                            var val = p.offset + signal + (gain * signal + read2).squareRoot() * fastGauss(h)
-                            let hot = hotBuf[ob + x]
-                            if hot > 0 { val = max(val, hot * p.hot) }
-                            op[ob + x] = min(max(val.rounded(), 0), 65535)
+                            let signal = ilp[ob + x] * acc[x] + afLevel * iap[ob + x]
+                            let h = mix64(noiseSeed ^ (yKey | UInt64(x)))
+                            let val = offset + signal + (gain * signal + read2).squareRoot() * fastGauss(h)
+                            op[ob + x] = Float(Int32(min(max(val, 0), 65535) + 0.5))
                         }
                     }
+                }
+                for (o, v) in hots {
+                    op[o] = max(op[o], Float(Int32(min(v * p.hot, 65535) + 0.5)))
                 }
             }
             channelsOut.append(out)
@@ -392,7 +411,6 @@ extension SyntheticSlide {
     /// Rasterises red blood cells (biconcave discs on a jittered grid inside vessel lumens) into rows [y0, y1).
     func rasterizeRBCs(into w: SharedPtr<Float>, y0: Int, y1: Int) {
         let W = config.width
-        for i in 0..<((y1 - y0) * W) { w[i] = 0 }
         let rad = 3.6 * tissue.pxPerUm
         let sp = 2.3 * rad
         let i1 = Int((Double(W) / sp).rounded(.up)) + 1
@@ -401,6 +419,7 @@ extension SyntheticSlide {
         // Parallel over pixel rows; each chunk visits the grid rows whose discs can reach it and writes only its rows.
         parallelChunks(y1 - y0, minChunk: 16) { lo, hi in
             let ya0 = y0 + lo, yb0 = y0 + hi
+            for i in (lo * W)..<(hi * W) { w[i] = 0 }
             let j0 = Int(((Double(ya0) - 2 * sp) / sp).rounded(.down)), j1 = Int(((Double(yb0) + 2 * sp) / sp).rounded(.up))
             for j in j0...j1 {
                 for i in -1...i1 {
@@ -430,8 +449,34 @@ extension SyntheticSlide {
         }
     }
 
-    /// Autofluorescence shape (coarse grid, bilinear), illumination and hot-pixel values for output rows.
-    func imagingFields(y0: Int, count: Int) -> ([Float], [Float], [Float]) {
+    /// Hot sensor pixels (position inside a field tile, value) repeated in every field tile; returns band offsets.
+    func hotPixels(y0: Int, count: Int) -> [(Int, Float)] {
+        let W = config.width
+        let F = max(16, config.fieldSize)
+        let nHot = Int(min(max(config.hotPixelRate, 0), 1) * Double(F * F) + 0.5)
+        if nHot == 0 { return [] }
+        var out: [(Int, Float)] = []
+        for k in 0..<nHot {
+            let h = hash3(config.seed, 0x4077, UInt64(k))
+            let sx = Int(h % UInt64(F)), sy = Int((h >> 20) % UInt64(F))
+            let v = Float(15000 + 50000 * unit(mix64(h)))
+            var ty = (y0 - sy + F - 1) / F
+            if y0 - sy < 0 { ty = 0 }
+            while ty * F + sy < y0 + count {
+                let y = ty * F + sy
+                if y >= y0 {
+                    var x = sx
+                    while x < W { out.append(((y - y0) * W + x, v)); x += F }
+                }
+                ty += 1
+            }
+        }
+        return out
+    }
+
+    /// Illumination (per-field vignetting and gain, global gradient) and illumination x autofluorescence shape
+    /// (smooth field on a coarse grid, bilinear; brighter in stroma, dim on empty glass) for output rows.
+    func imagingFields(y0: Int, count: Int, illum: SharedPtr<Float>, illumAF: SharedPtr<Float>) {
         let W = config.width, H = config.height
         let G = 8
         let gy0 = y0 / G, gy1 = (y0 + count - 1) / G + 1
@@ -454,56 +499,43 @@ extension SyntheticSlide {
                 }
             }
         }
-        var af = [Float](repeating: 0, count: count * W)
-        var illum = [Float](repeating: 0, count: count * W)
-        var hot = [Float](repeating: 0, count: count * W)
         let F = max(16, config.fieldSize)
         let phi = 2 * Double.pi * unit(hash2(config.seed, 0x96AD))
         let gcx = Float(cos(phi) * 0.15 / Double(W)), gcy = Float(sin(phi) * 0.15 / Double(H))
-        let hotSeed = hash2(config.seed, 0x4077)
-        let hotThreshold = UInt64(min(max(config.hotPixelRate, 0), 1) * 0x1p63) << 1
         let seed = config.seed
-        af.withUnsafeMutableBufferPointer { ab in
-            illum.withUnsafeMutableBufferPointer { ib in
-                hot.withUnsafeMutableBufferPointer { hb in
-                    let ap = SharedPtr(ab.baseAddress!), ip = SharedPtr(ib.baseAddress!), hp = SharedPtr(hb.baseAddress!)
-                    grid.withUnsafeBufferPointer { gbp in
-                        let gp = SharedPtr(UnsafeMutablePointer(mutating: gbp.baseAddress!))
-                        parallelChunks(count, minChunk: 8) { lo, hi in
-                            for yy in lo..<hi {
-                                let y = y0 + yy
-                                let j = y / G - gy0
-                                let ty = Float(y % G) / Float(G)
-                                let tileY = y / F
-                                let v = (Float(y % F) + 0.5) / Float(F) - 0.5
-                                let gyTerm = gcy * (Float(y) - Float(H) / 2)
-                                var lastTile = -1
-                                var tileGain: Float = 1, vig: Float = 0
-                                for x in 0..<W {
-                                    let i = x / G
-                                    let tx = Float(x % G) / Float(G)
-                                    let a = gp[j * gw + i] + (gp[j * gw + i + 1] - gp[j * gw + i]) * tx
-                                    let b = gp[(j + 1) * gw + i] + (gp[(j + 1) * gw + i + 1] - gp[(j + 1) * gw + i]) * tx
-                                    ap[yy * W + x] = a + (b - a) * ty
-                                    let tileX = x / F
-                                    if tileX != lastTile {
-                                        lastTile = tileX
-                                        let th = hash4(seed, 0x711E, UInt64(tileX), UInt64(tileY))
-                                        tileGain = 0.93 + 0.14 * Float(unit(th))
-                                        vig = 0.18 + 0.14 * Float(unit(mix64(th)))
-                                    }
-                                    let u = (Float(x % F) + 0.5) / Float(F) - 0.5
-                                    ip[yy * W + x] = tileGain * (1 - 2 * vig * (u * u + v * v)) * (1 + gcx * (Float(x) - Float(W) / 2) + gyTerm)
-                                    let hh = mix64(hotSeed ^ (UInt64(y % F) << 32 | UInt64(x % F)))
-                                    if hh < hotThreshold { hp[yy * W + x] = 15000 + 50000 * Float(unit(mix64(hh))) }
-                                }
-                            }
+        grid.withUnsafeBufferPointer { gbp in
+            let gp = SharedPtr(UnsafeMutablePointer(mutating: gbp.baseAddress!))
+            parallelChunks(count, minChunk: 8) { lo, hi in
+                for yy in lo..<hi {
+                    let y = y0 + yy
+                    let j = y / G - gy0
+                    let ty = Float(y % G) / Float(G)
+                    let tileY = y / F
+                    let v = (Float(y % F) + 0.5) / Float(F) - 0.5
+                    let gyTerm = gcy * (Float(y) - Float(H) / 2)
+                    var lastTile = -1
+                    var tileGain: Float = 1, vig: Float = 0
+                    for x in 0..<W {
+                        let i = x / G
+                        let tx = Float(x % G) / Float(G)
+                        let a = gp[j * gw + i] + (gp[j * gw + i + 1] - gp[j * gw + i]) * tx
+                        let b = gp[(j + 1) * gw + i] + (gp[(j + 1) * gw + i + 1] - gp[(j + 1) * gw + i]) * tx
+                        let af = a + (b - a) * ty
+                        let tileX = x / F
+                        if tileX != lastTile {
+                            lastTile = tileX
+                            let th = hash4(seed, 0x711E, UInt64(tileX), UInt64(tileY))
+                            tileGain = 0.93 + 0.14 * Float(unit(th))
+                            vig = 0.18 + 0.14 * Float(unit(mix64(th)))
                         }
+                        let u = (Float(x % F) + 0.5) / Float(F) - 0.5
+                        let il = tileGain * (1 - 2 * vig * (u * u + v * v)) * (1 + gcx * (Float(x) - Float(W) / 2) + gyTerm)
+                        illum[yy * W + x] = il
+                        illumAF[yy * W + x] = il * af
                     }
                 }
             }
         }
-        return (af, illum, hot)
     }
 }
 
