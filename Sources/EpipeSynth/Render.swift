@@ -92,7 +92,10 @@ extension SyntheticSlide {
         }
         let nonspecific = 0.02 * r.lognormal(0.5)
         let level = pos ? m.level[t] * r.lognormal(0.35) : 0
-        return Float((level + nonspecific) * quality)
+        // Smooth staining gradient across the slide (per channel, +-25 %), e.g. antibody penetration.
+        let field = ValueNoise(seed: hash3(config.seed, 0x57A1, UInt64(c)), scale: 350 * tissue.pxPerUm)
+        let regional = 1 + 0.7 * field(Double(xs[g]), Double(ys[g]))
+        return Float((level * regional + nonspecific) * quality)
     }
 
     // MARK: - Label rasterisation
@@ -164,13 +167,33 @@ extension SyntheticSlide {
         var spill: Float
         var offset: Float, af: Float, hot: Float
         var rbc: Float         // red-blood-cell autofluorescence
-        var kernel: [Float]    // 2R+1 taps
+        var sigma: Double      // in-focus PSF sigma of this channel
     }
 
-    var blurRadius: Int { max(1, Int((3.3 * config.psfSigma).rounded(.up))) }
+    static let maxDefocus = 1.65
+    /// Halo needed by the blur: radius of the widest kernel.
+    var blurRadius: Int {
+        let f = config.defocusedFieldFraction > 0 ? Self.maxDefocus : 1
+        return max(1, Int((3.3 * max(config.psfSigma, 0) * 1.1 * f).rounded(.up)))
+    }
+
+    /// PSF widening of microscope field (tx, ty): most fields in focus, some blurred.
+    func focusFactor(_ tx: Int, _ ty: Int) -> Double {
+        var r = SplitMix(hash4(config.seed, 0xF0C5, u64(tx), u64(ty)))
+        let u = r.uniform(), v = r.uniform()
+        return u < config.defocusedFieldFraction ? 1.15 + (Self.maxDefocus - 1.15) * v : 0.95 + 0.1 * v
+    }
+
+    /// Normalised Gaussian taps, radius ceil(3.3 sigma) (identity for sigma ~ 0).
+    static func gaussKernel(_ sigma: Double) -> [Float] {
+        if sigma < 0.05 { return [1] }
+        let r = max(1, Int((3.3 * sigma).rounded(.up)))
+        let k = (-r...r).map { i in exp(-Double(i * i) / (2 * sigma * sigma)) }
+        let sum = k.reduce(0, +)
+        return k.map { Float($0 / sum) }
+    }
 
     func channelParams() -> [ChannelParams] {
-        let R = blurRadius
         let C = config.channels
         return (0..<C).map { c in
             var r = SplitMix(hash3(config.seed, 0xC4A7, UInt64(c)))
@@ -181,16 +204,13 @@ extension SyntheticSlide {
             case .cytoplasm: kind = 2
             case .membrane: kind = 3
             }
-            let sigma = config.psfSigma * r.uniform(0.9, 1.1)
-            var k = (-R...R).map { i in Float(exp(-Double(i * i) / (2 * sigma * sigma))) }
-            let sum = k.reduce(0, +)
-            k = k.map { $0 / sum }
+            let sigma = max(config.psfSigma, 0) * r.uniform(0.9, 1.1)
             let spillFrom = c >= 2 ? c - 1 : (c == 1 ? 0 : -1)
             let spill = Float(c == 1 ? 0.008 : r.uniform(0.01, 0.04))
             let af = Float(c == 0 ? 700 : (350 + 1500 * r.uniform()) * (1 - 0.5 * Double(c) / Double(max(C, 1))))
             let rbc = Float(c == 0 ? 250 : (900 + 3500 * r.uniform()) * (1 - 0.6 * Double(c) / Double(max(C, 1))))
             return ChannelParams(kind: kind, spillFrom: spillFrom, spill: spill, offset: Float(150 + 250 * r.uniform()),
-                                 af: af, hot: Float(r.uniform(0.6, 1)), rbc: rbc, kernel: sigma > 0.05 ? k : [Float](repeating: 0, count: R) + [1] + [Float](repeating: 0, count: R))
+                                 af: af, hot: Float(r.uniform(0.6, 1)), rbc: rbc, sigma: sigma)
         }
     }
 
@@ -306,11 +326,12 @@ extension SyntheticSlide {
                             wp[o] = max(0, radial * (1 + look.tex * tex) * (nucleolus ? 0.4 : 1))
                             wp[n + o] = radial * (0.3 + 1.4 * max(0, speck + 0.15)) * (nucleolus ? 2.2 : 1)
                             wp[2 * n + o] = 0.12
-                            wp[3 * n + o] = 0.1 + 0.9 * rim
+                            wp[3 * n + o] = 0.1 + 0.9 * rim * (0.75 + 0.3 * pixelTexture(cytoSeed, x, y))
                         } else {
                             wp[o] = 0; wp[n + o] = 0
-                            wp[2 * n + o] = 0.8 + 0.3 * pixelTexture(cytoSeed, x, y)
-                            wp[3 * n + o] = 0.12 + 0.88 * rim
+                            let ct = pixelTexture(cytoSeed, x, y)
+                            wp[2 * n + o] = 0.8 + 0.3 * ct
+                            wp[3 * n + o] = 0.12 + 0.88 * rim * (0.75 + 0.3 * ct)   // patchy membrane staining
                         }
                     }
                 }
@@ -331,21 +352,30 @@ extension SyntheticSlide {
         var channelsOut: [[Float]] = []
         channelsOut.reserveCapacity(C)
         let hp = SharedPtr(hBuf)
-        let taps = 2 * R + 1
+        // Blur kernels per field tile (defocus varies between fields): flat taps with offsets and radii.
+        let F = max(16, config.fieldSize)
+        let tcols = (W + F - 1) / F
+        let trow0 = sy0 / F, trows = (sy1 - 1) / F - trow0 + 1
+        let focus = (0..<(trows * tcols)).map { focusFactor($0 % tcols, trow0 + $0 / tcols) }
         for c in 0..<C {
             let p = params[c]
             let src = p.spillFrom
             let kindOff = p.kind * n
             let srcOff = src >= 0 ? params[src].kind * n : 0
-            let kern = p.kernel
+            var taps: [Float] = [], offs: [Int] = [], rads: [Int] = []
+            for f in focus {
+                let k = Self.gaussKernel(p.sigma * f)
+                offs.append(taps.count); rads.append(k.count / 2); taps += k
+            }
+            let kTaps = taps, kOff = offs, kRad = rads
             // Sharp signal + horizontal blur, row by row.
             expr.withUnsafeBufferPointer { eb in
                 let ep = SharedPtr(UnsafeMutablePointer(mutating: eb.baseAddress ?? UnsafePointer(bitPattern: 8)!))
                 parallelChunks(srows, minChunk: 4) { lo, hi in
                     let row = UnsafeMutablePointer<Float>.allocate(capacity: W + 2 * R)
-                    let kp = UnsafeMutablePointer<Float>.allocate(capacity: taps)
+                    let kp = UnsafeMutablePointer<Float>.allocate(capacity: kTaps.count)
                     defer { row.deallocate(); kp.deallocate() }
-                    for t in 0..<taps { kp[t] = kern[t] }
+                    for t in 0..<kTaps.count { kp[t] = kTaps[t] }
                     for yy in lo..<hi {
                         let lb = (yy + sy0 - ly0) * W, ob = yy * W
                         for x in 0..<W {
@@ -359,12 +389,20 @@ extension SyntheticSlide {
                             row[R + x] = s + p.rbc * wp[rbcOff + ob + x]
                         }
                         for i in 0..<R { row[i] = row[R]; row[R + W + i] = row[R + W - 1] }
-                        let dst = hp.p + ob
-                        let k0 = kp[0]
-                        for x in 0..<W { dst[x] = k0 * row[x] }
-                        for t in 1..<taps {
-                            let k = kp[t], src = row + t
-                            for x in 0..<W { dst[x] += k * src[x] }
+                        let tr = (yy + sy0) / F - trow0
+                        for tc in 0..<tcols {
+                            let xa = tc * F, xb = min(W, xa + F)
+                            let ti = tr * tcols + tc
+                            let r = kRad[ti], k = kp + kOff[ti]
+                            let dst = hp.p + ob
+                            let k0 = k[0], s0 = row + R - r
+                            for x in xa..<xb { dst[x] = k0 * s0[x] }
+                            if r > 0 {
+                                for t in 1...(2 * r) {
+                                    let kt = k[t], st = row + R - r + t
+                                    for x in xa..<xb { dst[x] += kt * st[x] }
+                                }
+                            }
                         }
                     }
                 }
@@ -376,18 +414,26 @@ extension SyntheticSlide {
             out.withUnsafeMutableBufferPointer { obuf in
                 let op = SharedPtr(obuf.baseAddress!)
                 parallelChunks(count, minChunk: 4) { lo, hi in
-                    let kp = UnsafeMutablePointer<Float>.allocate(capacity: taps)
+                    let kp = UnsafeMutablePointer<Float>.allocate(capacity: kTaps.count)
                     let acc = UnsafeMutablePointer<Float>.allocate(capacity: W)
                     defer { kp.deallocate(); acc.deallocate() }
-                    for t in 0..<taps { kp[t] = kern[t] }
+                    for t in 0..<kTaps.count { kp[t] = kTaps[t] }
                     for yy in lo..<hi {
                         let y = y0 + yy
-                        let r0 = hp.p + (min(max(y - R, 0), H - 1) - sy0) * W
-                        let k0 = kp[0]
-                        for x in 0..<W { acc[x] = k0 * r0[x] }
-                        for t in 1..<taps {
-                            let k = kp[t], rt = hp.p + (min(max(y + t - R, 0), H - 1) - sy0) * W
-                            for x in 0..<W { acc[x] += k * rt[x] }
+                        let tr = y / F - trow0
+                        for tc in 0..<tcols {
+                            let xa = tc * F, xb = min(W, xa + F)
+                            let ti = tr * tcols + tc
+                            let r = kRad[ti], k = kp + kOff[ti]
+                            let r0 = hp.p + (min(max(y - r, 0), H - 1) - sy0) * W
+                            let k0 = k[0]
+                            for x in xa..<xb { acc[x] = k0 * r0[x] }
+                            if r > 0 {
+                                for t in 1...(2 * r) {
+                                    let kt = k[t], rt = hp.p + (min(max(y + t - r, 0), H - 1) - sy0) * W
+                                    for x in xa..<xb { acc[x] += kt * rt[x] }
+                                }
+                            }
                         }
                         let ob = yy * W
                         let yKey = UInt64(y) << 32

@@ -52,6 +52,7 @@ final class SyntheticSlideTests: XCTestCase {
         var cfg = SynthConfig(width: 237, height: 203, channels: 4, seed: 9)
         cfg.fieldSize = 96   // several illumination tiles and hot-pixel repeats inside the image
         cfg.hotPixelRate = 1e-3
+        cfg.defocusedFieldFraction = 0.5   // tiles with different PSF widths
         let slide = SyntheticSlide(cfg)
         let ref = whole(slide)
         for heights in [[1], [7, 50, 3, 100, 13], [64], [2, 101]] {
