@@ -528,7 +528,8 @@ extension SyntheticSlide {
         let gy0 = y0 / G, gy1 = (y0 + count - 1) / G + 1
         let gx1 = (W - 1) / G + 1
         let gw = gx1 + 1
-        var grid = [Float](repeating: 0, count: (gy1 - gy0 + 1) * gw)
+        let gcount = (gy1 - gy0 + 1) * gw
+        var grid = [Float](repeating: 0, count: 2 * gcount)   // [autofluorescence | stromal ECM weight]
         let tissue = self.tissue
         grid.withUnsafeMutableBufferPointer { gb in
             let gp = SharedPtr(gb.baseAddress!)
@@ -541,6 +542,7 @@ extension SyntheticSlide {
                         let tis = tissue.tissueness(X, Y)
                         let stroma = 1 - smoothstep(-0.15, 0.15, tissue.tumourField(X, Y) - tissue.tumourThreshold)
                         gp[j * gw + i] = Float(base * (0.3 + 0.7 * tis) * (1 + 0.35 * stroma * tis))
+                        gp[gcount + j * gw + i] = Float(stroma * tis)
                     }
                 }
             }
@@ -549,6 +551,36 @@ extension SyntheticSlide {
         let phi = 2 * Double.pi * unit(hash2(config.seed, 0x96AD))
         let gcx = Float(cos(phi) * 0.15 / Double(W)), gcy = Float(sin(phi) * 0.15 / Double(H))
         let seed = config.seed
+        // Collagen fibres in stroma: local stripe patterns aligned with the fibre-orientation field (the same
+        // field orients fibroblasts), defined per 24-px block and blended bilinearly between block centres.
+        let FB = 24
+        let fbr0 = y0 / FB - 1, fbr1 = (y0 + count - 1) / FB + 1
+        let fbc = (W - 1) / FB + 3
+        var fib = [Float](repeating: 0, count: (fbr1 - fbr0 + 1) * fbc * 3)   // cos, sin, phase seed bits
+        for j in 0..<(fbr1 - fbr0 + 1) {
+            for i in 0..<fbc {
+                let bx = i - 1, by = fbr0 + j
+                let cx = (Double(bx) + 0.5) * Double(FB), cy = (Double(by) + 0.5) * Double(FB)
+                let th = tissue.fibreAngle(cx, cy) * 1.6
+                let o = (j * fbc + i) * 3
+                fib[o] = Float(-sin(th)); fib[o + 1] = Float(cos(th))
+                fib[o + 2] = Float(hash4(seed, 0xF1B, u64(bx), u64(by)) >> 44)
+            }
+        }
+        let fibSeed = hash2(seed, 0xF1BE)
+        @Sendable @inline(__always) func stripe(_ fp: SharedPtr<Float>, _ j: Int, _ i: Int, _ x: Float, _ y: Float) -> Float {
+            let o = (j * fbc + i) * 3
+            let cx = (Float(i - 1) + 0.5) * Float(FB), cy = (Float(fbr0 + j) + 0.5) * Float(FB)
+            let t = ((x - cx) * fp[o] + (y - cy) * fp[o + 1]) * 0.3 + 1000
+            let k = Int(t), f = t - Float(k)
+            let base = UInt64(fp[o + 2]) << 20
+            let a = Float(mix64(fibSeed ^ base ^ UInt64(k)) >> 40) * 0x1p-24
+            let b = Float(mix64(fibSeed ^ base ^ UInt64(k + 1)) >> 40) * 0x1p-24
+            let sm = f * f * (3 - 2 * f)
+            return a + (b - a) * sm
+        }
+        fib.withUnsafeMutableBufferPointer { fbp in
+        let fp = SharedPtr(fbp.baseAddress!)
         grid.withUnsafeBufferPointer { gbp in
             let gp = SharedPtr(UnsafeMutablePointer(mutating: gbp.baseAddress!))
             parallelChunks(count, minChunk: 8) { lo, hi in
@@ -566,7 +598,22 @@ extension SyntheticSlide {
                         let tx = Float(x % G) / Float(G)
                         let a = gp[j * gw + i] + (gp[j * gw + i + 1] - gp[j * gw + i]) * tx
                         let b = gp[(j + 1) * gw + i] + (gp[(j + 1) * gw + i + 1] - gp[(j + 1) * gw + i]) * tx
-                        let af = a + (b - a) * ty
+                        var af = a + (b - a) * ty
+                        let sa = gp[gcount + j * gw + i] + (gp[gcount + j * gw + i + 1] - gp[gcount + j * gw + i]) * tx
+                        let sb = gp[gcount + (j + 1) * gw + i] + (gp[gcount + (j + 1) * gw + i + 1] - gp[gcount + (j + 1) * gw + i]) * tx
+                        let ecm = sa + (sb - sa) * ty
+                        if ecm > 0.02 {
+                            let fx = Float(x) + 0.5, fy = Float(y) + 0.5
+                            let gxf = fx / Float(FB) - 0.5, gyf = fy / Float(FB) - 0.5
+                            let bi = Int(gxf.rounded(.down)), bj = Int(gyf.rounded(.down))
+                            let wx = gxf - Float(bi), wy = gyf - Float(bj)
+                            let ii = bi + 1, jj = bj - fbr0
+                            let s00 = stripe(fp, jj, ii, fx, fy), s10 = stripe(fp, jj, ii + 1, fx, fy)
+                            let s01 = stripe(fp, jj + 1, ii, fx, fy), s11 = stripe(fp, jj + 1, ii + 1, fx, fy)
+                            let st = (s00 + (s10 - s00) * wx) + ((s01 + (s11 - s01) * wx) - (s00 + (s10 - s00) * wx)) * wy
+                            let fibre = max(0, st - 0.45) * 1.8
+                            af *= 1 + 1.6 * ecm * fibre * fibre
+                        }
                         let tileX = x / F
                         if tileX != lastTile {
                             lastTile = tileX
@@ -581,6 +628,7 @@ extension SyntheticSlide {
                     }
                 }
             }
+        }
         }
     }
 }
