@@ -167,6 +167,7 @@ extension SyntheticSlide {
         var spill: Float
         var offset: Float, af: Float, hot: Float
         var rbc: Float         // red-blood-cell autofluorescence
+        var debris: Float      // signal of nuclear debris (bright in DAPI)
         var sigma: Double      // in-focus PSF sigma of this channel
     }
 
@@ -210,7 +211,8 @@ extension SyntheticSlide {
             let af = Float(c == 0 ? 700 : (350 + 1500 * r.uniform()) * (1 - 0.5 * Double(c) / Double(max(C, 1))))
             let rbc = Float(c == 0 ? 250 : (900 + 3500 * r.uniform()) * (1 - 0.6 * Double(c) / Double(max(C, 1))))
             return ChannelParams(kind: kind, spillFrom: spillFrom, spill: spill, offset: Float(150 + 250 * r.uniform()),
-                                 af: af, hot: Float(r.uniform(0.6, 1)), rbc: rbc, sigma: sigma)
+                                 af: af, hot: Float(r.uniform(0.6, 1)), rbc: rbc,
+                                 debris: Float(c == 0 ? 26000 : 150 + 400 * r.uniform()), sigma: sigma)
         }
     }
 
@@ -229,7 +231,7 @@ extension SyntheticSlide {
         var looks = [CellLook](repeating: CellLook(tex: 0, n1x: 0, n1y: 0, n1r2: 0, n2x: 0, n2y: 0, n2r2: 0), count: nCells)
         var expr = [Float](repeating: 0, count: nCells * C)
         let scales = channelScales.map { Float($0) }
-        shapes.withUnsafeMutableBufferPointer { sb in
+        if nCells > 0 { shapes.withUnsafeMutableBufferPointer { sb in
             looks.withUnsafeMutableBufferPointer { lb in
                 expr.withUnsafeMutableBufferPointer { eb in
                     let sp = SharedPtr(sb.baseAddress!), lp = SharedPtr(lb.baseAddress!), ep = SharedPtr(eb.baseAddress!)
@@ -242,7 +244,7 @@ extension SyntheticSlide {
                     }
                 }
             }
-        }
+        } }
 
         // Labels.
         let lrows = ly1 - ly0
@@ -386,7 +388,8 @@ extension SyntheticSlide {
                                 s = ep[e + c] * wp[kindOff + ob + x]
                                 if src >= 0 { s += p.spill * ep[e + src] * wp[srcOff + ob + x] }
                             }
-                            row[R + x] = s + p.rbc * wp[rbcOff + ob + x]
+                            let ro = wp[rbcOff + ob + x]
+                            row[R + x] = s + p.rbc * max(ro, 0) - p.debris * min(ro, 0)
                         }
                         for i in 0..<R { row[i] = row[R]; row[R + W + i] = row[R + W - 1] }
                         let tr = (yy + sy0) / F - trow0
@@ -488,6 +491,43 @@ extension SyntheticSlide {
                             let v = bright * Float(0.55 + 0.45 * q)
                             let o = (y - y0) * W + x
                             if v > w[o] { w[o] = v }
+                        }
+                    }
+                }
+            }
+            // Nuclear debris / apoptotic bodies: clusters of small, condensed DAPI-bright fragments in tissue,
+            // not labelled as nuclei (stored as negative weights in the same plane).
+            let dsp = 80 * tissue.pxPerUm
+            let dj0 = Int(((Double(ya0) - 12) / dsp).rounded(.down)) - 1, dj1 = Int(((Double(yb0) + 12) / dsp).rounded(.up))
+            let di1 = Int((Double(W) / dsp).rounded(.up)) + 1
+            for j in dj0...dj1 {
+                for i in -1...di1 {
+                    var r = SplitMix(hash4(seed, 0xDEB, u64(i), u64(j)))
+                    if !r.chance(0.45) { continue }
+                    let cx = (Double(i) + r.uniform()) * dsp, cy = (Double(j) + r.uniform()) * dsp
+                    let nFrag = 1 + Int(r.uniform() * 4)
+                    var frags: [(Double, Double, Double, Float)] = []
+                    for _ in 0..<nFrag {
+                        let fr = r.uniform(0.5, 1.2) * tissue.pxPerUm
+                        frags.append((cx + r.uniform(-2.5, 2.5) * tissue.pxPerUm, cy + r.uniform(-2.5, 2.5) * tissue.pxPerUm, fr, Float(r.uniform(0.5, 1.1))))
+                    }
+                    if cy + 8 * tissue.pxPerUm < Double(ya0) || cy - 8 * tissue.pxPerUm > Double(yb0) { continue }
+                    let reg = tissue.classify(cx, cy).region
+                    if reg == .empty || reg == .vesselLumen { continue }
+                    for (fx, fy, fr, fb) in frags {
+                        let ya = max(ya0, Int((fy - fr).rounded(.down))), yb = min(yb0 - 1, Int((fy + fr).rounded(.up)))
+                        let xa = max(0, Int((fx - fr).rounded(.down))), xb = min(W - 1, Int((fx + fr).rounded(.up)))
+                        if ya > yb || xa > xb { continue }
+                        for y in ya...yb {
+                            let dy = Double(y) + 0.5 - fy
+                            for x in xa...xb {
+                                let dx = Double(x) + 0.5 - fx
+                                let q = (dx * dx + dy * dy) / (fr * fr)
+                                if q >= 1 { continue }
+                                let v = -fb * Float(1 - 0.5 * q)
+                                let o = (y - y0) * W + x
+                                if w[o] <= 0 && v < w[o] { w[o] = v }
+                            }
                         }
                     }
                 }
