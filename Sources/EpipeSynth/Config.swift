@@ -23,6 +23,8 @@ public struct SynthConfig: Sendable, Codable, Equatable {
     public var noiseScale: Double = 1
     /// Fraction of sensor pixels that are hot.
     public var hotPixelRate: Double = 2e-5
+    /// Fraction of microscope fields that are slightly out of focus (PSF sigma x1.15...1.65).
+    public var defocusedFieldFraction: Double = 0.2
 
     public init(width: Int, height: Int, channels: Int = 6, seed: UInt64 = 1, nucleusDiameter: Double = 12,
                 cellDensity: Double = 0.55, pixelSizeMicrons: Double = 0.5) {
@@ -32,7 +34,7 @@ public struct SynthConfig: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case width, height, channels, seed, nucleusDiameter, cellDensity, pixelSizeMicrons
-        case tumourFraction, psfSigma, fieldSize, noiseScale, hotPixelRate
+        case tumourFraction, psfSigma, fieldSize, noiseScale, hotPixelRate, defocusedFieldFraction
     }
 
     /// Decodes leniently: every key except width and height is optional and falls back to the default.
@@ -49,6 +51,7 @@ public struct SynthConfig: Sendable, Codable, Equatable {
         if let v = try c.decodeIfPresent(Int.self, forKey: .fieldSize) { fieldSize = v }
         if let v = try c.decodeIfPresent(Double.self, forKey: .noiseScale) { noiseScale = v }
         if let v = try c.decodeIfPresent(Double.self, forKey: .hotPixelRate) { hotPixelRate = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .defocusedFieldFraction) { defocusedFieldFraction = v }
     }
 }
 

@@ -23,3 +23,31 @@ func parallelChunks(_ n: Int, minChunk: Int = 1, _ body: @Sendable (Int, Int) ->
         if lo < hi { body(lo, hi) }
     }
 }
+
+/// Reusable raw memory blocks for per-band scratch buffers (avoids page-fault churn on every band).
+final class ScratchPool: @unchecked Sendable {
+    struct Block { let pointer: UnsafeMutableRawPointer; let bytes: Int }
+    private let lock = NSLock()
+    private var free: [Block] = []
+
+    func take(bytes: Int) -> Block {
+        lock.lock(); defer { lock.unlock() }
+        if let i = free.firstIndex(where: { $0.bytes >= bytes }) { return free.remove(at: i) }
+        return Block(pointer: .allocate(byteCount: max(bytes, 64), alignment: 64), bytes: max(bytes, 64))
+    }
+
+    func give(_ b: Block) {
+        lock.lock(); defer { lock.unlock() }
+        free.append(b)
+        free.sort { $0.bytes > $1.bytes }
+        while free.count > 1 { free.removeLast().pointer.deallocate() }
+    }
+
+    func purge() {
+        lock.lock(); defer { lock.unlock() }
+        for b in free { b.pointer.deallocate() }
+        free = []
+    }
+
+    deinit { for b in free { b.pointer.deallocate() } }
+}

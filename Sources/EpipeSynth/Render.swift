@@ -92,7 +92,10 @@ extension SyntheticSlide {
         }
         let nonspecific = 0.02 * r.lognormal(0.5)
         let level = pos ? m.level[t] * r.lognormal(0.35) : 0
-        return Float((level + nonspecific) * quality)
+        // Smooth staining gradient across the slide (per channel, +-25 %), e.g. antibody penetration.
+        let field = ValueNoise(seed: hash3(config.seed, 0x57A1, UInt64(c)), scale: 350 * tissue.pxPerUm)
+        let regional = 1 + 0.7 * field(Double(xs[g]), Double(ys[g]))
+        return Float((level * regional + nonspecific) * quality)
     }
 
     // MARK: - Label rasterisation
@@ -102,8 +105,8 @@ extension SyntheticSlide {
     /// cell's cytoplasm extent. idx receives list position + 1 (0 = background); buffers have stride x1-x0.
     func rasterize(_ shapes: [ShapeParams], x0: Int, x1: Int, y0: Int, y1: Int, idx: SharedPtr<Int32>, key: SharedPtr<Float>) {
         let w = x1 - x0
-        for i in 0..<(w * (y1 - y0)) { idx[i] = 0; key[i] = .infinity }
         parallelChunks(y1 - y0, minChunk: 8) { lo, hi in
+            for i in (lo * w)..<(hi * w) { idx[i] = 0; key[i] = .infinity }
             shapes.withUnsafeBufferPointer { sp in
                 let ry0 = y0 + lo, ry1 = y0 + hi
                 for (n, s) in sp.enumerated() {
@@ -164,13 +167,34 @@ extension SyntheticSlide {
         var spill: Float
         var offset: Float, af: Float, hot: Float
         var rbc: Float         // red-blood-cell autofluorescence
-        var kernel: [Float]    // 2R+1 taps
+        var debris: Float      // signal of nuclear debris (bright in DAPI)
+        var sigma: Double      // in-focus PSF sigma of this channel
     }
 
-    var blurRadius: Int { max(1, Int((3.3 * config.psfSigma).rounded(.up))) }
+    static let maxDefocus = 1.65
+    /// Halo needed by the blur: radius of the widest kernel.
+    var blurRadius: Int {
+        let f = config.defocusedFieldFraction > 0 ? Self.maxDefocus : 1
+        return max(1, Int((3.3 * max(config.psfSigma, 0) * 1.1 * f).rounded(.up)))
+    }
+
+    /// PSF widening of microscope field (tx, ty): most fields in focus, some blurred.
+    func focusFactor(_ tx: Int, _ ty: Int) -> Double {
+        var r = SplitMix(hash4(config.seed, 0xF0C5, u64(tx), u64(ty)))
+        let u = r.uniform(), v = r.uniform()
+        return u < config.defocusedFieldFraction ? 1.15 + (Self.maxDefocus - 1.15) * v : 0.95 + 0.1 * v
+    }
+
+    /// Normalised Gaussian taps, radius ceil(3.3 sigma) (identity for sigma ~ 0).
+    static func gaussKernel(_ sigma: Double) -> [Float] {
+        if sigma < 0.05 { return [1] }
+        let r = max(1, Int((3.3 * sigma).rounded(.up)))
+        let k = (-r...r).map { i in exp(-Double(i * i) / (2 * sigma * sigma)) }
+        let sum = k.reduce(0, +)
+        return k.map { Float($0 / sum) }
+    }
 
     func channelParams() -> [ChannelParams] {
-        let R = blurRadius
         let C = config.channels
         return (0..<C).map { c in
             var r = SplitMix(hash3(config.seed, 0xC4A7, UInt64(c)))
@@ -181,16 +205,14 @@ extension SyntheticSlide {
             case .cytoplasm: kind = 2
             case .membrane: kind = 3
             }
-            let sigma = config.psfSigma * r.uniform(0.9, 1.1)
-            var k = (-R...R).map { i in Float(exp(-Double(i * i) / (2 * sigma * sigma))) }
-            let sum = k.reduce(0, +)
-            k = k.map { $0 / sum }
+            let sigma = max(config.psfSigma, 0) * r.uniform(0.9, 1.1)
             let spillFrom = c >= 2 ? c - 1 : (c == 1 ? 0 : -1)
             let spill = Float(c == 1 ? 0.008 : r.uniform(0.01, 0.04))
             let af = Float(c == 0 ? 700 : (350 + 1500 * r.uniform()) * (1 - 0.5 * Double(c) / Double(max(C, 1))))
             let rbc = Float(c == 0 ? 250 : (900 + 3500 * r.uniform()) * (1 - 0.6 * Double(c) / Double(max(C, 1))))
             return ChannelParams(kind: kind, spillFrom: spillFrom, spill: spill, offset: Float(150 + 250 * r.uniform()),
-                                 af: af, hot: Float(r.uniform(0.6, 1)), rbc: rbc, kernel: sigma > 0.05 ? k : [Float](repeating: 0, count: R) + [1] + [Float](repeating: 0, count: R))
+                                 af: af, hot: Float(r.uniform(0.6, 1)), rbc: rbc,
+                                 debris: Float(c == 0 ? 26000 : 150 + 400 * r.uniform()), sigma: sigma)
         }
     }
 
@@ -209,7 +231,7 @@ extension SyntheticSlide {
         var looks = [CellLook](repeating: CellLook(tex: 0, n1x: 0, n1y: 0, n1r2: 0, n2x: 0, n2y: 0, n2r2: 0), count: nCells)
         var expr = [Float](repeating: 0, count: nCells * C)
         let scales = channelScales.map { Float($0) }
-        shapes.withUnsafeMutableBufferPointer { sb in
+        if nCells > 0 { shapes.withUnsafeMutableBufferPointer { sb in
             looks.withUnsafeMutableBufferPointer { lb in
                 expr.withUnsafeMutableBufferPointer { eb in
                     let sp = SharedPtr(sb.baseAddress!), lp = SharedPtr(lb.baseAddress!), ep = SharedPtr(eb.baseAddress!)
@@ -222,13 +244,23 @@ extension SyntheticSlide {
                     }
                 }
             }
-        }
+        } }
 
         // Labels.
         let lrows = ly1 - ly0
-        let idxBuf = UnsafeMutablePointer<Int32>.allocate(capacity: lrows * W)
-        let keyBuf = UnsafeMutablePointer<Float>.allocate(capacity: lrows * W)
-        defer { idxBuf.deallocate(); keyBuf.deallocate() }
+        let srows = sy1 - sy0
+        let n = srows * W
+        // One reusable scratch block: idx, key (label rows), 5 weight planes + blur buffer (signal rows),
+        // illumination and illumination x autofluorescence (output rows).
+        let scratchFloats = 2 * lrows * W + 6 * n + 2 * count * W
+        let block = scratch.take(bytes: 4 * scratchFloats)
+        defer { scratch.give(block) }
+        let idxBuf = block.pointer.bindMemory(to: Int32.self, capacity: lrows * W)
+        let keyBuf = (block.pointer + 4 * lrows * W).bindMemory(to: Float.self, capacity: scratchFloats - lrows * W)
+        let wBuf = keyBuf + lrows * W
+        let hBuf = wBuf + 5 * n
+        let illumBuf = hBuf + n
+        let illumAFBuf = illumBuf + count * W
         let idx = SharedPtr(idxBuf), key = SharedPtr(keyBuf)
         rasterize(shapes, x0: 0, x1: W, y0: ly0, y1: ly1, idx: idx, key: key)
 
@@ -254,10 +286,6 @@ extension SyntheticSlide {
         }
 
         // Per-pixel compartment weights on the signal rows.
-        let srows = sy1 - sy0
-        let n = srows * W
-        let wBuf = UnsafeMutablePointer<Float>.allocate(capacity: 5 * n)
-        defer { wBuf.deallocate() }
         let wp = SharedPtr(wBuf)
         let texSeed = hash2(config.seed, 0x7E47), speckSeed = hash2(config.seed, 0x5BEC), cytoSeed = hash2(config.seed, 0xC470)
         looks.withUnsafeBufferPointer { lk in
@@ -300,11 +328,12 @@ extension SyntheticSlide {
                             wp[o] = max(0, radial * (1 + look.tex * tex) * (nucleolus ? 0.4 : 1))
                             wp[n + o] = radial * (0.3 + 1.4 * max(0, speck + 0.15)) * (nucleolus ? 2.2 : 1)
                             wp[2 * n + o] = 0.12
-                            wp[3 * n + o] = 0.1 + 0.9 * rim
+                            wp[3 * n + o] = 0.1 + 0.9 * rim * (0.75 + 0.3 * pixelTexture(cytoSeed, x, y))
                         } else {
                             wp[o] = 0; wp[n + o] = 0
-                            wp[2 * n + o] = 0.8 + 0.3 * pixelTexture(cytoSeed, x, y)
-                            wp[3 * n + o] = 0.12 + 0.88 * rim
+                            let ct = pixelTexture(cytoSeed, x, y)
+                            wp[2 * n + o] = 0.8 + 0.3 * ct
+                            wp[3 * n + o] = 0.12 + 0.88 * rim * (0.75 + 0.3 * ct)   // patchy membrane staining
                         }
                     }
                 }
@@ -315,28 +344,40 @@ extension SyntheticSlide {
         rasterizeRBCs(into: SharedPtr(wBuf + 4 * n), y0: sy0, y1: sy1)
         let rbcOff = 4 * n
 
-        // Channel-independent imaging fields on the output rows: autofluorescence shape, illumination, hot pixels.
-        let (afBuf, illumBuf, hotBuf) = imagingFields(y0: y0, count: count)
+        // Channel-independent imaging fields on the output rows: illumination and autofluorescence shape.
+        imagingFields(y0: y0, count: count, illum: SharedPtr(illumBuf), illumAF: SharedPtr(illumAFBuf))
+        let ilp = SharedPtr(illumBuf), iap = SharedPtr(illumAFBuf)
+        let hots = hotPixels(y0: y0, count: count)
         let params = channelParams()
         let gain: Float = 1.5 * Float(config.noiseScale), read: Float = 9 * Float(config.noiseScale)
         let read2 = read * read
         var channelsOut: [[Float]] = []
         channelsOut.reserveCapacity(C)
-        let hBuf = UnsafeMutablePointer<Float>.allocate(capacity: n)
-        defer { hBuf.deallocate() }
         let hp = SharedPtr(hBuf)
+        // Blur kernels per field tile (defocus varies between fields): flat taps with offsets and radii.
+        let F = max(16, config.fieldSize)
+        let tcols = (W + F - 1) / F
+        let trow0 = sy0 / F, trows = (sy1 - 1) / F - trow0 + 1
+        let focus = (0..<(trows * tcols)).map { focusFactor($0 % tcols, trow0 + $0 / tcols) }
         for c in 0..<C {
             let p = params[c]
             let src = p.spillFrom
             let kindOff = p.kind * n
             let srcOff = src >= 0 ? params[src].kind * n : 0
-            let kern = p.kernel
+            var taps: [Float] = [], offs: [Int] = [], rads: [Int] = []
+            for f in focus {
+                let k = Self.gaussKernel(p.sigma * f)
+                offs.append(taps.count); rads.append(k.count / 2); taps += k
+            }
+            let kTaps = taps, kOff = offs, kRad = rads
             // Sharp signal + horizontal blur, row by row.
             expr.withUnsafeBufferPointer { eb in
                 let ep = SharedPtr(UnsafeMutablePointer(mutating: eb.baseAddress ?? UnsafePointer(bitPattern: 8)!))
                 parallelChunks(srows, minChunk: 4) { lo, hi in
                     let row = UnsafeMutablePointer<Float>.allocate(capacity: W + 2 * R)
-                    defer { row.deallocate() }
+                    let kp = UnsafeMutablePointer<Float>.allocate(capacity: kTaps.count)
+                    defer { row.deallocate(); kp.deallocate() }
+                    for t in 0..<kTaps.count { kp[t] = kTaps[t] }
                     for yy in lo..<hi {
                         let lb = (yy + sy0 - ly0) * W, ob = yy * W
                         for x in 0..<W {
@@ -347,14 +388,23 @@ extension SyntheticSlide {
                                 s = ep[e + c] * wp[kindOff + ob + x]
                                 if src >= 0 { s += p.spill * ep[e + src] * wp[srcOff + ob + x] }
                             }
-                            row[R + x] = s + p.rbc * wp[rbcOff + ob + x]
+                            let ro = wp[rbcOff + ob + x]
+                            row[R + x] = s + p.rbc * max(ro, 0) - p.debris * min(ro, 0)
                         }
                         for i in 0..<R { row[i] = row[R]; row[R + W + i] = row[R + W - 1] }
-                        kern.withUnsafeBufferPointer { kp in
-                            for x in 0..<W {
-                                var acc: Float = 0
-                                for t in 0...(2 * R) { acc += kp[t] * row[x + t] }
-                                hp[ob + x] = acc
+                        let tr = (yy + sy0) / F - trow0
+                        for tc in 0..<tcols {
+                            let xa = tc * F, xb = min(W, xa + F)
+                            let ti = tr * tcols + tc
+                            let r = kRad[ti], k = kp + kOff[ti]
+                            let dst = hp.p + ob
+                            let k0 = k[0], s0 = row + R - r
+                            for x in xa..<xb { dst[x] = k0 * s0[x] }
+                            if r > 0 {
+                                for t in 1...(2 * r) {
+                                    let kt = k[t], st = row + R - r + t
+                                    for x in xa..<xb { dst[x] += kt * st[x] }
+                                }
                             }
                         }
                     }
@@ -363,25 +413,43 @@ extension SyntheticSlide {
             // Vertical blur + background, illumination, noise, hot pixels, quantisation.
             var out = [Float](repeating: 0, count: count * W)
             let noiseSeed = hash3(config.seed, 0x0015E, UInt64(c))
+            let offset = p.offset, afLevel = p.af
             out.withUnsafeMutableBufferPointer { obuf in
                 let op = SharedPtr(obuf.baseAddress!)
                 parallelChunks(count, minChunk: 4) { lo, hi in
-                    var rows = [Int](repeating: 0, count: 2 * R + 1)
+                    let kp = UnsafeMutablePointer<Float>.allocate(capacity: kTaps.count)
+                    let acc = UnsafeMutablePointer<Float>.allocate(capacity: W)
+                    defer { kp.deallocate(); acc.deallocate() }
+                    for t in 0..<kTaps.count { kp[t] = kTaps[t] }
                     for yy in lo..<hi {
                         let y = y0 + yy
-                        for t in 0...(2 * R) { rows[t] = (min(max(y + t - R, 0), H - 1) - sy0) * W }
+                        let tr = y / F - trow0
+                        for tc in 0..<tcols {
+                            let xa = tc * F, xb = min(W, xa + F)
+                            let ti = tr * tcols + tc
+                            let r = kRad[ti], k = kp + kOff[ti]
+                            let r0 = hp.p + (min(max(y - r, 0), H - 1) - sy0) * W
+                            let k0 = k[0]
+                            for x in xa..<xb { acc[x] = k0 * r0[x] }
+                            if r > 0 {
+                                for t in 1...(2 * r) {
+                                    let kt = k[t], rt = hp.p + (min(max(y + t - r, 0), H - 1) - sy0) * W
+                                    for x in xa..<xb { acc[x] += kt * rt[x] }
+                                }
+                            }
+                        }
                         let ob = yy * W
+                        let yKey = UInt64(y) << 32
                         for x in 0..<W {
-                            var acc: Float = 0
-                            for t in 0...(2 * R) { acc += kern[t] * hp[rows[t] + x] }
-                            let signal = illumBuf[ob + x] * (acc + p.af * afBuf[ob + x])
-                            let h = mix64(noiseSeed ^ (UInt64(y) << 32 | UInt64(x)))
-                            var val = p.offset + signal + (gain * signal + read2).squareRoot() * fastGauss(h)
-                            let hot = hotBuf[ob + x]
-                            if hot > 0 { val = max(val, hot * p.hot) }
-                            op[ob + x] = min(max(val.rounded(), 0), 65535)
+                            let signal = ilp[ob + x] * acc[x] + afLevel * iap[ob + x]
+                            let h = mix64(noiseSeed ^ (yKey | UInt64(x)))
+                            let val = offset + signal + (gain * signal + read2).squareRoot() * fastGauss(h)
+                            op[ob + x] = Float(Int32(min(max(val, 0), 65535) + 0.5))
                         }
                     }
+                }
+                for (o, v) in hots {
+                    op[o] = max(op[o], Float(Int32(min(v * p.hot, 65535) + 0.5)))
                 }
             }
             channelsOut.append(out)
@@ -392,7 +460,6 @@ extension SyntheticSlide {
     /// Rasterises red blood cells (biconcave discs on a jittered grid inside vessel lumens) into rows [y0, y1).
     func rasterizeRBCs(into w: SharedPtr<Float>, y0: Int, y1: Int) {
         let W = config.width
-        for i in 0..<((y1 - y0) * W) { w[i] = 0 }
         let rad = 3.6 * tissue.pxPerUm
         let sp = 2.3 * rad
         let i1 = Int((Double(W) / sp).rounded(.up)) + 1
@@ -401,6 +468,7 @@ extension SyntheticSlide {
         // Parallel over pixel rows; each chunk visits the grid rows whose discs can reach it and writes only its rows.
         parallelChunks(y1 - y0, minChunk: 16) { lo, hi in
             let ya0 = y0 + lo, yb0 = y0 + hi
+            for i in (lo * W)..<(hi * W) { w[i] = 0 }
             let j0 = Int(((Double(ya0) - 2 * sp) / sp).rounded(.down)), j1 = Int(((Double(yb0) + 2 * sp) / sp).rounded(.up))
             for j in j0...j1 {
                 for i in -1...i1 {
@@ -427,17 +495,81 @@ extension SyntheticSlide {
                     }
                 }
             }
+            // Nuclear debris / apoptotic bodies: clusters of small, condensed DAPI-bright fragments in tissue,
+            // not labelled as nuclei (stored as negative weights in the same plane).
+            let dsp = 80 * tissue.pxPerUm
+            let dj0 = Int(((Double(ya0) - 12) / dsp).rounded(.down)) - 1, dj1 = Int(((Double(yb0) + 12) / dsp).rounded(.up))
+            let di1 = Int((Double(W) / dsp).rounded(.up)) + 1
+            for j in dj0...dj1 {
+                for i in -1...di1 {
+                    var r = SplitMix(hash4(seed, 0xDEB, u64(i), u64(j)))
+                    if !r.chance(0.45) { continue }
+                    let cx = (Double(i) + r.uniform()) * dsp, cy = (Double(j) + r.uniform()) * dsp
+                    let nFrag = 1 + Int(r.uniform() * 4)
+                    var frags: [(Double, Double, Double, Float)] = []
+                    for _ in 0..<nFrag {
+                        let fr = r.uniform(0.5, 1.2) * tissue.pxPerUm
+                        frags.append((cx + r.uniform(-2.5, 2.5) * tissue.pxPerUm, cy + r.uniform(-2.5, 2.5) * tissue.pxPerUm, fr, Float(r.uniform(0.5, 1.1))))
+                    }
+                    if cy + 8 * tissue.pxPerUm < Double(ya0) || cy - 8 * tissue.pxPerUm > Double(yb0) { continue }
+                    let reg = tissue.classify(cx, cy).region
+                    if reg == .empty || reg == .vesselLumen { continue }
+                    for (fx, fy, fr, fb) in frags {
+                        let ya = max(ya0, Int((fy - fr).rounded(.down))), yb = min(yb0 - 1, Int((fy + fr).rounded(.up)))
+                        let xa = max(0, Int((fx - fr).rounded(.down))), xb = min(W - 1, Int((fx + fr).rounded(.up)))
+                        if ya > yb || xa > xb { continue }
+                        for y in ya...yb {
+                            let dy = Double(y) + 0.5 - fy
+                            for x in xa...xb {
+                                let dx = Double(x) + 0.5 - fx
+                                let q = (dx * dx + dy * dy) / (fr * fr)
+                                if q >= 1 { continue }
+                                let v = -fb * Float(1 - 0.5 * q)
+                                let o = (y - y0) * W + x
+                                if w[o] <= 0 && v < w[o] { w[o] = v }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
-    /// Autofluorescence shape (coarse grid, bilinear), illumination and hot-pixel values for output rows.
-    func imagingFields(y0: Int, count: Int) -> ([Float], [Float], [Float]) {
+    /// Hot sensor pixels (position inside a field tile, value) repeated in every field tile; returns band offsets.
+    func hotPixels(y0: Int, count: Int) -> [(Int, Float)] {
+        let W = config.width
+        let F = max(16, config.fieldSize)
+        let nHot = Int(min(max(config.hotPixelRate, 0), 1) * Double(F * F) + 0.5)
+        if nHot == 0 { return [] }
+        var out: [(Int, Float)] = []
+        for k in 0..<nHot {
+            let h = hash3(config.seed, 0x4077, UInt64(k))
+            let sx = Int(h % UInt64(F)), sy = Int((h >> 20) % UInt64(F))
+            let v = Float(15000 + 50000 * unit(mix64(h)))
+            var ty = (y0 - sy + F - 1) / F
+            if y0 - sy < 0 { ty = 0 }
+            while ty * F + sy < y0 + count {
+                let y = ty * F + sy
+                if y >= y0 {
+                    var x = sx
+                    while x < W { out.append(((y - y0) * W + x, v)); x += F }
+                }
+                ty += 1
+            }
+        }
+        return out
+    }
+
+    /// Illumination (per-field vignetting and gain, global gradient) and illumination x autofluorescence shape
+    /// (smooth field on a coarse grid, bilinear; brighter in stroma, dim on empty glass) for output rows.
+    func imagingFields(y0: Int, count: Int, illum: SharedPtr<Float>, illumAF: SharedPtr<Float>) {
         let W = config.width, H = config.height
         let G = 8
         let gy0 = y0 / G, gy1 = (y0 + count - 1) / G + 1
         let gx1 = (W - 1) / G + 1
         let gw = gx1 + 1
-        var grid = [Float](repeating: 0, count: (gy1 - gy0 + 1) * gw)
+        let gcount = (gy1 - gy0 + 1) * gw
+        var grid = [Float](repeating: 0, count: 2 * gcount)   // [autofluorescence | stromal ECM weight]
         let tissue = self.tissue
         grid.withUnsafeMutableBufferPointer { gb in
             let gp = SharedPtr(gb.baseAddress!)
@@ -450,60 +582,94 @@ extension SyntheticSlide {
                         let tis = tissue.tissueness(X, Y)
                         let stroma = 1 - smoothstep(-0.15, 0.15, tissue.tumourField(X, Y) - tissue.tumourThreshold)
                         gp[j * gw + i] = Float(base * (0.3 + 0.7 * tis) * (1 + 0.35 * stroma * tis))
+                        gp[gcount + j * gw + i] = Float(stroma * tis)
                     }
                 }
             }
         }
-        var af = [Float](repeating: 0, count: count * W)
-        var illum = [Float](repeating: 0, count: count * W)
-        var hot = [Float](repeating: 0, count: count * W)
         let F = max(16, config.fieldSize)
         let phi = 2 * Double.pi * unit(hash2(config.seed, 0x96AD))
         let gcx = Float(cos(phi) * 0.15 / Double(W)), gcy = Float(sin(phi) * 0.15 / Double(H))
-        let hotSeed = hash2(config.seed, 0x4077)
-        let hotThreshold = UInt64(min(max(config.hotPixelRate, 0), 1) * 0x1p63) << 1
         let seed = config.seed
-        af.withUnsafeMutableBufferPointer { ab in
-            illum.withUnsafeMutableBufferPointer { ib in
-                hot.withUnsafeMutableBufferPointer { hb in
-                    let ap = SharedPtr(ab.baseAddress!), ip = SharedPtr(ib.baseAddress!), hp = SharedPtr(hb.baseAddress!)
-                    grid.withUnsafeBufferPointer { gbp in
-                        let gp = SharedPtr(UnsafeMutablePointer(mutating: gbp.baseAddress!))
-                        parallelChunks(count, minChunk: 8) { lo, hi in
-                            for yy in lo..<hi {
-                                let y = y0 + yy
-                                let j = y / G - gy0
-                                let ty = Float(y % G) / Float(G)
-                                let tileY = y / F
-                                let v = (Float(y % F) + 0.5) / Float(F) - 0.5
-                                let gyTerm = gcy * (Float(y) - Float(H) / 2)
-                                var lastTile = -1
-                                var tileGain: Float = 1, vig: Float = 0
-                                for x in 0..<W {
-                                    let i = x / G
-                                    let tx = Float(x % G) / Float(G)
-                                    let a = gp[j * gw + i] + (gp[j * gw + i + 1] - gp[j * gw + i]) * tx
-                                    let b = gp[(j + 1) * gw + i] + (gp[(j + 1) * gw + i + 1] - gp[(j + 1) * gw + i]) * tx
-                                    ap[yy * W + x] = a + (b - a) * ty
-                                    let tileX = x / F
-                                    if tileX != lastTile {
-                                        lastTile = tileX
-                                        let th = hash4(seed, 0x711E, UInt64(tileX), UInt64(tileY))
-                                        tileGain = 0.93 + 0.14 * Float(unit(th))
-                                        vig = 0.18 + 0.14 * Float(unit(mix64(th)))
-                                    }
-                                    let u = (Float(x % F) + 0.5) / Float(F) - 0.5
-                                    ip[yy * W + x] = tileGain * (1 - 2 * vig * (u * u + v * v)) * (1 + gcx * (Float(x) - Float(W) / 2) + gyTerm)
-                                    let hh = mix64(hotSeed ^ (UInt64(y % F) << 32 | UInt64(x % F)))
-                                    if hh < hotThreshold { hp[yy * W + x] = 15000 + 50000 * Float(unit(mix64(hh))) }
-                                }
-                            }
+        // Collagen fibres in stroma: local stripe patterns aligned with the fibre-orientation field (the same
+        // field orients fibroblasts), defined per 24-px block and blended bilinearly between block centres.
+        let FB = 24
+        let fbr0 = y0 / FB - 1, fbr1 = (y0 + count - 1) / FB + 1
+        let fbc = (W - 1) / FB + 3
+        var fib = [Float](repeating: 0, count: (fbr1 - fbr0 + 1) * fbc * 3)   // cos, sin, phase seed bits
+        for j in 0..<(fbr1 - fbr0 + 1) {
+            for i in 0..<fbc {
+                let bx = i - 1, by = fbr0 + j
+                let cx = (Double(bx) + 0.5) * Double(FB), cy = (Double(by) + 0.5) * Double(FB)
+                let th = tissue.fibreAngle(cx, cy) * 1.6
+                let o = (j * fbc + i) * 3
+                fib[o] = Float(-sin(th)); fib[o + 1] = Float(cos(th))
+                fib[o + 2] = Float(hash4(seed, 0xF1B, u64(bx), u64(by)) >> 44)
+            }
+        }
+        let fibSeed = hash2(seed, 0xF1BE)
+        @Sendable @inline(__always) func stripe(_ fp: SharedPtr<Float>, _ j: Int, _ i: Int, _ x: Float, _ y: Float) -> Float {
+            let o = (j * fbc + i) * 3
+            let cx = (Float(i - 1) + 0.5) * Float(FB), cy = (Float(fbr0 + j) + 0.5) * Float(FB)
+            let t = ((x - cx) * fp[o] + (y - cy) * fp[o + 1]) * 0.3 + 1000
+            let k = Int(t), f = t - Float(k)
+            let base = UInt64(fp[o + 2]) << 20
+            let a = Float(mix64(fibSeed ^ base ^ UInt64(k)) >> 40) * 0x1p-24
+            let b = Float(mix64(fibSeed ^ base ^ UInt64(k + 1)) >> 40) * 0x1p-24
+            let sm = f * f * (3 - 2 * f)
+            return a + (b - a) * sm
+        }
+        fib.withUnsafeMutableBufferPointer { fbp in
+        let fp = SharedPtr(fbp.baseAddress!)
+        grid.withUnsafeBufferPointer { gbp in
+            let gp = SharedPtr(UnsafeMutablePointer(mutating: gbp.baseAddress!))
+            parallelChunks(count, minChunk: 8) { lo, hi in
+                for yy in lo..<hi {
+                    let y = y0 + yy
+                    let j = y / G - gy0
+                    let ty = Float(y % G) / Float(G)
+                    let tileY = y / F
+                    let v = (Float(y % F) + 0.5) / Float(F) - 0.5
+                    let gyTerm = gcy * (Float(y) - Float(H) / 2)
+                    var lastTile = -1
+                    var tileGain: Float = 1, vig: Float = 0
+                    for x in 0..<W {
+                        let i = x / G
+                        let tx = Float(x % G) / Float(G)
+                        let a = gp[j * gw + i] + (gp[j * gw + i + 1] - gp[j * gw + i]) * tx
+                        let b = gp[(j + 1) * gw + i] + (gp[(j + 1) * gw + i + 1] - gp[(j + 1) * gw + i]) * tx
+                        var af = a + (b - a) * ty
+                        let sa = gp[gcount + j * gw + i] + (gp[gcount + j * gw + i + 1] - gp[gcount + j * gw + i]) * tx
+                        let sb = gp[gcount + (j + 1) * gw + i] + (gp[gcount + (j + 1) * gw + i + 1] - gp[gcount + (j + 1) * gw + i]) * tx
+                        let ecm = sa + (sb - sa) * ty
+                        if ecm > 0.02 {
+                            let fx = Float(x) + 0.5, fy = Float(y) + 0.5
+                            let gxf = fx / Float(FB) - 0.5, gyf = fy / Float(FB) - 0.5
+                            let bi = Int(gxf.rounded(.down)), bj = Int(gyf.rounded(.down))
+                            let wx = gxf - Float(bi), wy = gyf - Float(bj)
+                            let ii = bi + 1, jj = bj - fbr0
+                            let s00 = stripe(fp, jj, ii, fx, fy), s10 = stripe(fp, jj, ii + 1, fx, fy)
+                            let s01 = stripe(fp, jj + 1, ii, fx, fy), s11 = stripe(fp, jj + 1, ii + 1, fx, fy)
+                            let st = (s00 + (s10 - s00) * wx) + ((s01 + (s11 - s01) * wx) - (s00 + (s10 - s00) * wx)) * wy
+                            let fibre = max(0, st - 0.45) * 1.8
+                            af *= 1 + 1.6 * ecm * fibre * fibre
                         }
+                        let tileX = x / F
+                        if tileX != lastTile {
+                            lastTile = tileX
+                            let th = hash4(seed, 0x711E, UInt64(tileX), UInt64(tileY))
+                            tileGain = 0.93 + 0.14 * Float(unit(th))
+                            vig = 0.18 + 0.14 * Float(unit(mix64(th)))
+                        }
+                        let u = (Float(x % F) + 0.5) / Float(F) - 0.5
+                        let il = tileGain * (1 - 2 * vig * (u * u + v * v)) * (1 + gcx * (Float(x) - Float(W) / 2) + gyTerm)
+                        illum[yy * W + x] = il
+                        illumAF[yy * W + x] = il * af
                     }
                 }
             }
         }
-        return (af, illum, hot)
+        }
     }
 }
 

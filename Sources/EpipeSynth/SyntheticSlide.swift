@@ -2,6 +2,28 @@
 
 import Foundation
 
+/// Ground-truth synthetic multiplexed-immunofluorescence slide (CODEX/CyCIF-like).
+///
+/// Model, all derived from `config.seed` by hashing (never from a sequential random stream):
+/// - Tissue layout from smooth random fields: tumour nests (quantile `tumourFraction`) cut by stromal septa,
+///   a tumour margin enriched in T cells/macrophages, stroma of variable density with aligned fibroblasts,
+///   B-cell follicles with a T-cell mantle, vessels (lumen with autofluorescent red blood cells, endothelial
+///   cells elongated along the wall) and sparse/empty regions (holes, glass).
+/// - Cells are placed at init by hard-core dart throwing per 3x-nucleus-diameter block (even block rows,
+///   then odd rows; parallel and deterministic), with local target coverage scaled so that the mean
+///   coverage is `cellDensity`. Nuclei: lognormal size per type, ellipses with 2nd-5th harmonic contour
+///   perturbations, may touch/overlap slightly. Cells: nucleus plus cytoplasm grown outward and competing by
+///   distance from the nuclear contour (a Voronoi tessellation capped at a per-cell extent).
+/// - Signal: nuclear markers (DAPI with chromatin texture and dark nucleoli; granular Ki67), cytoplasmic
+///   markers (textured, faint over the nucleus), membrane markers (patchy bright rim plus diffuse level);
+///   per-cell lognormal expression, positive fractions and T-cell subsets, regional staining gradients,
+///   spectral spillover from the previous channel.
+/// - Imaging: Gaussian PSF (per channel, wider in defocused fields), autofluorescence (smooth, brighter in
+///   stroma, collagen fibres, dim on glass), per-field vignetting and gain plus a global gradient, camera
+///   offset, shot + read noise, hot pixels repeated per field, rounding and clamping to 0...65535.
+///
+/// `renderBand` output is bit-identical however the image is split into bands, and costs time proportional
+/// to the band. Labels are the noise-free geometry; every nucleus pixel carries its cell's id in `cells`.
 public final class SyntheticSlide: @unchecked Sendable {
     public let config: SynthConfig
     public let channelNames: [String]
@@ -40,6 +62,10 @@ public final class SyntheticSlide: @unchecked Sendable {
     var idOf: [UInt32] = []         // global index -> id (0 = not visible in the image)
     var listedCount = 0
     var regionArea: [Double] = []   // mean cell area per region (px^2)
+    let scratch = ScratchPool()
+
+    /// Frees the cached per-band working memory (about 40 bytes per band pixel; kept between renderBand calls).
+    public func purgeScratch() { scratch.purge() }
 
     public init(_ config: SynthConfig) {
         precondition(config.width > 0 && config.height > 0 && config.channels >= 1, "invalid SynthConfig")

@@ -52,6 +52,7 @@ final class SyntheticSlideTests: XCTestCase {
         var cfg = SynthConfig(width: 237, height: 203, channels: 4, seed: 9)
         cfg.fieldSize = 96   // several illumination tiles and hot-pixel repeats inside the image
         cfg.hotPixelRate = 1e-3
+        cfg.defocusedFieldFraction = 0.5   // tiles with different PSF widths
         let slide = SyntheticSlide(cfg)
         let ref = whole(slide)
         for heights in [[1], [7, 50, 3, 100, 13], [64], [2, 101]] {
@@ -198,6 +199,30 @@ final class SyntheticSlideTests: XCTestCase {
         XCTAssertGreaterThan(cyto / Double(cytoN), 1.3 * nuc / Double(nucN), "cytoplasmic marker brighter outside the nucleus")
     }
 
+    func testKi67InNucleiOfPositiveSubset() {
+        let slide = SyntheticSlide(SynthConfig(width: 384, height: 384, channels: 9, seed: 6))
+        XCTAssertEqual(slide.channelNames[8], "Ki67")
+        XCTAssertEqual(slide.compartments[8], .nuclear)
+        let b = whole(slide)
+        var positive = Set<UInt32>(), total = 0
+        for c in slide.cells() where c.type == 0 {
+            total += 1
+            if let e = slide.expression(id: c.id), e[8] > 0.3 { positive.insert(c.id) }
+        }
+        XCTAssertGreaterThan(total, 50)
+        let frac = Double(positive.count) / Double(total)
+        XCTAssert(frac > 0.15 && frac < 0.6, "Ki67+ fraction of tumour cells \(frac)")
+        var nuc = 0.0, nucN = 0, cyt = 0.0, cytN = 0, neg = 0.0, negN = 0
+        for i in 0..<b.cells.count where b.cells[i] != 0 {
+            let v = Double(b.channels[8][i])
+            if positive.contains(b.cells[i]) {
+                if b.nuclei[i] != 0 { nuc += v; nucN += 1 } else { cyt += v; cytN += 1 }
+            } else if b.nuclei[i] != 0 { neg += v; negN += 1 }
+        }
+        XCTAssertGreaterThan(nuc / Double(nucN), 1.5 * cyt / Double(cytN), "Ki67 is nuclear")
+        XCTAssertGreaterThan(nuc / Double(nucN), 2 * neg / Double(negN), "Ki67+ nuclei brighter than Ki67- nuclei")
+    }
+
     func testProfilesAndNames() {
         let slide = SyntheticSlide(SynthConfig(width: 64, height: 64, channels: 25, seed: 1))
         XCTAssertEqual(slide.channelNames.count, 25)
@@ -256,7 +281,6 @@ final class SyntheticSlideTests: XCTestCase {
         // Coverage close to the configured density.
         let b = whole(slide)
         let coverage = Double(b.cells.lazy.filter { $0 != 0 }.count) / Double(b.cells.count)
-        print("coverage \(coverage) default")
         XCTAssertEqual(coverage, cfg.cellDensity, accuracy: 0.05)
         // Tumour regions are denser than stroma.
         var tum = (0, 0), str = (0, 0)
@@ -277,7 +301,6 @@ final class SyntheticSlideTests: XCTestCase {
             let slide = SyntheticSlide(cfg)
             let b = slide.renderBand(y0: 0, count: 768)
             let coverage = Double(b.cells.lazy.filter { $0 != 0 }.count) / Double(b.cells.count)
-            print("coverage \(coverage) for density \(density)")
             XCTAssertEqual(coverage, density, accuracy: 0.05, "density \(density)")
         }
     }
