@@ -34,7 +34,12 @@ debug: deps
 
 ## test: unit tests of every module, then end-to-end tests on the release binaries
 test: deps pydeps build
-	EPIPE_BIN=$(BIN) EPIPE_PYTHON=$(VENV)/bin/python $(SWIFT) test
+	@set -o pipefail; EPIPE_BIN=$(BIN) EPIPE_PYTHON=$(VENV)/bin/python $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; \
+	  status=$$?; \
+	  p=$$(grep -cE "^Test Case .* passed \(" .build/test.log); f=$$(grep -cE "^Test Case .* failed \(" .build/test.log); \
+	  k=$$(grep -cE "^Test Case .* skipped \(" .build/test.log); \
+	  echo "tests: $$p passed, $$f failed, $$k skipped"; \
+	  exit $$status
 
 ## demo: generate a sample slide, run the whole chain, show status and where the QC pictures are
 demo: deps build

@@ -2,7 +2,7 @@ import Foundation
 import CZlib
 
 /// Writes a tiled BigTIFF (OME-TIFF by default): one page (IFD) per channel, Adobe deflate,
-/// horizontal predictor (2) for integer types and floating-point predictor (3) for float32, tiles of `tileSize` (edge tiles zero padded).
+/// horizontal predictor (2) for integer types (none for float32), tiles of `tileSize` (edge tiles zero padded).
 ///
 /// Rows of each channel must arrive in increasing y order; channels may be interleaved band by band.
 /// A tile row is compressed (tiles in parallel) and appended to the file as soon as it is complete,
@@ -96,7 +96,9 @@ public final class ImageWriter: @unchecked Sendable {
         self.physicalSizeY = physicalSizeY
         self.ome = ome
         bps = pixelType.byteCount
-        usePredictor = true
+        // Predictor 2 for integers (tifffile decodes it with numpy alone). No floating-point predictor (3):
+        // tifffile needs imagecodecs for it and other readers lack it, so float32 tiles are plain deflate.
+        usePredictor = pixelType != .float32
         var levels: [Level] = []
         var lw = width, lh = height
         for _ in 0...pyramidLevels {

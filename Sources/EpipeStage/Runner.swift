@@ -268,6 +268,5 @@ final class ManifestBox: @unchecked Sendable {
 
 public func describe(_ error: Error) -> String {
     if let e = error as? EpipeError { return e.message }
-    if let e = error as? CustomStringConvertible { return e.description.replacingOccurrences(of: "\n", with: " ") }
-    return "\(error)"
+    return String(describing: error).replacingOccurrences(of: "\n", with: " ")
 }
