@@ -1,5 +1,6 @@
 import Foundation
 import CZlib
+import CDeflate
 
 /// Writes a tiled BigTIFF (OME-TIFF by default): one page (IFD) per channel, Adobe deflate,
 /// horizontal predictor (2) for integer types (none for float32), tiles of `tileSize` (edge tiles zero padded).
@@ -63,6 +64,8 @@ public final class ImageWriter: @unchecked Sendable {
 
     // per-worker scratch for parallel tile compression
     private let slots: Int
+    private var compressors: [OpaquePointer] = []
+    private var compressorLevel: Int32 = -1
     private let tileBytes: Int
     private let compBound: Int
     private let scratch: UnsafeMutableRawPointer      // slots * tileBytes
@@ -118,7 +121,10 @@ public final class ImageWriter: @unchecked Sendable {
         let tilesAcross = levels[0].tilesAcross
         slots = min(tilesAcross, max(2, ProcessInfo.processInfo.activeProcessorCount * 4))
         tileBytes = tileSize * tileSize * bps
-        compBound = Int(compressBound(uLong(tileBytes)))
+        let initialLevel: Int32 = 4   // compressionLevel's default; a later change re-creates the compressors
+        compressors = (0..<slots).map { _ in libdeflate_alloc_compressor(initialLevel)! }
+        compressorLevel = initialLevel
+        compBound = Int(libdeflate_zlib_compress_bound(compressors[0], tileBytes))
         scratch = UnsafeMutableRawPointer.allocate(byteCount: slots * tileBytes, alignment: 64)
         compBuf = UnsafeMutableRawPointer.allocate(byteCount: slots * compBound, alignment: 64)
         compLen = UnsafeMutablePointer<Int>.allocate(capacity: slots)
@@ -145,6 +151,7 @@ public final class ImageWriter: @unchecked Sendable {
         for l in freeBufs { for b in l { b.deallocate() } }
         for r in rowScratch { r.deallocate() }
         scratch.deallocate(); compBuf.deallocate(); compLen.deallocate(); compStatus.deallocate()
+        for c in compressors { libdeflate_free_compressor(c) }
     }
 
     private func err(_ m: String) -> ImageError { ImageError(path: path, message: m) }
@@ -262,7 +269,15 @@ public final class ImageWriter: @unchecked Sendable {
             memset(buf + rows * rowBytesPadded, 0, (tileSize - rows) * rowBytesPadded)
         }
         let ts = tileSize, bps = self.bps, rbp = rowBytesPadded, tb = tileBytes, cb = compBound
-        let pred = usePredictor, pt = pixelType, level = compressionLevel
+        let pred = usePredictor, pt = pixelType
+        if compressorLevel != compressionLevel {
+            let level = max(0, min(12, compressionLevel))
+            let fresh = (0..<slots).compactMap { _ in libdeflate_alloc_compressor(level) }
+            guard fresh.count == slots else { fresh.forEach { libdeflate_free_compressor($0) }; throw err("cannot set up compression level \(level)") }
+            compressors.forEach { libdeflate_free_compressor($0) }
+            compressors = fresh; compressorLevel = compressionLevel
+        }
+        let comps = UnsafeSendable(compressors)
         let src = UnsafeSendable(UnsafeRawPointer(buf))
         let scr = UnsafeSendable(scratch), cbuf = UnsafeSendable(compBuf)
         let clen = UnsafeSendable(compLen), cst = UnsafeSendable(compStatus)
@@ -277,11 +292,9 @@ public final class ImageWriter: @unchecked Sendable {
                     memcpy(tile + r * ts * bps, src.value + r * rbp + tx * ts * bps, ts * bps)
                 }
                 if pred { ImageWriter.horizontalDifference(pt, tile, rows: ts, cols: ts) }
-                var dlen = uLong(cb)
-                let rc = compress2(cbuf.value.assumingMemoryBound(to: Bytef.self) + i * cb, &dlen,
-                                   tile.assumingMemoryBound(to: Bytef.self), uLong(tb), level)
-                cst.value[i] = rc
-                clen.value[i] = Int(dlen)
+                let dlen = libdeflate_zlib_compress(comps.value[i], tile, tb, cbuf.value + i * cb, cb)
+                cst.value[i] = dlen > 0 ? Z_OK : Z_BUF_ERROR
+                clen.value[i] = dlen
             }
             if n > 1 {
                 DispatchQueue.concurrentPerform(iterations: n, execute: work)

@@ -40,11 +40,24 @@ public final class Thumbnail {
         sum = [Double](repeating: 0, count: width * height); cnt = [Int32](repeating: 0, count: width * height)
     }
     public func add(rows: UnsafeBufferPointer<Float>, y0: Int, count: Int) {
-        for r in 0..<count {
-            let ty = (y0 + r) / factor
-            guard ty < height else { break }
-            let base = r * srcW
-            for x in 0..<srcW { let i = ty * width + x / factor; sum[i] += Double(rows[base + x]); cnt[i] += 1 }
+        let f = factor, tw = width, w = srcW
+        sum.withUnsafeMutableBufferPointer { sp in
+            cnt.withUnsafeMutableBufferPointer { cp in
+                for r in 0..<count {
+                    let ty = (y0 + r) / f
+                    guard ty < height else { break }
+                    let src = rows.baseAddress! + r * w
+                    let dst = sp.baseAddress! + ty * tw, cd = cp.baseAddress! + ty * tw
+                    var x = 0, tx = 0
+                    while x < w {
+                        let end = min(w, x + f)
+                        var acc = 0.0
+                        for i in x..<end { acc += Double(src[i]) }
+                        dst[tx] += acc; cd[tx] += Int32(end - x)
+                        x = end; tx += 1
+                    }
+                }
+            }
         }
     }
     public func add(rows: [Float], y0: Int, count: Int) { rows.withUnsafeBufferPointer { add(rows: $0, y0: y0, count: count) } }
@@ -58,11 +71,16 @@ public struct Histogram16 {
     public var sum = 0.0
     public init() {}
     public mutating func add(_ v: UnsafeBufferPointer<Float>) {
+        var s = 0.0
         bins.withUnsafeMutableBufferPointer { b in
-            var s = 0.0
-            for x in v { let i = Int(min(max(x.rounded(), 0), 65535)); b[i] += 1; s += Double(x) }
-            sum += s
+            let bp = b.baseAddress!
+            for x in v {
+                let c = x < 0 ? 0 : (x > 65535 ? 65535 : x)
+                bp[Int(c + 0.5)] += 1
+                s += Double(x)
+            }
         }
+        sum += s
         n += v.count
     }
     public func percentile(_ p: Double) -> Double {
