@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # make bench: epipe against the Python stack (scikit-image, scikit-learn, leidenalg, squidpy)
 # on the same generated input, in one run. Prints times, ratios and peak RSS. Not a test.
-#   BENCH_SIZE=8192 BENCH_CHANNELS=4 bash bench/run.sh
+#   BENCH_SIZE=8192 BENCH_CHANNELS=4 BENCH_BIG=16384 bash bench/run.sh
+# BENCH_BIG=0 skips the large-slide memory check; BENCH_STEPS picks steps (default all).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=$here/.build/release
 size=${BENCH_SIZE:-8192}
 chans=${BENCH_CHANNELS:-4}
-work=${BENCH_DIR:-/tmp/epipe-bench-$size}
+big=${BENCH_BIG:-16384}
+steps=${BENCH_STEPS:-denoise segment cluster stats}
+work=${BENCH_DIR:-/tmp/epipe-bench}
 shared=${EPIPE_SHARED:-$here/../shared}
 mkdir -p "$work"
 
@@ -18,40 +21,67 @@ if [[ -x $shared/bench/setup-peers.sh ]]; then
 fi
 [[ -z $peer_py ]] && echo "bench: Python peers not available (no $shared/bench); timing epipe only" >&2
 
-img=$work/scans/bench.ome.tif
-if [[ ! -f $img ]]; then
-  echo "bench: generating ${size}x${size}x${chans} slide" >&2
-  $bin/epipe-synth --out "$work/scans" --truth "$work/truth" --width "$size" --height "$size" --channels "$chans" --seed 11 --name bench --quiet >/dev/null
-fi
-root=$work/root
-rm -rf "$root"
-job=$($bin/epipe-ingest --root "$root" --settle 0 --quiet "$work/scans")
-
-rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }   # peak RSS in KiB
-row() { printf '%-10s %10s %10s %9s %12s %12s %s\n' "$@"; }
-row step epipe_s peer_s ratio epipe_MiB peer_MiB note
-
-stage() {  # stage, peer step, extra peer args
-  local s=$1 ps=$2; shift 2
-  local kib t0 t1 es
-  t0=$(date +%s.%N)
-  kib=$( { /usr/bin/time -f %M $bin/epipe-$s --quiet --force "$job" >/dev/null; } 2>&1 | tail -1 )
-  t1=$(date +%s.%N)
-  es=$(python3 -c "print(round($t1-$t0,2))")
-  local pin=$1; shift
-  if [[ -n $peer_py && -n $ps ]]; then
-    local out; out=$($peer_py "$shared/bench/peer_baseline.py" "$ps" "$pin" "$@")
-    local psec pmib; psec=$(python3 -c "import json,sys;print(json.loads(sys.argv[1])['seconds'])" "$out")
-    pmib=$(python3 -c "import json,sys;print(json.loads(sys.argv[1])['peak_rss_mib'])" "$out")
-    row "$s" "$es" "$psec" "$(python3 -c "print(round($psec/$es,1))")x" "$((kib/1024))" "$pmib" "$(python3 -c "import json,sys;d=json.loads(sys.argv[1]);print({k:v for k,v in d.items() if k not in ('step','seconds','peak_rss_mib')})" "$out")"
-  else
-    row "$s" "$es" "-" "-" "$((kib/1024))" "-" ""
+slide() {  # size channels -> job dir of a fresh root on a generated slide
+  local s=$1 c=$2 d=$work/slide-$1x$1x$2
+  if [[ ! -f $d/scans/bench.ome.tif ]]; then
+    echo "bench: generating ${s}x${s}x${c} slide" >&2
+    $bin/epipe-synth --out "$d/scans" --truth "$d/truth" --width "$s" --height "$s" --channels "$c" --seed 11 --name bench --quiet >/dev/null
   fi
+  rm -rf "$d/root"
+  $bin/epipe-ingest --root "$d/root" --settle 0 --quiet "$d/scans"
 }
-stage denoise denoise "$img"
-stage segment segment "$job/denoise/image.ome.tif"
-markers=$(head -1 "$job/segment/cells.csv" | tr ',' '\n' | sed -n '3,'"$((chans+1))"'p' | paste -sd,)
-stage cluster cluster "$job/segment/cells.csv" --markers "$markers" --k 8
-stage stats "" ""
-echo "bench: epipe cells $(($(wc -l < "$job/segment/cells.csv")-1)); epipe times are wall clock of the whole binary (read, compute, write, QC);" \
-     "peer times exclude reading the input. Recipes differ until the denoise/segment issues align them (peer denoise adds a top-hat)." >&2
+secs() { python3 -c "import sys;print(round(float(sys.argv[2])-float(sys.argv[1]),2))" "$@"; }
+jget() { python3 -c "import json,sys;print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+row() { printf '%-22s %9s %9s %8s %10s %10s  %s\n' "$@"; }
+
+# ours STAGE JOB ARGS... -> sets E_S (seconds, whole binary) and E_MIB (peak RSS)
+ours() {
+  local s=$1 j=$2; shift 2
+  local t0 t1 kib
+  t0=$(date +%s.%N)
+  kib=$( { /usr/bin/time -f %M $bin/epipe-$s --quiet --force "$@" "$j" >/dev/null; } 2>&1 | tail -1 )
+  t1=$(date +%s.%N)
+  E_S=$(secs "$t0" "$t1"); E_MIB=$((kib / 1024))
+}
+# peer STEP INPUT ARGS... -> P_S, P_MIB, P_EXTRA
+peer() {
+  P_S="-"; P_MIB="-"; P_EXTRA=""
+  [[ -z $peer_py ]] && return 0
+  local out; out=$($peer_py "$shared/bench/peer_baseline.py" "$@")
+  P_S=$(jget "$out" seconds); P_MIB=$(jget "$out" peak_rss_mib)
+  P_EXTRA=$(python3 -c "import json,sys;d=json.loads(sys.argv[1]);print(' '.join(f'{k}={v}' for k,v in d.items() if k not in ('step','seconds','peak_rss_mib')))" "$out")
+}
+ratio() { [[ $2 == - ]] && echo - || python3 -c "import sys;print(f'{float(sys.argv[2])/float(sys.argv[1]):.1f}x')" "$1" "$2"; }
+
+job=$(slide "$size" "$chans")
+img=$(python3 -c "import json;print(json.load(open('$job/job.json'))['raw']['uri'][7:])")
+echo "bench: ${size}x${size}x${chans} uint16; epipe seconds are the whole binary (read, compute, write, QC); peer seconds exclude reading the input"
+row step epipe_s peer_s speedup epipe_MiB peer_MiB note
+for st in $steps; do case $st in
+  denoise)
+    ours denoise "$job" --hot-pixels off --median true --tophat 50 --gaussian 2
+    peer denoise "$img" --radius 50 --sigma 2
+    row "denoise m3+tophat50+g2" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "$P_EXTRA"
+    ours denoise "$job" --hot-pixels off --rolling-ball 50
+    row "denoise rolling-ball50" "$E_S" "-" "-" "$E_MIB" "-" "scikit-image rolling_ball takes minutes at this size"
+    ours denoise "$job"
+    row "denoise default" "$E_S" "-" "-" "$E_MIB" "-" "hot pixels + rolling ball 50"
+    if [[ $big != 0 ]]; then
+      bjob=$(slide "$big" 8)
+      ours denoise "$bjob" --hot-pixels off --median true --tophat 50 --gaussian 2
+      row "denoise ${big}^2x8" "$E_S" "-" "-" "$E_MIB" "-" "peak RSS must stay flat (< 1.5 GiB)"
+    fi ;;
+  segment)
+    ours denoise "$job" >/dev/null 2>&1 || true
+    ours segment "$job"
+    peer segment "$job/denoise/image.ome.tif"
+    row segment "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "$P_EXTRA epipe_cells=$(($(wc -l < "$job/segment/cells.csv") - 1))" ;;
+  cluster)
+    markers=$(head -1 "$job/segment/cells.csv" | tr ',' '\n' | sed -n "3,$((chans + 1))p" | paste -sd,)
+    ours cluster "$job"
+    peer cluster "$job/segment/cells.csv" --markers "$markers" --k 8
+    row "cluster (k-means)" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "$P_EXTRA" ;;
+  stats)
+    ours stats "$job"
+    row stats "$E_S" "-" "-" "$E_MIB" "-" "frequencies only" ;;
+esac; done

@@ -5,65 +5,296 @@ import EpipeImage
 import EpipeStage
 import EpipeDenoise
 
+/// What to do to one channel, resolved from defaults, job.json params and flags.
+struct ChannelRecipe: Equatable {
+    var hotPixels: Float?        // threshold, nil = off
+    var median = false
+    var rollingBall: Double?     // radius
+    var lightBackground = false
+    var tophat: Int?
+    var gaussian = 0.0
+    var flatfield = false
+    var blanks = false
+
+    var pre: DenoisePlan { DenoisePlan(hotPixels.map { [.hotPixels(threshold: $0)] } ?? []) }
+    var post: DenoisePlan {
+        var ops: [DenoiseOp] = []
+        if median { ops.append(.median3) }
+        if let r = rollingBall { ops.append(.rollingBall(radius: r, lightBackground: lightBackground)) }
+        if let r = tophat { ops.append(.tophat(radius: r)) }
+        if gaussian > 0 { ops.append(.gaussian(sigma: gaussian)) }
+        return DenoisePlan(ops)
+    }
+    var halo: Int { pre.halo + post.halo }
+    var isIdentity: Bool { hotPixels == nil && !median && rollingBall == nil && tophat == nil && gaussian == 0 && !flatfield && !blanks }
+}
+
 struct DenoiseTool: StageTool {
     let stage = "denoise"
     let flags: [String: JSONValue?]
 
+    static let defaults: [String: JSONValue] = [
+        "hot-pixels": "auto", "median": false, "rolling-ball": 50, "light-background": false, "tophat": "off",
+        "gaussian": 0, "blanks": "auto", "blank-pattern": .string(MarkerTable.defaultBlankPattern),
+        "flatfield": "off", "darkfield": 0, "channels": "all", "float": false, "band": "auto", "per-channel": .object([:]),
+    ]
+
     func params(for job: Job) throws -> [String: JSONValue] {
-        let p = mergeParams(job, defaults: ["median": true, "gaussian": 1.0, "band": 512], flags: flags)
-        guard (p["gaussian"]?.doubleValue ?? -1) >= 0, (p["gaussian"]?.doubleValue ?? 0) <= 50 else { throw EpipeError.badInput("denoise param gaussian: must be a sigma in 0...50") }
-        guard (p["band"]?.intValue ?? 0) >= 16 else { throw EpipeError.badInput("denoise param band: must be at least 16 rows") }
+        var p = mergeParams(job, defaults: Self.defaults, flags: flags)
+        // A background method given explicitly replaces the default one.
+        if flags["tophat"] != nil, flags["tophat"]! != nil, flags["rolling-ball"] == nil || flags["rolling-ball"]! == nil,
+           job.spec.params["denoise"]?["rolling-ball"] == nil { p["rolling-ball"] = "off" }
+        // Validate everything a user can type, once, with one clear line.
+        _ = try recipe(for: "", params: p, dtype: .uint16, hasBlanks: false)
+        if let b = p["band"], b.stringValue != "auto", (b.intValue ?? 0) < 16 { throw EpipeError.badInput("denoise param band: expected auto or >= 16 rows, got \(b)") }
         return p
+    }
+
+    func flatfieldFile(_ p: [String: JSONValue]) -> String? {
+        guard let f = p["flatfield"]?.stringValue, !["off", "auto", "false", "none"].contains(f.lowercased()) else { return nil }
+        return f
+    }
+    func darkfieldFile(_ p: [String: JSONValue]) -> String? {
+        guard let f = p["darkfield"]?.stringValue, Double(f) == nil, !["off", "none"].contains(f.lowercased()) else { return nil }
+        return f
     }
 
     func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] {
         var refs = [FileRef(path: job.spec.raw.uri, sha256: job.spec.raw.sha256, bytes: job.spec.raw.bytes)]
         if let m = job.spec.markers { refs.append(FileRef(path: m, sha256: try Digest.sha256(file: String(m.dropFirst(7))).hex)) }
+        for f in [flatfieldFile(params), darkfieldFile(params)].compactMap({ $0 }) {
+            guard Files.exists(f) else { throw EpipeError.badInput("\(f): flat-field/dark-field file not found; give a TIFF path, auto or off") }
+            let (h, n) = try Digest.sha256(file: f)
+            refs.append(FileRef(path: "file://" + Files.canonical(f), sha256: h, bytes: n))
+        }
         return refs
+    }
+
+    /// Resolves one channel's recipe: global params overlaid by per-channel[name].
+    func recipe(for name: String, params: [String: JSONValue], dtype: PixelType, hasBlanks: Bool) throws -> ChannelRecipe {
+        var p = params
+        if let pc = params["per-channel"]?.objectValue, let o = pc[name]?.objectValue { for (k, v) in o { p[k] = v } }
+        func off(_ v: JSONValue?) -> Bool { guard let s = v?.stringValue?.lowercased() else { return v == nil || v == .null } ; return ["off", "false", "none", "0", "no"].contains(s) }
+        func bad(_ k: String, _ want: String) -> EpipeError { EpipeError.badInput("denoise param \(k)\(name.isEmpty ? "" : " for \(name)"): expected \(want), got \(p[k].map { "\($0)" } ?? "nothing")") }
+        var r = ChannelRecipe()
+        if !off(p["hot-pixels"]) {
+            if p["hot-pixels"]?.stringValue == "auto" {
+                // 5% of the type's range: a stuck or hot pixel is far above its neighbours' median.
+                r.hotPixels = dtype == .uint8 ? 13 : (dtype == .float32 ? nil : 3277)
+            } else {
+                guard let t = p["hot-pixels"]?.doubleValue, t > 0 else { throw bad("hot-pixels", "a threshold > 0, auto or off") }
+                r.hotPixels = Float(t)
+            }
+        }
+        r.median = p["median"]?.boolValue ?? false
+        if !off(p["rolling-ball"]) {
+            guard let v = p["rolling-ball"]?.doubleValue, v >= 1, v <= 1000 else { throw bad("rolling-ball", "a radius in 1...1000 px or off") }
+            r.rollingBall = v
+        }
+        r.lightBackground = p["light-background"]?.boolValue ?? false
+        if !off(p["tophat"]) {
+            guard let v = p["tophat"]?.intValue, v >= 1, v <= 1000 else { throw bad("tophat", "a radius in 1...1000 px or off") }
+            r.tophat = v
+        }
+        if r.tophat != nil && r.rollingBall != nil { throw EpipeError.badInput("denoise: both --rolling-ball and --tophat are on\(name.isEmpty ? "" : " for \(name)"); choose one background method (the other =off)") }
+        guard let g = p["gaussian"]?.doubleValue ?? (off(p["gaussian"]) ? 0 : nil), g >= 0, g <= 50 else { throw bad("gaussian", "a sigma in 0...50") }
+        r.gaussian = g
+        let ff = p["flatfield"]?.stringValue?.lowercased() ?? "off"
+        r.flatfield = !["off", "false", "none"].contains(ff)
+        let bl = p["blanks"]?.stringValue?.lowercased() ?? "auto"
+        r.blanks = bl == "auto" ? hasBlanks : (p["blanks"]?.boolValue ?? false)
+        return r
     }
 
     func run(_ ctx: StageContext) throws -> StageResult {
         let p = ctx.params
-        let recipe = DenoiseRecipe(median3: p["median"]?.boolValue ?? true, gaussianSigma: p["gaussian"]?.doubleValue ?? 1)
-        let bandRows = p["band"]?.intValue ?? 512
-        let reader = try ImageReader(path: try rawPath(ctx.job), markersCSV: ctx.job.spec.markers.map { String($0.dropFirst(7)) })
+        let markersPath = ctx.job.spec.markers.map { String($0.dropFirst(7)) }
+        let reader = try ImageReader(path: try rawPath(ctx.job), markersCSV: markersPath)
         let info = reader.info
         let w = info.width, h = info.height, C = info.channels
-        let outType: PixelType = info.pixelType == .float32 ? .float32 : (info.pixelType == .uint8 ? .uint8 : .uint16)
-        let outPath = try ctx.output("image.ome.tif")
-        let writer = try ImageWriter(path: outPath, width: w, height: h, channelNames: info.channelNames, pixelType: outType,
-                                     physicalSizeX: info.physicalSizeX, physicalSizeY: info.physicalSizeY)
-        let halo = recipe.halo
+        let names = info.channelNames
+        let mt = try MarkerTable(names: names, csvPath: markersPath, blankPattern: p["blank-pattern"]?.stringValue ?? MarkerTable.defaultBlankPattern)
+
+        // Which channels to process; blanks are never processed as markers.
+        var selected = [Bool](repeating: true, count: C)
+        if let cs = p["channels"]?.stringValue, cs != "all" {
+            let want = cs.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            let idx = try want.map { try channelIndex($0, names: names, what: "--channels") }
+            selected = (0..<C).map { idx.contains($0) }
+        }
+        let blankIdx = (0..<C).filter { mt.blank[$0] }
+        let recipes = try (0..<C).map { c -> ChannelRecipe in
+            // Blank channels are only flat-field corrected (like the markers they are subtracted from), never filtered.
+            if mt.blank[c] { var r = ChannelRecipe(); r.flatfield = try recipe(for: names[c], params: p, dtype: info.pixelType, hasBlanks: false).flatfield; return r }
+            guard selected[c] else { return ChannelRecipe() }
+            return try recipe(for: names[c], params: p, dtype: info.pixelType, hasBlanks: !blankIdx.isEmpty)
+        }
+        let anyBlanks = recipes.contains { $0.blanks }
+        if (p["blanks"]?.boolValue ?? false) && blankIdx.isEmpty {
+            throw EpipeError.badInput("--blanks: no blank channels found (no name matches \(p["blank-pattern"]?.stringValue ?? ""), no blank/background column in markers.csv)")
+        }
+        // Blank signal per marker channel: explicit MCMICRO background column, else interpolated by cycle.
+        var blankWeights = [[(channel: Int, weight: Float)]](repeating: [], count: C)
+        if anyBlanks {
+            let cycles = mt.cycles ?? Array(0..<C)
+            let byCycle = Blanks.weights(cycles: cycles, isBlank: mt.blank)
+            for c in 0..<C where recipes[c].blanks {
+                if let b = mt.background[c], let j = names.firstIndex(of: b) { blankWeights[c] = [(j, 1)] } else { blankWeights[c] = byCycle[c] }
+            }
+        }
+        let outType: PixelType = (p["float"]?.boolValue ?? false) ? .float32 : info.pixelType
+        let halo = recipes.map { $0.halo }.max() ?? 0
+        var bandRows = p["band"]?.intValue ?? 0
+        if bandRows <= 0 {
+            // About 384 MiB of float bands (input with halo, output, filter scratch), at least 64 rows.
+            let perRow = max(1, C * w * 4 * 3)
+            bandRows = max(64, min(2048, (384 << 20) / perRow - 2 * halo))
+            bandRows = (bandRows / 256) * 256 == 0 ? bandRows : (bandRows / 256) * 256
+        }
         let bands = (h + bandRows - 1) / bandRows
-        let prog = ctx.progress("denoise", total: bands * C, unit: "bands")
+
+        // Illumination models: from a given flat-field TIFF, or estimated from the image (a first pass).
+        var dark = [Float](repeating: 0, count: C)
+        if let d = p["darkfield"]?.doubleValue { dark = [Float](repeating: Float(d), count: C) }
+        var darkPlane: FlatField? = nil
+        if let df = darkfieldFile(p) {
+            let r = try ImageReader(path: df)
+            guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(df): dark-field is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
+            darkPlane = FlatField.fromImage(try r.readChannel(0), width: w, height: h)
+            ctx.log.detail("dark-field from \(df)")
+        }
+        _ = darkPlane
+        var flat = [FlatField?](repeating: nil, count: C)
+        if recipes.contains(where: { $0.flatfield }) {
+            if let ff = flatfieldFile(p) {
+                let r = try ImageReader(path: ff)
+                guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(ff): flat-field is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
+                for c in 0..<C where recipes[c].flatfield {
+                    flat[c] = FlatField.fromImage(try r.readChannel(min(c, r.info.channels - 1)), width: w, height: h)
+                }
+            } else {
+                var acc = (0..<C).map { _ in BlockPercentiles(width: w, height: h, block: 128, percentile: 10) }
+                let prog0 = ctx.progress("flat-field model", total: bands, unit: "bands")
+                for b in 0..<bands {
+                    let y0 = b * bandRows, n = min(bandRows, h - y0)
+                    for c in 0..<C where recipes[c].flatfield {
+                        let rows = try reader.readRows(channel: c, y0: y0, count: n)
+                        rows.withUnsafeBufferPointer { acc[c].add(rows: $0, y0: y0, count: n) }
+                    }
+                    prog0.advance()
+                }
+                for c in 0..<C where recipes[c].flatfield {
+                    let g = acc[c].grid()
+                    flat[c] = FlatField.estimate(lowPercentileGrid: g.values, gridWidth: g.width, gridHeight: g.height, imageWidth: w, imageHeight: h, smoothSigmaCells: 2)
+                }
+            }
+        }
+
+        let outPath = try ctx.output("image.ome.tif")
+        let writer = try ImageWriter(path: outPath, width: w, height: h, channelNames: names, pixelType: outType,
+                                     physicalSizeX: info.physicalSizeX, physicalSizeY: info.physicalSizeY,
+                                     pyramidLevels: ImageWriter.suggestedPyramidLevels(width: w, height: h))
+        let prog = ctx.progress("denoise", total: bands, unit: "bands")
         var before = [Histogram16](repeating: Histogram16(), count: C), after = before
+        var hot = [Int](repeating: 0, count: C)
+        var focus = (0..<C).map { _ in FocusAccumulator(width: w) }
         let thumbsB = (0..<C).map { _ in Thumbnail(srcWidth: w, srcHeight: h, maxSide: 512) }
         let thumbsA = (0..<C).map { _ in Thumbnail(srcWidth: w, srcHeight: h, maxSide: 512) }
         let br = BandReader(reader)
         for b in 0..<bands {
             let y0 = b * bandRows, rows = min(bandRows, h - y0)
-            // Read every channel's band (one reader), filter them on both cores, write in order.
             var ins: [[Float]] = []
             for c in 0..<C { ins.append(try br.band(channel: c, y0: y0, rows: rows, halo: halo)) }
-            let outs = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: C)
-            outs.initialize(repeating: [])
-            let box = UnsafeSendable(outs)
-            let inBox = UnsafeSendable(ins)
-            DispatchQueue.concurrentPerform(iterations: C) { c in
-                inBox.value[c].withUnsafeBufferPointer { band in
-                    box.value[c] = Denoise.apply(recipe, band: band, width: w, haloTop: halo, rows: rows, haloBottom: halo)
-                }
-            }
+            // Statistics of the input rows (without halo).
             for c in 0..<C {
                 ins[c].withUnsafeBufferPointer { band in
                     let interior = UnsafeBufferPointer(rebasing: band[(halo * w)..<((halo + rows) * w)])
                     before[c].add(interior); thumbsB[c].add(rows: interior, y0: y0, count: rows)
+                    focus[c].add(rows: interior, y0: y0, count: rows)
                 }
+            }
+            // 1. hot pixels (per channel, keeps `halo - pre.halo` rows of context)
+            var stage1 = [[Float]](repeating: [], count: C)
+            var hot1 = [Int](repeating: 0, count: C)
+            let inB = UnsafeSendable(ins)
+            let recs = recipes
+            stage1.withUnsafeMutableBufferPointer { s1p in
+                hot1.withUnsafeMutableBufferPointer { h1p in
+                    let s1 = UnsafeSendable(s1p), h1 = UnsafeSendable(h1p)
+                    DispatchQueue.concurrentPerform(iterations: C) { c in
+                        let pre = recs[c].pre
+                        if pre.ops.isEmpty { s1.value[c] = inB.value[c]; return }
+                        let keep = halo - pre.halo
+                        inB.value[c].withUnsafeBufferPointer { band in
+                            let r = pre.apply(band: band, width: w, haloTop: pre.halo, rows: rows + 2 * keep, haloBottom: pre.halo)
+                            // count replacements in this band's own rows only
+                            var n = 0
+                            r.values.withUnsafeBufferPointer { o in
+                                for i in (keep * w)..<((keep + rows) * w) where o[i] != band[halo * w - keep * w + i] { n += 1 }
+                            }
+                            s1.value[c] = r.values
+                            h1.value[c] = n
+                        }
+                    }
+                }
+            }
+            // stage1 bands now have (rows + 2*keep_c) rows; bring all to `total - 2*pre.halo` framing per channel below.
+            // 2. flat-field and dark-field (pointwise, absolute row coordinates; halo rows replicate the edge)
+            for c in 0..<C where recipes[c].flatfield || dark[c] != 0 {
+                let keep = halo - recipes[c].pre.halo
+                let n = rows + 2 * keep
+                stage1[c].withUnsafeMutableBufferPointer { buf in
+                    for i in 0..<n {
+                        let y = min(max(y0 - keep + i, 0), h - 1)
+                        let row = UnsafeMutableBufferPointer(rebasing: buf[(i * w)..<((i + 1) * w)])
+                        if let f = flat[c] { f.correct(row: row, y: y, dark: dark[c]) }
+                        else { for x in 0..<w { row[x] = max(0, row[x] - dark[c]) } }
+                    }
+                }
+            }
+            // 3. blank subtraction (pointwise across channels, on the framed rows)
+            if anyBlanks {
+                let orig = stage1
+                for c in 0..<C where recipes[c].blanks && !blankWeights[c].isEmpty {
+                    let keep = halo - recipes[c].pre.halo
+                    let n = rows + 2 * keep
+                    stage1[c].withUnsafeMutableBufferPointer { dst in
+                        for (j, wgt) in blankWeights[c] {
+                            let keepJ = halo - recipes[j].pre.halo
+                            orig[j].withUnsafeBufferPointer { src in
+                                let off = (keepJ - keep) * w
+                                for i in 0..<(n * w) { dst[i] -= wgt * src[off + i] }
+                            }
+                        }
+                        for i in 0..<(n * w) where dst[i] < 0 { dst[i] = 0 }
+                    }
+                }
+            }
+            // 4. background subtraction and smoothing
+            var outs = [[Float]](repeating: [], count: C)
+            let st1 = UnsafeSendable(stage1)
+            outs.withUnsafeMutableBufferPointer { op in
+                let so = UnsafeSendable(op)
+                DispatchQueue.concurrentPerform(iterations: C) { c in
+                    let post = recs[c].post
+                    let keep = halo - recs[c].pre.halo
+                    st1.value[c].withUnsafeBufferPointer { band in
+                        if post.ops.isEmpty {
+                            so.value[c] = Array(band[(keep * w)..<((keep + rows) * w)])
+                        } else {
+                            let skip = keep - post.halo
+                            let sub = UnsafeBufferPointer(rebasing: band[(skip * w)..<((skip + rows + 2 * post.halo) * w)])
+                            so.value[c] = post.apply(band: sub, width: w, haloTop: post.halo, rows: rows, haloBottom: post.halo).values
+                        }
+                    }
+                }
+            }
+            for c in 0..<C {
+                hot[c] += hot1[c]
                 outs[c].withUnsafeBufferPointer { o in after[c].add(o); thumbsA[c].add(rows: o, y0: y0, count: rows) }
                 try writer.writeRows(channel: c, y0: y0, count: rows, outs[c])
-                prog.advance()
             }
-            outs.deinitialize(); outs.deallocate()
+            prog.advance()
         }
         try writer.finish()
         prog.finish()
@@ -76,7 +307,7 @@ struct DenoiseTool: StageTool {
         let cols = min(C, 4), rowsN = (C + cols - 1) / cols
         var sheet = Canvas(width: cols * (tw + 4), height: rowsN * (th + 4), fill: (0, 0, 0))
         for c in 0..<C {
-            let name = info.channelNames[c]
+            let name = names[c]
             let sb = Preview.stretch(thumbsB[c].plane, width: tw, height: th)
             let sa = Preview.stretch(thumbsA[c].plane, width: tw, height: th)
             var pair = Canvas(width: sb.width + sa.width + 4, height: max(sb.height, sa.height), fill: (0, 0, 0))
@@ -86,21 +317,34 @@ struct DenoiseTool: StageTool {
             try pair.write(qp); outputs.append(qp)
             sheet.blit(Canvas(gray: sa.pixels, width: sa.width, height: sa.height), at: (c % cols) * (tw + 4), (c / cols) * (th + 4))
             let bg0 = before[c].percentile(10), bg1 = after[c].percentile(10)
-            let sig = after[c].percentile(99)
-            let sbr = (sig + 1) / (bg1 + 1)
+            let sig0 = before[c].percentile(99)
+            let sbr = (sig0 + 1) / (bg0 + 1)
             let sat = before[c].saturatedFraction
+            let r = recipes[c]
             perChannel[name] = ["background_before": .number(bg0), "background_after": .number(bg1),
-                                "p99_after": .number(sig), "signal_to_background": .number((sbr * 100).rounded() / 100),
-                                "saturated_fraction": .number(sat), "mean_before": .number(before[c].mean), "mean_after": .number(after[c].mean)]
-            if before[c].percentile(99.9) == 0 { warnings.append(.string("\(name): channel is empty")) }
+                                "p99_before": .number(sig0), "p99_after": .number(after[c].percentile(99)),
+                                "signal_to_background": .number((sbr * 100).rounded() / 100),
+                                "saturated_fraction": .number(sat), "hot_pixels_replaced": .number(Double(hot[c])),
+                                "focus": .number((focus[c].score * 1000).rounded() / 1000),
+                                "blank": .bool(mt.blank[c]), "processed": .bool(!r.isIdentity),
+                                "mean_before": .number(before[c].mean), "mean_after": .number(after[c].mean)]
+            if mt.blank[c] { continue }
+            if before[c].percentile(99.9) <= before[c].percentile(0.1) { warnings.append(.string("\(name): channel is empty (flat)")) }
             else if sat > 0.05 { warnings.append(.string("\(name): \(Int(sat * 100))% of pixels saturated")) }
             else if sbr < 1.5 { warnings.append(.string("\(name): low signal-to-background \(String(format: "%.2f", sbr))")) }
         }
         let sp = try ctx.qc("contact-sheet.png")
         try sheet.write(sp); outputs.append(sp)
         for wmsg in warnings { if let s = wmsg.stringValue { ctx.log.warn("\(ctx.job.spec.name): \(s)") } }
+        let recipeDesc: [JSONValue] = recipes.enumerated().map { c, r in
+            .string("\(names[c]): " + (mt.blank[c] ? "blank (kept as is)" : r.isIdentity ? "unchanged" :
+                ([r.hotPixels.map { "hot-pixels \($0)" }, r.flatfield ? "flat-field" : nil, r.blanks ? "blank subtraction" : nil,
+                  r.median ? "median 3x3" : nil, r.rollingBall.map { "rolling-ball \($0)" + (r.lightBackground ? " light" : "") },
+                  r.tophat.map { "top-hat \($0)" }, r.gaussian > 0 ? "gaussian \(r.gaussian)" : nil].compactMap { $0 }.joined(separator: ", "))))
+        }
         return StageResult(outputs: outputs, metrics: ["width": .number(Double(w)), "height": .number(Double(h)), "channels": .number(Double(C)),
-                                                       "per_channel": .object(perChannel), "warnings": .array(warnings)])
+                                                       "band_rows": .number(Double(bandRows)), "halo": .number(Double(halo)),
+                                                       "recipe": .array(recipeDesc), "per_channel": .object(perChannel), "warnings": .array(warnings)])
     }
 }
 
@@ -110,25 +354,58 @@ struct UnsafeSendable<T>: @unchecked Sendable { var value: T; init(_ v: T) { val
 struct DenoiseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "epipe-denoise",
-        abstract: "Denoise each channel of a job's raw scan: median 3x3, then Gaussian smoothing, in row bands.",
+        abstract: "Correct a job's raw scan: hot pixels, flat-field, blank cycles, background, smoothing.",
         discussion: """
-        Reads the job's raw image by row bands (memory ~ band x width x channels), writes \
-        denoise/image.ome.tif (tiled BigTIFF OME-TIFF, input dtype and channel names kept), per-channel \
-        QC metrics in denoise/manifest.json and before/after pictures in denoise/qc/. Per-job params come \
-        from job.json params.denoise; flags given here win.
+        Per channel, in this order: hot-pixel removal (a pixel more than THRESHOLD above the median of \
+        its 3x3 neighbourhood takes that median), flat-field correction (divide by a given flat-field \
+        TIFF or a model estimated from the image's low percentiles, after subtracting a dark-field), \
+        blank-cycle subtraction (blank channels by name or markers.csv, interpolated by cycle_number, or \
+        MCMICRO's background column), median 3x3, background subtraction (ImageJ rolling ball, or white \
+        top-hat with a disk), Gaussian smoothing. The default recipe, sensible for CODEX/CyCIF: hot pixels \
+        (5% of the type's range), blank subtraction when blank channels exist, rolling ball radius 50; no \
+        smoothing. Streams row bands with a halo, so memory ~ band x width x channels. Writes \
+        denoise/image.ome.tif (input dtype unless --float), per-channel metrics and warnings in the manifest, \
+        before/after pictures and a contact sheet in denoise/qc/. Per-job params: job.json params.denoise, \
+        with "per-channel": {"DAPI": {"rolling-ball": "off"}}; flags given here win.
 
           epipe-denoise ROOT/jobs/<id>
-          epipe-ingest scans/ | epipe-denoise | epipe-segment
+          epipe-denoise --tophat 50 --gaussian 2 --median true ROOT/jobs/<id>
           epipe-denoise --root ROOT --drain
         """)
 
     @OptionGroup var common: StageOptions
-    @Option(name: .long, help: "Median 3x3 on (true) or off (false). Default true.") var median: Bool?
-    @Option(name: .long, help: "Gaussian sigma in pixels, 0 for none. Default 1.") var gaussian: Double?
-    @Option(name: .long, help: "Rows per band. Default 512.") var band: Int?
+    @Option(name: .long, help: "Hot-pixel threshold above the 3x3 median: a number, auto or off.") var hotPixels: String?
+    @Option(name: .long, help: "Median 3x3 (true/false). Default false.") var median: Bool?
+    @Option(name: .long, help: "Rolling-ball background radius in px, or off. Default 50.") var rollingBall: String?
+    @Flag(name: .long, help: "Rolling ball for a light background.") var lightBackground = false
+    @Option(name: .long, help: "White top-hat with a disk of this radius in px (replaces the rolling ball), or off.") var tophat: String?
+    @Option(name: .long, help: "Blank-cycle subtraction: auto (when blank channels exist), true or false.") var blanks: String?
+    @Option(name: .long, help: "Regular expression for blank channel names.") var blankPattern: String?
+    @Option(name: .long, help: "Flat-field: off, auto (estimated from the image) or a TIFF path.") var flatfield: String?
+    @Option(name: .long, help: "Dark-field: a constant or a TIFF path, subtracted before the flat-field.") var darkfield: String?
+    @Option(name: .long, help: "Gaussian sigma in px, 0 for none. Default 0.") var gaussian: Double?
+    @Option(name: .long, help: "Comma-separated channels to process (others are copied unchanged). Default all.") var channels: String?
+    @Option(name: .long, help: "Per-channel setting NAME:key=value (may repeat), e.g. DAPI:rolling-ball=off.") var channelParam: [String] = []
+    @Flag(name: .long, help: "Write float32 instead of the input's type.") var float = false
+    @Option(name: .long, help: "Rows per band, or auto (~384 MiB of bands).") var band: String?
 
     func run() throws {
-        let tool = DenoiseTool(flags: ["median": median.map { .bool($0) }, "gaussian": gaussian.map { .number($0) }, "band": band.map { .number(Double($0)) }])
+        var per: [String: JSONValue] = [:]
+        for cp in channelParam {
+            guard let colon = cp.firstIndex(of: ":"), let eq = cp[colon...].firstIndex(of: "=") else {
+                throw EpipeError.badInput("--channel-param \(cp): expected NAME:key=value, e.g. DAPI:rolling-ball=off")
+            }
+            let ch = String(cp[..<colon]), key = String(cp[cp.index(after: colon)..<eq]), val = String(cp[cp.index(after: eq)...])
+            var o = per[ch]?.objectValue ?? [:]
+            o[key] = Double(val).map { .number($0) } ?? .string(val)
+            per[ch] = .object(o)
+        }
+        func num(_ s: String?) -> JSONValue? { s.map { Double($0).map { .number($0) } ?? .string($0) } }
+        let tool = DenoiseTool(flags: ["hot-pixels": num(hotPixels), "median": median.map { .bool($0) }, "rolling-ball": num(rollingBall),
+                                       "light-background": lightBackground ? .bool(true) : nil, "tophat": num(tophat), "blanks": blanks.map { .string($0) },
+                                       "blank-pattern": blankPattern.map { .string($0) }, "flatfield": flatfield.map { .string($0) },
+                                       "darkfield": num(darkfield), "gaussian": gaussian.map { .number($0) }, "channels": channels.map { .string($0) },
+                                       "per-channel": per.isEmpty ? nil : .object(per), "float": float ? .bool(true) : nil, "band": num(band)])
         let code = StageRunner(tool: tool, options: common).main()
         if code != 0 { throw EpipeExit(code) }
     }

@@ -44,7 +44,8 @@ struct SynthCommand: ParsableCommand {
             let nm = count == 1 ? name : "\(name)-\(String(format: "%02d", i + 1))"
             let img = out + "/" + nm + ".ome.tif"
             let px = cfg.pixelSizeMicrons
-            let wi = try ImageWriter(path: img, width: width, height: height, channelNames: slide.channelNames, pixelType: .uint16, physicalSizeX: px, physicalSizeY: px)
+            let wi = try ImageWriter(path: img, width: width, height: height, channelNames: slide.channelNames, pixelType: .uint16, physicalSizeX: px, physicalSizeY: px,
+                                     pyramidLevels: ImageWriter.suggestedPyramidLevels(width: width, height: height))
             let wn = try ImageWriter(path: truthDir + "/" + nm + "-nuclei.tif", width: width, height: height, channelNames: ["nuclei"], pixelType: .uint32, physicalSizeX: px, physicalSizeY: px)
             let wc = try ImageWriter(path: truthDir + "/" + nm + "-cells.tif", width: width, height: height, channelNames: ["cells"], pixelType: .uint32, physicalSizeX: px, physicalSizeY: px)
             let bandRows = 256

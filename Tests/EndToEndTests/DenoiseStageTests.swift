@@ -1,0 +1,114 @@
+import XCTest
+import Foundation
+import EpipeCore
+import EpipeImage
+
+/// epipe-denoise on images with known content, through the binary.
+final class DenoiseStageTests: E2ECase {
+    /// Writes a uint16 OME-TIFF scan (and an optional markers.csv beside it), ingests it, returns the job dir.
+    func job(_ planes: [[Float]], names: [String], w: Int, h: Int, markers: String? = nil, name: String = "t") throws -> String {
+        let dir = tmp + "/scan-" + name
+        try Files.mkdir(dir)
+        let wr = try ImageWriter(path: dir + "/\(name).ome.tif", width: w, height: h, channelNames: names, pixelType: .uint16)
+        for (c, p) in planes.enumerated() { try wr.writeRows(channel: c, y0: 0, count: h, p) }
+        try wr.finish()
+        if let m = markers { try m.write(toFile: dir + "/markers.csv", atomically: true, encoding: .utf8) }
+        let r = try exec("epipe-ingest", ["--root", tmp + "/root", "--settle", "0", "--quiet", dir])
+        XCTAssertEqual(r.code, 0, r.err)
+        return r.lines[0]
+    }
+    func output(_ job: String) throws -> (ImageReader, [[Float]]) {
+        let r = try ImageReader(path: job + "/denoise/image.ome.tif")
+        return (r, try (0..<r.info.channels).map { try r.readChannel($0) })
+    }
+
+    func testBandSizeDoesNotChangeTheResult() throws {
+        let scans = tmp + "/scans"
+        _ = try synth(scans, size: 300, channels: 3)
+        let j = try exec("epipe-ingest", ["--root", tmp + "/root", "--settle", "0", "--quiet", scans]).lines[0]
+        var results: [[[Float]]] = []
+        for band in ["16", "64", "300"] {
+            let r = try exec("epipe-denoise", ["-q", "--band", band, "--median", "true", "--gaussian", "1.5", "--rolling-ball", "20", j])
+            XCTAssertEqual(r.code, 0, r.err)
+            results.append(try output(j).1)
+        }
+        XCTAssertEqual(results[0], results[1]); XCTAssertEqual(results[0], results[2])
+        let m = try manifest(j, "denoise")
+        XCTAssertEqual(m.params["band"]?.intValue, 300)
+        XCTAssertNotNil(m.metrics["per_channel"]?["DAPI"]?["focus"])
+    }
+
+    func testBlankCyclesAreSubtractedByCycle() throws {
+        let w = 64, h = 48
+        // Autofluorescence grows with cycle: blank of cycle 1 = 100, of cycle 3 = 300; a marker in cycle 2
+        // sees 200 of it, plus its own signal (a bright square).
+        func plane(_ f: (Int, Int) -> Float) -> [Float] { (0..<(w * h)).map { f($0 % w, $0 / w) } }
+        let signal = plane { x, y in (20..<40).contains(x) && (10..<30).contains(y) ? 1000 : 0 }
+        let planes = [plane { _, _ in 100 }, plane { x, y in 200 + signal[y * w + x] }, plane { _, _ in 300 }, plane { _, _ in 5000 }]
+        let csv = "channel_number,cycle_number,marker_name\n1,1,Blank1\n2,2,CD3\n3,3,Blank3\n4,3,DAPI\n"
+        let j = try job(planes, names: ["Blank1", "CD3", "Blank3", "DAPI"], w: w, h: h, markers: csv)
+        let r = try exec("epipe-denoise", ["-q", "--rolling-ball", "off", "--hot-pixels", "off", j])
+        XCTAssertEqual(r.code, 0, r.err)
+        let (_, out) = try output(j)
+        XCTAssertEqual(out[1], signal, "CD3 minus the blank interpolated at cycle 2")
+        XCTAssertEqual(out[0], planes[0], "blanks are kept unchanged")
+        XCTAssertEqual(out[3], [Float](repeating: 4700, count: w * h), "DAPI in cycle 3 minus blank 3")
+    }
+
+    func testMCMICROBackgroundColumnAndExplicitBlanks() throws {
+        let w = 40, h = 30
+        let planes: [[Float]] = [[Float](repeating: 700, count: w * h), [Float](repeating: 250, count: w * h), [Float](repeating: 50, count: w * h)]
+        let csv = "cycle_number,marker_name,background\n1,DAPI,\n1,CD8,AF488\n1,AF488,\n"
+        let j = try job(planes, names: ["DAPI", "CD8", "AF488"], w: w, h: h, markers: csv, name: "mc")
+        XCTAssertEqual(try exec("epipe-denoise", ["-q", "--rolling-ball", "off", j]).code, 0)
+        let (_, out) = try output(j)
+        XCTAssertEqual(out[1], [Float](repeating: 200, count: w * h))
+    }
+
+    func testFlatFieldAutoFlattensVignetting() throws {
+        let w = 512, h = 512
+        var rng = SystemRandomNumberGenerator()
+        var p = [Float](repeating: 0, count: w * h)
+        for y in 0..<h { for x in 0..<w {
+            let dx = Double(x - w / 2) / Double(w), dy = Double(y - h / 2) / Double(h)
+            let vig = 1 - 0.8 * (dx * dx + dy * dy) * 2     // 0.6 at the corners, 1 at the centre
+            var v = 1000.0
+            if (x / 16 + y / 16) % 7 == 0 && x % 16 > 4 && x % 16 < 12 && y % 16 > 4 && y % 16 < 12 { v += 3000 }
+            p[y * w + x] = Float(v * vig + Double(Int.random(in: -20...20, using: &rng)))
+        } }
+        let j = try job([p], names: ["CD45"], w: w, h: h, name: "ff")
+        XCTAssertEqual(try exec("epipe-denoise", ["-q", "--rolling-ball", "off", "--flatfield", "auto", j]).code, 0)
+        let (_, out) = try output(j)
+        func bg(_ plane: [Float], _ x0: Int, _ y0: Int) -> Float {
+            var v: [Float] = []
+            for y in y0..<(y0 + 32) { for x in x0..<(x0 + 32) { v.append(plane[y * w + x]) } }
+            v.sort(); return v[v.count / 10]
+        }
+        let rawRatio = bg(p, 0, 0) / bg(p, 240, 240)
+        let ratio = bg(out[0], 0, 0) / bg(out[0], 240, 240)
+        XCTAssertLessThan(rawRatio, 0.7)
+        XCTAssertEqual(ratio, 1, accuracy: 0.08, "corner/centre background after flat-field (before: \(rawRatio))")
+    }
+
+    func testWarningsForEmptyAndSaturatedChannelsStillComplete() throws {
+        let w = 64, h = 64
+        let planes: [[Float]] = [(0..<(w * h)).map { Float(($0 * 7919) % 5000) }, [Float](repeating: 0, count: w * h), [Float](repeating: 65535, count: w * h)]
+        let j = try job(planes, names: ["DAPI", "Empty", "Sat"], w: w, h: h, name: "warn")
+        let r = try exec("epipe-denoise", [j])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.err.contains("warning") && r.err.contains("Empty"), r.err)
+        let warn = try manifest(j, "denoise").metrics["warnings"]!.arrayValue!.compactMap { $0.stringValue }
+        XCTAssertTrue(warn.contains { $0.contains("Empty") && $0.contains("empty") }, "\(warn)")
+        XCTAssertTrue(warn.contains { $0.contains("Sat") && $0.contains("saturated") }, "\(warn)")
+    }
+
+    func testBadRecipeIsRefused() throws {
+        let j = try job([[Float](repeating: 1, count: 256)], names: ["A"], w: 16, h: 16, name: "bad")
+        let r = try exec("epipe-denoise", ["--rolling-ball", "20", "--tophat", "10", j])
+        XCTAssertEqual(r.code, 2)
+        XCTAssertEqual(r.errLines.count, 1, r.err)
+        XCTAssertTrue(r.err.contains("choose one background method"), r.err)
+        let g = try exec("epipe-denoise", ["--gaussian", "-1", j])
+        XCTAssertEqual(g.code, 2)
+    }
+}
