@@ -2,10 +2,10 @@ import Foundation
 import Dispatch
 
 /// Multiplicative illumination model: values on a coarse grid of cell centres, bilinearly
-/// interpolated to full resolution (constant beyond the outermost centres), normalised so that
+/// interpolated to full resolution (linearly extrapolated beyond the outermost centres), normalised so that
 /// the mean of the full-resolution model over the image is exactly 1 (computed analytically
-/// from the separable interpolation weights). Values are floored at 1e-3 (after normalisation)
-/// so that empty cells cannot blow up the correction.
+/// from the separable interpolation weights). Model values are floored at 1e-3 (after
+/// normalisation) so that empty cells cannot blow up the correction.
 public struct FlatField: Sendable, Codable, Equatable {
     public var grid: [Float]
     public var gridWidth: Int
@@ -34,14 +34,41 @@ public struct FlatField: Sendable, Codable, Equatable {
                                 smoothSigmaCells: Double, block: Int? = nil) -> FlatField {
         precondition(gridWidth > 0 && gridHeight > 0 && lowPercentileGrid.count >= gridWidth * gridHeight)
         var g = Array(lowPercentileGrid.prefix(gridWidth * gridHeight))
-        if smoothSigmaCells > 0 { g = Denoise.gaussian(g, width: gridWidth, height: gridHeight, sigma: smoothSigmaCells) }
+        if smoothSigmaCells > 0 { g = smoothPreservingTrends(g, gridWidth, gridHeight, smoothSigmaCells) }
         var f = FlatField(grid: g, gridWidth: gridWidth, gridHeight: gridHeight, imageWidth: imageWidth, imageHeight: imageHeight,
                           xCenters: centers(cells: gridWidth, length: imageWidth, block: block),
                           yCenters: centers(cells: gridHeight, length: imageHeight, block: block))
         let mean = f.exactMean()
         let inv = mean > 0 ? 1 / mean : 1
-        f.grid = f.grid.map { Swift.max(1e-3, Float(Double($0) * inv)) }
+        f.grid = f.grid.map { Float(Double($0) * inv) }
         return f
+    }
+
+    /// Gaussian smoothing of the grid, padded by point reflection (`g[-k] = 2 g[0] - g[k]`) so
+    /// that linear trends (vignetting slopes) are not flattened at the edges.
+    static func smoothPreservingTrends(_ g: [Float], _ w: Int, _ h: Int, _ sigma: Double) -> [Float] {
+        let p = Denoise.kernelRadius(sigma: sigma)
+        let pw = w + 2 * p, ph = h + 2 * p
+        func ext(_ i: Int, _ n: Int) -> (Int, Int, Float) {   // (edge index, mirrored index, 0/1 use reflection)
+            if i < 0 { return (0, Swift.min(n - 1, -i), 1) }
+            if i >= n { return (n - 1, Swift.max(0, 2 * (n - 1) - i), 1) }
+            return (i, i, 0)
+        }
+        var pad = [Float](repeating: 0, count: pw * ph)
+        // rows first (x reflection), then columns (y reflection) on the x-padded rows
+        var xp = [Float](repeating: 0, count: pw * h)
+        for y in 0..<h { for x in 0..<pw {
+            let (e, m, r) = ext(x - p, w)
+            xp[y * pw + x] = r == 0 ? g[y * w + e] : 2 * g[y * w + e] - g[y * w + m]
+        } }
+        for y in 0..<ph { for x in 0..<pw {
+            let (e, m, r) = ext(y - p, h)
+            pad[y * pw + x] = r == 0 ? xp[e * pw + x] : 2 * xp[e * pw + x] - xp[m * pw + x]
+        } }
+        let sm = Denoise.gaussian(pad, width: pw, height: ph, sigma: sigma)
+        var out = [Float](repeating: 0, count: w * h)
+        for y in 0..<h { for x in 0..<w { out[y * w + x] = sm[(y + p) * pw + x + p] } }
+        return out
     }
 
     /// Model from a given flat-field image (e.g. a reference TIFF): block means over cells of
@@ -60,13 +87,15 @@ public struct FlatField: Sendable, Codable, Equatable {
                         smoothSigmaCells: block > 1 ? 1 : 0, block: block)
     }
 
-    /// Interpolation of coordinate `c` between centres: (index, weight of index+1).
+    /// Interpolation of coordinate `c` between centres: (segment index k, weight of k+1);
+    /// linear extrapolation beyond the outer centres (t < 0 or t > 1).
     @inline(__always) static func locate(_ c: Double, _ centers: [Double]) -> (Int, Double) {
         let n = centers.count
-        if n == 1 || c <= centers[0] { return (0, 0) }
-        if c >= centers[n - 1] { return (n - 1, 0) }
+        if n == 1 { return (0, 0) }
         var lo = 0, hi = n - 1
-        while hi - lo > 1 { let m = (lo + hi) / 2; if centers[m] <= c { lo = m } else { hi = m } }
+        if c <= centers[1] { lo = 0 } else if c >= centers[n - 2] { lo = n - 2 } else {
+            while hi - lo > 1 { let m = (lo + hi) / 2; if centers[m] <= c { lo = m } else { hi = m } }
+        }
         return (lo, (c - centers[lo]) / (centers[lo + 1] - centers[lo]))
     }
 
@@ -76,7 +105,7 @@ public struct FlatField: Sendable, Codable, Equatable {
         for i in 0..<length {
             let (k, t) = locate(Double(i), centers)
             s[k] += 1 - t
-            if t > 0 { s[k + 1] += t }
+            if t != 0 { s[k + 1] += t }
         }
         return s
     }
@@ -88,25 +117,19 @@ public struct FlatField: Sendable, Codable, Equatable {
         return m / Double(imageWidth) / Double(imageHeight)
     }
 
-    /// Model values of image row `y` (imageWidth values).
+    /// Model values of image row `y` (imageWidth values), floored at 1e-3.
     public func modelRow(y: Int) -> [Float] {
         let (ky, ty) = FlatField.locate(Double(y), yCenters)
-        let ky1 = ty > 0 ? ky + 1 : ky
+        let ky1 = gridHeight > 1 ? ky + 1 : ky
         var line = [Double](repeating: 0, count: gridWidth)
         for j in 0..<gridWidth {
             line[j] = Double(grid[ky * gridWidth + j]) * (1 - ty) + Double(grid[ky1 * gridWidth + j]) * ty
         }
         var out = [Float](repeating: 0, count: imageWidth)
-        var k = 0
         for x in 0..<imageWidth {
-            let c = Double(x)
-            while k + 1 < gridWidth && xCenters[k + 1] <= c { k += 1 }
-            if c <= xCenters[0] || gridWidth == 1 { out[x] = Float(line[0]) }
-            else if k == gridWidth - 1 { out[x] = Float(line[k]) }
-            else {
-                let t = (c - xCenters[k]) / (xCenters[k + 1] - xCenters[k])
-                out[x] = Float(line[k] * (1 - t) + line[k + 1] * t)
-            }
+            let (k, t) = FlatField.locate(Double(x), xCenters)
+            let v = gridWidth > 1 ? line[k] * (1 - t) + line[k + 1] * t : line[0]
+            out[x] = Swift.max(1e-3, Float(v))
         }
         return out
     }
