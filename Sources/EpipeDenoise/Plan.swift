@@ -1,0 +1,355 @@
+import Foundation
+import Dispatch
+
+/// One filter of a `DenoisePlan`.
+///
+/// Every op is defined on the *infinite* plane: the input image is extended beyond every edge by
+/// edge replication (of the plan's input, once), and each op is evaluated on the whole extended
+/// plane, the next op reading the previous op's (unreplicated) extended result. The plan's
+/// output is the crop to the image. Because each op reads only a bounded neighbourhood
+/// (`halo` pixels in x and y), a band of output rows depends only on input rows within
+/// `DenoisePlan.halo` of it, and band processing is bit-identical to whole-image processing.
+public enum DenoiseOp: Codable, Sendable, Equatable {
+    /// Hot-pixel removal: `m` = median of the 3x3 neighbourhood (centre included);
+    /// if `x - m > threshold` then `x := m`. Halo 1. Replacements in the output rows/columns are counted.
+    /// (steinbock's `filter_hot_pixels` compares with the *maximum of the 8 neighbours* instead;
+    /// this op follows the epipe specification: median of the 3x3 window.)
+    case hotPixels(threshold: Float)
+    /// Exact 3x3 median. Halo 1.
+    case median3
+    /// White top-hat `x - opening(x)` with the flat disk `{(dx,dy): dx^2 + dy^2 <= r^2}`
+    /// (exactly scikit-image's `disk(r)`). Halo `2r`.
+    case tophat(radius: Int)
+    /// ImageJ rolling-ball background subtraction (see `RollingBall`): result `max(0, x - bg)`,
+    /// or with `lightBackground` `max(0, bg - x)` where `bg` is the background of the negated image,
+    /// negated back. Halo `RollingBall.halo`.
+    case rollingBall(radius: Double, lightBackground: Bool)
+    /// Separable Gaussian, radius `ceil(3 sigma)` (same arithmetic as `Denoise.gaussian`). Halo = radius.
+    case gaussian(sigma: Double)
+
+    /// Rows (and columns) of context this op reads on each side.
+    public var halo: Int {
+        switch self {
+        case .hotPixels, .median3: return 1
+        case .tophat(let r): return 2 * Swift.max(0, r)
+        case .rollingBall(let r, _): return RollingBall(radius: r).halo
+        case .gaussian(let s): return Denoise.kernelRadius(sigma: s)
+        }
+    }
+}
+
+/// An ordered list of filters applied to one channel plane (see `DenoiseOp` for the semantics).
+public struct DenoisePlan: Codable, Sendable, Equatable {
+    public var ops: [DenoiseOp]
+
+    public init(_ ops: [DenoiseOp]) { self.ops = ops }
+
+    /// Rows of context needed above and below a band (and columns left/right, handled inside):
+    /// the sum of the ops' halos.
+    public var halo: Int { ops.reduce(0) { $0 + $1.halo } }
+
+    /// Applies the plan to a band and returns `rows * width` output values (image rows
+    /// `y0 ..< y0+rows`) and the number of hot pixels replaced in those output rows.
+    ///
+    /// `band` holds `haloTop + rows + haloBottom` rows of `width` values: image rows
+    /// `y0-haloTop ..< y0+rows+haloBottom`. Rows of the band beyond the image (`< 0` or
+    /// `>= imageHeight`) are ignored (edge replication is done internally from the image's true
+    /// first/last row), so a caller may pass replicated rows or simply fewer halo rows at the
+    /// image edges. Away from the edges the band must hold at least `halo` rows of context
+    /// (precondition). `y0` is needed because the rolling ball's shrink blocks are aligned to
+    /// absolute image coordinates (multiples of the shrink factor), `imageHeight` to know where
+    /// the true top/bottom edges are. The result equals `apply(plane:)` on the whole image,
+    /// bit for bit, for any band split.
+    public func apply(band: UnsafeBufferPointer<Float>, width: Int, haloTop: Int, rows: Int, haloBottom: Int,
+                      y0: Int, imageHeight: Int) -> (values: [Float], hotPixels: Int) {
+        precondition(width >= 0 && rows >= 0 && haloTop >= 0 && haloBottom >= 0)
+        precondition(band.count >= (haloTop + rows + haloBottom) * width, "band too small")
+        precondition(y0 >= 0 && y0 + rows <= imageHeight, "band outside the image")
+        guard rows > 0, width > 0 else { return ([], 0) }
+        let H = halo
+        let bandTop = y0 - haloTop, bandRows = haloTop + rows + haloBottom
+        // Stage 0: the edge-replicated input on rows y0-H ..< y0+rows+H, columns -H ..< width+H.
+        var cur = Grid.allocate(y0: y0 - H, x0: -H, h: rows + 2 * H, w: width + 2 * H)
+        do {
+            let g = cur, src = UnsafeShared(band.baseAddress!)
+            parallelChunks(g.h, minRows: 32, cost: g.w) { a, b in
+                for r in a..<b {
+                    let Y = Swift.min(Swift.max(g.y0 + r, 0), imageHeight - 1)
+                    let br = Y - bandTop
+                    precondition(br >= 0 && br < bandRows, "band lacks halo rows (needs \(H) above/below)")
+                    let s = src.value + br * width, d = g.row(r)
+                    let first = s[0], last = s[width - 1]
+                    for j in 0..<H { d[j] = first; d[H + width + j] = last }
+                    (d + H).update(from: s, count: width)
+                }
+            }
+        }
+        var hot = 0
+        for op in ops {
+            let h = op.halo
+            let next = Grid.allocate(y0: cur.y0 + h, x0: cur.x0 + h, h: cur.h - 2 * h, w: cur.w - 2 * h)
+            switch op {
+            case .hotPixels(let t):
+                hot += Filters.median3(cur, next, hotThreshold: t, countRows: y0..<(y0 + rows), countCols: 0..<width)
+            case .median3:
+                _ = Filters.median3(cur, next, hotThreshold: nil, countRows: 0..<0, countCols: 0..<0)
+            case .tophat(let r):
+                Filters.tophat(cur, next, radius: Swift.max(0, r))
+            case .rollingBall(let r, let light):
+                RollingBall(radius: r).subtract(cur, next, lightBackground: light)
+            case .gaussian(let s):
+                Filters.gaussian(cur, next, kernel: Denoise.gaussianKernel(sigma: s))
+            }
+            cur.deallocate()
+            cur = next
+        }
+        precondition(cur.h == rows && cur.w == width && cur.y0 == y0 && cur.x0 == 0)
+        let out = Array(UnsafeBufferPointer(start: cur.p, count: rows * width))
+        cur.deallocate()
+        return (out, hot)
+    }
+
+    /// Whole image (edge replicated): identical to `apply(band:)` with `y0 = 0`, `rows = height`.
+    public func apply(plane: [Float], width: Int, height: Int) -> (values: [Float], hotPixels: Int) {
+        precondition(plane.count >= width * height)
+        return plane.withUnsafeBufferPointer {
+            apply(band: $0, width: width, haloTop: 0, rows: height, haloBottom: 0, y0: 0, imageHeight: height)
+        }
+    }
+}
+
+// MARK: - Internals
+
+/// A row-major float array covering absolute image rows `y0 ..< y0+h`, columns `x0 ..< x0+w`.
+struct Grid: @unchecked Sendable {
+    var p: UnsafeMutablePointer<Float>
+    var y0: Int, x0: Int, h: Int, w: Int
+    static func allocate(y0: Int, x0: Int, h: Int, w: Int) -> Grid {
+        precondition(h >= 0 && w >= 0)
+        return Grid(p: .allocate(capacity: Swift.max(1, h * w)), y0: y0, x0: x0, h: h, w: w)
+    }
+    func deallocate() { p.deallocate() }
+    @inline(__always) func row(_ r: Int) -> UnsafeMutablePointer<Float> { p + r * w }
+}
+
+/// Splits `0..<n` rows into chunks run on all cores (serially when small).
+func parallelChunks(_ n: Int, minRows: Int, cost: Int, _ body: @Sendable (Int, Int) -> Void) {
+    guard n > 0 else { return }
+    let cores = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
+    var nc = Swift.min(4 * cores, (n + minRows - 1) / minRows)
+    if n * cost < 1 << 15 { nc = 1 }
+    let chunks = Swift.max(1, nc)
+    if chunks == 1 { body(0, n); return }
+    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        let a = n * c / chunks, b = n * (c + 1) / chunks
+        if b > a { body(a, b) }
+    }
+}
+
+@inline(__always) func floorDiv(_ a: Int, _ b: Int) -> Int {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}
+
+enum Filters {
+    // MARK: 3x3 median / hot pixels
+
+    /// `dst` = 3x3 median of `src` (dst is src shrunk by 1). With `hotThreshold`, hot-pixel
+    /// replacement instead; returns the number of replacements inside countRows x countCols.
+    static func median3(_ src: Grid, _ dst: Grid, hotThreshold: Float?, countRows: Range<Int>, countCols: Range<Int>) -> Int {
+        let chunks = UnsafeMutableBufferPointer<Int>.allocate(capacity: Swift.max(1, dst.h))
+        chunks.initialize(repeating: 0)
+        defer { chunks.deallocate() }
+        let counts = UnsafeShared(chunks)
+        parallelChunks(dst.h, minRows: 16, cost: dst.w) { a, b in
+            let tw = src.w
+            let L = UnsafeMutablePointer<Float>.allocate(capacity: 3 * tw)
+            defer { L.deallocate() }
+            let M = L + tw, Hh = M + tw
+            for r in a..<b {
+                let ra = src.row(r), rb = src.row(r + 1), rc = src.row(r + 2)
+                for x in 0..<tw {
+                    let p = ra[x], q = rb[x], s = rc[x]
+                    let mn1 = Swift.min(p, q), mx1 = Swift.max(p, q)
+                    L[x] = Swift.min(mn1, s)
+                    Hh[x] = Swift.max(mx1, s)
+                    M[x] = Swift.max(mn1, Swift.min(mx1, s))
+                }
+                let o = dst.row(r)
+                for x in 0..<dst.w {
+                    let maxLo = Swift.max(Swift.max(L[x], L[x + 1]), L[x + 2])
+                    let minHi = Swift.min(Swift.min(Hh[x], Hh[x + 1]), Hh[x + 2])
+                    let a0 = M[x], b0 = M[x + 1], c0 = M[x + 2]
+                    let mn = Swift.min(a0, b0), mx = Swift.max(a0, b0)
+                    let medMid = Swift.max(mn, Swift.min(mx, c0))
+                    let u = Swift.min(maxLo, medMid), v = Swift.max(maxLo, medMid)
+                    o[x] = Swift.max(u, Swift.min(v, minHi))
+                }
+                if let t = hotThreshold {
+                    let centre = rb + 1
+                    let Y = dst.y0 + r
+                    let counting = countRows.contains(Y)
+                    var n = 0
+                    for x in 0..<dst.w {
+                        let c = centre[x], m = o[x]
+                        if c - m > t {
+                            o[x] = m
+                            if counting && countCols.contains(dst.x0 + x) { n += 1 }
+                        } else {
+                            o[x] = c
+                        }
+                    }
+                    counts.value[r] = n
+                }
+            }
+        }
+        return chunks.reduce(0, +)
+    }
+
+    // MARK: Gaussian
+
+    /// Separable Gaussian, vertical pass then horizontal, symmetric pairs (same arithmetic,
+    /// hence the same bits, as `Denoise.process`).
+    static func gaussian(_ src: Grid, _ dst: Grid, kernel: [Float]) {
+        let r = kernel.count / 2
+        let kp = UnsafeMutablePointer<Float>.allocate(capacity: kernel.count)
+        defer { kp.deallocate() }
+        for i in 0..<kernel.count { kp[i] = kernel[i] }
+        let K = UnsafeShared(kp)
+        parallelChunks(dst.h, minRows: 16, cost: dst.w * (r + 1)) { a, b in
+            let kp = K.value
+            let ew = src.w
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: ew)
+            defer { tmp.deallocate() }
+            let kc = kp[r]
+            for y in a..<b {
+                // output row y (relative to dst) = src row y + r; window src rows y ... y+2r
+                let center = src.row(y + r)
+                if r == 0 {
+                    dst.row(y).update(from: center, count: dst.w)
+                    continue
+                }
+                for x in 0..<ew { tmp[x] = kc * center[x] }
+                for k in 0..<r {
+                    let wgt = kp[k]
+                    let top = src.row(y + k), bot = src.row(y + 2 * r - k)
+                    for x in 0..<ew { tmp[x] += wgt * (top[x] + bot[x]) }
+                }
+                let o = dst.row(y)
+                let tc = tmp + r
+                for x in 0..<dst.w { o[x] = kc * tc[x] }
+                for k in 0..<r {
+                    let wgt = kp[k]
+                    let left = tmp + k, right = tmp + 2 * r - k
+                    for x in 0..<dst.w { o[x] += wgt * (left[x] + right[x]) }
+                }
+            }
+        }
+    }
+
+    // MARK: Flat disk morphology
+
+    /// Half-widths of the chords of the digital disk `dx^2 + dy^2 <= r^2`, for dy = -r...r.
+    static func diskChords(_ r: Int) -> [Int] {
+        (-r...r).map { dy in
+            var k = Int(Double(r * r - dy * dy).squareRoot())
+            while k * k + dy * dy > r * r { k -= 1 }
+            while (k + 1) * (k + 1) + dy * dy <= r * r { k += 1 }
+            return k
+        }
+    }
+
+    /// White top-hat with the flat disk of radius r: dst = src - dilate(erode(src)). dst is src shrunk by 2r.
+    static func tophat(_ src: Grid, _ dst: Grid, radius r: Int) {
+        let er = Grid.allocate(y0: src.y0 + r, x0: src.x0 + r, h: src.h - 2 * r, w: src.w - 2 * r)
+        defer { er.deallocate() }
+        chordMorph(src, er, radius: r, MinPick.self)
+        chordMorph(er, dst, radius: r, MaxPick.self)
+        parallelChunks(dst.h, minRows: 16, cost: dst.w) { a, b in
+            for y in a..<b {
+                let s = src.row(y + 2 * r) + 2 * r, o = dst.row(y)
+                for x in 0..<dst.w { o[x] = Swift.max(0, s[x] - o[x]) }
+            }
+        }
+    }
+
+    /// Flat-disk erosion (MinPick) or dilation (MaxPick): dst (src shrunk by r) = extremum over
+    /// the disk. The disk is the union of its horizontal chords; a chord of length n = 2k+1 is
+    /// covered by two (overlapping) windows of length 2^p <= n, whose extrema come from
+    /// per-row doubling tables T_p[i] = ext(src[i ..< i+2^p]) (Urbach & Wilkinson style).
+    /// Exact (only min/max of input values). Work: O(r) per pixel, vectorisable.
+    static func chordMorph<Op: Pick>(_ src: Grid, _ dst: Grid, radius r: Int, _: Op.Type) {
+        if r == 0 {
+            for y in 0..<dst.h { dst.row(y).update(from: src.row(y), count: dst.w) }
+            return
+        }
+        let chords = diskChords(r)
+        let nd = 2 * r + 1
+        var lev = [Int](repeating: 0, count: nd)
+        var maxLev = 0
+        for i in 0..<nd {
+            let n = 2 * chords[i] + 1
+            var p = 0
+            while (2 << p) <= n { p += 1 }
+            lev[i] = p; maxLev = Swift.max(maxLev, p)
+        }
+        let levels = lev, chordsC = chords, nLev = maxLev
+        // column strips keep the tables in cache
+        let strip = Swift.max(64, Swift.min(dst.w, 1024))
+        let nStrips = (dst.w + strip - 1) / strip
+        parallelChunks(dst.h, minRows: Swift.max(16, 2 * r), cost: dst.w * nd) { a, b in
+            let sw = strip + 2 * r               // input columns per strip
+            // ring of nd rows x nLev levels (level 0 is the source row itself)
+            let ring = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, nd * nLev * sw))
+            defer { ring.deallocate() }
+            let lvPtr = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: nd)
+            defer { lvPtr.deallocate() }
+            let offA = UnsafeMutablePointer<Int>.allocate(capacity: nd), offB = UnsafeMutablePointer<Int>.allocate(capacity: nd)
+            defer { offA.deallocate(); offB.deallocate() }
+            for i in 0..<nd {
+                let k = chordsC[i], L = 1 << levels[i]
+                offA[i] = r - k; offB[i] = r + k - L + 1
+            }
+            for s in 0..<nStrips {
+                let c0 = s * strip, c1 = Swift.min(dst.w, c0 + strip)
+                let ow = c1 - c0, iw = ow + 2 * r
+                // tables of input row `ir` into ring slot ir % nd
+                func build(_ ir: Int) {
+                    let slot = ring + (ir % nd) * nLev * sw
+                    var prev = UnsafePointer(src.row(ir) + c0)
+                    var p = 1
+                    while p <= nLev {
+                        let cur = slot + (p - 1) * sw
+                        let half = 1 << (p - 1), n = iw - (1 << p) + 1
+                        if n > 0 { for i in 0..<n { cur[i] = Op.pick(prev[i], prev[i + half]) } }
+                        prev = UnsafePointer(cur)
+                        p += 1
+                    }
+                }
+                for ir in a..<(a + 2 * r) { build(ir) }
+                for y in a..<b {
+                    build(y + 2 * r)
+                    for i in 0..<nd {
+                        let ir = y + i
+                        let p = levels[i]
+                        lvPtr[i] = p == 0 ? UnsafePointer(src.row(ir) + c0)
+                                          : UnsafePointer(ring + (ir % nd) * nLev * sw + (p - 1) * sw)
+                    }
+                    let o = dst.row(y) + c0
+                    do {
+                        let t = lvPtr[0], pa = t + offA[0], pb = t + offB[0]
+                        for x in 0..<ow { o[x] = Op.pick(pa[x], pb[x]) }
+                    }
+                    for i in 1..<nd {
+                        let t = lvPtr[i], pa = t + offA[i], pb = t + offB[i]
+                        for x in 0..<ow { o[x] = Op.pick(o[x], Op.pick(pa[x], pb[x])) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+protocol Pick { static func pick(_ a: Float, _ b: Float) -> Float }
+enum MinPick: Pick { @inline(__always) static func pick(_ a: Float, _ b: Float) -> Float { b < a ? b : a } }
+enum MaxPick: Pick { @inline(__always) static func pick(_ a: Float, _ b: Float) -> Float { b > a ? b : a } }
