@@ -173,7 +173,9 @@ struct DenoiseTool: StageTool {
                     flat[c] = FlatField.fromImage(try r.readChannel(min(c, r.info.channels - 1)), width: w, height: h)
                 }
             } else {
-                var acc = (0..<C).map { _ in BlockPercentiles(width: w, height: h, block: 128, percentile: 10) }
+                // Blocks of 1/16 of the shorter side (16...256 px): a grid fine enough for vignetting.
+                let block = max(16, min(256, min(w, h) / 16))
+                var acc = (0..<C).map { _ in BlockPercentiles(width: w, height: h, block: block, percentile: 10) }
                 let prog0 = ctx.progress("flat-field model", total: bands, unit: "bands")
                 for b in 0..<bands {
                     let y0 = b * bandRows, n = min(bandRows, h - y0)
@@ -185,7 +187,7 @@ struct DenoiseTool: StageTool {
                 }
                 for c in 0..<C where recipes[c].flatfield {
                     let g = acc[c].grid()
-                    flat[c] = FlatField.estimate(lowPercentileGrid: g.values, gridWidth: g.width, gridHeight: g.height, imageWidth: w, imageHeight: h, smoothSigmaCells: 2)
+                    flat[c] = FlatField.estimate(lowPercentileGrid: g.values, gridWidth: g.width, gridHeight: g.height, imageWidth: w, imageHeight: h, smoothSigmaCells: 1.5, block: block)
                 }
             }
         }
@@ -197,40 +199,47 @@ struct DenoiseTool: StageTool {
         let prog = ctx.progress("denoise", total: bands, unit: "bands")
         var before = [Histogram16](repeating: Histogram16(), count: C), after = before
         var hot = [Int](repeating: 0, count: C)
-        var focus = (0..<C).map { _ in FocusAccumulator(width: w) }
+        var focus = (0..<C).map { _ in FocusAccumulator(width: w, height: h) }
         let thumbsB = (0..<C).map { _ in Thumbnail(srcWidth: w, srcHeight: h, maxSide: 512) }
         let thumbsA = (0..<C).map { _ in Thumbnail(srcWidth: w, srcHeight: h, maxSide: 512) }
-        let br = BandReader(reader)
         for b in 0..<bands {
             let y0 = b * bandRows, rows = min(bandRows, h - y0)
+            // Rows inLo..<inHi of every channel: the band and up to `halo` rows of context (fewer at the image edges;
+            // the filters replicate the true edge rows themselves).
+            let inLo = max(0, y0 - halo), inHi = min(h, y0 + rows + halo)
             var ins: [[Float]] = []
-            for c in 0..<C { ins.append(try br.band(channel: c, y0: y0, rows: rows, halo: halo)) }
-            // Statistics of the input rows (without halo).
+            for c in 0..<C { ins.append(try reader.readRows(channel: c, y0: inLo, count: inHi - inLo)) }
             for c in 0..<C {
                 ins[c].withUnsafeBufferPointer { band in
-                    let interior = UnsafeBufferPointer(rebasing: band[(halo * w)..<((halo + rows) * w)])
+                    let interior = UnsafeBufferPointer(rebasing: band[((y0 - inLo) * w)..<((y0 - inLo + rows) * w)])
                     before[c].add(interior); thumbsB[c].add(rows: interior, y0: y0, count: rows)
-                    focus[c].add(rows: interior, y0: y0, count: rows)
+                    let lo = max(inLo, y0 - 1), hi = min(inHi, y0 + rows + 1)
+                    focus[c].add(band: UnsafeBufferPointer(rebasing: band[((lo - inLo) * w)..<((hi - inLo) * w)]), haloTop: y0 - lo, rows: rows, haloBottom: hi - y0 - rows, y0: y0)
                 }
             }
-            // 1. hot pixels (per channel, keeps `halo - pre.halo` rows of context)
+            // 1. hot pixels: channel c keeps rows s1Lo[c]..<s1Hi[c] (its later filters' context).
+            let recs = recipes
+            let s1Lo = (0..<C).map { max(0, y0 - (halo - recs[$0].pre.halo)) }
+            let s1Hi = (0..<C).map { min(h, y0 + rows + (halo - recs[$0].pre.halo)) }
             var stage1 = [[Float]](repeating: [], count: C)
             var hot1 = [Int](repeating: 0, count: C)
             let inB = UnsafeSendable(ins)
-            let recs = recipes
             stage1.withUnsafeMutableBufferPointer { s1p in
                 hot1.withUnsafeMutableBufferPointer { h1p in
                     let s1 = UnsafeSendable(s1p), h1 = UnsafeSendable(h1p)
                     DispatchQueue.concurrentPerform(iterations: C) { c in
                         let pre = recs[c].pre
-                        if pre.ops.isEmpty { s1.value[c] = inB.value[c]; return }
-                        let keep = halo - pre.halo
+                        let lo = s1Lo[c], hi = s1Hi[c]
                         inB.value[c].withUnsafeBufferPointer { band in
-                            let r = pre.apply(band: band, width: w, haloTop: pre.halo, rows: rows + 2 * keep, haloBottom: pre.halo)
-                            // count replacements in this band's own rows only
+                            if pre.ops.isEmpty { s1.value[c] = Array(band[((lo - inLo) * w)..<((hi - inLo) * w)]); return }
+                            let blo = max(inLo, lo - pre.halo), bhi = min(inHi, hi + pre.halo)
+                            let sub = UnsafeBufferPointer(rebasing: band[((blo - inLo) * w)..<((bhi - inLo) * w)])
+                            let r = pre.apply(band: sub, width: w, haloTop: lo - blo, rows: hi - lo, haloBottom: bhi - hi, y0: lo, imageHeight: h)
+                            // replacements in this band's own rows only
                             var n = 0
                             r.values.withUnsafeBufferPointer { o in
-                                for i in (keep * w)..<((keep + rows) * w) where o[i] != band[halo * w - keep * w + i] { n += 1 }
+                                let off = (y0 - lo) * w, ioff = (y0 - inLo) * w
+                                for i in 0..<(rows * w) where o[off + i] != band[ioff + i] { n += 1 }
                             }
                             s1.value[c] = r.values
                             h1.value[c] = n
@@ -238,35 +247,33 @@ struct DenoiseTool: StageTool {
                     }
                 }
             }
-            // stage1 bands now have (rows + 2*keep_c) rows; bring all to `total - 2*pre.halo` framing per channel below.
-            // 2. flat-field and dark-field (pointwise, absolute row coordinates; halo rows replicate the edge)
+            // 2. dark-field and flat-field (pointwise, absolute row coordinates)
             for c in 0..<C where recipes[c].flatfield || dark[c] != 0 {
-                let keep = halo - recipes[c].pre.halo
-                let n = rows + 2 * keep
+                let lo = s1Lo[c], n = s1Hi[c] - lo
                 stage1[c].withUnsafeMutableBufferPointer { buf in
                     for i in 0..<n {
-                        let y = min(max(y0 - keep + i, 0), h - 1)
                         let row = UnsafeMutableBufferPointer(rebasing: buf[(i * w)..<((i + 1) * w)])
-                        if let f = flat[c] { f.correct(row: row, y: y, dark: dark[c]) }
+                        if let f = flat[c] { f.correct(row: row, y: lo + i, dark: dark[c]) }
                         else { for x in 0..<w { row[x] = max(0, row[x] - dark[c]) } }
                     }
                 }
             }
-            // 3. blank subtraction (pointwise across channels, on the framed rows)
+            // 3. blank subtraction (pointwise across channels; blanks keep the widest row range)
             if anyBlanks {
                 let orig = stage1
                 for c in 0..<C where recipes[c].blanks && !blankWeights[c].isEmpty {
-                    let keep = halo - recipes[c].pre.halo
-                    let n = rows + 2 * keep
+                    let lo = s1Lo[c], n = (s1Hi[c] - lo) * w
+                    let srcs = blankWeights[c].map { (j, _) in orig[j] }
+                    let offs = blankWeights[c].map { (j, _) in (lo - s1Lo[j]) * w }
+                    let wts = blankWeights[c].map { $0.weight }
                     stage1[c].withUnsafeMutableBufferPointer { dst in
-                        for (j, wgt) in blankWeights[c] {
-                            let keepJ = halo - recipes[j].pre.halo
-                            orig[j].withUnsafeBufferPointer { src in
-                                let off = (keepJ - keep) * w
-                                for i in 0..<(n * w) { dst[i] -= wgt * src[off + i] }
+                        for k in 0..<srcs.count {
+                            srcs[k].withUnsafeBufferPointer { src in
+                                let wt = wts[k], o = offs[k]
+                                for i in 0..<n { dst[i] -= wt * src[o + i] }
                             }
                         }
-                        for i in 0..<(n * w) where dst[i] < 0 { dst[i] = 0 }
+                        for i in 0..<n where dst[i] < 0 { dst[i] = 0 }
                     }
                 }
             }
@@ -277,14 +284,14 @@ struct DenoiseTool: StageTool {
                 let so = UnsafeSendable(op)
                 DispatchQueue.concurrentPerform(iterations: C) { c in
                     let post = recs[c].post
-                    let keep = halo - recs[c].pre.halo
+                    let lo = s1Lo[c]
                     st1.value[c].withUnsafeBufferPointer { band in
                         if post.ops.isEmpty {
-                            so.value[c] = Array(band[(keep * w)..<((keep + rows) * w)])
+                            so.value[c] = Array(band[((y0 - lo) * w)..<((y0 - lo + rows) * w)])
                         } else {
-                            let skip = keep - post.halo
-                            let sub = UnsafeBufferPointer(rebasing: band[(skip * w)..<((skip + rows + 2 * post.halo) * w)])
-                            so.value[c] = post.apply(band: sub, width: w, haloTop: post.halo, rows: rows, haloBottom: post.halo).values
+                            let blo = max(lo, y0 - post.halo), bhi = min(s1Hi[c], y0 + rows + post.halo)
+                            let sub = UnsafeBufferPointer(rebasing: band[((blo - lo) * w)..<((bhi - lo) * w)])
+                            so.value[c] = post.apply(band: sub, width: w, haloTop: y0 - blo, rows: rows, haloBottom: bhi - y0 - rows, y0: y0, imageHeight: h).values
                         }
                     }
                 }
@@ -325,12 +332,12 @@ struct DenoiseTool: StageTool {
                                 "p99_before": .number(sig0), "p99_after": .number(after[c].percentile(99)),
                                 "signal_to_background": .number((sbr * 100).rounded() / 100),
                                 "saturated_fraction": .number(sat), "hot_pixels_replaced": .number(Double(hot[c])),
-                                "focus": .number((focus[c].score * 1000).rounded() / 1000),
+                                "focus": .number((focus[c].normalized * 1e4).rounded() / 1e4),
                                 "blank": .bool(mt.blank[c]), "processed": .bool(!r.isIdentity),
                                 "mean_before": .number(before[c].mean), "mean_after": .number(after[c].mean)]
             if mt.blank[c] { continue }
-            if before[c].percentile(99.9) <= before[c].percentile(0.1) { warnings.append(.string("\(name): channel is empty (flat)")) }
-            else if sat > 0.05 { warnings.append(.string("\(name): \(Int(sat * 100))% of pixels saturated")) }
+            if sat > 0.05 { warnings.append(.string("\(name): \(Int((sat * 100).rounded()))% of pixels saturated")) }
+            else if before[c].percentile(99.9) <= before[c].percentile(0.1) { warnings.append(.string("\(name): channel is empty (flat)")) }
             else if sbr < 1.5 { warnings.append(.string("\(name): low signal-to-background \(String(format: "%.2f", sbr))")) }
         }
         let sp = try ctx.qc("contact-sheet.png")
