@@ -26,3 +26,54 @@ final class DenoiseBench: XCTestCase {
         }
     }
 }
+
+/// Plan timings on an 8192 x 8192 plane (EPIPE_BENCH=1, release; EPIPE_BENCH_SIDE to change the size).
+final class PlanBench: XCTestCase {
+    func testBenchPlanOps() throws {
+        guard ProcessInfo.processInfo.environment["EPIPE_BENCH"] == "1" else { throw XCTSkip("set EPIPE_BENCH=1") }
+        let n = Int(ProcessInfo.processInfo.environment["EPIPE_BENCH_SIDE"] ?? "") ?? 8192
+        let img = randomImage(n, n, seed: 2, levels: 4096)
+        let plans: [(String, DenoisePlan)] = [
+            ("hotPixels", DenoisePlan([.hotPixels(threshold: 500)])),
+            ("median3", DenoisePlan([.median3])),
+            ("gaussian(1)", DenoisePlan([.gaussian(sigma: 1)])),
+            ("tophat(10)", DenoisePlan([.tophat(radius: 10)])),
+            ("tophat(50)", DenoisePlan([.tophat(radius: 50)])),
+            ("rollingBall(10)", DenoisePlan([.rollingBall(radius: 10, lightBackground: false)])),
+            ("rollingBall(25)", DenoisePlan([.rollingBall(radius: 25, lightBackground: false)])),
+            ("rollingBall(50)", DenoisePlan([.rollingBall(radius: 50, lightBackground: false)])),
+            ("rollingBall(150)", DenoisePlan([.rollingBall(radius: 150, lightBackground: false)])),
+            ("[hot,rb50,median3,gauss1]", DenoisePlan([.hotPixels(threshold: 500), .rollingBall(radius: 50, lightBackground: false), .median3, .gaussian(sigma: 1)])),
+        ]
+        for (name, plan) in plans {
+            let t0 = Date()
+            let r = plan.apply(plane: img, width: n, height: n)
+            let t1 = Date()
+            // banded (1024-row bands with halos), as the executable would
+            let H = plan.halo
+            var t = 0.0
+            try img.withUnsafeBufferPointer { p in
+                var y = 0
+                while y < n {
+                    let rows = min(1024, n - y)
+                    let a = max(0, y - H), b = min(n, y + rows + H)
+                    let band = UnsafeBufferPointer(rebasing: p[(a * n)..<(b * n)])
+                    let s = Date()
+                    let o = plan.apply(band: band, width: n, haloTop: y - a, rows: rows, haloBottom: b - y - rows, y0: y, imageHeight: n)
+                    t += Date().timeIntervalSince(s)
+                    if y == 4096 { try XCTSkipIf(o.values[5] != r.values[4096 * n + 5], "band mismatch") }
+                    y += rows
+                }
+            }
+            print(String(format: "bench %dx%d %@: whole %.2fs, 1024-row bands %.2fs (hot %d)", n, n, name, t1.timeIntervalSince(t0), t, r.hotPixels))
+        }
+        var f = FocusAccumulator(width: n, height: n)
+        let t0 = Date()
+        img.withUnsafeBufferPointer { f.add(band: $0, haloTop: 0, rows: n, haloBottom: 0, y0: 0) }
+        print(String(format: "bench focus %.2fs", Date().timeIntervalSince(t0)))
+        var bp = BlockPercentiles(width: n, height: n)
+        let t2 = Date()
+        img.withUnsafeBufferPointer { bp.add(rows: $0, y0: 0, count: n) }
+        print(String(format: "bench block percentiles %.2fs", Date().timeIntervalSince(t2)))
+    }
+}
