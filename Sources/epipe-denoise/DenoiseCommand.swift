@@ -6,7 +6,7 @@ import EpipeStage
 import EpipeDenoise
 
 /// What to do to one channel, resolved from defaults, job.json params and flags.
-struct ChannelRecipe: Equatable {
+struct ChannelRecipe: Equatable, Sendable {
     var hotPixels: Float?        // threshold, nil = off
     var median = false
     var rollingBall: Double?     // radius
@@ -146,10 +146,10 @@ struct DenoiseTool: StageTool {
         let halo = recipes.map { $0.halo }.max() ?? 0
         var bandRows = p["band"]?.intValue ?? 0
         if bandRows <= 0 {
-            // About 384 MiB of float bands (input with halo, output, filter scratch), at least 64 rows.
-            let perRow = max(1, C * w * 4 * 3)
-            bandRows = max(64, min(2048, (384 << 20) / perRow - 2 * halo))
-            bandRows = (bandRows / 256) * 256 == 0 ? bandRows : (bandRows / 256) * 256
+            // Two channels are in flight at a time (input, hot-pixel copy, output, filter scratch: ~6 float
+            // rows each) and the writer holds up to a tile row per channel: ~400 MiB, whole tile rows.
+            let perRow = 2 * 6 * 4 * w + C * 2 * w
+            bandRows = max(256, min(4096, ((400 << 20) / max(1, perRow)) / 256 * 256))
         }
         let bands = (h + bandRows - 1) / bandRows
 
@@ -197,112 +197,90 @@ struct DenoiseTool: StageTool {
                                      physicalSizeX: info.physicalSizeX, physicalSizeY: info.physicalSizeY,
                                      pyramidLevels: ImageWriter.suggestedPyramidLevels(width: w, height: h))
         let prog = ctx.progress("denoise", total: bands, unit: "bands")
-        var before = [Histogram16](repeating: Histogram16(), count: C), after = before
-        var hot = [Int](repeating: 0, count: C)
-        var focus = (0..<C).map { _ in FocusAccumulator(width: w, height: h) }
-        let thumbsB = (0..<C).map { _ in Thumbnail(srcWidth: w, srcHeight: h, maxSide: 512) }
-        let thumbsA = (0..<C).map { _ in Thumbnail(srcWidth: w, srcHeight: h, maxSide: 512) }
+        let state = (0..<C).map { _ in ChannelState(width: w, height: h) }
+        let recs = recipes
+        let darkC = dark, flatC = flat, blankW = blankWeights
         for b in 0..<bands {
             let y0 = b * bandRows, rows = min(bandRows, h - y0)
-            // Rows inLo..<inHi of every channel: the band and up to `halo` rows of context (fewer at the image edges;
-            // the filters replicate the true edge rows themselves).
-            let inLo = max(0, y0 - halo), inHi = min(h, y0 + rows + halo)
-            var ins: [[Float]] = []
-            for c in 0..<C { ins.append(try reader.readRows(channel: c, y0: inLo, count: inHi - inLo)) }
-            for c in 0..<C {
-                ins[c].withUnsafeBufferPointer { band in
-                    let interior = UnsafeBufferPointer(rebasing: band[((y0 - inLo) * w)..<((y0 - inLo + rows) * w)])
-                    before[c].add(interior); thumbsB[c].add(rows: interior, y0: y0, count: rows)
-                    let lo = max(inLo, y0 - 1), hi = min(inHi, y0 + rows + 1)
-                    focus[c].add(band: UnsafeBufferPointer(rebasing: band[((lo - inLo) * w)..<((hi - inLo) * w)]), haloTop: y0 - lo, rows: rows, haloBottom: hi - y0 - rows, y0: y0)
+            // Channel c needs rows lo..<hi of its hot-pixel-corrected input: the band and its later
+            // filters' context (fewer rows at the image edges; the filters replicate the true edge rows).
+            @Sendable func range(_ c: Int) -> (Int, Int) { let k = halo - recs[c].pre.halo; return (max(0, y0 - k), min(h, y0 + rows + k)) }
+            /// Reads channel c's rows, records input statistics, removes hot pixels, corrects dark/flat field.
+            @Sendable func stage1(_ c: Int) throws -> [Float] {
+                let st = state[c]
+                let pre = recs[c].pre
+                let (lo, hi) = range(c)
+                let inLo = max(0, lo - pre.halo), inHi = min(h, hi + pre.halo)
+                let fLo = max(0, y0 - 1), fHi = min(h, y0 + rows + 1)   // the focus score needs one row of context
+                let rLo = min(inLo, fLo), rHi = max(inHi, fHi)
+                let raw = try reader.readRows(channel: c, y0: rLo, count: rHi - rLo)
+                var out: [Float] = []
+                raw.withUnsafeBufferPointer { band in
+                    let interior = UnsafeBufferPointer(rebasing: band[((y0 - rLo) * w)..<((y0 - rLo + rows) * w)])
+                    st.before.add(interior); st.thumbB.add(rows: interior, y0: y0, count: rows)
+                    st.focus.add(band: UnsafeBufferPointer(rebasing: band[((fLo - rLo) * w)..<((fHi - rLo) * w)]), haloTop: y0 - fLo, rows: rows, haloBottom: fHi - y0 - rows, y0: y0)
+                    if pre.ops.isEmpty { out = Array(band[((lo - rLo) * w)..<((hi - rLo) * w)]); return }
+                    let sub = UnsafeBufferPointer(rebasing: band[((inLo - rLo) * w)..<((inHi - rLo) * w)])
+                    out = pre.apply(band: sub, width: w, haloTop: lo - inLo, rows: hi - lo, haloBottom: inHi - hi, y0: lo, imageHeight: h).values
+                    // replacements in this band's own rows only
+                    var n = 0
+                    out.withUnsafeBufferPointer { o in
+                        let off = (y0 - lo) * w, ioff = (y0 - rLo) * w
+                        for i in 0..<(rows * w) where o[off + i] != band[ioff + i] { n += 1 }
+                    }
+                    st.hot += n
                 }
-            }
-            // 1. hot pixels: channel c keeps rows s1Lo[c]..<s1Hi[c] (its later filters' context).
-            let recs = recipes
-            let s1Lo = (0..<C).map { max(0, y0 - (halo - recs[$0].pre.halo)) }
-            let s1Hi = (0..<C).map { min(h, y0 + rows + (halo - recs[$0].pre.halo)) }
-            var stage1 = [[Float]](repeating: [], count: C)
-            var hot1 = [Int](repeating: 0, count: C)
-            let inB = UnsafeSendable(ins)
-            stage1.withUnsafeMutableBufferPointer { s1p in
-                hot1.withUnsafeMutableBufferPointer { h1p in
-                    let s1 = UnsafeSendable(s1p), h1 = UnsafeSendable(h1p)
-                    DispatchQueue.concurrentPerform(iterations: C) { c in
-                        let pre = recs[c].pre
-                        let lo = s1Lo[c], hi = s1Hi[c]
-                        inB.value[c].withUnsafeBufferPointer { band in
-                            if pre.ops.isEmpty { s1.value[c] = Array(band[((lo - inLo) * w)..<((hi - inLo) * w)]); return }
-                            let blo = max(inLo, lo - pre.halo), bhi = min(inHi, hi + pre.halo)
-                            let sub = UnsafeBufferPointer(rebasing: band[((blo - inLo) * w)..<((bhi - inLo) * w)])
-                            let r = pre.apply(band: sub, width: w, haloTop: lo - blo, rows: hi - lo, haloBottom: bhi - hi, y0: lo, imageHeight: h)
-                            // replacements in this band's own rows only
-                            var n = 0
-                            r.values.withUnsafeBufferPointer { o in
-                                let off = (y0 - lo) * w, ioff = (y0 - inLo) * w
-                                for i in 0..<(rows * w) where o[off + i] != band[ioff + i] { n += 1 }
-                            }
-                            s1.value[c] = r.values
-                            h1.value[c] = n
+                if recs[c].flatfield || darkC[c] != 0 {
+                    out.withUnsafeMutableBufferPointer { buf in
+                        for i in 0..<(hi - lo) {
+                            let row = UnsafeMutableBufferPointer(rebasing: buf[(i * w)..<((i + 1) * w)])
+                            if let f = flatC[c] { f.correct(row: row, y: lo + i, dark: darkC[c]) }
+                            else { for x in 0..<w { row[x] = max(0, row[x] - darkC[c]) } }
                         }
                     }
                 }
+                return out
             }
-            // 2. dark-field and flat-field (pointwise, absolute row coordinates)
-            for c in 0..<C where recipes[c].flatfield || dark[c] != 0 {
-                let lo = s1Lo[c], n = s1Hi[c] - lo
-                stage1[c].withUnsafeMutableBufferPointer { buf in
-                    for i in 0..<n {
-                        let row = UnsafeMutableBufferPointer(rebasing: buf[(i * w)..<((i + 1) * w)])
-                        if let f = flat[c] { f.correct(row: row, y: lo + i, dark: dark[c]) }
-                        else { for x in 0..<w { row[x] = max(0, row[x] - dark[c]) } }
-                    }
-                }
-            }
-            // 3. blank subtraction (pointwise across channels; blanks keep the widest row range)
-            if anyBlanks {
-                let orig = stage1
-                for c in 0..<C where recipes[c].blanks && !blankWeights[c].isEmpty {
-                    let lo = s1Lo[c], n = (s1Hi[c] - lo) * w
-                    let srcs = blankWeights[c].map { (j, _) in orig[j] }
-                    let offs = blankWeights[c].map { (j, _) in (lo - s1Lo[j]) * w }
-                    let wts = blankWeights[c].map { $0.weight }
-                    stage1[c].withUnsafeMutableBufferPointer { dst in
-                        for k in 0..<srcs.count {
-                            srcs[k].withUnsafeBufferPointer { src in
-                                let wt = wts[k], o = offs[k]
-                                for i in 0..<n { dst[i] -= wt * src[o + i] }
+            // Blank channels first (every marker of the band subtracts them), then the markers two at a time:
+            // one reads and decodes while the other filters.
+            var blankRows = [Int: [Float]]()
+            for j in blankIdx where anyBlanks { blankRows[j] = try stage1(j) }
+            let blanksDone = blankRows
+            let errors = ErrorBox()
+            DispatchQueue.concurrentPerform(iterations: C) { c in
+                do {
+                    let st = state[c]
+                    var v = try blanksDone[c] ?? stage1(c)
+                    let (lo, hi) = range(c)
+                    if recs[c].blanks && !blankW[c].isEmpty {
+                        let n = (hi - lo) * w
+                        v.withUnsafeMutableBufferPointer { dst in
+                            for (j, wt) in blankW[c] {
+                                let (jlo, _) = range(j)
+                                blanksDone[j]!.withUnsafeBufferPointer { src in
+                                    let o = (lo - jlo) * w
+                                    for i in 0..<n { dst[i] -= wt * src[o + i] }
+                                }
                             }
+                            for i in 0..<n where dst[i] < 0 { dst[i] = 0 }
                         }
-                        for i in 0..<n where dst[i] < 0 { dst[i] = 0 }
                     }
-                }
-            }
-            // 4. background subtraction and smoothing
-            var outs = [[Float]](repeating: [], count: C)
-            let st1 = UnsafeSendable(stage1)
-            outs.withUnsafeMutableBufferPointer { op in
-                let so = UnsafeSendable(op)
-                DispatchQueue.concurrentPerform(iterations: C) { c in
                     let post = recs[c].post
-                    let lo = s1Lo[c]
-                    st1.value[c].withUnsafeBufferPointer { band in
-                        if post.ops.isEmpty {
-                            so.value[c] = Array(band[((y0 - lo) * w)..<((y0 - lo + rows) * w)])
-                        } else {
-                            let blo = max(lo, y0 - post.halo), bhi = min(s1Hi[c], y0 + rows + post.halo)
-                            let sub = UnsafeBufferPointer(rebasing: band[((blo - lo) * w)..<((bhi - lo) * w)])
-                            so.value[c] = post.apply(band: sub, width: w, haloTop: y0 - blo, rows: rows, haloBottom: bhi - y0 - rows, y0: y0, imageHeight: h).values
-                        }
+                    let out: [Float] = v.withUnsafeBufferPointer { band in
+                        if post.ops.isEmpty { return Array(band[((y0 - lo) * w)..<((y0 - lo + rows) * w)]) }
+                        let blo = max(lo, y0 - post.halo), bhi = min(hi, y0 + rows + post.halo)
+                        let sub = UnsafeBufferPointer(rebasing: band[((blo - lo) * w)..<((bhi - lo) * w)])
+                        return post.apply(band: sub, width: w, haloTop: y0 - blo, rows: rows, haloBottom: bhi - y0 - rows, y0: y0, imageHeight: h).values
                     }
-                }
+                    out.withUnsafeBufferPointer { o in st.after.add(o); st.thumbA.add(rows: o, y0: y0, count: rows) }
+                    try writer.writeRows(channel: c, y0: y0, count: rows, out)
+                } catch { errors.set(error) }
             }
-            for c in 0..<C {
-                hot[c] += hot1[c]
-                outs[c].withUnsafeBufferPointer { o in after[c].add(o); thumbsA[c].add(rows: o, y0: y0, count: rows) }
-                try writer.writeRows(channel: c, y0: y0, count: rows, outs[c])
-            }
+            if let e = errors.error { throw e }
             prog.advance()
         }
+        let before = state.map { $0.before }, after = state.map { $0.after }, hot = state.map { $0.hot }
+        let focus = state.map { $0.focus }, thumbsB = state.map { $0.thumbB }, thumbsA = state.map { $0.thumbA }
         try writer.finish()
         prog.finish()
 
@@ -356,6 +334,25 @@ struct DenoiseTool: StageTool {
 }
 
 struct UnsafeSendable<T>: @unchecked Sendable { var value: T; init(_ v: T) { value = v } }
+
+/// What one channel accumulates while the bands stream by; touched by one thread at a time.
+final class ChannelState: @unchecked Sendable {
+    var before = Histogram16(), after = Histogram16()
+    var hot = 0
+    var focus: FocusAccumulator
+    let thumbB: Thumbnail, thumbA: Thumbnail
+    init(width: Int, height: Int) {
+        focus = FocusAccumulator(width: width, height: height)
+        thumbB = Thumbnail(srcWidth: width, srcHeight: height, maxSide: 512)
+        thumbA = Thumbnail(srcWidth: width, srcHeight: height, maxSide: 512)
+    }
+}
+
+final class ErrorBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var error: Error?
+    func set(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
+}
 
 @main
 struct DenoiseCommand: ParsableCommand {

@@ -38,6 +38,20 @@ final class DenoiseStageTests: E2ECase {
         XCTAssertNotNil(m.metrics["per_channel"]?["DAPI"]?["focus"])
     }
 
+    func testIdentityRecipeKeepsPixelsAndHotPixelsAreCounted() throws {
+        let w = 300, h = 270
+        var p = (0..<(w * h)).map { Float(1000 + ($0 * 37) % 200) }
+        for (x, y) in [(5, 5), (150, 0), (299, 269), (77, 133)] { p[y * w + x] = 60000 }
+        let j = try job([p, p], names: ["DAPI", "CD3"], w: w, h: h, name: "id")
+        XCTAssertEqual(try exec("epipe-denoise", ["-q", "--hot-pixels", "off", "--rolling-ball", "off", "--band", "64", j]).code, 0)
+        XCTAssertEqual(try output(j).1, [p, p], "nothing asked, nothing changed")
+        XCTAssertEqual(try exec("epipe-denoise", ["-q", "--hot-pixels", "5000", "--rolling-ball", "off", "--band", "64", j]).code, 0)
+        let m = try manifest(j, "denoise")
+        XCTAssertEqual(m.metrics["per_channel"]?["CD3"]?["hot_pixels_replaced"]?.intValue, 4)
+        let out = try output(j).1[0]
+        for (x, y) in [(5, 5), (150, 0), (299, 269), (77, 133)] { XCTAssertLessThan(out[y * w + x], 1300) }
+    }
+
     func testBlankCyclesAreSubtractedByCycle() throws {
         let w = 64, h = 48
         // Autofluorescence grows with cycle: blank of cycle 1 = 100, of cycle 3 = 300; a marker in cycle 2
