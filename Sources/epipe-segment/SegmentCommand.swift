@@ -107,6 +107,7 @@ struct SegmentTool: StageTool {
             } }
         }
         outline(cells, (255, 0, 255)); outline(seg.labels, (0, 255, 0))
+        cv.text("nuclei", x: 4, y: 4, color: (0, 255, 0)); cv.text("cells", x: 48, y: 4, color: (255, 0, 255))
         let q1 = try ctx.qc("overlay-crop.png"); try cv.write(q1); outputs.append(q1)
         let f = max(1, Int((Double(max(w, h)) / 1024).rounded(.up)))
         let tw = (w + f - 1) / f, th = (h + f - 1) / f
@@ -130,6 +131,7 @@ struct SegmentTool: StageTool {
             var hc = Canvas(width: nb * 12 + 20, height: 220)
             for (i, v) in hist.enumerated() { let bh = 200 * v / max(hm, 1); hc.rect(10 + i * 12, 210 - bh, 10, bh, (31, 119, 180)) }
             hc.rect(10 + min(nb - 1, median / bw) * 12 + 4, 5, 2, 205, (214, 39, 40))
+            hc.text("cell area (px), 0 to \(maxA); median \(median)", x: 10, y: 4, color: (0, 0, 0), box: nil)
             let q3 = try ctx.qc("area-histogram.png"); try hc.write(q3); outputs.append(q3)
         }
         var segmented = 0

@@ -21,8 +21,15 @@ struct StatsTool: StageTool {
         let fp = try ctx.output("frequencies.csv"); try out.write(fp)
         // QC: bar chart of proportions, and the cells on the slide coloured by type.
         let nb = f.types.count
-        var bar = Canvas(width: max(1, nb) * 24 + 20, height: 220)
-        for i in 0..<nb { let bh = Int(200 * f.proportions[i] / max(f.proportions.first ?? 1, 1e-9)); bar.rect(10 + i * 24, 210 - bh, 20, bh, Canvas.color(i)) }
+        // Horizontal bars, one line per type: colour, name, count and percentage.
+        let label = (0..<nb).map { "\(f.types[$0])  \(f.counts[$0])  \(String(format: "%.1f%%", 100 * f.proportions[$0]))" }
+        let lw = (label.map { Canvas.textWidth($0, scale: 2) }.max() ?? 0) + 20
+        var bar = Canvas(width: lw + 420, height: max(1, nb) * 22 + 12)
+        let top = max(f.proportions.first ?? 1, 1e-9)
+        for i in 0..<nb {
+            bar.text(label[i], x: 8, y: 8 + i * 22, scale: 2, color: (0, 0, 0), box: nil)
+            bar.rect(lw, 6 + i * 22, max(1, Int(400 * f.proportions[i] / top)), 18, Canvas.color(i))
+        }
         let q1 = try ctx.qc("frequencies.png"); try bar.write(q1)
         var outputs = [fp, q1]
         let xs = t.doubles("X_centroid") ?? t.doubles("X_position"), ys = t.doubles("Y_centroid") ?? t.doubles("Y_position")
@@ -35,6 +42,7 @@ struct StatsTool: StageTool {
                 let c = Canvas.color(index[labels[i]] ?? 0)
                 sc.rect(Int(xs[i] * s), Int(ys[i] * s), 3, 3, c)
             }
+            for i in 0..<min(nb, 20) { sc.rect(8, 8 + i * 18, 12, 12, Canvas.color(i)); sc.text(f.types[i], x: 26, y: 8 + i * 18, scale: 2) }
             let q2 = try ctx.qc("cell-types-map.png"); try sc.write(q2); outputs.append(q2)
         }
         var m: [String: JSONValue] = ["cells": .number(Double(labels.count)), "types": .number(Double(nb))]
