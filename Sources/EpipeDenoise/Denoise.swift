@@ -186,24 +186,9 @@ public enum Denoise {
         for i in 0..<kernel.count { kp[i] = kernel[i] }
         for y in outA..<outB {
             let m0 = mid.baseAddress! + (y - outA) * ew   // stage-1 row y-r
-            // vertical: symmetric pairs
-            let kc = kp[r]
-            let center = m0 + r * ew
-            for x in 0..<ew { tmp[x] = kc * center[x] }
-            for k in 0..<r {
-                let wgt = kp[k]
-                let top = m0 + k * ew, bot = m0 + (2 * r - k) * ew
-                for x in 0..<ew { tmp[x] += wgt * (top[x] + bot[x]) }
-            }
-            // horizontal
-            let o = dbase + (y - outA + dstRowOffset) * w
-            let tc = tmp + r
-            for x in 0..<w { o[x] = kc * tc[x] }
-            for k in 0..<r {
-                let wgt = kp[k]
-                let left = tmp + k, right = tmp + 2 * r - k
-                for x in 0..<w { o[x] += wgt * (left[x] + right[x]) }
-            }
+            // vertical then horizontal, symmetric pairs (see Filters.gaussVertical/gaussHorizontal)
+            Filters.gaussVertical(tmp, m0, ew, ew, r, kp)
+            Filters.gaussHorizontal(dbase + (y - outA + dstRowOffset) * w, tmp, w, r, kp)
         }
     }
 

@@ -85,9 +85,13 @@ public struct DenoisePlan: Codable, Sendable, Equatable {
             }
         }
         var hot = 0
-        for op in ops {
+        // the last op writes straight into the result array
+        let out = [Float](unsafeUninitializedCapacity: rows * width) { buf, count in
+        for (n, op) in ops.enumerated() {
             let h = op.halo
-            let next = Grid.allocate(y0: cur.y0 + h, x0: cur.x0 + h, h: cur.h - 2 * h, w: cur.w - 2 * h)
+            let next = n == ops.count - 1
+                ? Grid.borrowing(buf.baseAddress!, y0: cur.y0 + h, x0: cur.x0 + h, h: cur.h - 2 * h, w: cur.w - 2 * h)
+                : Grid.allocate(y0: cur.y0 + h, x0: cur.x0 + h, h: cur.h - 2 * h, w: cur.w - 2 * h)
             switch op {
             case .hotPixels(let t):
                 hot += Filters.median3(cur, next, hotThreshold: t, countRows: y0..<(y0 + rows), countCols: 0..<width)
@@ -104,10 +108,15 @@ public struct DenoisePlan: Codable, Sendable, Equatable {
             cur = next
         }
         precondition(cur.h == rows && cur.w == width && cur.y0 == y0 && cur.x0 == 0)
-        let out = Array(UnsafeBufferPointer(start: cur.p, count: rows * width))
+        if ops.isEmpty { buf.baseAddress!.update(from: cur.p, count: rows * width) }
         cur.deallocate()
+        count = rows * width
+        }
         return (out, hot)
     }
+
+    /// Frees the scratch buffers the plans keep for reuse between calls (at most 1 GiB).
+    public static func releaseScratch() { ScratchPool.shared.releaseAll() }
 
     /// Whole image (edge replicated): identical to `apply(band:)` with `y0 = 0`, `rows = height`.
     public func apply(plane: [Float], width: Int, height: Int) -> (values: [Float], hotPixels: Int) {
@@ -121,15 +130,77 @@ public struct DenoisePlan: Codable, Sendable, Equatable {
 // MARK: - Internals
 
 /// A row-major float array covering absolute image rows `y0 ..< y0+h`, columns `x0 ..< x0+w`.
+/// Storage comes from `ScratchPool` (large fresh allocations are mmapped and page-faulted in,
+/// which used to cost about a third of the filter time); `deallocate` returns it to the pool.
 struct Grid: @unchecked Sendable {
     var p: UnsafeMutablePointer<Float>
     var y0: Int, x0: Int, h: Int, w: Int
+    /// Capacity in floats of the pooled storage; 0 for borrowed storage (never released).
+    var cap: Int = 0
     static func allocate(y0: Int, x0: Int, h: Int, w: Int) -> Grid {
         precondition(h >= 0 && w >= 0)
-        return Grid(p: .allocate(capacity: Swift.max(1, h * w)), y0: y0, x0: x0, h: h, w: w)
+        let (p, cap) = ScratchPool.shared.take(Swift.max(1, h * w))
+        return Grid(p: p, y0: y0, x0: x0, h: h, w: w, cap: cap)
     }
-    func deallocate() { p.deallocate() }
+    /// A grid over caller-owned storage (not released by `deallocate`).
+    static func borrowing(_ p: UnsafeMutablePointer<Float>, y0: Int, x0: Int, h: Int, w: Int) -> Grid {
+        Grid(p: p, y0: y0, x0: x0, h: h, w: w, cap: 0)
+    }
+    func deallocate() { if cap > 0 { ScratchPool.shared.give(p, cap) } }
     @inline(__always) func row(_ r: Int) -> UnsafeMutablePointer<Float> { p + r * w }
+}
+
+/// Process-wide pool of float scratch buffers for the plan's grids. Buffers are reused across
+/// ops and calls (bands), so their pages are faulted in once; at most `retainLimit` bytes are
+/// kept when idle (`DenoisePlan.releaseScratch()` frees them).
+final class ScratchPool: @unchecked Sendable {
+    static let shared = ScratchPool()
+    static let retainLimit = 1 << 30
+    private let lock = NSLock()
+    private var free: [(p: UnsafeMutablePointer<Float>, cap: Int)] = []
+    private var retained = 0   // floats in `free`
+
+    /// Smallest free buffer holding `n` floats (if not more than twice as large), else a new one.
+    func take(_ n: Int) -> (UnsafeMutablePointer<Float>, Int) {
+        lock.lock()
+        var best = -1
+        for i in free.indices where free[i].cap >= n && free[i].cap <= 2 * n + 4096 {
+            if best < 0 || free[i].cap < free[best].cap { best = i }
+        }
+        if best >= 0 {
+            let b = free.remove(at: best)
+            retained -= b.cap
+            lock.unlock()
+            return (b.p, b.cap)
+        }
+        lock.unlock()
+        return (.allocate(capacity: n), n)
+    }
+
+    func give(_ p: UnsafeMutablePointer<Float>, _ cap: Int) {
+        lock.lock()
+        free.append((p, cap))
+        retained += cap
+        // evict the smallest buffers beyond the limit
+        var evict: [UnsafeMutablePointer<Float>] = []
+        while retained * MemoryLayout<Float>.stride > ScratchPool.retainLimit, !free.isEmpty {
+            var i = 0
+            for j in free.indices where free[j].cap < free[i].cap { i = j }
+            let b = free.remove(at: i)
+            retained -= b.cap
+            evict.append(b.p)
+        }
+        lock.unlock()
+        for q in evict { q.deallocate() }
+    }
+
+    func releaseAll() {
+        lock.lock()
+        let all = free
+        free = []; retained = 0
+        lock.unlock()
+        for b in all { b.p.deallocate() }
+    }
 }
 
 /// Splits `0..<n` rows into chunks run on all cores (serially when small).
@@ -229,21 +300,63 @@ enum Filters {
                     dst.row(y).update(from: center, count: dst.w)
                     continue
                 }
-                for x in 0..<ew { tmp[x] = kc * center[x] }
-                for k in 0..<r {
-                    let wgt = kp[k]
-                    let top = src.row(y + k), bot = src.row(y + 2 * r - k)
-                    for x in 0..<ew { tmp[x] += wgt * (top[x] + bot[x]) }
-                }
-                let o = dst.row(y)
-                let tc = tmp + r
-                for x in 0..<dst.w { o[x] = kc * tc[x] }
-                for k in 0..<r {
-                    let wgt = kp[k]
-                    let left = tmp + k, right = tmp + 2 * r - k
-                    for x in 0..<dst.w { o[x] += wgt * (left[x] + right[x]) }
-                }
+                gaussVertical(tmp, src.row(y), src.w, ew, r, kp)
+                gaussHorizontal(dst.row(y), tmp, dst.w, r, kp)
             }
+        }
+    }
+
+    /// Vertical pass of one row: `t[x] = kc*c[x]`, then `t[x] += kp[k]*(row_k[x] + row_{2r-k}[x])`
+    /// for k = 0..<r in order (rows `top + j*stride`, centre j = r), 16 columns in registers.
+    /// Same operations in the same order per element as the scalar loops it replaced.
+    @inline(__always)
+    static func gaussVertical(_ t: UnsafeMutablePointer<Float>, _ top: UnsafePointer<Float>, _ stride: Int, _ n: Int,
+                              _ r: Int, _ kp: UnsafePointer<Float>) {
+        let kc = kp[r], kcv = SIMD4<Float>(repeating: kc)
+        let c = top + r * stride
+        var x = 0
+        while x + 16 <= n {
+            var a0 = kcv * ld(c + x), a1 = kcv * ld(c + x + 4), a2 = kcv * ld(c + x + 8), a3 = kcv * ld(c + x + 12)
+            for k in 0..<r {
+                let w = SIMD4<Float>(repeating: kp[k])
+                let u = top + k * stride + x, d = top + (2 * r - k) * stride + x
+                a0 += w * (ld(u) + ld(d)); a1 += w * (ld(u + 4) + ld(d + 4))
+                a2 += w * (ld(u + 8) + ld(d + 8)); a3 += w * (ld(u + 12) + ld(d + 12))
+            }
+            st(t + x, a0); st(t + x + 4, a1); st(t + x + 8, a2); st(t + x + 12, a3)
+            x += 16
+        }
+        while x < n {
+            var a = kc * c[x]
+            for k in 0..<r { a += kp[k] * (top[k * stride + x] + top[(2 * r - k) * stride + x]) }
+            t[x] = a
+            x += 1
+        }
+    }
+
+    /// Horizontal pass: `o[x] = kc*t[x+r]`, then `o[x] += kp[k]*(t[x+k] + t[x+2r-k])`, k = 0..<r in order.
+    @inline(__always)
+    static func gaussHorizontal(_ o: UnsafeMutablePointer<Float>, _ t: UnsafePointer<Float>, _ n: Int,
+                                _ r: Int, _ kp: UnsafePointer<Float>) {
+        let kc = kp[r], kcv = SIMD4<Float>(repeating: kc)
+        let c = t + r
+        var x = 0
+        while x + 16 <= n {
+            var a0 = kcv * ld(c + x), a1 = kcv * ld(c + x + 4), a2 = kcv * ld(c + x + 8), a3 = kcv * ld(c + x + 12)
+            for k in 0..<r {
+                let w = SIMD4<Float>(repeating: kp[k])
+                let u = t + k + x, d = t + 2 * r - k + x
+                a0 += w * (ld(u) + ld(d)); a1 += w * (ld(u + 4) + ld(d + 4))
+                a2 += w * (ld(u + 8) + ld(d + 8)); a3 += w * (ld(u + 12) + ld(d + 12))
+            }
+            st(o + x, a0); st(o + x + 4, a1); st(o + x + 8, a2); st(o + x + 12, a3)
+            x += 16
+        }
+        while x < n {
+            var a = kc * c[x]
+            for k in 0..<r { a += kp[k] * (t[x + k] + t[x + 2 * r - k]) }
+            o[x] = a
+            x += 1
         }
     }
 
@@ -263,14 +376,9 @@ enum Filters {
     static func tophat(_ src: Grid, _ dst: Grid, radius r: Int) {
         let er = Grid.allocate(y0: src.y0 + r, x0: src.x0 + r, h: src.h - 2 * r, w: src.w - 2 * r)
         defer { er.deallocate() }
-        chordMorph(src, er, radius: r, MinPick.self)
-        chordMorph(er, dst, radius: r, MaxPick.self)
-        parallelChunks(dst.h, minRows: 16, cost: dst.w) { a, b in
-            for y in a..<b {
-                let s = src.row(y + 2 * r) + 2 * r, o = dst.row(y)
-                for x in 0..<dst.w { o[x] = Swift.max(0, s[x] - o[x]) }
-            }
-        }
+        chordMorph(src, er, radius: r, MinPick.self, minuend: nil)
+        // the dilation's store computes max(0, src - opening) directly
+        chordMorph(er, dst, radius: r, MaxPick.self, minuend: src)
     }
 
     /// Flat-disk erosion (MinPick) or dilation (MaxPick): dst (src shrunk by r) = extremum over
@@ -278,9 +386,20 @@ enum Filters {
     /// covered by two (overlapping) windows of length 2^p <= n, whose extrema come from
     /// per-row doubling tables T_p[i] = ext(src[i ..< i+2^p]) (Urbach & Wilkinson style).
     /// Exact (only min/max of input values). Work: O(r) per pixel, vectorisable.
-    static func chordMorph<Op: Pick>(_ src: Grid, _ dst: Grid, radius r: Int, _: Op.Type) {
+    /// With `minuend` (a grid containing dst shrunk by a further r on every side... i.e. the
+    /// top-hat's source, whose region contains dst), dst = max(0, minuend - extremum) instead.
+    static func chordMorph<Op: Pick>(_ src: Grid, _ dst: Grid, radius r: Int, _: Op.Type, minuend: Grid?) {
+        let subOff: (Int, Int)? = minuend.map { (dst.y0 - $0.y0, dst.x0 - $0.x0) }
         if r == 0 {
-            for y in 0..<dst.h { dst.row(y).update(from: src.row(y), count: dst.w) }
+            for y in 0..<dst.h {
+                let s = src.row(y), o = dst.row(y)
+                if let m = minuend, let (oy, ox) = subOff {
+                    let mr = m.row(y + oy) + ox
+                    for x in 0..<dst.w { o[x] = Swift.max(0, mr[x] - s[x]) }
+                } else {
+                    o.update(from: s, count: dst.w)
+                }
+            }
             return
         }
         let chords = diskChords(r)
@@ -294,16 +413,18 @@ enum Filters {
             lev[i] = p; maxLev = Swift.max(maxLev, p)
         }
         let levels = lev, chordsC = chords, nLev = maxLev
-        // column strips keep the tables in cache
-        let strip = Swift.max(64, Swift.min(dst.w, 1024))
+        // column strips bound the tables (measured: 1024 beats narrower L2-sized strips at r = 50)
+        let strip = Swift.min(dst.w, 1024)
         let nStrips = (dst.w + strip - 1) / strip
+        let M = minuend ?? dst, MO = subOff ?? (0, 0), hasM = minuend != nil
         parallelChunks(dst.h, minRows: Swift.max(16, 2 * r), cost: dst.w * nd) { a, b in
             let sw = strip + 2 * r               // input columns per strip
             // ring of nd rows x nLev levels (level 0 is the source row itself)
             let ring = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, nd * nLev * sw))
             defer { ring.deallocate() }
-            let lvPtr = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: nd)
-            defer { lvPtr.deallocate() }
+            let pA = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: nd)
+            let pB = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: nd)
+            defer { pA.deallocate(); pB.deallocate() }
             let offA = UnsafeMutablePointer<Int>.allocate(capacity: nd), offB = UnsafeMutablePointer<Int>.allocate(capacity: nd)
             defer { offA.deallocate(); offB.deallocate() }
             for i in 0..<nd {
@@ -321,7 +442,7 @@ enum Filters {
                     while p <= nLev {
                         let cur = slot + (p - 1) * sw
                         let half = 1 << (p - 1), n = iw - (1 << p) + 1
-                        if n > 0 { for i in 0..<n { cur[i] = Op.pick(prev[i], prev[i + half]) } }
+                        if n > 0 { pickRows(Op.self, cur, prev, prev + half, n) }
                         prev = UnsafePointer(cur)
                         p += 1
                     }
@@ -332,24 +453,101 @@ enum Filters {
                     for i in 0..<nd {
                         let ir = y + i
                         let p = levels[i]
-                        lvPtr[i] = p == 0 ? UnsafePointer(src.row(ir) + c0)
-                                          : UnsafePointer(ring + (ir % nd) * nLev * sw + (p - 1) * sw)
+                        let t = p == 0 ? UnsafePointer(src.row(ir) + c0)
+                                       : UnsafePointer(ring + (ir % nd) * nLev * sw + (p - 1) * sw)
+                        pA[i] = t + offA[i]; pB[i] = t + offB[i]
                     }
                     let o = dst.row(y) + c0
-                    do {
-                        let t = lvPtr[0], pa = t + offA[0], pb = t + offB[0]
-                        for x in 0..<ow { o[x] = Op.pick(pa[x], pb[x]) }
-                    }
-                    for i in 1..<nd {
-                        let t = lvPtr[i], pa = t + offA[i], pb = t + offB[i]
-                        for x in 0..<ow { o[x] = Op.pick(o[x], Op.pick(pa[x], pb[x])) }
-                    }
+                    let mrow = UnsafePointer(M.row(y + MO.0) + MO.1 + c0)
+                    chordRow(Op.self, o, ow, pA, pB, nd, hasM ? mrow : nil)
                 }
             }
         }
     }
+
+    /// `dst[i] = pick(a[i], b[i])`, i < n.
+    @inline(__always)
+    static func pickRows<Op: Pick>(_: Op.Type, _ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 16 <= n {
+            let x0 = Op.pick(ld(a + i), ld(b + i)), x1 = Op.pick(ld(a + i + 4), ld(b + i + 4))
+            let x2 = Op.pick(ld(a + i + 8), ld(b + i + 8)), x3 = Op.pick(ld(a + i + 12), ld(b + i + 12))
+            st(dst + i, x0); st(dst + i + 4, x1); st(dst + i + 8, x2); st(dst + i + 12, x3)
+            i += 16
+        }
+        while i + 4 <= n { st(dst + i, Op.pick(ld(a + i), ld(b + i))); i += 4 }
+        while i < n { dst[i] = Op.pick(a[i], b[i]); i += 1 }
+    }
+
+    /// One output row of a strip: o[x] = ext_i pick(pA[i][x], pB[i][x]) over the nd chords,
+    /// 32 columns at a time held in registers; with `m`, o[x] = max(0, m[x] - ext).
+    @inline(__always)
+    static func chordRow<Op: Pick>(_: Op.Type, _ o: UnsafeMutablePointer<Float>, _ ow: Int,
+                                   _ pA: UnsafeMutablePointer<UnsafePointer<Float>>, _ pB: UnsafeMutablePointer<UnsafePointer<Float>>,
+                                   _ nd: Int, _ m: UnsafePointer<Float>?) {
+        let zero = SIMD4<Float>(repeating: 0)
+        var x = 0
+        while x + 32 <= ow {
+            var a0 = Op.pick(ld(pA[0] + x), ld(pB[0] + x)), a1 = Op.pick(ld(pA[0] + x + 4), ld(pB[0] + x + 4))
+            var a2 = Op.pick(ld(pA[0] + x + 8), ld(pB[0] + x + 8)), a3 = Op.pick(ld(pA[0] + x + 12), ld(pB[0] + x + 12))
+            var a4 = Op.pick(ld(pA[0] + x + 16), ld(pB[0] + x + 16)), a5 = Op.pick(ld(pA[0] + x + 20), ld(pB[0] + x + 20))
+            var a6 = Op.pick(ld(pA[0] + x + 24), ld(pB[0] + x + 24)), a7 = Op.pick(ld(pA[0] + x + 28), ld(pB[0] + x + 28))
+            var i = 1
+            while i < nd {
+                let p = pA[i] + x, q = pB[i] + x
+                a0 = Op.pick(a0, Op.pick(ld(p), ld(q)))
+                a1 = Op.pick(a1, Op.pick(ld(p + 4), ld(q + 4)))
+                a2 = Op.pick(a2, Op.pick(ld(p + 8), ld(q + 8)))
+                a3 = Op.pick(a3, Op.pick(ld(p + 12), ld(q + 12)))
+                a4 = Op.pick(a4, Op.pick(ld(p + 16), ld(q + 16)))
+                a5 = Op.pick(a5, Op.pick(ld(p + 20), ld(q + 20)))
+                a6 = Op.pick(a6, Op.pick(ld(p + 24), ld(q + 24)))
+                a7 = Op.pick(a7, Op.pick(ld(p + 28), ld(q + 28)))
+                i += 1
+            }
+            if let m = m {
+                let mx = m + x
+                a0 = MaxPick.pick(zero, ld(mx) - a0); a1 = MaxPick.pick(zero, ld(mx + 4) - a1)
+                a2 = MaxPick.pick(zero, ld(mx + 8) - a2); a3 = MaxPick.pick(zero, ld(mx + 12) - a3)
+                a4 = MaxPick.pick(zero, ld(mx + 16) - a4); a5 = MaxPick.pick(zero, ld(mx + 20) - a5)
+                a6 = MaxPick.pick(zero, ld(mx + 24) - a6); a7 = MaxPick.pick(zero, ld(mx + 28) - a7)
+            }
+            st(o + x, a0); st(o + x + 4, a1); st(o + x + 8, a2); st(o + x + 12, a3)
+            st(o + x + 16, a4); st(o + x + 20, a5); st(o + x + 24, a6); st(o + x + 28, a7)
+            x += 32
+        }
+        while x + 4 <= ow {
+            var a0 = Op.pick(ld(pA[0] + x), ld(pB[0] + x))
+            for i in 1..<nd { a0 = Op.pick(a0, Op.pick(ld(pA[i] + x), ld(pB[i] + x))) }
+            if let m = m { a0 = MaxPick.pick(zero, ld(m + x) - a0) }
+            st(o + x, a0)
+            x += 4
+        }
+        while x < ow {
+            var a0 = Op.pick(pA[0][x], pB[0][x])
+            for i in 1..<nd { a0 = Op.pick(a0, Op.pick(pA[i][x], pB[i][x])) }
+            if let m = m { a0 = Swift.max(0, m[x] - a0) }
+            o[x] = a0
+            x += 1
+        }
+    }
 }
 
-protocol Pick { static func pick(_ a: Float, _ b: Float) -> Float }
-enum MinPick: Pick { @inline(__always) static func pick(_ a: Float, _ b: Float) -> Float { b < a ? b : a } }
-enum MaxPick: Pick { @inline(__always) static func pick(_ a: Float, _ b: Float) -> Float { b > a ? b : a } }
+@inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD4<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self) }
+@inline(__always) func ld(_ p: UnsafeMutablePointer<Float>) -> SIMD4<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self) }
+@inline(__always) func st(_ p: UnsafeMutablePointer<Float>, _ v: SIMD4<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self) }
+
+/// Exact min / max (no NaNs in images; same choice as `b < a ? b : a`), scalar and SIMD
+/// (`replacing(with:where:)` on a strict comparison compiles to minps/maxps).
+protocol Pick {
+    static func pick(_ a: Float, _ b: Float) -> Float
+    static func pick(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD4<Float>
+}
+enum MinPick: Pick {
+    @inline(__always) static func pick(_ a: Float, _ b: Float) -> Float { b < a ? b : a }
+    @inline(__always) static func pick(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD4<Float> { a.replacing(with: b, where: b .< a) }
+}
+enum MaxPick: Pick {
+    @inline(__always) static func pick(_ a: Float, _ b: Float) -> Float { b > a ? b : a }
+    @inline(__always) static func pick(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD4<Float> { a.replacing(with: b, where: b .> a) }
+}

@@ -77,3 +77,34 @@ final class PlanBench: XCTestCase {
         print(String(format: "bench block percentiles %.2fs", Date().timeIntervalSince(t2)))
     }
 }
+
+/// The target recipe [median3, tophat(50), gaussian(2)] op by op (EPIPE_BENCH=1, release).
+final class PlanBenchRecipe: XCTestCase {
+    func testBenchRecipe() throws {
+        guard ProcessInfo.processInfo.environment["EPIPE_BENCH"] == "1" else { throw XCTSkip("set EPIPE_BENCH=1") }
+        let n = Int(ProcessInfo.processInfo.environment["EPIPE_BENCH_SIDE"] ?? "") ?? 8192
+        let reps = Int(ProcessInfo.processInfo.environment["EPIPE_BENCH_REPS"] ?? "") ?? 2
+        let img = randomImage(n, n, seed: 2, levels: 4096)
+        let plans: [(String, DenoisePlan)] = [
+            ("median3", DenoisePlan([.median3])),
+            ("tophat(50)", DenoisePlan([.tophat(radius: 50)])),
+            ("gaussian(2)", DenoisePlan([.gaussian(sigma: 2)])),
+            ("[median3,tophat50,gauss2]", DenoisePlan([.median3, .tophat(radius: 50), .gaussian(sigma: 2)])),
+        ]
+        for (name, plan) in plans {
+            for _ in 0..<reps {
+                let c0 = cpuSeconds(), t0 = Date()
+                let r = plan.apply(plane: img, width: n, height: n)
+                print(String(format: "recipe-bench %dx%d %@: %.3fs wall, %.3fs cpu (%g)", n, n, name, Date().timeIntervalSince(t0),
+                             cpuSeconds() - c0, r.values[n * n / 2 + 7]))
+            }
+        }
+    }
+}
+
+/// Process CPU time (user + system, all threads).
+func cpuSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
+}
