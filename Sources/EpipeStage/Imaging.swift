@@ -2,31 +2,6 @@ import Foundation
 import EpipeCore
 import EpipeImage
 
-/// Reads row bands of one channel with `halo` rows of context, replicating edge rows.
-public struct BandReader {
-    public let reader: ImageReader
-    public init(_ r: ImageReader) { reader = r }
-
-    /// Returns (haloTop + rows + haloBottom) * width floats and the halo sizes actually used (always `halo`).
-    public func band(channel: Int, y0: Int, rows: Int, halo: Int) throws -> [Float] {
-        let w = reader.info.width, h = reader.info.height
-        let lo = max(0, y0 - halo), hi = min(h, y0 + rows + halo)
-        let real = try reader.readRows(channel: channel, y0: lo, count: hi - lo)
-        let total = rows + 2 * halo
-        var out = [Float](repeating: 0, count: total * w)
-        out.withUnsafeMutableBufferPointer { o in
-            real.withUnsafeBufferPointer { r in
-                for i in 0..<total {
-                    let y = min(max(y0 - halo + i, 0), h - 1)
-                    let src = (y - lo) * w
-                    (o.baseAddress! + i * w).update(from: r.baseAddress! + src, count: w)
-                }
-            }
-        }
-        return out
-    }
-}
-
 /// Builds a downsampled (area-average) copy of a plane while it streams by in bands.
 public final class Thumbnail {
     public let width: Int, height: Int, factor: Int
