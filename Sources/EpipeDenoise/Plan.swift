@@ -260,17 +260,30 @@ enum Filters {
                     let centre = rb + 1
                     let Y = dst.y0 + r
                     let counting = countRows.contains(Y)
-                    var n = 0
-                    for x in 0..<dst.w {
-                        let c = centre[x], m = o[x]
-                        if c - m > t {
-                            o[x] = m
-                            if counting && countCols.contains(dst.x0 + x) { n += 1 }
-                        } else {
-                            o[x] = c
+                    // branch-free select; replacements counted only in the counted columns
+                    let lo = counting ? Swift.min(dst.w, Swift.max(0, countCols.lowerBound - dst.x0)) : dst.w
+                    let hi = counting ? Swift.min(dst.w, Swift.max(lo, countCols.upperBound - dst.x0)) : dst.w
+                    let tv = SIMD4<Float>(repeating: t), one = SIMD4<Int32>(repeating: 1)
+                    var cnt = SIMD4<Int32>(repeating: 0), n = 0
+                    @inline(__always) func seg(_ x0: Int, _ x1: Int, _ count: Bool) {
+                        var x = x0
+                        while x + 4 <= x1 {
+                            let c = ld(centre + x), m = ld(o + x)
+                            let mask = (c - m) .> tv
+                            st(o + x, c.replacing(with: m, where: mask))
+                            if count { cnt &+= SIMD4<Int32>(repeating: 0).replacing(with: one, where: SIMDMask(mask._storage)) }
+                            x += 4
+                        }
+                        while x < x1 {
+                            let c = centre[x], m = o[x]
+                            let hotPx = c - m > t
+                            o[x] = hotPx ? m : c
+                            if count && hotPx { n += 1 }
+                            x += 1
                         }
                     }
-                    counts.value[r] = n
+                    seg(0, lo, false); seg(lo, hi, true); seg(hi, dst.w, false)
+                    counts.value[r] = n + Int(cnt.wrappedSum())
                 }
             }
         }
