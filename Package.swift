@@ -1,7 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Hot-loop libraries: no overflow/bounds/exclusivity checks in release builds.
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+// Stage glue and executables keep Swift's safety checks (a bad range traps instead of running on).
+let glue: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "epipe",
@@ -40,16 +43,16 @@ let package = Package(
         .target(name: "EpipeStage", dependencies: [
             "EpipeCore", "EpipeImage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: release),
+        ], swiftSettings: glue),
 
         // Executables: flags, I/O, manifests.
-        .executableTarget(name: "epipe-ingest", dependencies: ["EpipeStage", "EpipeStore"], swiftSettings: release),
-        .executableTarget(name: "epipe-denoise", dependencies: ["EpipeStage", "EpipeDenoise"], swiftSettings: release),
-        .executableTarget(name: "epipe-segment", dependencies: ["EpipeStage", "EpipeSegment"], swiftSettings: release),
-        .executableTarget(name: "epipe-cluster", dependencies: ["EpipeStage", "EpipeCluster"], swiftSettings: release),
-        .executableTarget(name: "epipe-stats", dependencies: ["EpipeStage", "EpipeSpatial"], swiftSettings: release),
-        .executableTarget(name: "epipe-status", dependencies: ["EpipeStage"], swiftSettings: release),
-        .executableTarget(name: "epipe-synth", dependencies: ["EpipeStage", "EpipeSynth"], swiftSettings: release),
+        .executableTarget(name: "epipe-ingest", dependencies: ["EpipeStage", "EpipeStore"], swiftSettings: glue),
+        .executableTarget(name: "epipe-denoise", dependencies: ["EpipeStage", "EpipeDenoise"], swiftSettings: glue),
+        .executableTarget(name: "epipe-segment", dependencies: ["EpipeStage", "EpipeSegment"], swiftSettings: glue),
+        .executableTarget(name: "epipe-cluster", dependencies: ["EpipeStage", "EpipeCluster"], swiftSettings: glue),
+        .executableTarget(name: "epipe-stats", dependencies: ["EpipeStage", "EpipeSpatial"], swiftSettings: glue),
+        .executableTarget(name: "epipe-status", dependencies: ["EpipeStage"], swiftSettings: glue),
+        .executableTarget(name: "epipe-synth", dependencies: ["EpipeStage", "EpipeSynth"], swiftSettings: glue),
 
         .testTarget(name: "EpipeCoreTests", dependencies: ["EpipeCore"]),
         .testTarget(name: "EpipeImageTests", dependencies: ["EpipeImage"]),

@@ -88,7 +88,9 @@ public struct Canvas {
         let i = 3 * (y * width + x); pixels[i] = c.0; pixels[i + 1] = c.1; pixels[i + 2] = c.2
     }
     public mutating func rect(_ x0: Int, _ y0: Int, _ w: Int, _ h: Int, _ c: (UInt8, UInt8, UInt8)) {
-        for y in max(0, y0)..<min(height, y0 + h) { for x in max(0, x0)..<min(width, x0 + w) { set(x, y, c) } }
+        let ya = max(0, y0), yb = min(height, y0 + h), xa = max(0, x0), xb = min(width, x0 + w)
+        guard ya < yb, xa < xb else { return }   // empty or off the canvas (ranges are unchecked in release)
+        for y in ya..<yb { for x in xa..<xb { set(x, y, c) } }
     }
     /// Places another canvas at (x0, y0).
     public mutating func blit(_ o: Canvas, at x0: Int, _ y0: Int) {

@@ -45,9 +45,17 @@ func exec(_ exe: String, _ args: [String], stdin: String? = nil, env: [String: S
     let g = DispatchGroup()
     g.enter()
     DispatchQueue.global().async { errData = er.fileHandleForReading.readDataToEndOfFile(); g.leave() }
+    // A hung binary fails the test instead of hanging the suite.
+    let limit = Double(ProcessInfo.processInfo.environment["EPIPE_TEST_TIMEOUT"] ?? "") ?? 600
+    let watchdog = DispatchWorkItem { if p.isRunning { p.terminate(); kill(p.processIdentifier, SIGKILL) } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + limit, execute: watchdog)
     let outData = o.fileHandleForReading.readDataToEndOfFile()
     g.wait()
     p.waitUntilExit()
+    watchdog.cancel()
+    if p.terminationReason == .uncaughtSignal {
+        XCTFail("\(exe) \(args.joined(separator: " ")) was killed by signal \(p.terminationStatus) (timeout \(Int(limit)) s or crash)")
+    }
     return RunResult(code: p.terminationStatus, out: String(decoding: outData, as: UTF8.self), err: String(decoding: errData, as: UTF8.self))
 }
 
