@@ -122,10 +122,9 @@ public final class TiledLabeller: @unchecked Sendable {
                     let win = g.window(column: c, row: r), core = g.core(column: c, row: r)
                     st.lock.lock()
                     if st.error != nil { st.lock.unlock(); return }
-                    var plane: [Float] = []
-                    do { plane = try RD.value(win.x0, win.y0, win.w, win.h) } catch { st.error = error }
+                    var plane: [Float]
+                    do { plane = try RD.value(win.x0, win.y0, win.w, win.h) } catch { st.error = error; st.lock.unlock(); return }
                     st.lock.unlock()
-                    if plane.isEmpty && win.w * win.h > 0 { return }
                     precondition(plane.count == win.w * win.h, "read returned a wrong-sized window")
                     let labels = seg(plane, win.w, win.h)
                     plane = []
