@@ -2,35 +2,103 @@ import Foundation
 import Dispatch
 import EpipeDenoise
 
-/// Parameters of the classic nucleus segmentation recipe.
+/// How the foreground threshold is applied.
+public enum ThresholdMethod: String, Codable, Sendable, Equatable {
+    /// One value for the whole plane: `NucleiParams.threshold`, or Otsu of the smoothed plane.
+    case global
+    /// For uneven slides: per pixel max(global value x `lowThresholdFraction`, mean of the smoothed
+    /// plane over a (8 x diameter)^2 box window) x 1 — i.e. a pixel must also stand out from its
+    /// neighbourhood, which follows illumination gradients and autofluorescent stroma.
+    case adaptive
+}
+
+/// How touching nuclei are split.
+public enum SplitMethod: String, Codable, Sendable, Equatable {
+    /// Seeds = h-maxima of the log of the plane smoothed at diameter / 8 (blur leaves the gap
+    /// between touching nuclei darker than their centres, also when their union is convex);
+    /// watershed of the log smoothed intensity from the seeds inside a permissive mask
+    /// (smoothed > `lowThresholdFraction` x threshold); then each object keeps only its pixels
+    /// above `relativeThreshold` x its own peak (dim nuclei beside bright ones keep their own,
+    /// lower cut; the blur halo of bright nuclei is trimmed). Default.
+    case intensity
+    /// The classic recipe: distance-transform maxima seeds, watershed of the distance map in the
+    /// Otsu mask.
+    case distance
+}
+
+/// Parameters of nucleus segmentation.
 ///
 /// Pipeline of `Segmenter.nuclei`:
 /// 1. Gaussian smoothing of the nuclear plane with `smoothSigma` (0 = off).
-/// 2. Otsu threshold on the smoothed plane; foreground = smoothed > threshold.
-/// 3. Optional hole filling (`fillHoles`).
-/// 4. If `splitTouching`: exact Euclidean distance transform of the foreground, smoothed with
-///    `distanceSmoothSigma`; seeds are the regional maxima whose dynamic (height above the
-///    saddle to a higher maximum) is >= `seedH`, thinned so that no two seeds of one connected
-///    component are closer than `seedMinDistance` (higher seed wins); then a seeded watershed
-///    (priority flood, 8-connected, highest distance first) restricted to the foreground.
-///    Otherwise: 8-connected components of the foreground.
-/// 5. Objects smaller than `minArea` px are removed; labels are renumbered 1...N in raster
+/// 2. Threshold T = `threshold` if given (a tiled run passes the slide's value so every tile
+///    agrees), else Otsu of the smoothed plane.
+/// 3. `split == .intensity` (default): see `SplitMethod.intensity`; mask = smoothed >
+///    `lowThresholdFraction` x T (with `.adaptive`, also > local mean). Holes of each object are
+///    filled when `fillHoles`.
+///    `split == .distance` (classic): foreground = smoothed > T (with `.adaptive`, per pixel
+///    max(T, local mean)); optional hole filling; if `splitTouching`: exact Euclidean distance
+///    transform, smoothed with `distanceSmoothSigma`; seeds are the regional maxima whose
+///    dynamic is >= `seedH`, thinned so that no two seeds of one connected component are closer
+///    than `seedMinDistance`; then a seeded watershed (priority flood, 8-connected, highest
+///    distance first) restricted to the foreground.
+///    Without `splitTouching` (either method): 8-connected components of the foreground (smoothed > T).
+/// 4. Objects smaller than `minArea` px are removed; labels are renumbered 1...N in raster
 ///    order of each object's first pixel.
 public struct NucleiParams: Codable, Sendable, Equatable {
-    public var smoothSigma: Double = 1.5
+    public var smoothSigma: Double = 1.0
     public var minArea: Int = 20
     public var fillHoles: Bool = true
     public var splitTouching: Bool = true
     /// Typical nucleus diameter in px; drives the splitting parameters below.
     public var nucleusDiameter: Double = 12
+    /// Fixed foreground threshold on the smoothed plane (nil = Otsu of the smoothed plane).
+    public var threshold: Float? = nil
+    public var thresholdMethod: ThresholdMethod = .global
+    public var split: SplitMethod = .intensity
+    /// `.intensity`: permissive mask level as a fraction of the threshold (also the floor of `.adaptive`).
+    public var lowThresholdFraction: Double = 0.5
+    /// `.intensity`: each object keeps its pixels above this fraction of its own peak (smoothed).
+    public var relativeThreshold: Double = 0.5
+    /// `.intensity`: minimum dynamic of a seed in natural-log intensity units (0.015 = 1.5 % contrast).
+    public var intensitySeedH: Double = 0.015
+    /// `.intensity`: weight (log units at distance >= diameter / 2) of the distance-to-mask-edge
+    /// term added to the seed and flooding images, so touching nuclei of flat intensity split by shape.
+    public var distanceWeight: Double = 0.2
 
-    public init(smoothSigma: Double = 1.5, minArea: Int = 20, fillHoles: Bool = true,
-                splitTouching: Bool = true, nucleusDiameter: Double = 12) {
+    public init(smoothSigma: Double = 1.0, minArea: Int = 20, fillHoles: Bool = true,
+                splitTouching: Bool = true, nucleusDiameter: Double = 12, threshold: Float? = nil,
+                thresholdMethod: ThresholdMethod = .global, split: SplitMethod = .intensity) {
         self.smoothSigma = smoothSigma
         self.minArea = minArea
         self.fillHoles = fillHoles
         self.splitTouching = splitTouching
         self.nucleusDiameter = nucleusDiameter
+        self.threshold = threshold
+        self.thresholdMethod = thresholdMethod
+        self.split = split
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case smoothSigma, minArea, fillHoles, splitTouching, nucleusDiameter, threshold, thresholdMethod, split
+        case lowThresholdFraction, relativeThreshold, intensitySeedH, distanceWeight
+    }
+
+    /// Missing keys (older parameter files) take the defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = NucleiParams()
+        smoothSigma = try c.decodeIfPresent(Double.self, forKey: .smoothSigma) ?? d.smoothSigma
+        minArea = try c.decodeIfPresent(Int.self, forKey: .minArea) ?? d.minArea
+        fillHoles = try c.decodeIfPresent(Bool.self, forKey: .fillHoles) ?? d.fillHoles
+        splitTouching = try c.decodeIfPresent(Bool.self, forKey: .splitTouching) ?? d.splitTouching
+        nucleusDiameter = try c.decodeIfPresent(Double.self, forKey: .nucleusDiameter) ?? d.nucleusDiameter
+        threshold = try c.decodeIfPresent(Float.self, forKey: .threshold)
+        thresholdMethod = try c.decodeIfPresent(ThresholdMethod.self, forKey: .thresholdMethod) ?? d.thresholdMethod
+        split = try c.decodeIfPresent(SplitMethod.self, forKey: .split) ?? d.split
+        lowThresholdFraction = try c.decodeIfPresent(Double.self, forKey: .lowThresholdFraction) ?? d.lowThresholdFraction
+        relativeThreshold = try c.decodeIfPresent(Double.self, forKey: .relativeThreshold) ?? d.relativeThreshold
+        intensitySeedH = try c.decodeIfPresent(Double.self, forKey: .intensitySeedH) ?? d.intensitySeedH
+        distanceWeight = try c.decodeIfPresent(Double.self, forKey: .distanceWeight) ?? d.distanceWeight
     }
 
     /// Minimum dynamic of a distance maximum to seed its own nucleus: max(0.5, 0.05 * diameter) px.
@@ -41,29 +109,110 @@ public struct NucleiParams: Codable, Sendable, Equatable {
     /// (Smoothing lowers cone-shaped distance peaks by ~1.25 sigma, which eats into the dynamic
     /// of small touching nuclei, so it is kept light.)
     public var distanceSmoothSigma: Double { Swift.min(0.5, nucleusDiameter / 24) }
+    /// `.intensity`: sigma of the seed image, diameter / 8.
+    public var seedSmoothSigma: Double { nucleusDiameter / 8 }
+    /// `.adaptive`: side of the local-mean box window, 8 x diameter (odd).
+    public var adaptiveWindow: Int { Int(8 * nucleusDiameter) | 1 }
 }
 
 public enum Segmenter {
     /// Nuclear plane -> labels 1...N (0 background); see `NucleiParams` for the recipe.
+    /// `threshold` is the global threshold T used (given or Otsu).
     public static func nuclei(_ plane: [Float], width: Int, height: Int, params: NucleiParams) -> (labels: [UInt32], count: Int, threshold: Float) {
         precondition(plane.count == width * height)
         let n = width * height
         guard n > 0 else { return ([], 0, 0) }
         let smooth = params.smoothSigma > 0 ? Denoise.gaussian(plane, width: width, height: height, sigma: params.smoothSigma) : plane
-        let t = Threshold.otsu(smooth)
-        var mask = [Bool](repeating: false, count: n)
-        smooth.withUnsafeBufferPointer { s in
-            mask.withUnsafeMutableBufferPointer { m in for i in 0..<n { m[i] = s[i] > t } }
-        }
-        if params.fillHoles { fillHoles(&mask, width: width, height: height) }
+        let t = params.threshold ?? Threshold.otsu(smooth)
+        let local: [Float]? = params.thresholdMethod == .adaptive
+            ? Threshold.boxMean(smooth, width: width, height: height, window: params.adaptiveWindow) : nil
         var labels: [UInt32]
-        if params.splitTouching {
-            labels = splitByDistance(mask, width: width, height: height, params: params)
+        if params.splitTouching && params.split == .intensity {
+            labels = splitByIntensity(plane, smooth: smooth, threshold: t, local: local, width: width, height: height, params: params)
         } else {
-            labels = connectedComponents(mask, width: width, height: height).labels
+            var mask = [Bool](repeating: false, count: n)
+            smooth.withUnsafeBufferPointer { s in
+                mask.withUnsafeMutableBufferPointer { m in
+                    if let local { for i in 0..<n { m[i] = s[i] > t && s[i] > local[i] } }
+                    else { for i in 0..<n { m[i] = s[i] > t } }
+                }
+            }
+            if params.fillHoles { fillHoles(&mask, width: width, height: height) }
+            if params.splitTouching {
+                labels = splitByDistance(mask, width: width, height: height, params: params)
+            } else {
+                labels = connectedComponents(mask, width: width, height: height).labels
+            }
         }
         let count = removeSmallAndRelabel(&labels, minArea: params.minArea)
         return (labels, count, t)
+    }
+
+    /// Intensity-seeded watershed with per-object relative threshold (`SplitMethod.intensity`).
+    static func splitByIntensity(_ plane: [Float], smooth: [Float], threshold t: Float, local: [Float]?, width w: Int, height h: Int,
+                                 params: NucleiParams) -> [UInt32] {
+        let n = w * h
+        let low = Float(params.lowThresholdFraction) * t
+        var mask = [Bool](repeating: false, count: n)
+        var mn = Float.infinity
+        for v in smooth where v < mn { mn = v }
+        for i in 0..<n { mask[i] = smooth[i] > low && smooth[i] > mn && (local == nil || smooth[i] > local![i]) }
+        // log intensity: contrast-relative seeds and flooding; floor keeps it scale-free
+        let floor = Swift.max(Float(1e-12), t > 0 ? 0.01 * t : 1e-6)
+        let seedImg = params.seedSmoothSigma > 0 ? Denoise.gaussian(plane, width: w, height: h, sigma: params.seedSmoothSigma) : plane
+        var fs = [Float](repeating: 0, count: n), fw = [Float](repeating: 0, count: n)
+        // shape term: distance to the mask edge in units of the radius x distanceWeight (log
+        // units), capped at 2 radii (splits flat-topped touching nuclei)
+        let dw = Float(params.distanceWeight)
+        var dist = [Float](repeating: 0, count: n)
+        if dw > 0 {
+            dist = DistanceTransform.edt(mask, width: w, height: h)
+            let r = Float(Swift.max(1, params.nucleusDiameter / 2))
+            for i in 0..<n { dist[i] = dw * Swift.min(dist[i], 2 * r) / r }
+        }
+        for i in 0..<n {
+            fs[i] = log(Swift.max(seedImg[i], floor)) + dist[i]
+            fw[i] = log(Swift.max(smooth[i], floor)) + dist[i]
+        }
+        let (cc, ncc) = connectedComponents(mask, width: w, height: h)
+        let seeds = seedPixels(fs, mask: mask, width: w, height: h, h: Float(params.intensitySeedH),
+                               minDistance: Swift.max(1, 0.2 * params.nucleusDiameter), components: cc, componentCount: ncc)
+        var markers = [UInt32](repeating: 0, count: n)
+        for (k, p) in seeds.enumerated() { markers[p] = UInt32(k + 1) }
+        var lab = watershed(fw, markers: markers, mask: mask, width: w, height: h, highFirst: true, components: cc, componentCount: ncc)
+        // per-object cut at relativeThreshold x peak of the smoothed plane
+        let m = seeds.count
+        var peak = [Float](repeating: -.infinity, count: m + 1)
+        for i in 0..<n { let l = Int(lab[i]); if l != 0 && smooth[i] > peak[l] { peak[l] = smooth[i] } }
+        let r = Float(params.relativeThreshold)
+        for i in 0..<n { let l = Int(lab[i]); if l != 0 && smooth[i] <= r * peak[l] { lab[i] = 0 } }
+        if params.fillHoles { fillObjectHoles(&lab, width: w, height: h) }
+        return lab
+    }
+
+    /// Fills background holes enclosed by a single object (4-connected background regions not
+    /// touching the border whose 4-neighbours all carry one label).
+    static func fillObjectHoles(_ lab: inout [UInt32], width w: Int, height h: Int) {
+        let n = w * h
+        let bg = lab.map { $0 == 0 }
+        var mask = bg.map { !$0 }
+        fillHoles(&mask, width: w, height: h)
+        // candidate hole pixels: filled by fillHoles; group 4-connected and check bordering labels
+        var seen = [Bool](repeating: false, count: n)
+        var stack: [Int] = [], region: [Int] = []
+        for s in 0..<n where bg[s] && mask[s] && !seen[s] {
+            seen[s] = true; stack = [s]; region.removeAll(keepingCapacity: true)
+            var owner: UInt32 = 0, single = true
+            while let p = stack.popLast() {
+                region.append(p)
+                let x = p % w, y = p / w
+                for q in [x > 0 ? p - 1 : -1, x + 1 < w ? p + 1 : -1, y > 0 ? p - w : -1, y + 1 < h ? p + w : -1] where q >= 0 {
+                    if bg[q] { if !seen[q] { seen[q] = true; stack.append(q) } }
+                    else if owner == 0 { owner = lab[q] } else if lab[q] != owner { single = false }
+                }
+            }
+            if single && owner != 0 { for p in region { lab[p] = owner } }
+        }
     }
 
     /// Distance-transform seeded watershed of a binary mask (step 4 of `NucleiParams`).

@@ -45,3 +45,30 @@ public enum Threshold {
 
     public static func otsu(_ values: [Float]) -> Float { values.withUnsafeBufferPointer { otsu($0) } }
 }
+
+extension Threshold {
+    /// Mean over a `window` x `window` box (clipped at the borders: mean of the pixels inside),
+    /// via an integral image in Double. Used by `ThresholdMethod.adaptive`.
+    public static func boxMean(_ v: [Float], width w: Int, height h: Int, window: Int) -> [Float] {
+        precondition(v.count == w * h)
+        let r = Swift.max(0, window / 2)
+        var ii = [Double](repeating: 0, count: (w + 1) * (h + 1))
+        for y in 0..<h {
+            var row = 0.0
+            for x in 0..<w {
+                row += Double(v[y * w + x])
+                ii[(y + 1) * (w + 1) + x + 1] = ii[y * (w + 1) + x + 1] + row
+            }
+        }
+        var out = [Float](repeating: 0, count: w * h)
+        for y in 0..<h {
+            let y0 = Swift.max(0, y - r), y1 = Swift.min(h, y + r + 1)
+            for x in 0..<w {
+                let x0 = Swift.max(0, x - r), x1 = Swift.min(w, x + r + 1)
+                let s = ii[y1 * (w + 1) + x1] - ii[y0 * (w + 1) + x1] - ii[y1 * (w + 1) + x0] + ii[y0 * (w + 1) + x0]
+                out[y * w + x] = Float(s / Double((y1 - y0) * (x1 - x0)))
+            }
+        }
+        return out
+    }
+}
