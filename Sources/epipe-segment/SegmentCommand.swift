@@ -4,13 +4,14 @@ import EpipeCore
 import EpipeImage
 import EpipeStage
 import EpipeSegment
+import EpipeDenoise
 
 struct SegmentTool: StageTool {
     let stage = "segment"
     let flags: [String: JSONValue?]
 
     func params(for job: Job) throws -> [String: JSONValue] {
-        let p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": 1.5], flags: flags)
+        let p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": 1024, "threshold-method": "global"], flags: flags)
         for k in ["nucleus-diameter", "expand", "min-area"] {
             if let v = p[k], v.stringValue != "auto", (v.doubleValue ?? -1) < 0 { throw EpipeError.badInput("segment param \(k): expected a number >= 0 or auto, got \(v)") }
         }
@@ -43,34 +44,113 @@ struct SegmentTool: StageTool {
         var np = NucleiParams()
         np.nucleusDiameter = diameter; np.minArea = minArea
         np.splitTouching = p["split"]?.boolValue ?? true
-        np.smoothSigma = p["smooth"]?.doubleValue ?? 1.5
+        if let sm = p["smooth"]?.doubleValue { np.smoothSigma = sm }
+        switch p["threshold-method"]?.stringValue ?? "global" {
+        case "global": np.thresholdMethod = .global
+        case "adaptive", "local": np.thresholdMethod = .adaptive
+        default: throw EpipeError.badInput("segment param threshold-method: expected global or adaptive")
+        }
         ctx.log.detail("nuclear channel \(info.channelNames[nuc]) (#\(nuc)), diameter \(diameter) px, expand \(expand) px, min area \(minArea) px")
 
-        let prog = ctx.progress("segment", total: 3 + C, unit: "steps")
-        let nucPlane = try reader.readChannel(nuc)
-        let seg = Segmenter.nuclei(nucPlane, width: w, height: h, params: np)
-        prog.advance()
-        let cells = expand > 0 ? Segmenter.expand(seg.labels, width: w, height: h, distance: expand) : seg.labels
-        prog.advance()
-        let shape = Quantify.cells(labels: cells, count: seg.count, width: w, height: h, channels: [])
-        prog.advance()
-        // Means per channel, one channel in memory at a time.
-        var cellMeans: [[Double]] = [], nucMeans: [[Double]] = []
-        for c in 0..<C {
-            let plane = c == nuc ? nucPlane : try reader.readChannel(c)
-            cellMeans.append(Quantify.means(labels: cells, count: seg.count, channels: [plane])[0])
-            nucMeans.append(Quantify.means(labels: seg.labels, count: seg.count, channels: [plane])[0])
-            prog.advance()
-        }
+        let tile = max(256, p["tile"]?.intValue ?? 1024)
+        // Objects must fit in the overlap for seams to stitch: several nucleus diameters plus the cell growth.
+        let overlap = min(tile, max(32, Int((4 * diameter).rounded(.up)) + 2 * expand))
+        let grid = TileGrid(width: w, height: h, tile: tile, overlap: overlap)
+        let prog = ctx.progress("segment", total: 1 + grid.rows, unit: "steps")
 
-        // Masks (uint32) and the MCQuant-style table.
-        let nucPath = try ctx.output("nuclei.tif"), cellPath = try ctx.output("cells.tif")
-        for (path, lab, nm) in [(nucPath, seg.labels, "nuclei"), (cellPath, cells, "cells")] {
-            let wr = try ImageWriter(path: path, width: w, height: h, channelNames: [nm], pixelType: .uint32,
-                                     physicalSizeX: info.physicalSizeX, physicalSizeY: info.physicalSizeY)
-            try wr.writeRows(channel: 0, y0: 0, count: h, lab)
-            try wr.finish()
+        // 1. One threshold for the slide: Otsu of the smoothed nuclear channel, streamed in bands.
+        var np0 = np
+        if np0.threshold == nil {
+            let smooth = DenoisePlan(np.smoothSigma > 0 ? [.gaussian(sigma: np.smoothSigma)] : [])
+            var counts = [Int](repeating: 0, count: 65536)
+            let bandRows = 512
+            var y0 = 0
+            while y0 < h {
+                let rows = min(bandRows, h - y0)
+                let lo = max(0, y0 - smooth.halo), hi = min(h, y0 + rows + smooth.halo)
+                let raw = try reader.readRows(channel: nuc, y0: lo, count: hi - lo)
+                var sm: [Float]
+                if smooth.ops.isEmpty {
+                    let a0 = (y0 - lo) * w, a1 = (y0 - lo + rows) * w
+                    sm = Array(raw[a0..<a1])
+                } else {
+                    let top = y0 - lo, bottom = hi - y0 - rows
+                    sm = raw.withUnsafeBufferPointer { smooth.apply(band: $0, width: w, haloTop: top, rows: rows, haloBottom: bottom, y0: y0, imageHeight: h).values }
+                }
+                counts.withUnsafeMutableBufferPointer { cp in
+                    for v in sm { let c: Float = min(max(v.rounded(), 0), 65535); cp[Int(c)] += 1 }
+                }
+                y0 += rows
+            }
+            np0.threshold = SlideThreshold.otsu(counts: counts)
         }
+        let threshold = np0.threshold!
+        let params0 = np0
+        prog.advance()
+
+        // 2. Nuclei tile by tile; cells by growing nuclei band by band; quantification streamed.
+        let nucPath = try ctx.output("nuclei.tif"), cellPath = try ctx.output("cells.tif")
+        let wn = try ImageWriter(path: nucPath, width: w, height: h, channelNames: ["nuclei"], pixelType: .uint32,
+                                 physicalSizeX: info.physicalSizeX, physicalSizeY: info.physicalSizeY)
+        let wc = try ImageWriter(path: cellPath, width: w, height: h, channelNames: ["cells"], pixelType: .uint32,
+                                 physicalSizeX: info.physicalSizeX, physicalSizeY: info.physicalSizeY)
+        let cellAcc = CellAccumulator(channels: C), nucAcc = CellAccumulator(channels: C)
+        let qc = SegmentQC(width: w, height: h)
+        var cache: (y0: Int, h: Int, rows: [Float])? = nil
+        var pending: [(y0: Int, rows: Int, labels: [UInt32])] = []
+        var segmented = 0
+        /// Finishes the oldest pending band: grow its nuclei into cells with `expand` rows of context
+        /// from its neighbours, write both masks, quantify every channel in sub-bands.
+        func finish(_ k: Int) throws {
+            let band = pending[k]
+            var cells = band.labels
+            if expand > 0 {
+                let top = k > 0 ? min(expand, pending[k - 1].rows) : 0
+                let bottom = k + 1 < pending.count ? min(expand, pending[k + 1].rows) : 0
+                var win = [UInt32](); win.reserveCapacity((top + band.rows + bottom) * w)
+                if top > 0 { win += pending[k - 1].labels[((pending[k - 1].rows - top) * w)...] }
+                win += band.labels
+                if bottom > 0 { win += pending[k + 1].labels[0..<(bottom * w)] }
+                let grown = Segmenter.expand(win, width: w, height: top + band.rows + bottom, distance: expand)
+                cells = Array(grown[(top * w)..<((top + band.rows) * w)])
+            }
+            try wn.writeRows(channel: 0, y0: band.y0, count: band.rows, band.labels)
+            try wc.writeRows(channel: 0, y0: band.y0, count: band.rows, cells)
+            for l in cells where l != 0 { segmented += 1 }
+            var sy = 0
+            while sy < band.rows {
+                let n = min(256, band.rows - sy)
+                let planes = try (0..<C).map { try reader.readRows(channel: $0, y0: band.y0 + sy, count: n) }
+                let lo = sy * w, hi = (sy + n) * w
+                try withBuffers(planes) { bufs in
+                    cells[lo..<hi].withUnsafeBufferPointer { cellAcc.add(labels: $0, y0: band.y0 + sy, rows: n, width: w, channels: bufs) }
+                    band.labels[lo..<hi].withUnsafeBufferPointer { nucAcc.add(labels: $0, y0: band.y0 + sy, rows: n, width: w, channels: bufs) }
+                }
+                qc.add(nuclear: planes[nuc], nuclei: Array(band.labels[lo..<hi]), cells: Array(cells[lo..<hi]), y0: band.y0 + sy, rows: n)
+                sy += n
+            }
+        }
+        let labeller = TiledLabeller(width: w, height: h, tile: tile, overlap: overlap) { plane, tw, th in
+            Segmenter.nuclei(plane, width: tw, height: th, params: params0).labels
+        }
+        let count = try labeller.run(read: { x0, y0, ww, hh in
+            if cache == nil || cache!.y0 != y0 || cache!.h != hh { cache = (y0, hh, try reader.readRows(channel: nuc, y0: y0, count: hh)) }
+            let rows = cache!.rows
+            var out = [Float](repeating: 0, count: ww * hh)
+            for r in 0..<hh { for x in 0..<ww { out[r * ww + x] = rows[r * w + x0 + x] } }
+            return out
+        }, emit: { y0, rows, labels in
+            pending.append((y0, rows, labels))
+            if pending.count >= 2 { try finish(pending.count - 2) }
+            if pending.count > 2 { pending.removeFirst() }
+            prog.advance()
+        })
+        if !pending.isEmpty { try finish(pending.count - 1) }
+        try wn.finish(); try wc.finish()
+        let shape = cellAcc.table(count: count)
+        let nucT = nucAcc.table(count: count)
+        let cellMeans = shape.means, nucMeans = nucT.means
+        let seg = (count: count, threshold: threshold)
         let names = info.channelNames
         var header = ["CellID"] + names
         header += ["X_centroid", "Y_centroid", "Area", "MajorAxisLength", "MinorAxisLength", "Eccentricity", "Solidity", "Extent", "Orientation"]
@@ -90,36 +170,10 @@ struct SegmentTool: StageTool {
         let csvPath = try ctx.output("cells.csv")
         try table.write(csvPath)
 
-        // QC: outlines on the nuclear channel (thumbnail and a full-resolution crop), area histogram.
+        // QC: outlines on the nuclear channel (a full-resolution crop and the whole slide), area histogram.
         var outputs = [nucPath, cellPath, csvPath]
-        let crop = min(512, w, h)
-        let cx0 = (w - crop) / 2, cy0 = (h - crop) / 2
-        var cropPlane = [Float](repeating: 0, count: crop * crop)
-        for y in 0..<crop { for x in 0..<crop { cropPlane[y * crop + x] = nucPlane[(cy0 + y) * w + cx0 + x] } }
-        let st = Preview.stretch(cropPlane, width: crop, height: crop, maxSide: crop)
-        var cv = Canvas(gray: st.pixels, width: st.width, height: st.height)
-        func outline(_ lab: [UInt32], _ color: (UInt8, UInt8, UInt8)) {
-            for y in 0..<crop { for x in 0..<crop {
-                let gx = cx0 + x, gy = cy0 + y, l = lab[gy * w + gx]
-                guard l != 0 else { continue }
-                let edge = (gx > 0 && lab[gy * w + gx - 1] != l) || (gx + 1 < w && lab[gy * w + gx + 1] != l) || (gy > 0 && lab[(gy - 1) * w + gx] != l) || (gy + 1 < h && lab[(gy + 1) * w + gx] != l)
-                if edge { cv.set(x, y, color) }
-            } }
-        }
-        outline(cells, (255, 0, 255)); outline(seg.labels, (0, 255, 0))
-        cv.text("nuclei", x: 4, y: 4, color: (0, 255, 0)); cv.text("cells", x: 48, y: 4, color: (255, 0, 255))
-        let q1 = try ctx.qc("overlay-crop.png"); try cv.write(q1); outputs.append(q1)
-        let f = max(1, Int((Double(max(w, h)) / 1024).rounded(.up)))
-        let tw = (w + f - 1) / f, th = (h + f - 1) / f
-        var thumb = [Float](repeating: 0, count: tw * th)
-        for ty in 0..<th { for tx in 0..<tw { thumb[ty * tw + tx] = nucPlane[min(h - 1, ty * f) * w + min(w - 1, tx * f)] } }
-        let ts = Preview.stretch(thumb, width: tw, height: th, maxSide: 1024)
-        var tc = Canvas(gray: ts.pixels, width: ts.width, height: ts.height)
-        for ty in 0..<th { for tx in 0..<tw {
-            let gx = min(w - 1, tx * f), gy = min(h - 1, ty * f), l = seg.labels[gy * w + gx]
-            if l != 0 && ((gx + f < w && seg.labels[gy * w + gx + f] != l) || (gy + f < h && seg.labels[(gy + f) * w + gx] != l)) { tc.set(tx, ty, (0, 255, 0)) }
-        } }
-        let q2 = try ctx.qc("overlay-thumbnail.png"); try tc.write(q2); outputs.append(q2)
+        let q1 = try ctx.qc("overlay-crop.png"); try qc.crop().write(q1); outputs.append(q1)
+        let q2 = try ctx.qc("overlay-thumbnail.png"); try qc.thumbnail().write(q2); outputs.append(q2)
         let sorted = areas.sorted()
         let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
         if !sorted.isEmpty {
@@ -134,8 +188,6 @@ struct SegmentTool: StageTool {
             hc.text("cell area (px), 0 to \(maxA); median \(median)", x: 10, y: 4, color: (0, 0, 0), box: nil)
             let q3 = try ctx.qc("area-histogram.png"); try hc.write(q3); outputs.append(q3)
         }
-        var segmented = 0
-        for l in cells where l != 0 { segmented += 1 }
         var metrics: [String: JSONValue] = ["cells": .number(Double(table.rows.count)), "median_area_px": .number(Double(median)),
                                             "threshold": .number(Double(seg.threshold)), "nuclear_channel": .string(info.channelNames[nuc]),
                                             "nucleus_diameter_px": .number(diameter), "fraction_segmented": .number((Double(segmented) / Double(w * h) * 1e4).rounded() / 1e4),
@@ -166,13 +218,76 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .long, help: "Grow nuclei into cells by this many pixels (default: half the nucleus diameter).") var expand: Int?
     @Option(name: .long, help: "Drop nuclei smaller than this many pixels.") var minArea: Int?
     @Option(name: .long, help: "Split touching nuclei by watershed (true/false). Default true.") var split: Bool?
+    @Option(name: .long, help: "Threshold: global (one Otsu value for the slide) or adaptive (local, for uneven slides).") var thresholdMethod: String?
+    @Option(name: .long, help: "Tile size in px for slide-scale segmentation (memory ~ tile x width). Default 1024.") var tile: Int?
 
     func run() throws {
         let tool = SegmentTool(flags: ["nuclear": nuclear.map { .string($0) }, "nucleus-diameter": nucleusDiameter.map { .number($0) },
                                        "expand": expand.map { .number(Double($0)) }, "min-area": minArea.map { .number(Double($0)) },
-                                       "split": split.map { .bool($0) }])
+                                       "split": split.map { .bool($0) }, "threshold-method": thresholdMethod.map { .string($0) },
+                                       "tile": tile.map { .number(Double($0)) }])
         let code = StageRunner(tool: tool, options: common).main()
         if code != 0 { throw EpipeExit(code) }
     }
     static func main() { runMain(Self.self) }
+}
+
+/// Calls `body` with unsafe views of several arrays at once.
+func withBuffers<R>(_ arrays: [[Float]], _ body: ([UnsafeBufferPointer<Float>]) throws -> R) rethrows -> R {
+    var bufs: [UnsafeBufferPointer<Float>] = []
+    func go(_ i: Int) throws -> R {
+        if i == arrays.count { return try body(bufs) }
+        return try arrays[i].withUnsafeBufferPointer { b in bufs.append(b); return try go(i + 1) }
+    }
+    return try go(0)
+}
+
+/// Collects what the QC pictures need while bands stream by: a full-resolution crop at the slide's
+/// centre (nuclear channel and both masks) and a sampled thumbnail of the nuclear channel and nuclei.
+final class SegmentQC {
+    let w: Int, h: Int, side: Int, cx0: Int, cy0: Int
+    var cropPlane: [Float], cropNuc: [UInt32], cropCell: [UInt32]
+    let f: Int, tw: Int, th: Int
+    var thumb: [Float], thumbLab: [UInt32]
+    init(width: Int, height: Int) {
+        w = width; h = height
+        side = min(512, width, height); cx0 = (width - side) / 2; cy0 = (height - side) / 2
+        cropPlane = [Float](repeating: 0, count: side * side); cropNuc = [UInt32](repeating: 0, count: side * side); cropCell = cropNuc
+        f = max(1, Int((Double(max(width, height)) / 1024).rounded(.up)))
+        tw = (width + f - 1) / f; th = (height + f - 1) / f
+        thumb = [Float](repeating: 0, count: tw * th); thumbLab = [UInt32](repeating: 0, count: tw * th)
+    }
+    func add(nuclear: [Float], nuclei: [UInt32], cells: [UInt32], y0: Int, rows: Int) {
+        for r in 0..<rows {
+            let y = y0 + r
+            if y >= cy0 && y < cy0 + side {
+                for x in 0..<side { let i = (y - cy0) * side + x, s = r * w + cx0 + x; cropPlane[i] = nuclear[s]; cropNuc[i] = nuclei[s]; cropCell[i] = cells[s] }
+            }
+            if y % f == 0 && y / f < th {
+                for tx in 0..<tw { let s = r * w + min(w - 1, tx * f); thumb[(y / f) * tw + tx] = nuclear[s]; thumbLab[(y / f) * tw + tx] = nuclei[s] }
+            }
+        }
+    }
+    static func outline(_ cv: inout Canvas, _ lab: [UInt32], _ w: Int, _ h: Int, _ color: (UInt8, UInt8, UInt8)) {
+        for y in 0..<h { for x in 0..<w {
+            let l = lab[y * w + x]
+            guard l != 0 else { continue }
+            if (x > 0 && lab[y * w + x - 1] != l) || (x + 1 < w && lab[y * w + x + 1] != l) || (y > 0 && lab[(y - 1) * w + x] != l) || (y + 1 < h && lab[(y + 1) * w + x] != l) {
+                cv.set(x, y, color)
+            }
+        } }
+    }
+    func crop() -> Canvas {
+        let st = Preview.stretch(cropPlane, width: side, height: side, maxSide: side)
+        var cv = Canvas(gray: st.pixels, width: st.width, height: st.height)
+        SegmentQC.outline(&cv, cropCell, side, side, (255, 0, 255)); SegmentQC.outline(&cv, cropNuc, side, side, (0, 255, 0))
+        cv.text("nuclei", x: 4, y: 4, color: (0, 255, 0)); cv.text("cells", x: 48, y: 4, color: (255, 0, 255))
+        return cv
+    }
+    func thumbnail() -> Canvas {
+        let st = Preview.stretch(thumb, width: tw, height: th, maxSide: 1024)
+        var cv = Canvas(gray: st.pixels, width: st.width, height: st.height)
+        SegmentQC.outline(&cv, thumbLab, tw, th, (0, 255, 0))
+        return cv
+    }
 }
