@@ -47,7 +47,7 @@ final class TilingBench: XCTestCase {
     /// EPIPE_TILE_W / EPIPE_TILE_H (default 16384), EPIPE_TILE (1024), EPIPE_OVERLAP (64),
     /// EPIPE_QUANT=1 also streams the bands into a CellAccumulator; EPIPE_NUCLEI=1 segments with
     /// the nuclei recipe instead of threshold + connected components; EPIPE_EMPTY=1 measures the
-    /// framework alone.
+    /// framework alone; EPIPE_WHOLE=1 runs the same recipe on the whole image instead.
     func testBenchTiledLabelling() throws {
         let env = ProcessInfo.processInfo.environment
         guard env["EPIPE_BENCH"] == "1" else { throw XCTSkip("set EPIPE_BENCH=1") }
@@ -61,6 +61,18 @@ final class TilingBench: XCTestCase {
             empty ? [UInt32](repeating: 0, count: w * h)
                 : nuclei ? nucleiFixed(p, w, h, NucleiParams(nucleusDiameter: 12), threshold: 0.55)
                 : Segmenter.connectedComponents(p.map { $0 > 0.5 }, width: w, height: h).labels
+        }
+        if env["EPIPE_WHOLE"] == "1" {   // reference: the whole image in memory (same recipe)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let img = proceduralWindow(0, 0, W, H)
+            let lab = nuclei ? nucleiFixed(img, W, H, NucleiParams(nucleusDiameter: 12), threshold: 0.55)
+                             : Segmenter.connectedComponents(img.map { $0 > 0.5 }, width: W, height: H).labels
+            var checksum: UInt64 = 0, n: UInt32 = 0
+            for v in lab where v != 0 { checksum = checksum &* 31 &+ UInt64(v); n = max(n, v) }
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            print(String(format: "whole %dx%d: %d objects, %.2f s wall; peak RSS %.0f MiB (before %.0f MiB) checksum %llu",
+                         W, H, Int(n), dt, procMemoryMiB().peak, before.rss, checksum))
+            return
         }
         let acc = CellAccumulator(channels: 1)
         var checksum: UInt64 = 0, fg = 0
