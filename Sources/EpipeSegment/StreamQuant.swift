@@ -96,7 +96,7 @@ public final class CellAccumulator {
         for l in touched {
             appendRow(l)
             rowSeen[l] = -1
-            if pts[l].count > 128 { compress(l) }
+            if pts[l].count > 32 { compress(l) }
         }
         // channel sums, in raster order per channel (channels in parallel)
         let L = UnsafeShared(labels), C = UnsafeShared(ch), n = rows * width

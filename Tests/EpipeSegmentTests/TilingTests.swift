@@ -166,6 +166,19 @@ final class TilingTests: XCTestCase {
         XCTAssertGreaterThan(mean, 0.95)
     }
 
+    /// Overlap below the object size (outside the supported range): seams degrade, but the
+    /// output stays a valid labelling (ids 1...N in raster order, every id present).
+    func testTooSmallOverlapStillValid() {
+        let w = 300, h = 260
+        let img = synthNuclei(w, h, seed: 5, seams: [32, 64, 96, 128, 160, 192, 224, 256])
+        let whole = Segmenter.nuclei(img, width: w, height: h, params: params)
+        let (lab, n) = tiled(img, w, h, tile: 32, overlap: 4, t: whole.threshold)
+        checkIds(lab, n, width: w)
+        let m = matchIoU(whole.labels, whole.count, lab, n, width: w)
+        print("overlap 4 (too small): whole \(whole.count) tiled \(n), mean IoU \(m.map(\.iou).reduce(0, +) / Double(max(1, m.count)))")
+        XCTAssertGreaterThan(n, whole.count / 2)
+    }
+
     func testDeterministic() {
         let w = 400, h = 300
         let img = synthNuclei(w, h, seed: 3, seams: [64, 128, 192, 256])
