@@ -47,13 +47,10 @@ func synthNuclei(_ w: Int, _ h: Int, seed: UInt64, seams: [Int] = []) -> [Float]
 
 /// `Segmenter.nuclei` with a given (slide-wide) threshold instead of the per-image Otsu.
 func nucleiFixed(_ plane: [Float], _ w: Int, _ h: Int, _ p: NucleiParams, threshold t: Float) -> [UInt32] {
-    let smooth = p.smoothSigma > 0 ? Denoise.gaussian(plane, width: w, height: h, sigma: p.smoothSigma) : plane
-    var mask = smooth.map { $0 > t }
-    if p.fillHoles { Segmenter.fillHoles(&mask, width: w, height: h) }
-    var labels = p.splitTouching ? Segmenter.splitByDistance(mask, width: w, height: h, params: p)
-                                 : Segmenter.connectedComponents(mask, width: w, height: h).labels
-    Segmenter.removeSmallAndRelabel(&labels, minArea: p.minArea)
-    return labels
+    // The segmenter with a slide-wide threshold, as the tiled stage runs it.
+    var q = p
+    q.threshold = t
+    return Segmenter.nuclei(plane, width: w, height: h, params: q).labels
 }
 
 /// Best-IoU matching of each object of `a` to an object of `b`. Returns per object of a:
