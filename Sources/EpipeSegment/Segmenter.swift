@@ -45,7 +45,7 @@ public enum SplitMethod: String, Codable, Sendable, Equatable {
 /// 4. Objects smaller than `minArea` px are removed; labels are renumbered 1...N in raster
 ///    order of each object's first pixel.
 public struct NucleiParams: Codable, Sendable, Equatable {
-    public var smoothSigma: Double = 1.0
+    public var smoothSigma: Double = 0.75
     public var minArea: Int = 20
     public var fillHoles: Bool = true
     public var splitTouching: Bool = true
@@ -56,7 +56,7 @@ public struct NucleiParams: Codable, Sendable, Equatable {
     public var thresholdMethod: ThresholdMethod = .global
     public var split: SplitMethod = .intensity
     /// `.intensity`: permissive mask level as a fraction of the threshold (also the floor of `.adaptive`).
-    public var lowThresholdFraction: Double = 0.5
+    public var lowThresholdFraction: Double = 0.4
     /// `.intensity`: each object keeps its pixels above this fraction of its own peak (smoothed).
     public var relativeThreshold: Double = 0.5
     /// `.intensity`: minimum dynamic of a seed in natural-log intensity units (0.015 = 1.5 % contrast).
@@ -68,7 +68,7 @@ public struct NucleiParams: Codable, Sendable, Equatable {
     /// left (nuclei too dim to form their own maximum beside a bright neighbour).
     public var passes: Int = 2
 
-    public init(smoothSigma: Double = 1.0, minArea: Int = 20, fillHoles: Bool = true,
+    public init(smoothSigma: Double = 0.75, minArea: Int = 20, fillHoles: Bool = true,
                 splitTouching: Bool = true, nucleusDiameter: Double = 12, threshold: Float? = nil,
                 thresholdMethod: ThresholdMethod = .global, split: SplitMethod = .intensity) {
         self.smoothSigma = smoothSigma
