@@ -45,7 +45,7 @@ public enum SplitMethod: String, Codable, Sendable, Equatable {
 /// 4. Objects smaller than `minArea` px are removed; labels are renumbered 1...N in raster
 ///    order of each object's first pixel.
 public struct NucleiParams: Codable, Sendable, Equatable {
-    public var smoothSigma: Double = 1.0
+    public var smoothSigma: Double = 0.75
     public var minArea: Int = 20
     public var fillHoles: Bool = true
     public var splitTouching: Bool = true
@@ -56,7 +56,7 @@ public struct NucleiParams: Codable, Sendable, Equatable {
     public var thresholdMethod: ThresholdMethod = .global
     public var split: SplitMethod = .intensity
     /// `.intensity`: permissive mask level as a fraction of the threshold (also the floor of `.adaptive`).
-    public var lowThresholdFraction: Double = 0.5
+    public var lowThresholdFraction: Double = 0.4
     /// `.intensity`: each object keeps its pixels above this fraction of its own peak (smoothed).
     public var relativeThreshold: Double = 0.5
     /// `.intensity`: minimum dynamic of a seed in natural-log intensity units (0.015 = 1.5 % contrast).
@@ -64,8 +64,11 @@ public struct NucleiParams: Codable, Sendable, Equatable {
     /// `.intensity`: weight (log units at distance >= diameter / 2) of the distance-to-mask-edge
     /// term added to the seed and flooding images, so touching nuclei of flat intensity split by shape.
     public var distanceWeight: Double = 0.2
+    /// `.intensity`: seeding passes; pass k > 1 segments what the relative cut of earlier passes
+    /// left (nuclei too dim to form their own maximum beside a bright neighbour).
+    public var passes: Int = 2
 
-    public init(smoothSigma: Double = 1.0, minArea: Int = 20, fillHoles: Bool = true,
+    public init(smoothSigma: Double = 0.75, minArea: Int = 20, fillHoles: Bool = true,
                 splitTouching: Bool = true, nucleusDiameter: Double = 12, threshold: Float? = nil,
                 thresholdMethod: ThresholdMethod = .global, split: SplitMethod = .intensity) {
         self.smoothSigma = smoothSigma
@@ -80,7 +83,7 @@ public struct NucleiParams: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case smoothSigma, minArea, fillHoles, splitTouching, nucleusDiameter, threshold, thresholdMethod, split
-        case lowThresholdFraction, relativeThreshold, intensitySeedH, distanceWeight
+        case lowThresholdFraction, relativeThreshold, intensitySeedH, distanceWeight, passes
     }
 
     /// Missing keys (older parameter files) take the defaults.
@@ -99,6 +102,7 @@ public struct NucleiParams: Codable, Sendable, Equatable {
         relativeThreshold = try c.decodeIfPresent(Double.self, forKey: .relativeThreshold) ?? d.relativeThreshold
         intensitySeedH = try c.decodeIfPresent(Double.self, forKey: .intensitySeedH) ?? d.intensitySeedH
         distanceWeight = try c.decodeIfPresent(Double.self, forKey: .distanceWeight) ?? d.distanceWeight
+        passes = try c.decodeIfPresent(Int.self, forKey: .passes) ?? d.passes
     }
 
     /// Minimum dynamic of a distance maximum to seed its own nucleus: max(0.5, 0.05 * diameter) px.
@@ -160,32 +164,58 @@ public enum Segmenter {
         // log intensity: contrast-relative seeds and flooding; floor keeps it scale-free
         let floor = Swift.max(Float(1e-12), t > 0 ? 0.01 * t : 1e-6)
         let seedImg = params.seedSmoothSigma > 0 ? Denoise.gaussian(plane, width: w, height: h, sigma: params.seedSmoothSigma) : plane
-        var fs = [Float](repeating: 0, count: n), fw = [Float](repeating: 0, count: n)
-        // shape term: distance to the mask edge in units of the radius x distanceWeight (log
-        // units), capped at 2 radii (splits flat-topped touching nuclei)
+        var logS = [Float](repeating: 0, count: n), logW = [Float](repeating: 0, count: n)
+        for i in 0..<n { logS[i] = log(Swift.max(seedImg[i], floor)); logW[i] = log(Swift.max(smooth[i], floor)) }
         let dw = Float(params.distanceWeight)
-        var dist = [Float](repeating: 0, count: n)
-        if dw > 0 {
-            dist = DistanceTransform.edt(mask, width: w, height: h)
-            let r = Float(Swift.max(1, params.nucleusDiameter / 2))
-            for i in 0..<n { dist[i] = dw * Swift.min(dist[i], 2 * r) / r }
-        }
-        for i in 0..<n {
-            fs[i] = log(Swift.max(seedImg[i], floor)) + dist[i]
-            fw[i] = log(Swift.max(smooth[i], floor)) + dist[i]
-        }
-        let (cc, ncc) = connectedComponents(mask, width: w, height: h)
-        let seeds = seedPixels(fs, mask: mask, width: w, height: h, h: Float(params.intensitySeedH),
-                               minDistance: Swift.max(1, 0.2 * params.nucleusDiameter), components: cc, componentCount: ncc)
-        var markers = [UInt32](repeating: 0, count: n)
-        for (k, p) in seeds.enumerated() { markers[p] = UInt32(k + 1) }
-        var lab = watershed(fw, markers: markers, mask: mask, width: w, height: h, highFirst: true, components: cc, componentCount: ncc)
-        // per-object cut at relativeThreshold x peak of the smoothed plane
-        let m = seeds.count
-        var peak = [Float](repeating: -.infinity, count: m + 1)
-        for i in 0..<n { let l = Int(lab[i]); if l != 0 && smooth[i] > peak[l] { peak[l] = smooth[i] } }
+        let rad = Float(Swift.max(1, params.nucleusDiameter / 2))
         let r = Float(params.relativeThreshold)
-        for i in 0..<n { let l = Int(lab[i]); if l != 0 && smooth[i] <= r * peak[l] { lab[i] = 0 } }
+        var lab = [UInt32](repeating: 0, count: n)
+        var next: UInt32 = 0
+        var remaining = mask
+        var fs = [Float](repeating: 0, count: n), fw = [Float](repeating: 0, count: n)
+        for pass in 0..<Swift.max(1, params.passes) {
+            // shape term: distance to the edge of the region in units of the radius x
+            // distanceWeight (log units), capped at 2 radii (splits flat-topped touching nuclei).
+            // Pass 1 measures it in the global-threshold mask (the true outline of bright nuclei).
+            var dist = [Float](repeating: 0, count: n)
+            if dw > 0 {
+                var dm = remaining
+                if pass == 0 { for i in 0..<n { dm[i] = remaining[i] && smooth[i] > t } }
+                dist = DistanceTransform.edt(dm, width: w, height: h)
+                for i in 0..<n { dist[i] = dw * Swift.min(dist[i], 2 * rad) / rad }
+            }
+            for i in 0..<n { fs[i] = logS[i] + dist[i]; fw[i] = logW[i] + dist[i] }
+            let (cc, ncc) = connectedComponents(remaining, width: w, height: h)
+            if ncc == 0 { break }
+            let seeds = seedPixels(fs, mask: remaining, width: w, height: h, h: Float(params.intensitySeedH),
+                                   minDistance: Swift.max(1, 0.2 * params.nucleusDiameter), components: cc, componentCount: ncc)
+            if seeds.isEmpty { break }
+            var markers = [UInt32](repeating: 0, count: n)
+            for (k, p) in seeds.enumerated() { markers[p] = UInt32(k + 1) }
+            var pl = watershed(fw, markers: markers, mask: remaining, width: w, height: h, highFirst: true, components: cc, componentCount: ncc)
+            // per-object cut at relativeThreshold x peak of the smoothed plane
+            let m = seeds.count
+            var peak = [Float](repeating: -.infinity, count: m + 1)
+            for i in 0..<n { let l = Int(pl[i]); if l != 0 && smooth[i] > peak[l] { peak[l] = smooth[i] } }
+            for i in 0..<n { let l = Int(pl[i]); if l != 0 && smooth[i] <= r * peak[l] { pl[i] = 0 } }
+            var keep = [Bool](repeating: true, count: m + 1)
+            if pass > 0 {
+                // later passes find nuclei left in the cut-off remainder (dim beside bright);
+                // thin leftovers (halo rings, slivers) are not nuclei: max inner distance >= 0.2 D
+                let inner = DistanceTransform.edt(pl.map { $0 != 0 }, width: w, height: h)
+                var thick = [Float](repeating: 0, count: m + 1)
+                for i in 0..<n { let l = Int(pl[i]); if l != 0 && inner[i] > thick[l] { thick[l] = inner[i] } }
+                for l in 1...m where thick[l] < Float(0.2 * params.nucleusDiameter) { keep[l] = false }
+            }
+            var map = [UInt32](repeating: 0, count: m + 1)
+            for l in 1...m where keep[l] { next += 1; map[l] = next }
+            var added = false
+            for i in 0..<n where pl[i] != 0 { let v = map[Int(pl[i])]; if v != 0 { lab[i] = v; added = true } }
+            if !added { break }
+            // remainder for the next pass: unassigned mask pixels beyond a 2-px band around objects
+            let near = DistanceTransform.edt(lab.map { $0 == 0 }, width: w, height: h)
+            for i in 0..<n { remaining[i] = remaining[i] && lab[i] == 0 && near[i] > 2 }
+        }
         if params.fillHoles { fillObjectHoles(&lab, width: w, height: h) }
         return lab
     }

@@ -29,6 +29,7 @@ final class AccuracyEvalTests: XCTestCase {
                     case "distance": p.split = v > 0 ? .distance : .intensity
                     case "minArea": p.minArea = Int(v)
                     case "dw": p.distanceWeight = v
+                    case "passes": p.passes = Int(v)
                     default: break
                     }
                 }
