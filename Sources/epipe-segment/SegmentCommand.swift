@@ -202,14 +202,21 @@ struct SegmentTool: StageTool {
 struct SegmentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "epipe-segment",
-        abstract: "Segment nuclei and whole cells and quantify every channel per cell.",
+        abstract: "Segment nuclei and whole cells and quantify every channel per cell, tile by tile.",
         discussion: """
-        Nuclei: Gaussian smoothing, Otsu threshold on the nuclear channel, fill holes, distance \
-        transform, seeded watershed to split touching nuclei, small objects removed. Cells: each nucleus \
-        grown by --expand pixels without overlap. Writes segment/nuclei.tif and segment/cells.tif \
-        (uint32 labels), segment/cells.csv (MCQuant columns: CellID, one mean per marker, X_centroid, \
-        Y_centroid, Area, MajorAxisLength, MinorAxisLength, Eccentricity, Solidity, Extent, Orientation, \
-        <marker>_nucleus) and QC overlays in segment/qc/.
+        Nuclei, on the nuclear channel (--nuclear, default DAPI/Hoechst/DNA by name): one Otsu threshold \
+        for the slide (from a histogram of the smoothed channel, streamed in bands; --threshold-method \
+        adaptive adds a local-mean test for uneven slides), a permissive mask, seeds from h-maxima of the \
+        log intensity plus a distance term, seeded watershed, then each object keeps the pixels above half \
+        its own peak and a second pass finds dim nuclei beside bright ones; holes filled, objects under \
+        --min-area dropped. Defaults follow --nucleus-diameter (default 7 µm at the image's pixel size, else \
+        12 px). The slide is cut into --tile px tiles read with an overlap of about 4 diameters; an object \
+        belongs to the tile holding its first pixel, so a nucleus cut by a seam is one cell with one id and \
+        the result does not depend on the tile size. Cells: each nucleus grown by --expand px without \
+        overlap (nearest nucleus wins). Writes segment/nuclei.tif and segment/cells.tif (uint32 labels), \
+        segment/cells.csv (MCQuant columns: CellID, one mean per marker, X_centroid, Y_centroid, Area, \
+        MajorAxisLength, MinorAxisLength, Eccentricity, Solidity, Extent, Orientation, <marker>_nucleus) \
+        and QC overlays and an area histogram in segment/qc/. Memory ~ tile x width, not the slide.
         """)
 
     @OptionGroup var common: StageOptions
