@@ -11,7 +11,7 @@ struct SegmentTool: StageTool {
     let flags: [String: JSONValue?]
 
     func params(for job: Job) throws -> [String: JSONValue] {
-        let p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": 1024, "threshold-method": "global"], flags: flags)
+        let p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": 1024, "threshold-method": "global", "nuclei-mask": "none", "cells-mask": "none"], flags: flags)
         for k in ["nucleus-diameter", "expand", "min-area"] {
             if let v = p[k], v.stringValue != "auto", (v.doubleValue ?? -1) < 0 { throw EpipeError.badInput("segment param \(k): expected a number >= 0 or auto, got \(v)") }
         }
@@ -27,7 +27,22 @@ struct SegmentTool: StageTool {
         return (try rawPath(job), FileRef(path: job.spec.raw.uri, sha256: job.spec.raw.sha256, bytes: job.spec.raw.bytes))
     }
 
-    func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] { [try imageInput(job).ref] }
+    /// An imported label mask (Cellpose, Mesmer, StarDist, ...) given for nuclei or cells, if any.
+    func maskFile(_ p: [String: JSONValue], _ key: String) -> String? {
+        guard let f = p[key]?.stringValue, !["none", "off", ""].contains(f.lowercased()) else { return nil }
+        return f
+    }
+
+    func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] {
+        var refs = [try imageInput(job).ref]
+        for k in ["nuclei-mask", "cells-mask"] {
+            guard let f = maskFile(params, k) else { continue }
+            guard Files.exists(f) else { throw EpipeError.badInput("\(f): \(k) not found; give a uint32/uint16 label TIFF") }
+            let (hx, n) = try Digest.sha256(file: f)
+            refs.append(FileRef(path: "file://" + Files.canonical(f), sha256: hx, bytes: n))
+        }
+        return refs
+    }
 
     func run(_ ctx: StageContext) throws -> StageResult {
         let p = ctx.params
@@ -52,6 +67,16 @@ struct SegmentTool: StageTool {
         }
         ctx.log.detail("nuclear channel \(info.channelNames[nuc]) (#\(nuc)), diameter \(diameter) px, expand \(expand) px, min area \(minArea) px")
 
+        // Imported masks replace our nuclei and/or cells; ids are kept (MCMICRO: cell i holds nucleus i).
+        func openMask(_ key: String) throws -> ImageReader? {
+            guard let f = maskFile(p, key) else { return nil }
+            let r = try ImageReader(path: f)
+            guard r.info.width == w, r.info.height == h else {
+                throw EpipeError.badInput("\(f): \(key) is \(r.info.width)x\(r.info.height), the image is \(w)x\(h); give the mask made from this image")
+            }
+            return r
+        }
+        let nucMask = try openMask("nuclei-mask"), cellMask = try openMask("cells-mask")
         let tile = max(256, p["tile"]?.intValue ?? 1024)
         // Objects must fit in the overlap for seams to stitch: several nucleus diameters plus the cell growth.
         let overlap = min(tile, max(32, Int((4 * diameter).rounded(.up)) + 2 * expand))
@@ -101,10 +126,15 @@ struct SegmentTool: StageTool {
         var segmented = 0
         /// Finishes the oldest pending band: grow its nuclei into cells with `expand` rows of context
         /// from its neighbours, write both masks, quantify every channel in sub-bands.
+        var maxId: UInt32 = 0
         func finish(_ k: Int) throws {
-            let band = pending[k]
+            var band = pending[k]
             var cells = band.labels
-            if expand > 0 {
+            if let cm = cellMask {
+                cells = try cm.readRowsUInt32(channel: 0, y0: band.y0, count: band.rows)
+                // Our nuclei take the id of the imported cell they lie in (pixels outside any cell are dropped).
+                if nucMask == nil { for i in 0..<cells.count { band.labels[i] = band.labels[i] != 0 ? cells[i] : 0 } }
+            } else if expand > 0 {
                 let top = k > 0 ? min(expand, pending[k - 1].rows) : 0
                 let bottom = k + 1 < pending.count ? min(expand, pending[k + 1].rows) : 0
                 var win = [UInt32](); win.reserveCapacity((top + band.rows + bottom) * w)
@@ -114,6 +144,9 @@ struct SegmentTool: StageTool {
                 let grown = Segmenter.expand(win, width: w, height: top + band.rows + bottom, distance: expand)
                 cells = Array(grown[(top * w)..<((top + band.rows) * w)])
             }
+            for l in cells where l > maxId { maxId = l }
+            for l in band.labels where l > maxId { maxId = l }
+            guard maxId < 200_000_000 else { throw EpipeError.badInput("label mask has id \(maxId); relabel it to 1...N (at most 200 million cells)") }
             try wn.writeRows(channel: 0, y0: band.y0, count: band.rows, band.labels)
             try wc.writeRows(channel: 0, y0: band.y0, count: band.rows, cells)
             for l in cells where l != 0 { segmented += 1 }
@@ -133,20 +166,29 @@ struct SegmentTool: StageTool {
         let labeller = TiledLabeller(width: w, height: h, tile: tile, overlap: overlap) { plane, tw, th in
             Segmenter.nuclei(plane, width: tw, height: th, params: params0).labels
         }
-        let count = try labeller.run(read: { x0, y0, ww, hh in
-            if cache == nil || cache!.y0 != y0 || cache!.h != hh { cache = (y0, hh, try reader.readRows(channel: nuc, y0: y0, count: hh)) }
-            let rows = cache!.rows
-            var out = [Float](repeating: 0, count: ww * hh)
-            for r in 0..<hh { for x in 0..<ww { out[r * ww + x] = rows[r * w + x0 + x] } }
-            return out
-        }, emit: { y0, rows, labels in
+        func emitBand(_ y0: Int, _ rows: Int, _ labels: [UInt32]) throws {
             pending.append((y0, rows, labels))
             if pending.count >= 2 { try finish(pending.count - 2) }
             if pending.count > 2 { pending.removeFirst() }
             prog.advance()
-        })
+        }
+        if let nm = nucMask {
+            for r in 0..<grid.rows {
+                let b = grid.band(r)
+                try emitBand(b.y0, b.rows, try nm.readRowsUInt32(channel: 0, y0: b.y0, count: b.rows))
+            }
+        } else {
+            _ = try labeller.run(read: { x0, y0, ww, hh in
+                if cache == nil || cache!.y0 != y0 || cache!.h != hh { cache = (y0, hh, try reader.readRows(channel: nuc, y0: y0, count: hh)) }
+                let rows = cache!.rows
+                var out = [Float](repeating: 0, count: ww * hh)
+                for r in 0..<hh { for x in 0..<ww { out[r * ww + x] = rows[r * w + x0 + x] } }
+                return out
+            }, emit: { y0, rows, labels in try emitBand(y0, rows, labels) })
+        }
         if !pending.isEmpty { try finish(pending.count - 1) }
         try wn.finish(); try wc.finish()
+        let count = Int(maxId)
         let shape = cellAcc.table(count: count)
         let nucT = nucAcc.table(count: count)
         let cellMeans = shape.means, nucMeans = nucT.means
@@ -227,12 +269,24 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .long, help: "Split touching nuclei by watershed (true/false). Default true.") var split: Bool?
     @Option(name: .long, help: "Threshold: global (one Otsu value for the slide) or adaptive (local, for uneven slides).") var thresholdMethod: String?
     @Option(name: .long, help: "Tile size in px for slide-scale segmentation (memory ~ tile x width). Default 1024.") var tile: Int?
+    @Option(name: .long, help: "Import a label mask instead of segmenting: nuclei=FILE, cells=FILE, or FILE for cells (may repeat).") var mask: [String] = []
+
+    func maskFlag(_ kind: String) throws -> JSONValue? {
+        var found: JSONValue? = nil
+        for m in mask {
+            let parts = m.split(separator: "=", maxSplits: 1).map(String.init)
+            let (k, f) = parts.count == 2 && ["nuclei", "cells"].contains(parts[0]) ? (parts[0], parts[1]) : ("cells", m)
+            if k == kind { found = .string(Files.canonical(f)) }
+        }
+        return found
+    }
 
     func run() throws {
         let tool = SegmentTool(flags: ["nuclear": nuclear.map { .string($0) }, "nucleus-diameter": nucleusDiameter.map { .number($0) },
                                        "expand": expand.map { .number(Double($0)) }, "min-area": minArea.map { .number(Double($0)) },
                                        "split": split.map { .bool($0) }, "threshold-method": thresholdMethod.map { .string($0) },
-                                       "tile": tile.map { .number(Double($0)) }])
+                                       "tile": tile.map { .number(Double($0)) },
+                                       "nuclei-mask": try maskFlag("nuclei"), "cells-mask": try maskFlag("cells")])
         let code = StageRunner(tool: tool, options: common).main()
         if code != 0 { throw EpipeExit(code) }
     }
