@@ -93,6 +93,31 @@ extension Segmenter {
     }
 }
 
+extension Segmenter {
+    /// `expand` computed in `parts` column strips on both cores. Each strip is read with `distance`
+    /// columns of context: every label pixel within `distance` of a strip pixel, and so every
+    /// candidate of an equal-distance tie, lies in the window, so the result equals `expand`.
+    public static func expandParallel(_ labels: [UInt32], width w: Int, height h: Int, distance d: Int, parts: Int = 2) -> [UInt32] {
+        precondition(labels.count == w * h)
+        let p = max(1, min(parts, w / max(1, 4 * d)))
+        guard d > 0, p > 1 else { return expand(labels, width: w, height: h, distance: d) }
+        var out = labels
+        let src = UnsafeShared(labels)
+        out.withUnsafeMutableBufferPointer { ob in
+            let o = UnsafeShared(ob.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: p) { k in
+                let x0 = k * w / p, x1 = (k + 1) * w / p
+                let wx0 = max(0, x0 - d), wx1 = min(w, x1 + d), ww = wx1 - wx0
+                var win = [UInt32](repeating: 0, count: ww * h)
+                for y in 0..<h { for x in 0..<ww { win[y * ww + x] = src.value[y * w + wx0 + x] } }
+                let g = expand(win, width: ww, height: h, distance: d)
+                for y in 0..<h { for x in x0..<x1 { o.value[y * w + x] = g[y * ww + x - wx0] } }
+            }
+        }
+        return out
+    }
+}
+
 /// Exact Euclidean distance transforms (Felzenszwalb & Huttenlocher 2012).
 public enum DistanceTransform {
     /// For every pixel, squared Euclidean distance to the nearest pixel where `isFeature` is true,

@@ -141,7 +141,7 @@ struct SegmentTool: StageTool {
                 if top > 0 { win += pending[k - 1].labels[((pending[k - 1].rows - top) * w)...] }
                 win += band.labels
                 if bottom > 0 { win += pending[k + 1].labels[0..<(bottom * w)] }
-                let grown = Segmenter.expand(win, width: w, height: top + band.rows + bottom, distance: expand)
+                let grown = Segmenter.expandParallel(win, width: w, height: top + band.rows + bottom, distance: expand)
                 cells = Array(grown[(top * w)..<((top + band.rows) * w)])
             }
             for l in cells where l > maxId { maxId = l }
