@@ -28,6 +28,33 @@ public struct CellTable: Sendable {
 }
 
 public enum Quantify {
+    /// Pixel centres inside a convex hull (points (y, x)) on rows y0..<y0+rows: the solidity
+    /// denominator, shared by `cells` and the streaming `CellAccumulator`. `lo`/`hi` are scratch.
+    static func hullPixelCount(_ hull: [(Double, Double)], y0: Int, rows rowsN: Int, lo rowLo: inout [Double], hi rowHi: inout [Double]) -> Int {
+        rowLo = [Double](repeating: .infinity, count: rowsN)
+        rowHi = [Double](repeating: -.infinity, count: rowsN)
+        let hn = hull.count
+        for k in 0..<hn {
+            let p = hull[k], q = hull[(k + 1) % hn]
+            if p.0 == q.0 {
+                let r = Int(p.0) - y0
+                rowLo[r] = min(rowLo[r], p.1, q.1); rowHi[r] = max(rowHi[r], p.1, q.1)
+            } else {
+                let ya = Int(min(p.0, q.0)), yb = Int(max(p.0, q.0))
+                for yy in ya...yb {
+                    let xx = p.1 + (q.1 - p.1) * (Double(yy) - p.0) / (q.0 - p.0)
+                    let r = yy - y0
+                    rowLo[r] = min(rowLo[r], xx); rowHi[r] = max(rowHi[r], xx)
+                }
+            }
+        }
+        var convex = 0
+        for r in 0..<rowsN where rowHi[r] >= rowLo[r] {
+            convex += Int((rowHi[r] + 1e-9).rounded(.down)) - Int((rowLo[r] - 1e-9).rounded(.up)) + 1
+        }
+        return convex
+    }
+
     /// Per label 1...count: area, centroid (pixel centres, x = column, y = row), shape from
     /// second central moments as skimage regionprops (major/minor = 4 sqrt(eigenvalue),
     /// eccentricity = sqrt(1 - l2/l1), orientation = angle in radians between the row axis and
@@ -117,28 +144,7 @@ public enum Quantify {
                 if runMax[r] != runMin[r] { pts.append((Double(runY[r]), Double(runMax[r]))) }
             }
             convexHull(pts, into: &hull)
-            let y0 = minY[l], rowsN = maxY[l] - minY[l] + 1
-            rowLo = [Double](repeating: .infinity, count: rowsN)
-            rowHi = [Double](repeating: -.infinity, count: rowsN)
-            let hn = hull.count
-            for k in 0..<hn {
-                let p = hull[k], q = hull[(k + 1) % hn]
-                if p.0 == q.0 {
-                    let r = Int(p.0) - y0
-                    rowLo[r] = min(rowLo[r], p.1, q.1); rowHi[r] = max(rowHi[r], p.1, q.1)
-                } else {
-                    let ya = Int(min(p.0, q.0)), yb = Int(max(p.0, q.0))
-                    for yy in ya...yb {
-                        let xx = p.1 + (q.1 - p.1) * (Double(yy) - p.0) / (q.0 - p.0)
-                        let r = yy - y0
-                        rowLo[r] = min(rowLo[r], xx); rowHi[r] = max(rowHi[r], xx)
-                    }
-                }
-            }
-            var convex = 0
-            for r in 0..<rowsN where rowHi[r] >= rowLo[r] {
-                convex += Int((rowHi[r] + 1e-9).rounded(.down)) - Int((rowLo[r] - 1e-9).rounded(.up)) + 1
-            }
+            let convex = hullPixelCount(hull, y0: minY[l], rows: maxY[l] - minY[l] + 1, lo: &rowLo, hi: &rowHi)
             t.solidity[l - 1] = convex > 0 ? min(1, m0 / Double(convex)) : 1
         }
         t.means = means(labels: labels, count: count, channels: channels)

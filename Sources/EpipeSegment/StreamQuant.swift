@@ -169,28 +169,7 @@ public final class CellAccumulator {
             t.extent[l - 1] = m0 / Double((maxX[l] - minX[l] + 1) * (maxY[l] - minY[l] + 1))
             // solidity: same hull rasterisation as Quantify.cells
             Quantify.convexHull(hullPoints(l), into: &hull)
-            let y0 = minY[l], rowsN = maxY[l] - minY[l] + 1
-            lo = [Double](repeating: .infinity, count: rowsN)
-            hi = [Double](repeating: -.infinity, count: rowsN)
-            let hn = hull.count
-            for k in 0..<hn {
-                let p = hull[k], q = hull[(k + 1) % hn]
-                if p.0 == q.0 {
-                    let r = Int(p.0) - y0
-                    lo[r] = min(lo[r], p.1, q.1); hi[r] = max(hi[r], p.1, q.1)
-                } else {
-                    let ya = Int(min(p.0, q.0)), yb = Int(max(p.0, q.0))
-                    for yy in ya...yb {
-                        let xx = p.1 + (q.1 - p.1) * (Double(yy) - p.0) / (q.0 - p.0)
-                        let r = yy - y0
-                        lo[r] = min(lo[r], xx); hi[r] = max(hi[r], xx)
-                    }
-                }
-            }
-            var convex = 0
-            for r in 0..<rowsN where hi[r] >= lo[r] {
-                convex += Int((hi[r] + 1e-9).rounded(.down)) - Int((lo[r] - 1e-9).rounded(.up)) + 1
-            }
+            let convex = Quantify.hullPixelCount(hull, y0: minY[l], rows: maxY[l] - minY[l] + 1, lo: &lo, hi: &hi)
             t.solidity[l - 1] = convex > 0 ? min(1, m0 / Double(convex)) : 1
             for ch in 0..<channels { t.means[ch][l - 1] = sums[ch][l] / m0 }
         }
