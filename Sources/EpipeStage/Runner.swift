@@ -77,6 +77,12 @@ extension StageTool {
         return String(uri.dropFirst("file://".count))
     }
 
+    /// The markers.csv that travelled with the scan, as a local path (file:// store), if any.
+    public func markersPath(_ job: Job) -> String? {
+        guard let m = job.spec.markers, m.hasPrefix("file://") else { return nil }
+        return String(m.dropFirst("file://".count))
+    }
+
     /// Merges job.json params[stage] and flags over defaults.
     public func mergeParams(_ job: Job, defaults: [String: JSONValue], flags: [String: JSONValue?]) -> [String: JSONValue] {
         var p = defaults

@@ -61,7 +61,7 @@ struct DenoiseTool: StageTool {
 
     func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] {
         var refs = [FileRef(path: job.spec.raw.uri, sha256: job.spec.raw.sha256, bytes: job.spec.raw.bytes)]
-        if let m = job.spec.markers { refs.append(FileRef(path: m, sha256: try Digest.sha256(file: String(m.dropFirst(7))).hex)) }
+        if let m = job.spec.markers, let path = markersPath(job) { refs.append(FileRef(path: m, sha256: try Digest.sha256(file: path).hex)) }
         for f in [flatfieldFile(params), darkfieldFile(params)].compactMap({ $0 }) {
             guard Files.exists(f) else { throw EpipeError.badInput("\(f): flat-field/dark-field file not found; give a TIFF path, auto or off") }
             let (h, n) = try Digest.sha256(file: f)
@@ -108,7 +108,7 @@ struct DenoiseTool: StageTool {
 
     func run(_ ctx: StageContext) throws -> StageResult {
         let p = ctx.params
-        let markersPath = ctx.job.spec.markers.map { String($0.dropFirst(7)) }
+        let markersPath = markersPath(ctx.job)
         let reader = try ImageReader(path: try rawPath(ctx.job), markersCSV: markersPath)
         let info = reader.info
         let w = info.width, h = info.height, C = info.channels

@@ -87,7 +87,7 @@ struct SegmentTool: StageTool {
         var np0 = np
         if np0.threshold == nil {
             let smooth = DenoisePlan(np.smoothSigma > 0 ? [.gaussian(sigma: np.smoothSigma)] : [])
-            var counts = [Int](repeating: 0, count: 65536)
+            var hist = Histogram16()
             let bandRows = 512
             var y0 = 0
             while y0 < h {
@@ -102,12 +102,10 @@ struct SegmentTool: StageTool {
                     let top = y0 - lo, bottom = hi - y0 - rows
                     sm = raw.withUnsafeBufferPointer { smooth.apply(band: $0, width: w, haloTop: top, rows: rows, haloBottom: bottom, y0: y0, imageHeight: h).values }
                 }
-                counts.withUnsafeMutableBufferPointer { cp in
-                    for v in sm { let c: Float = min(max(v.rounded(), 0), 65535); cp[Int(c)] += 1 }
-                }
+                sm.withUnsafeBufferPointer { hist.add($0) }
                 y0 += rows
             }
-            np0.threshold = SlideThreshold.otsu(counts: counts)
+            np0.threshold = SlideThreshold.otsu(counts: hist.bins)
         }
         let threshold = np0.threshold!
         let params0 = np0
