@@ -158,66 +158,143 @@ public enum Segmenter {
         let n = w * h
         let low = Float(params.lowThresholdFraction) * t
         var mask = [Bool](repeating: false, count: n)
-        var mn = Float.infinity
-        for v in smooth where v < mn { mn = v }
-        for i in 0..<n { mask[i] = smooth[i] > low && smooth[i] > mn && (local == nil || smooth[i] > local![i]) }
         // log intensity: contrast-relative seeds and flooding; floor keeps it scale-free
         let floor = Swift.max(Float(1e-12), t > 0 ? 0.01 * t : 1e-6)
         let seedImg = params.seedSmoothSigma > 0 ? Denoise.gaussian(plane, width: w, height: h, sigma: params.seedSmoothSigma) : plane
         var logS = [Float](repeating: 0, count: n), logW = [Float](repeating: 0, count: n)
-        for i in 0..<n { logS[i] = log(Swift.max(seedImg[i], floor)); logW[i] = log(Swift.max(smooth[i], floor)) }
+        var dm = [Bool](repeating: false, count: n)
+        smooth.withUnsafeBufferPointer { S in
+            var mn = Float.infinity
+            for i in 0..<n where S[i] < mn { mn = S[i] }
+            mask.withUnsafeMutableBufferPointer { M in
+                dm.withUnsafeMutableBufferPointer { D in
+                    if let local {
+                        local.withUnsafeBufferPointer { Lc in
+                            for i in 0..<n { M[i] = S[i] > low && S[i] > mn && S[i] > Lc[i] }
+                        }
+                    } else {
+                        for i in 0..<n { M[i] = S[i] > low && S[i] > mn }
+                    }
+                    for i in 0..<n { D[i] = M[i] && S[i] > t }
+                }
+            }
+            seedImg.withUnsafeBufferPointer { SI in
+                logS.withUnsafeMutableBufferPointer { LS in
+                    logW.withUnsafeMutableBufferPointer { LW in
+                        for i in 0..<n { LS[i] = log(Swift.max(SI[i], floor)); LW[i] = log(Swift.max(S[i], floor)) }
+                    }
+                }
+            }
+        }
         let dw = Float(params.distanceWeight)
         let rad = Float(Swift.max(1, params.nucleusDiameter / 2))
         let r = Float(params.relativeThreshold)
         var lab = [UInt32](repeating: 0, count: n)
         var next: UInt32 = 0
         var remaining = mask
+        mask = []
         var fs = [Float](repeating: 0, count: n), fw = [Float](repeating: 0, count: n)
-        for pass in 0..<Swift.max(1, params.passes) {
+        var markers = [UInt32](repeating: 0, count: n)
+        let passes = Swift.max(1, params.passes)
+        for pass in 0..<passes {
             // shape term: distance to the edge of the region in units of the radius x
             // distanceWeight (log units), capped at 2 radii (splits flat-topped touching nuclei).
             // Pass 1 measures it in the global-threshold mask (the true outline of bright nuclei).
-            var dist = [Float](repeating: 0, count: n)
-            if dw > 0 {
-                var dm = remaining
-                if pass == 0 { for i in 0..<n { dm[i] = remaining[i] && smooth[i] > t } }
-                dist = DistanceTransform.edt(dm, width: w, height: h)
-                for i in 0..<n { dist[i] = dw * Swift.min(dist[i], 2 * rad) / rad }
-            }
-            for i in 0..<n { fs[i] = logS[i] + dist[i]; fw[i] = logW[i] + dist[i] }
+            let dist: [Float] = dw > 0 ? DistanceTransform.edt(pass == 0 ? dm : remaining, width: w, height: h) : []
+            if pass == 0 { dm = [] }
+            logS.withUnsafeBufferPointer { LS in logW.withUnsafeBufferPointer { LW in
+                fs.withUnsafeMutableBufferPointer { FS in fw.withUnsafeMutableBufferPointer { FW in
+                    if dw > 0 {
+                        dist.withUnsafeBufferPointer { D in
+                            let cap = 2 * rad, k = dw / rad
+                            for i in 0..<n { let d = k * Swift.min(D[i], cap); FS[i] = LS[i] + d; FW[i] = LW[i] + d }
+                        }
+                    } else {
+                        for i in 0..<n { FS[i] = LS[i]; FW[i] = LW[i] }
+                    }
+                } }
+            } }
             let (cc, ncc) = connectedComponents(remaining, width: w, height: h)
             if ncc == 0 { break }
             let seeds = seedPixels(fs, mask: remaining, width: w, height: h, h: Float(params.intensitySeedH),
                                    minDistance: Swift.max(1, 0.2 * params.nucleusDiameter), components: cc, componentCount: ncc)
             if seeds.isEmpty { break }
-            var markers = [UInt32](repeating: 0, count: n)
-            for (k, p) in seeds.enumerated() { markers[p] = UInt32(k + 1) }
+            markers.withUnsafeMutableBufferPointer { M in
+                M.update(repeating: 0)
+                for (k, p) in seeds.enumerated() { M[p] = UInt32(k + 1) }
+            }
             var pl = watershed(fw, markers: markers, mask: remaining, width: w, height: h, highFirst: true, components: cc, componentCount: ncc)
             // per-object cut at relativeThreshold x peak of the smoothed plane
             let m = seeds.count
-            var peak = [Float](repeating: -.infinity, count: m + 1)
-            for i in 0..<n { let l = Int(pl[i]); if l != 0 && smooth[i] > peak[l] { peak[l] = smooth[i] } }
-            for i in 0..<n { let l = Int(pl[i]); if l != 0 && smooth[i] <= r * peak[l] { pl[i] = 0 } }
             var keep = [Bool](repeating: true, count: m + 1)
-            if pass > 0 {
-                // later passes find nuclei left in the cut-off remainder (dim beside bright);
-                // thin leftovers (halo rings, slivers) are not nuclei: max inner distance >= 0.2 D
-                let inner = DistanceTransform.edt(pl.map { $0 != 0 }, width: w, height: h)
-                var thick = [Float](repeating: 0, count: m + 1)
-                for i in 0..<n { let l = Int(pl[i]); if l != 0 && inner[i] > thick[l] { thick[l] = inner[i] } }
-                for l in 1...m where thick[l] < Float(0.2 * params.nucleusDiameter) { keep[l] = false }
-            }
-            var map = [UInt32](repeating: 0, count: m + 1)
-            for l in 1...m where keep[l] { next += 1; map[l] = next }
             var added = false
-            for i in 0..<n where pl[i] != 0 { let v = map[Int(pl[i])]; if v != 0 { lab[i] = v; added = true } }
-            if !added { break }
-            // remainder for the next pass: unassigned mask pixels beyond a 2-px band around objects
-            let near = DistanceTransform.edt(lab.map { $0 == 0 }, width: w, height: h)
-            for i in 0..<n { remaining[i] = remaining[i] && lab[i] == 0 && near[i] > 2 }
+            pl.withUnsafeMutableBufferPointer { P in
+                smooth.withUnsafeBufferPointer { S in
+                    var peak = [Float](repeating: -.infinity, count: m + 1)
+                    peak.withUnsafeMutableBufferPointer { PK in
+                        for i in 0..<n { let l = Int(P[i]); if l != 0 && S[i] > PK[l] { PK[l] = S[i] } }
+                        for i in 0..<n { let l = Int(P[i]); if l != 0 && S[i] <= r * PK[l] { P[i] = 0 } }
+                    }
+                }
+                if pass > 0 {
+                    // later passes find nuclei left in the cut-off remainder (dim beside bright);
+                    // thin leftovers (halo rings, slivers) are not nuclei: an object must hold a pixel
+                    // whose distance to the nearest unlabelled pixel is >= 0.2 D (the same test as the
+                    // maximum of the Euclidean distance transform of the labelled pixels).
+                    let minThick = Float(0.2 * params.nucleusDiameter)
+                    let offs = Segmenter.diskOffsets(width: w) { d2 in Float(Double(d2).squareRoot()) < minThick }
+                    var thick = [Bool](repeating: false, count: m + 1)
+                    for i in 0..<n {
+                        let l = Int(P[i])
+                        if l == 0 || thick[l] { continue }
+                        let x = i % w, y = i / w
+                        var ok = true
+                        for o in offs {
+                            let xx = x + o.dx, yy = y + o.dy
+                            if xx < 0 || yy < 0 || xx >= w || yy >= h { continue }
+                            if P[i + o.off] == 0 { ok = false; break }
+                        }
+                        if ok { thick[l] = true }
+                    }
+                    for l in 1...m where !thick[l] { keep[l] = false }
+                }
+                var map = [UInt32](repeating: 0, count: m + 1)
+                for l in 1...m where keep[l] { next += 1; map[l] = next }
+                lab.withUnsafeMutableBufferPointer { L in
+                    for i in 0..<n where P[i] != 0 { let v = map[Int(P[i])]; if v != 0 { L[i] = v; added = true } }
+                }
+            }
+            if !added || pass == passes - 1 { break }
+            // remainder for the next pass: unassigned mask pixels farther than 2 px from any object
+            let near = Segmenter.diskOffsets(width: w) { d2 in d2 <= 4 }
+            lab.withUnsafeBufferPointer { L in
+                remaining.withUnsafeMutableBufferPointer { R in
+                    for i in 0..<n where R[i] {
+                        if L[i] != 0 { R[i] = false; continue }
+                        let x = i % w, y = i / w
+                        for o in near {
+                            let xx = x + o.dx, yy = y + o.dy
+                            if xx < 0 || yy < 0 || xx >= w || yy >= h { continue }
+                            if L[i + o.off] != 0 { R[i] = false; break }
+                        }
+                    }
+                }
+            }
         }
         if params.fillHoles { fillObjectHoles(&lab, width: w, height: h) }
         return lab
+    }
+
+    /// Offsets (dx, dy, index delta) of the disk {(dx, dy) != 0 : inside(dx^2 + dy^2)}, nearest first.
+    static func diskOffsets(width w: Int, inside: (Int) -> Bool) -> [(dx: Int, dy: Int, off: Int)] {
+        var r = 0
+        while inside((r + 1) * (r + 1)) && r < 4096 { r += 1 }
+        var out: [(dx: Int, dy: Int, off: Int, d2: Int)] = []
+        if r > 0 {
+            for dy in -r...r { for dx in -r...r where (dx != 0 || dy != 0) && inside(dx * dx + dy * dy) { out.append((dx, dy, dy * w + dx, dx * dx + dy * dy)) } }
+        }
+        out.sort { $0.d2 < $1.d2 || ($0.d2 == $1.d2 && $0.off < $1.off) }
+        return out.map { ($0.dx, $0.dy, $0.off) }
     }
 
     /// Fills background holes enclosed by a single object (4-connected background regions not

@@ -39,6 +39,7 @@ public struct StageOptions: ParsableArguments, Sendable {
 
 /// Parses a command, maps usage errors to exit 2, runs it.
 public func runMain<C: ParsableCommand>(_ type: C.Type) -> Never {
+    tuneAllocator()
     do {
         var cmd = try type.parseAsRoot()
         try cmd.run()
@@ -61,3 +62,17 @@ public func runMain<C: ParsableCommand>(_ type: C.Type) -> Never {
 }
 
 public struct EpipeExit: Error { public let code: Int32; public init(_ c: Int32) { code = c } }
+
+/// Large per-tile work arrays (a few MB each, allocated and freed many times per second on several
+/// threads) would otherwise be mmapped and unmapped every time, paying page faults and
+/// address-space lock contention; keep them in the malloc heaps instead (glibc only).
+func tuneAllocator() {
+    #if os(Linux)
+    _ = c_mallopt(-3, 64 << 20)    // M_MMAP_THRESHOLD
+    _ = c_mallopt(-1, 256 << 20)   // M_TRIM_THRESHOLD
+    #endif
+}
+
+#if os(Linux)
+@_silgen_name("mallopt") private func c_mallopt(_ param: Int32, _ value: Int32) -> Int32
+#endif

@@ -119,7 +119,6 @@ struct SegmentTool: StageTool {
                                  physicalSizeX: info.physicalSizeX, physicalSizeY: info.physicalSizeY)
         let cellAcc = CellAccumulator(channels: C), nucAcc = CellAccumulator(channels: C)
         let qc = SegmentQC(width: w, height: h)
-        var cache: (y0: Int, h: Int, rows: [Float])? = nil
         var pending: [(y0: Int, rows: Int, labels: [UInt32])] = []
         var segmented = 0
         /// Finishes the oldest pending band: grow its nuclei into cells with `expand` rows of context
@@ -170,20 +169,32 @@ struct SegmentTool: StageTool {
             if pending.count > 2 { pending.removeFirst() }
             prog.advance()
         }
-        if let nm = nucMask {
-            for r in 0..<grid.rows {
-                let b = grid.band(r)
-                try emitBand(b.y0, b.rows, try nm.readRowsUInt32(channel: 0, y0: b.y0, count: b.rows))
+        // Nuclei (or the imported mask) are produced band by band on their own thread, with their
+        // own reader, while this thread grows, writes and quantifies the bands already done.
+        typealias Band = (y0: Int, rows: Int, labels: [UInt32])
+        let nucReader = nucMask == nil ? try ImageReader(path: imgPath, markersCSV: ctx.job.spec.markers.map { String($0.dropFirst(7)) }) : reader
+        let shared = UnsafeShared((labeller: labeller, nucReader: nucReader, nucMask: nucMask, grid: grid))
+        try Handoff<Band>(capacity: 2).run(produce: { out in
+            let s = shared.value
+            if let nm = s.nucMask {
+                for r in 0..<s.grid.rows {
+                    let b = s.grid.band(r)
+                    try out.put((b.y0, b.rows, try nm.readRowsUInt32(channel: 0, y0: b.y0, count: b.rows)))
+                }
+                return
             }
-        } else {
-            _ = try labeller.run(read: { x0, y0, ww, hh in
-                if cache == nil || cache!.y0 != y0 || cache!.h != hh { cache = (y0, hh, try reader.readRows(channel: nuc, y0: y0, count: hh)) }
-                let rows = cache!.rows
+            var cache: (y0: Int, h: Int, rows: [Float])? = nil
+            _ = try s.labeller.run(read: { x0, y0, ww, hh in
+                if cache == nil || cache!.y0 != y0 || cache!.h != hh { cache = (y0, hh, try s.nucReader.readRows(channel: nuc, y0: y0, count: hh)) }
                 var out = [Float](repeating: 0, count: ww * hh)
-                for r in 0..<hh { for x in 0..<ww { out[r * ww + x] = rows[r * w + x0 + x] } }
+                cache!.rows.withUnsafeBufferPointer { src in
+                    out.withUnsafeMutableBufferPointer { dst in
+                        for r in 0..<hh { for x in 0..<ww { dst[r * ww + x] = src[r * w + x0 + x] } }
+                    }
+                }
                 return out
-            }, emit: { y0, rows, labels in try emitBand(y0, rows, labels) })
-        }
+            }, emit: { y0, rows, labels in try out.put((y0, rows, labels)) })
+        }, consume: { b in try emitBand(b.y0, b.rows, b.labels) })
         if !pending.isEmpty { try finish(pending.count - 1) }
         try wn.finish(); try wc.finish()
         let count = Int(maxId)

@@ -131,6 +131,22 @@ final class CoreTests: XCTestCase {
         XCTAssertEqual(r.doubles("v")?.first, 1.5)
         XCTAssertEqual(CSVTable.num(3.0), "3")
         XCTAssertEqual(CSVTable.num(0.12345678), "0.1235")
+        // the fast formatter agrees with printf (trailing zeros removed)
+        func printfNum(_ v: Double, _ d: Int) -> String {
+            var s = String(format: "%.\(d)f", v)
+            while s.hasSuffix("0") { s.removeLast() }
+            if s.hasSuffix(".") { s.removeLast() }
+            return s == "-0" ? "0" : s
+        }
+        var g = SystemRandomNumberGenerator()
+        for k in 0..<20000 {
+            let scale = [1e-5, 1e-3, 0.5, 7, 123.456, 1e5, 3e9][k % 7]
+            let v = Double.random(in: -scale...scale, using: &g)
+            for d in [3, 4] { XCTAssertEqual(CSVTable.num(v, digits: d), printfNum(v, d), "\(v) digits \(d)") }
+        }
+        for v in [0.5, 1.25, 2.00005, 0.00015, -0.00005, 1234.56785, 0.1, 0.7, 99.99995] {
+            XCTAssertEqual(CSVTable.num(v), printfNum(v, 4), "\(v)")
+        }
         try "a,b\n1,2,3\n".write(toFile: tmp + "/bad.csv", atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try CSVTable.read(tmp + "/bad.csv")) { e in XCTAssertTrue("\(e)".contains("line 2")) }
     }
@@ -150,5 +166,27 @@ final class CoreTests: XCTestCase {
         XCTAssertEqual(ProgressReporter.clock(65), "1:05")
         XCTAssertEqual(ProgressReporter.clock(3725), "1:02:05")
         XCTAssertEqual(ProgressReporter.clock(.infinity), "--:--")
+    }
+
+    func testHandoffOrderErrorsAndCancel() throws {
+        struct Boom: Error {}
+        // every item arrives, in order, while the producer runs ahead by at most `capacity`
+        var got: [Int] = []
+        try Handoff<Int>(capacity: 2).run(produce: { out in for i in 0..<1000 { try out.put(i) } }, consume: { got.append($0) })
+        XCTAssertEqual(got, Array(0..<1000))
+        // a producer error reaches the consumer after the items already produced
+        got = []
+        XCTAssertThrowsError(try Handoff<Int>(capacity: 3).run(produce: { out in
+            for i in 0..<5 { try out.put(i) }
+            throw Boom()
+        }, consume: { got.append($0) })) { XCTAssertTrue($0 is Boom) }
+        XCTAssertEqual(got, Array(0..<5))
+        // a consumer error stops the producer (its put throws) and is rethrown
+        final class Count: @unchecked Sendable { var n = 0 }
+        let produced = Count()
+        XCTAssertThrowsError(try Handoff<Int>(capacity: 1).run(produce: { out in
+            for i in 0..<1_000_000 { try out.put(i); produced.n += 1 }
+        }, consume: { if $0 == 10 { throw Boom() } })) { XCTAssertTrue($0 is Boom) }
+        XCTAssertLessThan(produced.n, 100)
     }
 }
