@@ -387,6 +387,7 @@ public enum Segmenter {
                     return r
                 }
                 var keys: [UInt64] = []
+                var scratch: [UInt64] = []
                 var peaks: [Int] = []
                 var kept: [Int] = []
                 var out: [Int] = []
@@ -399,7 +400,7 @@ public enum Segmenter {
                             let u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
                             keys.append(UInt64(~u) << 32 | UInt64(UInt32(p)))
                         }
-                        keys.sort()
+                        Segmenter.sortKeysByHigh32(&keys, scratch: &scratch)
                         peaks.removeAll(keepingCapacity: true)
                         for key in keys {
                             let p = Int(key & 0xffff_ffff)
@@ -446,6 +447,45 @@ public enum Segmenter {
             }
         }
         return results.flatMap { $0 }
+    }
+
+    /// Sorts `keys` ascending by their high 32 bits, keeping the input order of equal high halves
+    /// (stable). When the low halves ascend in the input (pixel indices in raster order), the
+    /// result equals `keys.sort()`. LSD radix sort, 8 bits per pass, constant bytes skipped;
+    /// insertion sort for short arrays.
+    static func sortKeysByHigh32(_ keys: inout [UInt64], scratch: inout [UInt64]) {
+        let n = keys.count
+        if n < 2 { return }
+        keys.withUnsafeMutableBufferPointer { K in
+            if n <= 48 {
+                for i in 1..<n {
+                    let k = K[i]; let hk = k >> 32
+                    var j = i
+                    while j > 0 && (K[j - 1] >> 32) > hk { K[j] = K[j - 1]; j -= 1 }
+                    K[j] = k
+                }
+                return
+            }
+            if scratch.count < n { scratch = [UInt64](repeating: 0, count: n) }
+            scratch.withUnsafeMutableBufferPointer { T in
+                var src = K.baseAddress!, dst = T.baseAddress!
+                var count = [Int](repeating: 0, count: 256)
+                var inScratch = false
+                count.withUnsafeMutableBufferPointer { C in
+                    for shift in stride(from: 32, to: 64, by: 8) {
+                        for b in 0..<256 { C[b] = 0 }
+                        for i in 0..<n { C[Int((src[i] >> UInt64(shift)) & 0xff)] += 1 }
+                        if C[Int((src[0] >> UInt64(shift)) & 0xff)] == n { continue }   // one byte value: order unchanged
+                        var sum = 0
+                        for b in 0..<256 { let c = C[b]; C[b] = sum; sum += c }
+                        for i in 0..<n { let k = src[i]; let b = Int((k >> UInt64(shift)) & 0xff); dst[C[b]] = k; C[b] += 1 }
+                        swap(&src, &dst)
+                        inScratch.toggle()
+                    }
+                }
+                if inScratch { K.baseAddress!.update(from: T.baseAddress!, count: n) }
+            }
+        }
     }
 
     /// Splits components 1...count into contiguous ranges with roughly equal pixel totals
