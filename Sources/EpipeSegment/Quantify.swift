@@ -16,6 +16,11 @@ public struct CellTable: Sendable {
     public var orientation: [Double]
     /// [channel][cell] mean intensity.
     public var means: [[Double]]
+    /// Optional statistics ([channel][cell]; empty unless asked for, see `CellStats`): median
+    /// (numpy: mean of the two middle values for an even count), population std, sum.
+    public var medians: [[Double]] = []
+    public var stds: [[Double]] = []
+    public var sums: [[Double]] = []
     public var count: Int { ids.count }
 
     public init(ids: [UInt32], area: [Int], centroidX: [Double], centroidY: [Double], majorAxis: [Double],

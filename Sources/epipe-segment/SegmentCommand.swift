@@ -11,11 +11,22 @@ struct SegmentTool: StageTool {
     let flags: [String: JSONValue?]
 
     func params(for job: Job) throws -> [String: JSONValue] {
-        let p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": 1024, "threshold-method": "global", "nuclei-mask": "none", "cells-mask": "none"], flags: flags)
+        var p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": 1024, "threshold-method": "global", "nuclei-mask": "none", "cells-mask": "none", "stats": "none"], flags: flags)
         for k in ["nucleus-diameter", "expand", "min-area"] {
             if let v = p[k], v.stringValue != "auto", (v.doubleValue ?? -1) < 0 { throw EpipeError.badInput("segment param \(k): expected a number >= 0 or auto, got \(v)") }
         }
+        p["stats"] = .string(try statsParam(p).list)
         return p
+    }
+
+    /// Extra statistics per marker (`--stats median,std,sum`).
+    func statsParam(_ p: [String: JSONValue]) throws -> CellStats {
+        let raw = p["stats"]?.stringValue ?? "none"
+        let (st, bad) = CellStats.parse(raw)
+        guard bad.isEmpty else {
+            throw EpipeError.badInput("segment param stats: unknown \(bad.joined(separator: ", ")) in \"\(raw)\"; expected a comma-separated list of median, std, sum (or none)")
+        }
+        return st
     }
 
     /// The denoised image when the job has that stage, else the raw scan.
@@ -117,7 +128,12 @@ struct SegmentTool: StageTool {
                                  physicalSizeX: info.physicalSizeX, physicalSizeY: info.physicalSizeY)
         let wc = try ImageWriter(path: cellPath, width: w, height: h, channelNames: ["cells"], pixelType: .uint32,
                                  physicalSizeX: info.physicalSizeX, physicalSizeY: info.physicalSizeY)
-        let cellAcc = CellAccumulator(channels: C), nucAcc = CellAccumulator(channels: C)
+        let stats = try statsParam(p)
+        let cellAcc = CellAccumulator(channels: C, stats: stats), nucAcc = CellAccumulator(channels: C, stats: stats)
+        var match = NucleusCellMatch()
+        // Quantification sub-bands: all channels of one sub-band in memory (~128 MiB); with the
+        // median, open cells' values add at most (sub-band + tallest cell) rows x width x channels.
+        let subRows = QuantPlan.subBandRows(width: w, channels: C)
         let qc = SegmentQC(width: w, height: h)
         var pending: [(y0: Int, rows: Int, labels: [UInt32])] = []
         var segmented = 0
@@ -149,12 +165,15 @@ struct SegmentTool: StageTool {
             for l in cells where l != 0 { segmented += 1 }
             var sy = 0
             while sy < band.rows {
-                let n = min(256, band.rows - sy)
+                let n = min(subRows, band.rows - sy)
                 let planes = try (0..<C).map { try reader.readRows(channel: $0, y0: band.y0 + sy, count: n) }
                 let lo = sy * w, hi = (sy + n) * w
                 try withBuffers(planes) { bufs in
                     cells[lo..<hi].withUnsafeBufferPointer { cellAcc.add(labels: $0, y0: band.y0 + sy, rows: n, width: w, channels: bufs) }
-                    band.labels[lo..<hi].withUnsafeBufferPointer { nucAcc.add(labels: $0, y0: band.y0 + sy, rows: n, width: w, channels: bufs) }
+                    band.labels[lo..<hi].withUnsafeBufferPointer { nb in
+                        nucAcc.add(labels: nb, y0: band.y0 + sy, rows: n, width: w, channels: bufs)
+                        cells[lo..<hi].withUnsafeBufferPointer { match.add(nuclei: nb, cells: $0) }
+                    }
                 }
                 qc.add(nuclear: planes[nuc], nuclei: Array(band.labels[lo..<hi]), cells: Array(cells[lo..<hi]), y0: band.y0 + sy, rows: n)
                 sy += n
@@ -197,6 +216,20 @@ struct SegmentTool: StageTool {
         }, consume: { b in try emitBand(b.y0, b.rows, b.labels) })
         if !pending.isEmpty { try finish(pending.count - 1) }
         try wn.finish(); try wc.finish()
+        // Exact medians of labels whose rows are not contiguous: their rows once more.
+        for (acc, path) in [(cellAcc, cellPath), (nucAcc, nucPath)] {
+            guard let rr = acc.beginRepair() else { continue }
+            ctx.log.detail("median: \(acc.repairCount) labels in separate parts; reading rows \(rr.lowerBound)..<\(rr.upperBound) again")
+            let lr = try ImageReader(path: path)
+            var y = rr.lowerBound
+            while y < rr.upperBound {
+                let n = min(subRows, rr.upperBound - y)
+                let lab = try lr.readRowsUInt32(channel: 0, y0: y, count: n)
+                let planes = try (0..<C).map { try reader.readRows(channel: $0, y0: y, count: n) }
+                try withBuffers(planes) { bufs in lab.withUnsafeBufferPointer { acc.repair(labels: $0, y0: y, rows: n, width: w, channels: bufs) } }
+                y += n
+            }
+        }
         let count = Int(maxId)
         let shape = cellAcc.table(count: count)
         let nucT = nucAcc.table(count: count)
@@ -206,6 +239,11 @@ struct SegmentTool: StageTool {
         var header = ["CellID"] + names
         header += ["X_centroid", "Y_centroid", "Area", "MajorAxisLength", "MinorAxisLength", "Eccentricity", "Solidity", "Extent", "Orientation"]
         header += names.map { $0 + "_nucleus" }
+        // Extra statistics after the existing columns, named as MCQuant's intensity_props
+        // (<marker>_intensity_median, ...); the nucleus compartment with the _nucleus suffix.
+        let statNames = stats.names
+        for sname in statNames { header += names.map { "\($0)_intensity_\(sname)" } + names.map { "\($0)_intensity_\(sname)_nucleus" } }
+        func statValues(_ t: CellTable, _ sname: String) -> [[Double]] { sname == "median" ? t.medians : sname == "std" ? t.stds : t.sums }
         var table = CSVTable(header: header)
         table.rows.reserveCapacity(seg.count)
         var areas: [Int] = []
@@ -216,14 +254,27 @@ struct SegmentTool: StageTool {
                   CSVTable.num(shape.majorAxis[i]), CSVTable.num(shape.minorAxis[i]), CSVTable.num(shape.eccentricity[i]),
                   CSVTable.num(shape.solidity[i]), CSVTable.num(shape.extent[i]), CSVTable.num(shape.orientation[i])]
             for c in 0..<C { r.append(CSVTable.num(nucMeans[c][i], digits: 3)) }
+            for sname in statNames {
+                let cv = statValues(shape, sname), nv = statValues(nucT, sname)
+                for c in 0..<C { r.append(CSVTable.num(cv[c][i], digits: 3)) }
+                for c in 0..<C { r.append(CSVTable.num(nucT.area[i] > 0 ? nv[c][i] : 0, digits: 3)) }
+            }
             table.rows.append(r); areas.append(shape.area[i])
         }
         let csvPath = try ctx.output("cells.csv")
         try table.write(csvPath)
 
-        // QC: outlines on the nuclear channel (a full-resolution crop and the whole slide), area histogram.
+        // QC: outlines on the nuclear channel (full-resolution crops where the nuclei are, and the
+        // whole slide), area histogram.
         var outputs = [nucPath, cellPath, csvPath]
-        let q1 = try ctx.qc("overlay-crop.png"); try qc.crop().write(q1); outputs.append(q1)
+        let nucR = try ImageReader(path: nucPath), cellR = try ImageReader(path: cellPath)
+        for (k, win) in qc.cropWindows().enumerated() {
+            let cv = try qc.crop(win) { y0, n in
+                (try reader.readRows(channel: nuc, y0: y0, count: n), try nucR.readRowsUInt32(channel: 0, y0: y0, count: n),
+                 try cellR.readRowsUInt32(channel: 0, y0: y0, count: n))
+            }
+            let q = try ctx.qc("overlay-crop-\(k + 1).png"); try cv.write(q); outputs.append(q)
+        }
         let q2 = try ctx.qc("overlay-thumbnail.png"); try qc.thumbnail().write(q2); outputs.append(q2)
         let sorted = areas.sorted()
         let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
@@ -242,7 +293,7 @@ struct SegmentTool: StageTool {
         var metrics: [String: JSONValue] = ["cells": .number(Double(table.rows.count)), "median_area_px": .number(Double(median)),
                                             "threshold": .number(Double(seg.threshold)), "nuclear_channel": .string(info.channelNames[nuc]),
                                             "nucleus_diameter_px": .number(diameter), "fraction_segmented": .number((Double(segmented) / Double(w * h) * 1e4).rounded() / 1e4),
-                                            "nuclei_without_cell_fraction": 0, "warnings": .array(table.rows.isEmpty ? ["no cells found"] : [])]
+                                            "nuclei_without_cell_fraction": .number((match.withoutCellFraction(nucleusArea: nucT.area, cellArea: shape.area) * 1e4).rounded() / 1e4), "warnings": .array(table.rows.isEmpty ? ["no cells found"] : [])]
         if let px = info.physicalSizeX { metrics["cells_per_mm2"] = .number((Double(table.rows.count) / (Double(w * h) * px * px * 1e-6)).rounded()) }
         prog.finish()
         return StageResult(outputs: outputs, metrics: metrics)
@@ -267,7 +318,14 @@ struct SegmentCommand: ParsableCommand {
         overlap (nearest nucleus wins). Writes segment/nuclei.tif and segment/cells.tif (uint32 labels), \
         segment/cells.csv (MCQuant columns: CellID, one mean per marker, X_centroid, Y_centroid, Area, \
         MajorAxisLength, MinorAxisLength, Eccentricity, Solidity, Extent, Orientation, <marker>_nucleus) \
-        and QC overlays and an area histogram in segment/qc/. Memory ~ tile x width, not the slide.
+        and QC in segment/qc/: a thumbnail of the slide with the nuclei outlined, up to 4 full-resolution \
+        crops (overlay-crop-1.png ...) where the nuclei are densest, spread over the slide, and an area \
+        histogram. --stats median,std,sum adds, after those columns, <marker>_intensity_median, \
+        <marker>_intensity_std (population, as numpy) and <marker>_intensity_sum per cell and the same \
+        with _nucleus for the nucleus (MCQuant's --intensity_props names). The median is exact: the \
+        values of the cells not finished yet are kept, at most (quantification sub-band + tallest cell) \
+        rows x width x channels x 4 bytes; the sub-band shrinks to about 128 MiB of channel data \
+        (11 rows for 60 channels x 50000 px). Memory ~ tile x width, not the slide.
         """)
 
     @OptionGroup var common: StageOptions
@@ -279,6 +337,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .long, help: "Threshold: global (one Otsu value for the slide) or adaptive (local, for uneven slides).") var thresholdMethod: String?
     @Option(name: .long, help: "Tile size in px for slide-scale segmentation (memory ~ tile x width). Default 1024.") var tile: Int?
     @Option(name: .long, help: "Import a label mask instead of segmenting: nuclei=FILE, cells=FILE, or FILE for cells (may repeat).") var mask: [String] = []
+    @Option(name: .long, help: ArgumentHelp("Extra statistics per marker, comma-separated: median, std, sum. Default none.", valueName: "LIST")) var stats: String?
 
     func maskFlag(_ kind: String) throws -> JSONValue? {
         var found: JSONValue? = nil
@@ -294,7 +353,7 @@ struct SegmentCommand: ParsableCommand {
         let tool = SegmentTool(flags: ["nuclear": nuclear.map { .string($0) }, "nucleus-diameter": nucleusDiameter.map { .number($0) },
                                        "expand": expand.map { .number(Double($0)) }, "min-area": minArea.map { .number(Double($0)) },
                                        "split": split.map { .bool($0) }, "threshold-method": thresholdMethod.map { .string($0) },
-                                       "tile": tile.map { .number(Double($0)) },
+                                       "tile": tile.map { .number(Double($0)) }, "stats": stats.map { .string($0) },
                                        "nuclei-mask": try maskFlag("nuclei"), "cells-mask": try maskFlag("cells")])
         let code = StageRunner(tool: tool, options: common).main()
         if code != 0 { throw EpipeExit(code) }
@@ -312,17 +371,24 @@ func withBuffers<R>(_ arrays: [[Float]], _ body: ([UnsafeBufferPointer<Float>]) 
     return try go(0)
 }
 
-/// Collects what the QC pictures need while bands stream by: a full-resolution crop at the slide's
-/// centre (nuclear channel and both masks) and a sampled thumbnail of the nuclear channel and nuclei.
+/// Collects what the QC pictures need while bands stream by: a sampled thumbnail of the nuclear
+/// channel and nuclei, and the number of nuclei (by their first pixel) in each window of a coarse
+/// grid of crop candidates. After the stream, `cropWindows` picks up to 4 windows with the most
+/// nuclei, spread apart, and `crop` renders one at full resolution from rows read again.
 final class SegmentQC {
-    let w: Int, h: Int, side: Int, cx0: Int, cy0: Int
-    var cropPlane: [Float], cropNuc: [UInt32], cropCell: [UInt32]
+    let w: Int, h: Int, side: Int
+    let nx: Int, ny: Int, offX: Int, offY: Int
+    var counts: [Int]
+    /// bit per nucleus id: first pixel seen
+    var seen: [UInt64] = []
     let f: Int, tw: Int, th: Int
     var thumb: [Float], thumbLab: [UInt32]
     init(width: Int, height: Int) {
         w = width; h = height
-        side = min(512, width, height); cx0 = (width - side) / 2; cy0 = (height - side) / 2
-        cropPlane = [Float](repeating: 0, count: side * side); cropNuc = [UInt32](repeating: 0, count: side * side); cropCell = cropNuc
+        side = min(512, width, height, max(64, min(width, height) / 2))
+        nx = max(1, width / side); ny = max(1, height / side)
+        offX = (width - nx * side) / 2; offY = (height - ny * side) / 2
+        counts = [Int](repeating: 0, count: nx * ny)
         f = max(1, Int((Double(max(width, height)) / 1024).rounded(.up)))
         tw = (width + f - 1) / f; th = (height + f - 1) / f
         thumb = [Float](repeating: 0, count: tw * th); thumbLab = [UInt32](repeating: 0, count: tw * th)
@@ -330,13 +396,40 @@ final class SegmentQC {
     func add(nuclear: [Float], nuclei: [UInt32], cells: [UInt32], y0: Int, rows: Int) {
         for r in 0..<rows {
             let y = y0 + r
-            if y >= cy0 && y < cy0 + side {
-                for x in 0..<side { let i = (y - cy0) * side + x, s = r * w + cx0 + x; cropPlane[i] = nuclear[s]; cropNuc[i] = nuclei[s]; cropCell[i] = cells[s] }
+            let gy = (y - offY) / side
+            let inY = y >= offY && gy < ny
+            for x in 0..<w {
+                let l = Int(nuclei[r * w + x])
+                if l == 0 { continue }
+                let wd = l >> 6
+                if wd >= seen.count { seen += [UInt64](repeating: 0, count: max(wd + 1, 2 * seen.count) - seen.count) }
+                let bit: UInt64 = 1 << UInt64(l & 63)
+                if seen[wd] & bit != 0 { continue }
+                seen[wd] |= bit
+                let gx = (x - offX) / side
+                if inY && x >= offX && gx < nx { counts[gy * nx + gx] += 1 }
             }
             if y % f == 0 && y / f < th {
                 for tx in 0..<tw { let s = r * w + min(w - 1, tx * f); thumb[(y / f) * tw + tx] = nuclear[s]; thumbLab[(y / f) * tw + tx] = nuclei[s] }
             }
         }
+    }
+    /// Up to `k` windows (x0, y0) of side x side px: most nuclei first, each at least `d` grid
+    /// steps (Chebyshev) from those chosen, d shrinking from half the grid to 1; windows without
+    /// nuclei are not used (the centre window when no window has any). Deterministic.
+    func cropWindows(_ k: Int = 4) -> [(x0: Int, y0: Int)] {
+        let order = (0..<counts.count).filter { counts[$0] > 0 }.sorted { counts[$0] != counts[$1] ? counts[$0] > counts[$1] : $0 < $1 }
+        var chosen: [Int] = []
+        var d = max(1, max(nx, ny) / 2)
+        while chosen.count < min(k, order.count) {
+            for c in order where chosen.count < k && !chosen.contains(c) {
+                if chosen.allSatisfy({ max(abs($0 % nx - c % nx), abs($0 / nx - c / nx)) >= d }) { chosen.append(c) }
+            }
+            if d == 1 { break }
+            d -= 1
+        }
+        if chosen.isEmpty { chosen = [(ny / 2) * nx + nx / 2] }
+        return chosen.map { (offX + ($0 % nx) * side, offY + ($0 / nx) * side) }
     }
     static func outline(_ cv: inout Canvas, _ lab: [UInt32], _ w: Int, _ h: Int, _ color: (UInt8, UInt8, UInt8)) {
         for y in 0..<h { for x in 0..<w {
@@ -347,11 +440,28 @@ final class SegmentQC {
             }
         } }
     }
-    func crop() -> Canvas {
-        let st = Preview.stretch(cropPlane, width: side, height: side, maxSide: side)
+    /// The window at full resolution: `read(y0, n)` gives full-width rows of the nuclear channel,
+    /// the nuclei and the cells (read in chunks of 64 rows, so memory ~ 64 x width).
+    func crop(_ win: (x0: Int, y0: Int), read: (Int, Int) throws -> ([Float], [UInt32], [UInt32])) throws -> Canvas {
+        var plane = [Float](repeating: 0, count: side * side)
+        var nucL = [UInt32](repeating: 0, count: side * side), cellL = nucL
+        var y = 0
+        while y < side {
+            let n = min(64, side - y)
+            let (pl, nl, cl) = try read(win.y0 + y, n)
+            for r in 0..<n {
+                for x in 0..<side {
+                    let i = (y + r) * side + x, s = r * w + win.x0 + x
+                    plane[i] = pl[s]; nucL[i] = nl[s]; cellL[i] = cl[s]
+                }
+            }
+            y += n
+        }
+        let st = Preview.stretch(plane, width: side, height: side, maxSide: side)
         var cv = Canvas(gray: st.pixels, width: st.width, height: st.height)
-        SegmentQC.outline(&cv, cropCell, side, side, (255, 0, 255)); SegmentQC.outline(&cv, cropNuc, side, side, (0, 255, 0))
+        SegmentQC.outline(&cv, cellL, side, side, (255, 0, 255)); SegmentQC.outline(&cv, nucL, side, side, (0, 255, 0))
         cv.text("nuclei", x: 4, y: 4, color: (0, 255, 0)); cv.text("cells", x: 48, y: 4, color: (255, 0, 255))
+        cv.text("x \(win.x0) y \(win.y0)", x: 4, y: side - 14, color: (255, 255, 0))
         return cv
     }
     func thumbnail() -> Canvas {

@@ -64,4 +64,105 @@ final class SegmentStageTests: E2ECase {
         XCTAssertEqual(bad.code, 2)
         XCTAssertTrue(bad.err.contains("64x64") && bad.err.contains("320x320"), bad.err)
     }
+
+    /// --stats median,std,sum: the extra columns after the MCQuant ones with plausible values;
+    /// QC crops and nuclei_without_cell_fraction in the manifest; a bad --stats is refused with one
+    /// line (exit 2) and nothing on disk changes.
+    func testExtraStatsAndQC() throws {
+        let (j, _) = try prepared(size: 320)
+        let r = try exec("epipe-segment", ["-q", "--stats", "median,std,sum", j])
+        XCTAssertEqual(r.code, 0, r.err)
+        let t = try CSVTable.read(j + "/segment/cells.csv")
+        XCTAssertGreaterThan(t.rows.count, 20)
+        let xi = try XCTUnwrap(t.column("X_centroid"))
+        let markers = Array(t.header[1..<xi])
+        XCTAssertEqual(markers.count, 3)
+        let old = ["CellID"] + markers + ["X_centroid", "Y_centroid", "Area", "MajorAxisLength", "MinorAxisLength", "Eccentricity",
+                                          "Solidity", "Extent", "Orientation"] + markers.map { $0 + "_nucleus" }
+        XCTAssertEqual(Array(t.header.prefix(old.count)), old, "existing columns first, unchanged")
+        var extra: [String] = []
+        for st in ["median", "std", "sum"] { extra += markers.map { "\($0)_intensity_\(st)" } + markers.map { "\($0)_intensity_\(st)_nucleus" } }
+        XCTAssertEqual(Array(t.header.dropFirst(old.count)), extra)
+        let area = t.doubles("Area")!
+        for m in markers {
+            for suf in ["", "_nucleus"] {
+                let mean = t.doubles(m + suf)!, med = t.doubles(m + "_intensity_median" + suf)!
+                let sd = t.doubles(m + "_intensity_std" + suf)!, sum = t.doubles(m + "_intensity_sum" + suf)!
+                for i in 0..<t.rows.count {
+                    XCTAssertGreaterThanOrEqual(sd[i], 0)
+                    XCTAssertGreaterThanOrEqual(med[i], 0)
+                    // |median - mean| <= population std, for any set of values (1e-3: CSV rounding)
+                    XCTAssertLessThanOrEqual(abs(med[i] - mean[i]), sd[i] + 2e-3, "\(m)\(suf) cell \(i)")
+                    if suf.isEmpty { XCTAssertEqual(sum[i], mean[i] * area[i], accuracy: 1e-3 * area[i] + 1e-6 * sum[i], "\(m) sum = mean x area") }
+                    else { XCTAssertGreaterThanOrEqual(sum[i], 0) }
+                }
+            }
+        }
+        let m = try manifest(j, "segment")
+        XCTAssertEqual(m.params["stats"]?.stringValue, "median,std,sum")
+        XCTAssertEqual(m.metrics["nuclei_without_cell_fraction"]?.doubleValue, 0, "every nucleus grows into its cell")
+        let crops = m.outputs.map(\.path).filter { $0.hasPrefix("segment/qc/overlay-crop-") }
+        XCTAssertEqual(crops, (1...4).map { "segment/qc/overlay-crop-\($0).png" }, "4 crops on a 320 px slide (160 px windows)")
+        for o in crops + ["segment/qc/overlay-thumbnail.png"] { XCTAssertTrue(Files.exists(j + "/" + o), o) }
+
+        // A bad list: exit 2, one line on stderr, nothing changed.
+        func snapshot() throws -> [String: String] {
+            var s: [String: String] = [:]
+            let e = FileManager.default.enumerator(atPath: j)!
+            while let rel = e.nextObject() as? String {
+                let p = j + "/" + rel
+                if !Files.isDirectory(p), !rel.hasSuffix(".log") { s[rel] = try Digest.sha256(file: p).hex }
+            }
+            return s
+        }
+        let before = try snapshot()
+        let bad = try exec("epipe-segment", ["--force", "--stats", "median,bogus", j])
+        XCTAssertEqual(bad.code, 2)
+        XCTAssertEqual(bad.errLines.count, 1, bad.err)
+        XCTAssertTrue(bad.err.contains("bogus") && bad.err.contains("median, std, sum"), bad.err)
+        XCTAssertEqual(try snapshot(), before, "nothing changed on disk")
+    }
+
+    /// Imported masks where some nuclei have no cell and one cell id is in two parts far apart:
+    /// nuclei_without_cell_fraction > 0 as counted here, and the split cell's median (repair pass) is
+    /// exact.
+    func testImportedMasksWithoutCellsAndSplitCell() throws {
+        let (j, truth) = try prepared(size: 320)
+        let nuc = try ImageReader(path: truth + "-nuclei.tif").readChannelUInt32(0)
+        var cells = try ImageReader(path: truth + "-cells.tif").readChannelUInt32(0)
+        let w = 320
+        let ids = Array(Set(cells.filter { $0 != 0 })).sorted()
+        let dropped = Set(ids.prefix(6))
+        for i in 0..<cells.count where dropped.contains(cells[i]) { cells[i] = 0 }
+        let split = ids[10]
+        for y in 300..<304 { for x in 300..<312 { cells[y * w + x] = split } }
+        let path = tmp + "/cells2.tif"
+        let wr = try ImageWriter(path: path, width: w, height: w, channelNames: ["cells"], pixelType: .uint32)
+        try wr.writeRows(channel: 0, y0: 0, count: w, cells); try wr.finish()
+        let r = try exec("epipe-segment", ["-q", "--stats", "median", "--mask", "nuclei=" + truth + "-nuclei.tif", "--mask", "cells=" + path, j])
+        XCTAssertEqual(r.code, 0, r.err)
+        // expected fraction: nuclei with no pixel in a cell, or whose cell id is absent
+        let cellIds = Set(cells.filter { $0 != 0 })
+        var covered = Set<UInt32>(), nucIds = Set<UInt32>()
+        for i in 0..<nuc.count where nuc[i] != 0 { nucIds.insert(nuc[i]); if cells[i] != 0 { covered.insert(nuc[i]) } }
+        let want = Double(nucIds.filter { !covered.contains($0) || !cellIds.contains($0) }.count) / Double(nucIds.count)
+        let got = try manifest(j, "segment").metrics["nuclei_without_cell_fraction"]?.doubleValue ?? -1
+        XCTAssertGreaterThan(got, 0)
+        XCTAssertEqual(got, (want * 1e4).rounded() / 1e4, accuracy: 1e-9)
+        // the split cell: exact median over both parts (through the repair pass)
+        let log = try String(contentsOfFile: j + "/logs/segment.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("labels in separate parts"), "the split cell goes through the repair pass")
+        let img = try ImageReader(path: j + "/denoise/image.ome.tif")
+        let t = try CSVTable.read(j + "/segment/cells.csv")
+        let row = try XCTUnwrap(t.rows.first { $0[0] == String(split) })
+        for (c, name) in img.info.channelNames.enumerated() {
+            let plane = try img.readChannel(c)
+            var v: [Float] = []
+            for i in 0..<cells.count where cells[i] == split { v.append(plane[i]) }
+            v.sort()
+            let k = v.count / 2
+            let med = v.count % 2 == 1 ? Double(v[k]) : (Double(v[k - 1]) + Double(v[k])) / 2
+            XCTAssertEqual(Double(row[t.column(name + "_intensity_median")!])!, med, accuracy: 1e-3, name)
+        }
+    }
 }
