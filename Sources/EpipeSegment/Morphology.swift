@@ -78,43 +78,91 @@ extension Segmenter {
     }
 
     /// Expands labels by up to `distance` px (Euclidean) into background; each background pixel
-    /// within `distance` of some label takes the label of its nearest labelled pixel (exact
-    /// Euclidean feature transform; ties broken deterministically), like skimage expand_labels.
-    public static func expand(_ labels: [UInt32], width: Int, height: Int, distance: Int) -> [UInt32] {
-        precondition(labels.count == width * height)
-        guard distance > 0 else { return labels }
-        let (d2, nearest) = DistanceTransform.featureTransform(labels.map { $0 != 0 }, width: width, height: height)
+    /// within `distance` of some label takes the label of its nearest labelled pixel, like skimage
+    /// expand_labels. Ties (several labelled pixels at the same distance) go to the leftmost, then
+    /// the uppermost of them, so the result is fully determined.
+    ///
+    /// Bounded search, O(pixels x (2 distance + 1)): a column pass finds, for every pixel, the
+    /// nearest labelled pixel in its own column within `distance` rows (the upper one on a tie);
+    /// then every background pixel compares those of the 2 distance + 1 columns around it (the
+    /// nearest labelled pixel overall is the column-nearest of its own column). Columns, then
+    /// rows, in parallel.
+    public static func expand(_ labels: [UInt32], width w: Int, height h: Int, distance d: Int) -> [UInt32] {
+        precondition(labels.count == w * h)
+        guard d > 0, w > 0, h > 0 else { return labels }
+        let n = w * h
+        let none = Int16.max
+        let D = Swift.min(d, Int(Int16.max) - 1)
         var out = labels
-        let lim = Double(distance * distance)
-        for i in 0..<out.count where out[i] == 0 {
-            if d2[i] <= lim, nearest[i] >= 0 { out[i] = labels[Int(nearest[i])] }
+        // dy[i]: signed row offset to the nearest labelled pixel of column x within D rows, or none
+        let dy = UnsafeMutablePointer<Int16>.allocate(capacity: n)
+        defer { dy.deallocate() }
+        let parts = n >= 1 << 15 ? 2 : 1
+        let DY = UnsafeShared(dy), L = UnsafeShared(labels)
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let xa = w * part / parts, xb = w * (part + 1) / parts, m = xb - xa
+            guard m > 0 else { return }
+            let dy = DY.value
+            L.value.withUnsafeBufferPointer { lab in
+                let last = UnsafeMutablePointer<Int>.allocate(capacity: m)
+                defer { last.deallocate() }
+                last.initialize(repeating: Int.min / 2, count: m)
+                for y in 0..<h {          // nearest above (or here)
+                    let row = y * w + xa
+                    for x in 0..<m {
+                        if lab[row + x] != 0 { last[x] = y }
+                        let up = y - last[x]
+                        dy[row + x] = up <= D ? Int16(-up) : none
+                    }
+                }
+                last.update(repeating: Int.max / 2, count: m)
+                for y in stride(from: h - 1, through: 0, by: -1) {   // nearest below, if strictly nearer
+                    let row = y * w + xa
+                    for x in 0..<m {
+                        if lab[row + x] != 0 { last[x] = y }
+                        let down = last[x] - y
+                        if down <= D {
+                            let cur = dy[row + x]
+                            if cur == none || down < -Int(cur) { dy[row + x] = Int16(down) }
+                        }
+                    }
+                }
+            }
+        }
+        let rparts = h >= 64 ? 2 : 1
+        out.withUnsafeMutableBufferPointer { ob in
+            let O = UnsafeShared(ob.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: rparts) { part in
+                let ya = h * part / rparts, yb = h * (part + 1) / rparts
+                let dy = DY.value, o = O.value
+                let lim = D * D
+                L.value.withUnsafeBufferPointer { lab in
+                    for y in ya..<yb {
+                        let row = y * w
+                        for x in 0..<w where lab[row + x] == 0 {
+                            var best = lim + 1, bx = 0, by = 0
+                            let x0 = Swift.max(0, x - D), x1 = Swift.min(w - 1, x + D)
+                            for xx in x0...x1 {
+                                let c = dy[row + xx]
+                                if c == none { continue }
+                                let ddx = xx - x, ddy = Int(c)
+                                let d2 = ddx * ddx + ddy * ddy
+                                if d2 < best { best = d2; bx = xx; by = y + ddy }
+                            }
+                            if best <= lim { o[row + x] = lab[by * w + bx] }
+                        }
+                    }
+                }
+            }
         }
         return out
     }
 }
 
 extension Segmenter {
-    /// `expand` computed in `parts` column strips on both cores. Each strip is read with `distance`
-    /// columns of context: every label pixel within `distance` of a strip pixel, and so every
-    /// candidate of an equal-distance tie, lies in the window, so the result equals `expand`.
+    /// Former column-strip parallel expansion; `expand` is parallel itself now. Kept for callers.
     public static func expandParallel(_ labels: [UInt32], width w: Int, height h: Int, distance d: Int, parts: Int = 2) -> [UInt32] {
-        precondition(labels.count == w * h)
-        let p = max(1, min(parts, w / max(1, 4 * d)))
-        guard d > 0, p > 1 else { return expand(labels, width: w, height: h, distance: d) }
-        var out = labels
-        let src = UnsafeShared(labels)
-        out.withUnsafeMutableBufferPointer { ob in
-            let o = UnsafeShared(ob.baseAddress!)
-            DispatchQueue.concurrentPerform(iterations: p) { k in
-                let x0 = k * w / p, x1 = (k + 1) * w / p
-                let wx0 = max(0, x0 - d), wx1 = min(w, x1 + d), ww = wx1 - wx0
-                var win = [UInt32](repeating: 0, count: ww * h)
-                for y in 0..<h { for x in 0..<ww { win[y * ww + x] = src.value[y * w + wx0 + x] } }
-                let g = expand(win, width: ww, height: h, distance: d)
-                for y in 0..<h { for x in x0..<x1 { o.value[y * w + x] = g[y * ww + x - wx0] } }
-            }
-        }
-        return out
+        expand(labels, width: w, height: h, distance: d)
     }
 }
 

@@ -95,6 +95,9 @@ struct SegmentTool: StageTool {
         let prog = ctx.progress("segment", total: 1 + grid.rows, unit: "steps")
 
         // 1. One threshold for the slide: Otsu of the smoothed nuclear channel, streamed in bands.
+        var clock = Date()
+        var timings: [String] = []
+        func lap(_ what: String) { timings.append(what + " " + CSVTable.num(Date().timeIntervalSince(clock), digits: 1) + " s"); clock = Date() }
         var np0 = np
         if np0.threshold == nil {
             let smooth = DenoisePlan(np.smoothSigma > 0 ? [.gaussian(sigma: np.smoothSigma)] : [])
@@ -119,6 +122,7 @@ struct SegmentTool: StageTool {
             np0.threshold = SlideThreshold.otsu(counts: hist.bins)
         }
         let threshold = np0.threshold!
+        lap("threshold")
         let params0 = np0
         prog.advance()
 
@@ -216,6 +220,7 @@ struct SegmentTool: StageTool {
         }, consume: { b in try emitBand(b.y0, b.rows, b.labels) })
         if !pending.isEmpty { try finish(pending.count - 1) }
         try wn.finish(); try wc.finish()
+        lap("nuclei, cells, masks and quantification")
         // Exact medians of labels whose rows are not contiguous: their rows once more.
         for (acc, path) in [(cellAcc, cellPath), (nucAcc, nucPath)] {
             guard let rr = acc.beginRepair() else { continue }
@@ -263,6 +268,7 @@ struct SegmentTool: StageTool {
         }
         let csvPath = try ctx.output("cells.csv")
         try table.write(csvPath)
+        lap("table")
 
         // QC: outlines on the nuclear channel (full-resolution crops where the nuclei are, and the
         // whole slide), area histogram.
@@ -295,6 +301,8 @@ struct SegmentTool: StageTool {
                                             "nucleus_diameter_px": .number(diameter), "fraction_segmented": .number((Double(segmented) / Double(w * h) * 1e4).rounded() / 1e4),
                                             "nuclei_without_cell_fraction": .number((match.withoutCellFraction(nucleusArea: nucT.area, cellArea: shape.area) * 1e4).rounded() / 1e4), "warnings": .array(table.rows.isEmpty ? ["no cells found"] : [])]
         if let px = info.physicalSizeX { metrics["cells_per_mm2"] = .number((Double(table.rows.count) / (Double(w * h) * px * px * 1e-6)).rounded()) }
+        lap("QC")
+        ctx.log.detail("timings: " + timings.joined(separator: ", "))
         prog.finish()
         return StageResult(outputs: outputs, metrics: metrics)
     }

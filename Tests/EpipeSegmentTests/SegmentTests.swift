@@ -131,19 +131,19 @@ final class SegmentTests: XCTestCase {
             for y in max(0, cy - 1)...min(h - 1, cy + 1) { for x in max(0, cx - 2)...min(w - 1, cx + 1) { labels[y * w + x] = UInt32(l) } }
         }
         let pts = (0..<(w * h)).filter { labels[$0] != 0 }
-        for dist in [1, 3, 6] {
+        for dist in [1, 2, 3, 6, 11] {
             let out = Segmenter.expand(labels, width: w, height: h, distance: dist)
             for i in 0..<(w * h) {
                 if labels[i] != 0 { XCTAssertEqual(out[i], labels[i]); continue }
                 let x = i % w, y = i / w
-                var best = Int.max
-                var bestLabels = Set<UInt32>()
+                // nearest labelled pixel; ties: leftmost, then uppermost
+                var best = Int.max, bp = -1
                 for p in pts {
                     let dx = p % w - x, dy = p / w - y, d = dx * dx + dy * dy
-                    if d < best { best = d; bestLabels = [labels[p]] } else if d == best { bestLabels.insert(labels[p]) }
+                    if d < best || (d == best && (p % w < bp % w || (p % w == bp % w && p / w < bp / w))) { best = d; bp = p }
                 }
                 if best <= dist * dist {
-                    XCTAssertTrue(bestLabels.contains(out[i]), "pixel \(x),\(y) got \(out[i]) expected one of \(bestLabels)")
+                    XCTAssertEqual(out[i], labels[bp], "pixel \(x),\(y)")
                 } else {
                     XCTAssertEqual(out[i], 0)
                 }
