@@ -94,18 +94,20 @@ extension Segmenter {
     /// not dominate). `planes` are `width x height` each.
     public static func membraneSum(_ planes: [[Float]], levels: [MembraneLevels]) -> [Float] {
         precondition(planes.count == levels.count && !planes.isEmpty)
-        let n = planes[0].count
-        var out = [Float](repeating: 0, count: n)
-        out.withUnsafeMutableBufferPointer { o in
-            for (p, l) in zip(planes, levels) {
-                precondition(p.count == n)
-                let s = 1 / Swift.max(l.high - l.low, 1e-6), lo = l.low
-                p.withUnsafeBufferPointer { src in
-                    for i in 0..<n { o[i] += (src[i] - lo) * s }
-                }
+        var out = [Float](repeating: 0, count: planes[0].count)
+        for (p, l) in zip(planes, levels) { addMembrane(p, levels: l, into: &out) }
+        return out
+    }
+
+    /// Adds one membrane plane, normalised by `levels`, to a running sum (one plane in memory at a time).
+    public static func addMembrane(_ plane: [Float], levels l: MembraneLevels, into sum: inout [Float]) {
+        precondition(plane.count == sum.count)
+        let s = 1 / Swift.max(l.high - l.low, 1e-6), lo = l.low
+        sum.withUnsafeMutableBufferPointer { o in
+            plane.withUnsafeBufferPointer { src in
+                for i in 0..<o.count { o[i] += (src[i] - lo) * s }
             }
         }
-        return out
     }
 
     /// Whole cells from nuclei and a membrane image: a seeded watershed of the (lightly smoothed)

@@ -11,8 +11,9 @@ struct SegmentTool: StageTool {
     let flags: [String: JSONValue?]
 
     func params(for job: Job) throws -> [String: JSONValue] {
-        let p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": 1024, "threshold-method": "global", "nuclei-mask": "none", "cells-mask": "none"], flags: flags)
-        for k in ["nucleus-diameter", "expand", "min-area"] {
+        let p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": 1024, "threshold-method": "global", "nuclei-mask": "none", "cells-mask": "none",
+                                                 "membrane": "none", "cell-max-distance": "auto"], flags: flags)
+        for k in ["nucleus-diameter", "expand", "min-area", "cell-max-distance"] {
             if let v = p[k], v.stringValue != "auto", (v.doubleValue ?? -1) < 0 { throw EpipeError.badInput("segment param \(k): expected a number >= 0 or auto, got \(v)") }
         }
         return p
@@ -66,6 +67,17 @@ struct SegmentTool: StageTool {
         default: throw EpipeError.badInput("segment param threshold-method: expected global or adaptive")
         }
         ctx.log.detail("nuclear channel \(info.channelNames[nuc]) (#\(nuc)), diameter \(diameter) px, expand \(expand) px, min area \(minArea) px")
+        // Whole cells: membrane watershed when membrane channels are given, else expansion by `expand`.
+        let memSpec = p["membrane"]?.stringValue ?? "none"
+        let memChannels: [Int] = ["none", "off", ""].contains(memSpec.lowercased()) ? [] : try memSpec.split(separator: ",").map {
+            try channelIndex(String($0).trimmingCharacters(in: .whitespaces), names: info.channelNames, what: "--membrane")
+        }
+        let cellMaxDistance = p["cell-max-distance"]?.doubleValue ?? Double(expand)
+        let cellParams = CellParams(maxDistance: cellMaxDistance, minGrowth: min(cellMaxDistance, diameter / 3))
+        let cellContext = Segmenter.cellContextRows(cellParams)
+        if !memChannels.isEmpty {
+            ctx.log.detail("cells: membrane watershed on \(memChannels.map { info.channelNames[$0] }.joined(separator: "+")), max distance \(cellMaxDistance) px, \(cellContext) context rows")
+        }
 
         // Imported masks replace our nuclei and/or cells; ids are kept (MCMICRO: cell i holds nucleus i).
         func openMask(_ key: String) throws -> ImageReader? {
@@ -109,6 +121,19 @@ struct SegmentTool: StageTool {
         }
         let threshold = np0.threshold!
         let params0 = np0
+        // Membrane channels: per-channel levels (median, 99.5th percentile) for the slide, streamed in bands,
+        // so every band normalises alike.
+        var memLevels: [MembraneLevels] = []
+        for c in memChannels {
+            var hist = Histogram16()
+            var y0 = 0
+            while y0 < h {
+                let rows = min(512, h - y0)
+                try reader.readRows(channel: c, y0: y0, count: rows).withUnsafeBufferPointer { hist.add($0) }
+                y0 += rows
+            }
+            memLevels.append(MembraneLevels.of(counts: hist.bins))
+        }
         prog.advance()
 
         // 2. Nuclei tile by tile; cells by growing nuclei band by band; quantification streamed.
@@ -122,8 +147,9 @@ struct SegmentTool: StageTool {
         var cache: (y0: Int, h: Int, rows: [Float])? = nil
         var pending: [(y0: Int, rows: Int, labels: [UInt32])] = []
         var segmented = 0
-        /// Finishes the oldest pending band: grow its nuclei into cells with `expand` rows of context
-        /// from its neighbours, write both masks, quantify every channel in sub-bands.
+        /// Finishes the oldest pending band: grow its nuclei into cells with context rows from its
+        /// neighbours (`expand` rows for expansion, `cellContext` rows for the membrane watershed;
+        /// pending bands are whole tile rows, >= 256 rows), write both masks, quantify every channel in sub-bands.
         var maxId: UInt32 = 0
         func finish(_ k: Int) throws {
             var band = pending[k]
@@ -132,6 +158,20 @@ struct SegmentTool: StageTool {
                 cells = try cm.readRowsUInt32(channel: 0, y0: band.y0, count: band.rows)
                 // Our nuclei take the id of the imported cell they lie in (pixels outside any cell are dropped).
                 if nucMask == nil { for i in 0..<cells.count { band.labels[i] = band.labels[i] != 0 ? cells[i] : 0 } }
+            } else if !memChannels.isEmpty && cellMaxDistance > 0 {
+                let top = k > 0 ? min(cellContext, pending[k - 1].rows) : 0
+                let bottom = k + 1 < pending.count ? min(cellContext, pending[k + 1].rows) : 0
+                let wh = top + band.rows + bottom
+                var win = [UInt32](); win.reserveCapacity(wh * w)
+                if top > 0 { win += pending[k - 1].labels[((pending[k - 1].rows - top) * w)...] }
+                win += band.labels
+                if bottom > 0 { win += pending[k + 1].labels[0..<(bottom * w)] }
+                var membrane = [Float](repeating: 0, count: wh * w)   // one marker plane read at a time
+                for (c, lv) in zip(memChannels, memLevels) {
+                    Segmenter.addMembrane(try reader.readRows(channel: c, y0: band.y0 - top, count: wh), levels: lv, into: &membrane)
+                }
+                let grown = Segmenter.cells(nuclei: win, membrane: membrane, width: w, height: wh, params: cellParams)
+                cells = Array(grown[(top * w)..<((top + band.rows) * w)])
             } else if expand > 0 {
                 let top = k > 0 ? min(expand, pending[k - 1].rows) : 0
                 let bottom = k + 1 < pending.count ? min(expand, pending[k + 1].rows) : 0
@@ -232,6 +272,13 @@ struct SegmentTool: StageTool {
                                             "threshold": .number(Double(seg.threshold)), "nuclear_channel": .string(info.channelNames[nuc]),
                                             "nucleus_diameter_px": .number(diameter), "fraction_segmented": .number((Double(segmented) / Double(w * h) * 1e4).rounded() / 1e4),
                                             "nuclei_without_cell_fraction": 0, "warnings": .array(table.rows.isEmpty ? ["no cells found"] : [])]
+        metrics["cell_method"] = .string(cellMask != nil ? "imported" : !memChannels.isEmpty && cellMaxDistance > 0 ? "membrane-watershed" : expand > 0 ? "expansion" : "nuclei")
+        if cellMask == nil && !memChannels.isEmpty {
+            metrics["membrane_channels"] = .array(memChannels.map { .string(info.channelNames[$0]) })
+            metrics["cell_max_distance_px"] = .number(cellMaxDistance)
+        } else if cellMask == nil {
+            metrics["expand_px"] = .number(Double(expand))
+        }
         if let px = info.physicalSizeX { metrics["cells_per_mm2"] = .number((Double(table.rows.count) / (Double(w * h) * px * px * 1e-6)).rounded()) }
         prog.finish()
         return StageResult(outputs: outputs, metrics: metrics)
@@ -252,8 +299,15 @@ struct SegmentCommand: ParsableCommand {
         --min-area dropped. Defaults follow --nucleus-diameter (default 7 µm at the image's pixel size, else \
         12 px). The slide is cut into --tile px tiles read with an overlap of about 4 diameters; an object \
         belongs to the tile holding its first pixel, so a nucleus cut by a seam is one cell with one id and \
-        the result does not depend on the tile size. Cells: each nucleus grown by --expand px without \
-        overlap (nearest nucleus wins). Writes segment/nuclei.tif and segment/cells.tif (uint32 labels), \
+        the result does not depend on the tile size. Cells: without --membrane, each nucleus grown by \
+        --expand px without overlap (nearest nucleus wins). With --membrane NAME[,NAME...] (channel names or \
+        indices), a seeded watershed from the nuclei of the membrane image (each channel normalised by its \
+        slide median and 99.5th percentile, then summed; Gaussian sigma 0.5; low values flood first, plus a \
+        distance term so cells without membrane signal split half-way): boundaries settle on bright membrane, \
+        a pixel joins a nucleus only within --cell-max-distance px of it (default --expand), and dim pixels \
+        farther than a third of a diameter from every nucleus stay background; bands are grown with \
+        2 x --cell-max-distance + 2 rows of context (the whole-image result). On generated slides this beats \
+        expansion in object F1 and mean IoU of the cells. Writes segment/nuclei.tif and segment/cells.tif (uint32 labels), \
         segment/cells.csv (MCQuant columns: CellID, one mean per marker, X_centroid, Y_centroid, Area, \
         MajorAxisLength, MinorAxisLength, Eccentricity, Solidity, Extent, Orientation, <marker>_nucleus) \
         and QC overlays and an area histogram in segment/qc/. Memory ~ tile x width, not the slide.
@@ -263,6 +317,8 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .long, help: "Nuclear channel by name or index (default: DAPI/Hoechst/DNA by name, else 0).") var nuclear: String?
     @Option(name: .long, help: "Expected nucleus diameter in pixels (default: 7 µm at the image's pixel size, else 12).") var nucleusDiameter: Double?
     @Option(name: .long, help: "Grow nuclei into cells by this many pixels (default: half the nucleus diameter).") var expand: Int?
+    @Option(name: .long, help: "Membrane channel(s) for whole cells, by name or index, comma-separated (summed after normalisation). Default: none = expansion by --expand.") var membrane: String?
+    @Option(name: .long, help: "With --membrane: a cell pixel lies within this many pixels of its nucleus (default: --expand).") var cellMaxDistance: Double?
     @Option(name: .long, help: "Drop nuclei smaller than this many pixels.") var minArea: Int?
     @Option(name: .long, help: "Split touching nuclei by watershed (true/false). Default true.") var split: Bool?
     @Option(name: .long, help: "Threshold: global (one Otsu value for the slide) or adaptive (local, for uneven slides).") var thresholdMethod: String?
@@ -284,6 +340,7 @@ struct SegmentCommand: ParsableCommand {
                                        "expand": expand.map { .number(Double($0)) }, "min-area": minArea.map { .number(Double($0)) },
                                        "split": split.map { .bool($0) }, "threshold-method": thresholdMethod.map { .string($0) },
                                        "tile": tile.map { .number(Double($0)) },
+                                       "membrane": membrane.map { .string($0) }, "cell-max-distance": cellMaxDistance.map { .number($0) },
                                        "nuclei-mask": try maskFlag("nuclei"), "cells-mask": try maskFlag("cells")])
         let code = StageRunner(tool: tool, options: common).main()
         if code != 0 { throw EpipeExit(code) }

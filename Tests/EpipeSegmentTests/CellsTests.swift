@@ -204,3 +204,24 @@ final class CellsFloorTests: XCTestCase {
         }
     }
 }
+
+final class CellsBench: XCTestCase {
+    /// Times `Segmenter.cells` against `expandParallel` on a 2048 x 1024 band (EPIPE_BENCH=1 only).
+    func testBenchCells() throws {
+        guard ProcessInfo.processInfo.environment["EPIPE_BENCH"] != nil else { throw XCTSkip("EPIPE_BENCH not set") }
+        var cfg = SynthConfig(width: 2048, height: 1024, channels: 4, seed: 7)
+        cfg.fieldSize = 1024
+        let slide = SyntheticSlide(cfg)
+        let b = slide.renderBand(y0: 0, count: 1024)
+        let mem = Segmenter.membraneSum([b.channels[1], b.channels[3]], levels: [MembraneLevels.of(b.channels[1]), MembraneLevels.of(b.channels[3])])
+        let p = CellParams(maxDistance: 6, minGrowth: 4)
+        for _ in 0..<2 {
+            var t0 = Date()
+            _ = Segmenter.expandParallel(b.nuclei, width: 2048, height: 1024, distance: 6)
+            let te = Date().timeIntervalSince(t0)
+            t0 = Date()
+            _ = Segmenter.cells(nuclei: b.nuclei, membrane: mem, width: 2048, height: 1024, params: p)
+            print(String(format: "BENCH expandParallel %.3fs cells %.3fs", te, Date().timeIntervalSince(t0)))
+        }
+    }
+}
