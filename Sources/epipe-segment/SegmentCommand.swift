@@ -68,7 +68,9 @@ struct SegmentTool: StageTool {
         }
         ctx.log.detail("nuclear channel \(info.channelNames[nuc]) (#\(nuc)), diameter \(diameter) px, expand \(expand) px, min area \(minArea) px")
         // Whole cells: membrane watershed when membrane channels are given, else expansion by `expand`.
-        let memSpec = p["membrane"]?.stringValue ?? "none"
+        // (a string "CD45,CD3" from the flag, or a list of names/indices in job.json params)
+        let memSpec = p["membrane"]?.arrayValue.map { $0.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }.joined(separator: ",") }
+            ?? p["membrane"]?.stringValue ?? p["membrane"]?.intValue.map(String.init) ?? "none"
         let memChannels: [Int] = ["none", "off", ""].contains(memSpec.lowercased()) ? [] : try memSpec.split(separator: ",").map {
             try channelIndex(String($0).trimmingCharacters(in: .whitespaces), names: info.channelNames, what: "--membrane")
         }
@@ -306,8 +308,8 @@ struct SegmentCommand: ParsableCommand {
         distance term so cells without membrane signal split half-way): boundaries settle on bright membrane, \
         a pixel joins a nucleus only within --cell-max-distance px of it (default --expand), and dim pixels \
         farther than a third of a diameter from every nucleus stay background; bands are grown with \
-        2 x --cell-max-distance + 2 rows of context (the whole-image result). On generated slides this beats \
-        expansion in object F1 and mean IoU of the cells. Writes segment/nuclei.tif and segment/cells.tif (uint32 labels), \
+        2 x --cell-max-distance + 2 rows of context (the whole-image result on generated slides). On \
+        generated slides this beats expansion in object F1 and mean IoU of the cells. Writes segment/nuclei.tif and segment/cells.tif (uint32 labels), \
         segment/cells.csv (MCQuant columns: CellID, one mean per marker, X_centroid, Y_centroid, Area, \
         MajorAxisLength, MinorAxisLength, Eccentricity, Solidity, Extent, Orientation, <marker>_nucleus) \
         and QC overlays and an area histogram in segment/qc/. Memory ~ tile x width, not the slide.

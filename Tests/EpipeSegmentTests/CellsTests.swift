@@ -72,7 +72,7 @@ final class CellsTests: XCTestCase {
                              Double(na + ncn) / Double(c.w * c.h), c.names.joined(separator: ",")))
             }
             let n = Accuracy.match(truth: c.truthNuclei, predicted: nuc, width: c.w, height: c.h)
-            var line = String(format: "EVAL dens=%.2f seed=%d nucF1=%.3f", dn, s, n.f1)
+            var line = String(format: "EVAL dens=%.2f seed=%d cells=%d nucF1=%.3f", dn, s, n.truePositives + n.falseNegatives, n.f1)
             for v in variants {
                 let t0 = Date()
                 let kind = v.first!
