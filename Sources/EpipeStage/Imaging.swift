@@ -58,6 +58,11 @@ public struct Histogram16 {
         sum += s
         n += v.count
     }
+    /// Adds another histogram's counts (e.g. of another part of the image).
+    public mutating func merge(_ o: Histogram16) {
+        bins.withUnsafeMutableBufferPointer { b in o.bins.withUnsafeBufferPointer { ob in for i in 0..<65536 { b[i] += ob[i] } } }
+        n += o.n; sum += o.sum
+    }
     public func percentile(_ p: Double) -> Double {
         guard n > 0 else { return 0 }
         let target = Int((p / 100 * Double(n - 1)).rounded())

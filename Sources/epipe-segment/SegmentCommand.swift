@@ -11,8 +11,9 @@ struct SegmentTool: StageTool {
     let flags: [String: JSONValue?]
 
     func params(for job: Job) throws -> [String: JSONValue] {
-        var p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": 1024, "threshold-method": "global", "nuclei-mask": "none", "cells-mask": "none", "stats": "none"], flags: flags)
-        for k in ["nucleus-diameter", "expand", "min-area"] {
+        var p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": 1024, "threshold-method": "global", "nuclei-mask": "none", "cells-mask": "none", "stats": "none",
+                                            "membrane": "none", "cell-max-distance": "auto"], flags: flags)
+        for k in ["nucleus-diameter", "expand", "min-area", "cell-max-distance"] {
             if let v = p[k], v.stringValue != "auto", (v.doubleValue ?? -1) < 0 { throw EpipeError.badInput("segment param \(k): expected a number >= 0 or auto, got \(v)") }
         }
         p["stats"] = .string(try statsParam(p).list)
@@ -77,6 +78,19 @@ struct SegmentTool: StageTool {
         default: throw EpipeError.badInput("segment param threshold-method: expected global or adaptive")
         }
         ctx.log.detail("nuclear channel \(info.channelNames[nuc]) (#\(nuc)), diameter \(diameter) px, expand \(expand) px, min area \(minArea) px")
+        // Whole cells: membrane watershed when membrane channels are given, else expansion by `expand`.
+        // (a string "CD45,CD3" from the flag, or a list of names/indices in job.json params)
+        let memSpec = p["membrane"]?.arrayValue.map { $0.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }.joined(separator: ",") }
+            ?? p["membrane"]?.stringValue ?? p["membrane"]?.intValue.map(String.init) ?? "none"
+        let memChannels: [Int] = ["none", "off", ""].contains(memSpec.lowercased()) ? [] : try memSpec.split(separator: ",").map {
+            try channelIndex(String($0).trimmingCharacters(in: .whitespaces), names: info.channelNames, what: "--membrane")
+        }
+        let cellMaxDistance = p["cell-max-distance"]?.doubleValue ?? Double(expand)
+        let cellParams = CellParams(maxDistance: cellMaxDistance, minGrowth: min(cellMaxDistance, diameter / 3))
+        let cellContext = Segmenter.cellContextRows(cellParams)
+        if !memChannels.isEmpty {
+            ctx.log.detail("cells: membrane watershed on \(memChannels.map { info.channelNames[$0] }.joined(separator: "+")), max distance \(cellMaxDistance) px, \(cellContext) context rows")
+        }
 
         // Imported masks replace our nuclei and/or cells; ids are kept (MCMICRO: cell i holds nucleus i).
         func openMask(_ key: String) throws -> ImageReader? {
@@ -99,31 +113,22 @@ struct SegmentTool: StageTool {
         var timings: [String] = []
         func lap(_ what: String) { timings.append(what + " " + CSVTable.num(Date().timeIntervalSince(clock), digits: 1) + " s"); clock = Date() }
         var np0 = np
+        let markersCSV = ctx.job.spec.markers.map { String($0.dropFirst(7)) }
         if np0.threshold == nil {
             let smooth = DenoisePlan(np.smoothSigma > 0 ? [.gaussian(sigma: np.smoothSigma)] : [])
-            var hist = Histogram16()
-            let bandRows = 512
-            var y0 = 0
-            while y0 < h {
-                let rows = min(bandRows, h - y0)
-                let lo = max(0, y0 - smooth.halo), hi = min(h, y0 + rows + smooth.halo)
-                let raw = try reader.readRows(channel: nuc, y0: lo, count: hi - lo)
-                var sm: [Float]
-                if smooth.ops.isEmpty {
-                    let a0 = (y0 - lo) * w, a1 = (y0 - lo + rows) * w
-                    sm = Array(raw[a0..<a1])
-                } else {
-                    let top = y0 - lo, bottom = hi - y0 - rows
-                    sm = raw.withUnsafeBufferPointer { smooth.apply(band: $0, width: w, haloTop: top, rows: rows, haloBottom: bottom, y0: y0, imageHeight: h).values }
-                }
-                sm.withUnsafeBufferPointer { hist.add($0) }
-                y0 += rows
-            }
+            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channel: nuc, plan: smooth, width: w, height: h)
             np0.threshold = SlideThreshold.otsu(counts: hist.bins)
         }
         let threshold = np0.threshold!
         lap("threshold")
         let params0 = np0
+        // Membrane channels: per-channel levels (median, 99.5th percentile) for the slide, streamed in bands,
+        // so every band normalises alike.
+        var memLevels: [MembraneLevels] = []
+        for c in memChannels {
+            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channel: c, plan: DenoisePlan([]), width: w, height: h)
+            memLevels.append(MembraneLevels.of(counts: hist.bins))
+        }
         prog.advance()
 
         // 2. Nuclei tile by tile; cells by growing nuclei band by band; quantification streamed.
@@ -141,8 +146,9 @@ struct SegmentTool: StageTool {
         let qc = SegmentQC(width: w, height: h)
         var pending: [(y0: Int, rows: Int, labels: [UInt32])] = []
         var segmented = 0
-        /// Finishes the oldest pending band: grow its nuclei into cells with `expand` rows of context
-        /// from its neighbours, write both masks, quantify every channel in sub-bands.
+        /// Finishes the oldest pending band: grow its nuclei into cells with context rows from its
+        /// neighbours (`expand` rows for expansion, `cellContext` rows for the membrane watershed;
+        /// pending bands are whole tile rows, >= 256 rows), write both masks, quantify every channel in sub-bands.
         var maxId: UInt32 = 0
         func finish(_ k: Int) throws {
             var band = pending[k]
@@ -151,6 +157,20 @@ struct SegmentTool: StageTool {
                 cells = try cm.readRowsUInt32(channel: 0, y0: band.y0, count: band.rows)
                 // Our nuclei take the id of the imported cell they lie in (pixels outside any cell are dropped).
                 if nucMask == nil { for i in 0..<cells.count { band.labels[i] = band.labels[i] != 0 ? cells[i] : 0 } }
+            } else if !memChannels.isEmpty && cellMaxDistance > 0 {
+                let top = k > 0 ? min(cellContext, pending[k - 1].rows) : 0
+                let bottom = k + 1 < pending.count ? min(cellContext, pending[k + 1].rows) : 0
+                let wh = top + band.rows + bottom
+                var win = [UInt32](); win.reserveCapacity(wh * w)
+                if top > 0 { win += pending[k - 1].labels[((pending[k - 1].rows - top) * w)...] }
+                win += band.labels
+                if bottom > 0 { win += pending[k + 1].labels[0..<(bottom * w)] }
+                var membrane = [Float](repeating: 0, count: wh * w)   // one marker plane read at a time
+                for (c, lv) in zip(memChannels, memLevels) {
+                    Segmenter.addMembrane(try reader.readRows(channel: c, y0: band.y0 - top, count: wh), levels: lv, into: &membrane)
+                }
+                let grown = Segmenter.cells(nuclei: win, membrane: membrane, width: w, height: wh, params: cellParams)
+                cells = Array(grown[(top * w)..<((top + band.rows) * w)])
             } else if expand > 0 {
                 let top = k > 0 ? min(expand, pending[k - 1].rows) : 0
                 let bottom = k + 1 < pending.count ? min(expand, pending[k + 1].rows) : 0
@@ -195,7 +215,7 @@ struct SegmentTool: StageTool {
         // Nuclei (or the imported mask) are produced band by band on their own thread, with their
         // own reader, while this thread grows, writes and quantifies the bands already done.
         typealias Band = (y0: Int, rows: Int, labels: [UInt32])
-        let nucReader = nucMask == nil ? try ImageReader(path: imgPath, markersCSV: ctx.job.spec.markers.map { String($0.dropFirst(7)) }) : reader
+        let nucReader = nucMask == nil ? try ImageReader(path: imgPath, markersCSV: markersCSV) : reader
         let shared = UnsafeShared((labeller: labeller, nucReader: nucReader, nucMask: nucMask, grid: grid))
         try Handoff<Band>(capacity: 2).run(produce: { out in
             let s = shared.value
@@ -236,8 +256,11 @@ struct SegmentTool: StageTool {
             }
         }
         let count = Int(maxId)
-        let shape = cellAcc.table(count: count)
-        let nucT = nucAcc.table(count: count)
+        // The two tables (hulls, moments) on two threads; then the CSV rows formatted in parallel chunks.
+        let tb = Slots<CellTable>(2)
+        let accs = UnsafeShared([cellAcc, nucAcc])
+        DispatchQueue.concurrentPerform(iterations: 2) { k in tb[k] = accs.value[k].table(count: count) }
+        let shape = tb[0]!, nucT = tb[1]!
         let cellMeans = shape.means, nucMeans = nucT.means
         let seg = (count: count, threshold: threshold)
         let names = info.channelNames
@@ -249,37 +272,58 @@ struct SegmentTool: StageTool {
         let statNames = stats.names
         for sname in statNames { header += names.map { "\($0)_intensity_\(sname)" } + names.map { "\($0)_intensity_\(sname)_nucleus" } }
         func statValues(_ t: CellTable, _ sname: String) -> [[Double]] { sname == "median" ? t.medians : sname == "std" ? t.stds : t.sums }
-        var table = CSVTable(header: header)
-        table.rows.reserveCapacity(seg.count)
-        var areas: [Int] = []
-        for i in 0..<shape.ids.count where shape.area[i] > 0 {
-            var r = [String(shape.ids[i])]
-            for c in 0..<C { r.append(CSVTable.num(cellMeans[c][i], digits: 3)) }
-            r += [CSVTable.num(shape.centroidX[i]), CSVTable.num(shape.centroidY[i]), String(shape.area[i]),
-                  CSVTable.num(shape.majorAxis[i]), CSVTable.num(shape.minorAxis[i]), CSVTable.num(shape.eccentricity[i]),
-                  CSVTable.num(shape.solidity[i]), CSVTable.num(shape.extent[i]), CSVTable.num(shape.orientation[i])]
-            for c in 0..<C { r.append(CSVTable.num(nucMeans[c][i], digits: 3)) }
-            for sname in statNames {
-                let cv = statValues(shape, sname), nv = statValues(nucT, sname)
-                for c in 0..<C { r.append(CSVTable.num(cv[c][i], digits: 3)) }
-                for c in 0..<C { r.append(CSVTable.num(nucT.area[i] > 0 ? nv[c][i] : 0, digits: 3)) }
+        let statCols = statNames.map { (statValues(shape, $0), statValues(nucT, $0)) }
+        let present = (0..<shape.ids.count).filter { shape.area[$0] > 0 }
+        let areas = present.map { shape.area[$0] }
+        let cellCount = present.count
+        let chunks = cellCount > 20_000 ? 8 : 1
+        let lines = Slots<String>(chunks)
+        DispatchQueue.concurrentPerform(iterations: chunks) { k in
+            var out = ""
+            func put(_ v: String) { out += v; out += "," }
+            for j in (cellCount * k / chunks)..<(cellCount * (k + 1) / chunks) {
+                let i = present[j]
+                put(String(shape.ids[i]))
+                for c in 0..<C { put(CSVTable.num(cellMeans[c][i], digits: 3)) }
+                for v in [shape.centroidX[i], shape.centroidY[i]] { put(CSVTable.num(v)) }
+                put(String(shape.area[i]))
+                for v in [shape.majorAxis[i], shape.minorAxis[i], shape.eccentricity[i], shape.solidity[i], shape.extent[i], shape.orientation[i]] { put(CSVTable.num(v)) }
+                for c in 0..<C { put(CSVTable.num(nucMeans[c][i], digits: 3)) }
+                for (cv, nv) in statCols {
+                    for c in 0..<C { put(CSVTable.num(cv[c][i], digits: 3)) }
+                    for c in 0..<C { put(CSVTable.num(nucT.area[i] > 0 ? nv[c][i] : 0, digits: 3)) }
+                }
+                out.removeLast()
+                out += "\n"
             }
-            table.rows.append(r); areas.append(shape.area[i])
+            lines[k] = out
         }
         let csvPath = try ctx.output("cells.csv")
-        try table.write(csvPath)
+        var csv = Data(header.map(CSVTable.quote).joined(separator: ",").utf8 + [UInt8(ascii: "\n")])
+        for l in lines.values { csv.append(contentsOf: l!.utf8) }
+        try AtomicFile.write(csv, to: csvPath)
         lap("table")
 
         // QC: outlines on the nuclear channel (full-resolution crops where the nuclei are, and the
         // whole slide), area histogram.
         var outputs = [nucPath, cellPath, csvPath]
-        let nucR = try ImageReader(path: nucPath), cellR = try ImageReader(path: cellPath)
-        for (k, win) in qc.cropWindows().enumerated() {
-            let cv = try qc.crop(win) { y0, n in
-                (try reader.readRows(channel: nuc, y0: y0, count: n), try nucR.readRowsUInt32(channel: 0, y0: y0, count: n),
-                 try cellR.readRowsUInt32(channel: 0, y0: y0, count: n))
-            }
-            let q = try ctx.qc("overlay-crop-\(k + 1).png"); try cv.write(q); outputs.append(q)
+        // crops on both cores, each with its own readers (rows are decoded whole, so this is the QC's main cost)
+        let wins = qc.cropWindows()
+        let crops = Slots<Canvas>(wins.count), cropErrors = Slots<Error>(wins.count)
+        let qcS = UnsafeShared(qc)
+        DispatchQueue.concurrentPerform(iterations: wins.count) { k in
+            do {
+                let imgR = try ImageReader(path: imgPath, markersCSV: markersCSV)
+                let nucR = try ImageReader(path: nucPath), cellR = try ImageReader(path: cellPath)
+                crops[k] = try qcS.value.crop(wins[k]) { y0, n in
+                    (try imgR.readRows(channel: nuc, y0: y0, count: n), try nucR.readRowsUInt32(channel: 0, y0: y0, count: n),
+                     try cellR.readRowsUInt32(channel: 0, y0: y0, count: n))
+                }
+            } catch { cropErrors[k] = error }
+        }
+        if let e = cropErrors.values.compactMap({ $0 }).first { throw e }
+        for (k, cv) in crops.values.enumerated() {
+            let q = try ctx.qc("overlay-crop-\(k + 1).png"); try cv!.write(q); outputs.append(q)
         }
         let q2 = try ctx.qc("overlay-thumbnail.png"); try qc.thumbnail().write(q2); outputs.append(q2)
         let sorted = areas.sorted()
@@ -296,11 +340,18 @@ struct SegmentTool: StageTool {
             hc.text("cell area (px), 0 to \(maxA); median \(median)", x: 10, y: 4, color: (0, 0, 0), box: nil)
             let q3 = try ctx.qc("area-histogram.png"); try hc.write(q3); outputs.append(q3)
         }
-        var metrics: [String: JSONValue] = ["cells": .number(Double(table.rows.count)), "median_area_px": .number(Double(median)),
+        var metrics: [String: JSONValue] = ["cells": .number(Double(cellCount)), "median_area_px": .number(Double(median)),
                                             "threshold": .number(Double(seg.threshold)), "nuclear_channel": .string(info.channelNames[nuc]),
                                             "nucleus_diameter_px": .number(diameter), "fraction_segmented": .number((Double(segmented) / Double(w * h) * 1e4).rounded() / 1e4),
-                                            "nuclei_without_cell_fraction": .number((match.withoutCellFraction(nucleusArea: nucT.area, cellArea: shape.area) * 1e4).rounded() / 1e4), "warnings": .array(table.rows.isEmpty ? ["no cells found"] : [])]
-        if let px = info.physicalSizeX { metrics["cells_per_mm2"] = .number((Double(table.rows.count) / (Double(w * h) * px * px * 1e-6)).rounded()) }
+                                            "nuclei_without_cell_fraction": .number((match.withoutCellFraction(nucleusArea: nucT.area, cellArea: shape.area) * 1e4).rounded() / 1e4), "warnings": .array(cellCount == 0 ? ["no cells found"] : [])]
+        metrics["cell_method"] = .string(cellMask != nil ? "imported" : !memChannels.isEmpty && cellMaxDistance > 0 ? "membrane-watershed" : expand > 0 ? "expansion" : "nuclei")
+        if cellMask == nil && !memChannels.isEmpty {
+            metrics["membrane_channels"] = .array(memChannels.map { .string(info.channelNames[$0]) })
+            metrics["cell_max_distance_px"] = .number(cellMaxDistance)
+        } else if cellMask == nil {
+            metrics["expand_px"] = .number(Double(expand))
+        }
+        if let px = info.physicalSizeX { metrics["cells_per_mm2"] = .number((Double(cellCount) / (Double(w * h) * px * px * 1e-6)).rounded()) }
         lap("QC")
         ctx.log.detail("timings: " + timings.joined(separator: ", "))
         prog.finish()
@@ -322,8 +373,15 @@ struct SegmentCommand: ParsableCommand {
         --min-area dropped. Defaults follow --nucleus-diameter (default 7 µm at the image's pixel size, else \
         12 px). The slide is cut into --tile px tiles read with an overlap of about 4 diameters; an object \
         belongs to the tile holding its first pixel, so a nucleus cut by a seam is one cell with one id and \
-        the result does not depend on the tile size. Cells: each nucleus grown by --expand px without \
-        overlap (nearest nucleus wins). Writes segment/nuclei.tif and segment/cells.tif (uint32 labels), \
+        the result does not depend on the tile size. Cells: without --membrane, each nucleus grown by \
+        --expand px without overlap (nearest nucleus wins). With --membrane NAME[,NAME...] (channel names or \
+        indices), a seeded watershed from the nuclei of the membrane image (each channel normalised by its \
+        slide median and 99.5th percentile, then summed; Gaussian sigma 0.5; low values flood first, plus a \
+        distance term so cells without membrane signal split half-way): boundaries settle on bright membrane, \
+        a pixel joins a nucleus only within --cell-max-distance px of it (default --expand), and dim pixels \
+        farther than a third of a diameter from every nucleus stay background; bands are grown with \
+        2 x --cell-max-distance + 2 rows of context (the whole-image result on generated slides). On \
+        generated slides this beats expansion in object F1 and mean IoU of the cells. Writes segment/nuclei.tif and segment/cells.tif (uint32 labels), \
         segment/cells.csv (MCQuant columns: CellID, one mean per marker, X_centroid, Y_centroid, Area, \
         MajorAxisLength, MinorAxisLength, Eccentricity, Solidity, Extent, Orientation, <marker>_nucleus) \
         and QC in segment/qc/: a thumbnail of the slide with the nuclei outlined, up to 4 full-resolution \
@@ -340,6 +398,8 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .long, help: "Nuclear channel by name or index (default: DAPI/Hoechst/DNA by name, else 0).") var nuclear: String?
     @Option(name: .long, help: "Expected nucleus diameter in pixels (default: 7 µm at the image's pixel size, else 12).") var nucleusDiameter: Double?
     @Option(name: .long, help: "Grow nuclei into cells by this many pixels (default: half the nucleus diameter).") var expand: Int?
+    @Option(name: .long, help: "Membrane channel(s) for whole cells, by name or index, comma-separated (summed after normalisation). Default: none = expansion by --expand.") var membrane: String?
+    @Option(name: .long, help: "With --membrane: a cell pixel lies within this many pixels of its nucleus (default: --expand).") var cellMaxDistance: Double?
     @Option(name: .long, help: "Drop nuclei smaller than this many pixels.") var minArea: Int?
     @Option(name: .long, help: "Split touching nuclei by watershed (true/false). Default true.") var split: Bool?
     @Option(name: .long, help: "Threshold: global (one Otsu value for the slide) or adaptive (local, for uneven slides).") var thresholdMethod: String?
@@ -362,11 +422,47 @@ struct SegmentCommand: ParsableCommand {
                                        "expand": expand.map { .number(Double($0)) }, "min-area": minArea.map { .number(Double($0)) },
                                        "split": split.map { .bool($0) }, "threshold-method": thresholdMethod.map { .string($0) },
                                        "tile": tile.map { .number(Double($0)) }, "stats": stats.map { .string($0) },
+                                       "membrane": membrane.map { .string($0) }, "cell-max-distance": cellMaxDistance.map { .number($0) },
                                        "nuclei-mask": try maskFlag("nuclei"), "cells-mask": try maskFlag("cells")])
         let code = StageRunner(tool: tool, options: common).main()
         if code != 0 { throw EpipeExit(code) }
     }
     static func main() { runMain(Self.self) }
+}
+
+/// Histogram of channel `channel` after `plan` (e.g. the segmentation's smoothing) over the whole
+/// slide, streamed in bands of 512 rows; the slide's halves run on two threads, each with its own
+/// reader (counts do not depend on the split).
+func slideHistogram(path: String, markersCSV: String?, channel: Int, plan: DenoisePlan, width w: Int, height h: Int) throws -> Histogram16 {
+    let bandRows = 512
+    let nb = (h + bandRows - 1) / bandRows
+    let parts = nb >= 4 ? 2 : 1
+    final class Part: @unchecked Sendable { var hist = Histogram16(); var error: Error? }
+    let results = (0..<parts).map { _ in Part() }
+    DispatchQueue.concurrentPerform(iterations: parts) { k in
+        let out = results[k]
+        do {
+            let reader = try ImageReader(path: path, markersCSV: markersCSV)
+            for b in (nb * k / parts)..<(nb * (k + 1) / parts) {
+                let y0 = b * bandRows, rows = min(bandRows, h - y0)
+                let lo = max(0, y0 - plan.halo), hi = min(h, y0 + rows + plan.halo)
+                let raw = try reader.readRows(channel: channel, y0: lo, count: hi - lo)
+                if plan.ops.isEmpty {
+                    raw.withUnsafeBufferPointer { out.hist.add(UnsafeBufferPointer(rebasing: $0[((y0 - lo) * w)..<((y0 - lo + rows) * w)])) }
+                } else {
+                    let top = y0 - lo, bottom = hi - y0 - rows
+                    let sm = raw.withUnsafeBufferPointer { plan.apply(band: $0, width: w, haloTop: top, rows: rows, haloBottom: bottom, y0: y0, imageHeight: h).values }
+                    sm.withUnsafeBufferPointer { out.hist.add($0) }
+                }
+            }
+        } catch { out.error = error }
+    }
+    var hist = Histogram16()
+    for r in results {
+        if let e = r.error { throw e }
+        hist.merge(r.hist)
+    }
+    return hist
 }
 
 /// Calls `body` with unsafe views of several arrays at once.

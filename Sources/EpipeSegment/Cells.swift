@@ -1,0 +1,271 @@
+import Foundation
+import Dispatch
+import EpipeDenoise
+
+/// Parameters of whole-cell segmentation from nuclei and a membrane image (`Segmenter.cells`).
+///
+/// Defaults were chosen on generated slides (EpipeSynth, 16 channels, nucleus diameter 12 px,
+/// membrane = normalised sum of the membrane markers, see `MembraneLevels`); see CellsTests.
+public struct CellParams: Sendable, Equatable, Codable {
+    /// A pixel may take the label of a nucleus only if it lies within this Euclidean distance (px)
+    /// of one of that nucleus's pixels.
+    public var maxDistance: Double
+    /// Gaussian sigma (px) applied to the membrane image before flooding (0 = off).
+    public var smoothSigma: Double = 0.5
+    /// Flooding priority = smoothed membrane + distanceWeight x (distance to the nearest nucleus /
+    /// maxDistance): where the membrane is flat (cells without a membrane marker) boundaries fall
+    /// half-way between nuclei as with `expand`; 0 = pure membrane watershed.
+    public var distanceWeight: Double = 2
+    /// Background level of the smoothed membrane image (normalised units, see `MembraneLevels`):
+    /// pixels below it and farther than `minGrowth` from every nucleus are background (nil = no
+    /// background test: cells fill everything within `maxDistance`).
+    public var foreground: Float? = 0.3
+    /// Pixels within this distance (px) of a nucleus are never background (cells without a
+    /// membrane marker still get this much cytoplasm).
+    public var minGrowth: Double
+    /// With `foreground`: background pixels seed a background label that competes in the flood
+    /// (so a cell stops on the crest of its bright rim, not on the rim's blurred outer flank);
+    /// false = they are merely excluded.
+    public var backgroundSeeds: Bool = true
+
+    /// `minGrowth` defaults to 2/3 of `maxDistance`.
+    public init(maxDistance: Double, smoothSigma: Double = 0.5, distanceWeight: Double = 2, foreground: Float? = 0.3,
+                minGrowth: Double? = nil, backgroundSeeds: Bool = true) {
+        self.maxDistance = maxDistance
+        self.smoothSigma = smoothSigma
+        self.distanceWeight = distanceWeight
+        self.foreground = foreground
+        self.minGrowth = minGrowth ?? maxDistance * 2 / 3
+        self.backgroundSeeds = backgroundSeeds
+    }
+}
+
+/// Per-channel normalisation of a membrane marker: `(v - low) / (high - low)`, with `low` the
+/// median (background and marker-negative tissue) and `high` the 99.5th percentile (bright rims),
+/// so each marker contributes ~0 off its cells and ~1 on its brightest membranes.
+public struct MembraneLevels: Sendable, Equatable, Codable {
+    public var low: Float
+    public var high: Float
+    public init(low: Float, high: Float) { self.low = low; self.high = high }
+    /// Percentiles used for `low` and `high` (nearest rank, in percent).
+    public static let lowPercentile = 50.0, highPercentile = 99.5
+
+    /// Levels from a histogram of integer levels 0...65535 (a channel streamed band by band), same
+    /// nearest-rank rule as `of(_:)`.
+    public static func of(counts: [Int], lowPercentile: Double = lowPercentile, highPercentile: Double = highPercentile) -> MembraneLevels {
+        let n = counts.reduce(0, +)
+        guard n > 0 else { return MembraneLevels(low: 0, high: 1) }
+        func pct(_ p: Double) -> Float {
+            let rank = Swift.max(1, Int((p / 100 * Double(n)).rounded(.up)))
+            var acc = 0
+            for (i, c) in counts.enumerated() { acc += c; if acc >= rank { return Float(i) } }
+            return Float(counts.count - 1)
+        }
+        return MembraneLevels(low: pct(lowPercentile), high: pct(highPercentile))
+    }
+
+    /// Levels of a plane from its percentiles (computed on a strided sample of at most ~1M values).
+    public static func of(_ plane: [Float], lowPercentile: Double = lowPercentile, highPercentile: Double = highPercentile) -> MembraneLevels {
+        guard !plane.isEmpty else { return MembraneLevels(low: 0, high: 1) }
+        let step = Swift.max(1, plane.count / (1 << 20))
+        var s = [Float](); s.reserveCapacity(plane.count / step + 1)
+        var i = 0
+        while i < plane.count { s.append(plane[i]); i += step }
+        s.sort()
+        func pct(_ p: Double) -> Float {
+            let rank = Swift.max(1, Int((p / 100 * Double(s.count)).rounded(.up)))
+            return s[Swift.min(s.count, rank) - 1]
+        }
+        return MembraneLevels(low: pct(lowPercentile), high: pct(highPercentile))
+    }
+}
+
+extension Segmenter {
+    /// Rows of context above and below a band for `cells` to match the whole-image result (up to a
+    /// tiny fraction of pixels): 2 x maxDistance plus the smoothing radius. A pixel's label comes
+    /// from nuclei within maxDistance, whose own reach (and competition) extends another
+    /// maxDistance. Measured on generated slides (CellsTests.testBandsMatchWholeImage): with
+    /// 1 x maxDistance ~3e-4 of the pixels differ, with 2 x maxDistance none.
+    public static func cellContextRows(_ p: CellParams) -> Int {
+        Int((2 * p.maxDistance).rounded(.up)) + Int((3 * p.smoothSigma).rounded(.up))
+    }
+
+    /// Sum of membrane planes, each normalised by its `MembraneLevels` (so one bright marker does
+    /// not dominate). `planes` are `width x height` each.
+    public static func membraneSum(_ planes: [[Float]], levels: [MembraneLevels]) -> [Float] {
+        precondition(planes.count == levels.count && !planes.isEmpty)
+        var out = [Float](repeating: 0, count: planes[0].count)
+        for (p, l) in zip(planes, levels) { addMembrane(p, levels: l, into: &out) }
+        return out
+    }
+
+    /// Adds one membrane plane, normalised by `levels`, to a running sum (one plane in memory at a time).
+    public static func addMembrane(_ plane: [Float], levels l: MembraneLevels, into sum: inout [Float]) {
+        precondition(plane.count == sum.count)
+        let s = 1 / Swift.max(l.high - l.low, 1e-6), lo = l.low
+        sum.withUnsafeMutableBufferPointer { o in
+            plane.withUnsafeBufferPointer { src in
+                for i in 0..<o.count { o[i] += (src[i] - lo) * s }
+            }
+        }
+    }
+
+    /// Whole cells from nuclei and a membrane image: a seeded watershed of the (lightly smoothed)
+    /// membrane image from the nuclei, low values flooding first so that boundaries between cells
+    /// settle on bright membrane; the priority adds `distanceWeight` x distance / maxDistance so
+    /// that cells without membrane signal split like `expand`. A pixel may only take the label of
+    /// a nucleus within `params.maxDistance` px (Euclidean, to the nearest pixel of that nucleus).
+    /// With `params.foreground`, pixels below it (smoothed) and farther than `minGrowth` from every
+    /// nucleus are background: they seed a competing background label (`backgroundSeeds`) or are
+    /// excluded, and end as 0. Nuclei keep their pixels and labels (any UInt32 ids). 8-connected;
+    /// ties flood in insertion order (seeds in raster order), so the result is deterministic.
+    ///
+    /// In bands: the result on a band computed with `contextRows(params)` rows of context above
+    /// and below equals the whole-image result except on a tiny fraction of pixels (CellsTests).
+    ///
+    /// Implementation: the candidate region is the set of pixels within `maxDistance` of some
+    /// nucleus (exact Euclidean distance transform); its 8-connected components (with the nuclei)
+    /// never interact and are flooded in parallel with one heap each. Each labelled pixel keeps the
+    /// nucleus pixel it was reached from; a neighbour within `maxDistance` of that pixel is accepted
+    /// at once, else the nucleus's outline pixels are searched for one within reach (exact test).
+    public static func cells(nuclei: [UInt32], membrane: [Float], width w: Int, height h: Int, params: CellParams) -> [UInt32] {
+        let n = w * h
+        precondition(nuclei.count == n && membrane.count == n && n < Int(Int32.max), "Int32 pixel indices")
+        guard n > 0, params.maxDistance > 0 else { return nuclei }
+        let D = params.maxDistance, D2 = D * D
+        // Compact labels 1...K (any UInt32 ids in, the same ids out).
+        var ids: [UInt32] = [0]
+        var lab = [Int32](repeating: 0, count: n)
+        do {
+            var map: [UInt32: Int32] = [:]
+            var last: UInt32 = 0, lastK: Int32 = 0
+            for i in 0..<n {
+                let v = nuclei[i]
+                if v == 0 { continue }
+                if v != last {
+                    if let k = map[v] { lastK = k } else { lastK = Int32(ids.count); map[v] = lastK; ids.append(v) }
+                    last = v
+                }
+                lab[i] = lastK
+            }
+        }
+        let K = ids.count - 1
+        guard K > 0 else { return nuclei }
+        // Distance to the nearest nucleus pixel (exact) defines the candidate region.
+        let (d2, _) = DistanceTransform.featureTransform(nuclei.map { $0 != 0 }, width: w, height: h)
+        let sm = params.smoothSigma > 0 ? Denoise.gaussian(membrane, width: w, height: h, sigma: params.smoothSigma) : membrane
+        var f = sm
+        var region = [Bool](repeating: false, count: n)
+        let dw = Float(params.distanceWeight), invD = Float(1 / D)
+        let fg = params.foreground
+        let r02 = params.minGrowth * params.minGrowth, bgSeeds = params.backgroundSeeds
+        for i in 0..<n {
+            if lab[i] != 0 { region[i] = true; continue }
+            if d2[i] > D2 { continue }
+            if let fg, sm[i] < fg, d2[i] > r02 {
+                if bgSeeds { lab[i] = Int32(K + 1) } else { continue }
+            }
+            region[i] = true
+            if dw != 0 { f[i] += dw * Float(d2[i].squareRoot()) * invD }
+        }
+        // Outline pixels of each nucleus (a 4-neighbour outside the nucleus or the image), CSR by label.
+        var oStart = [Int](repeating: 0, count: K + 2)
+        @inline(__always) func isOutline(_ i: Int) -> Bool {
+            let l = lab[i], x = i % w, y = i / w
+            return x == 0 || x == w - 1 || y == 0 || y == h - 1 || lab[i - 1] != l || lab[i + 1] != l || lab[i - w] != l || lab[i + w] != l
+        }
+        for i in 0..<n where lab[i] != 0 && lab[i] <= K && isOutline(i) { oStart[Int(lab[i]) + 1] += 1 }
+        for k in 0...K { oStart[k + 1] += oStart[k] }
+        var outline = [Int32](repeating: 0, count: oStart[K + 1])
+        do {
+            var pos = oStart
+            for i in 0..<n where lab[i] != 0 && lab[i] <= K && isOutline(i) { let k = Int(lab[i]); outline[pos[k]] = Int32(i); pos[k] += 1 }
+        }
+        // Components of the region; flood each with its own heap.
+        let (cc, ncc) = connectedComponents(region, width: w, height: h)
+        var size = [Int](repeating: 0, count: ncc + 1)
+        var sStart = [Int](repeating: 0, count: ncc + 2)
+        let bgK = Int32(K + 1)
+        @inline(__always) func isSeed(_ i: Int) -> Bool { lab[i] == bgK || (lab[i] != 0 && isOutline(i)) }
+        for i in 0..<n {
+            let c = Int(cc[i]); size[c] += 1
+            if isSeed(i) { sStart[c + 1] += 1 }
+        }
+        for c in 0...ncc { sStart[c + 1] += sStart[c] }
+        var seeds = [Int32](repeating: 0, count: sStart[ncc + 1])
+        do {
+            var pos = sStart
+            for i in 0..<n where isSeed(i) { let c = Int(cc[i]); seeds[pos[c]] = Int32(i); pos[c] += 1 }
+        }
+        var sizeStart = [Int](repeating: 0, count: ncc + 2)
+        for c in 0...ncc { sizeStart[c + 1] = sizeStart[c] + size[c] }
+        let bounds = ncc > 0 ? componentChunks(start: sizeStart, count: ncc, total: n - size[0]) : [1]
+        var src = [Int32](repeating: -1, count: n)
+        for i in 0..<n where lab[i] != 0 { src[i] = Int32(i) }
+        let F = UnsafeShared(f), R = UnsafeShared(region), S = UnsafeShared(size), SD = UnsafeShared(seeds), SS = UnsafeShared(sStart)
+        let OL = UnsafeShared(outline), OS = UnsafeShared(oStart)
+        lab.withUnsafeMutableBufferPointer { Lb in
+            src.withUnsafeMutableBufferPointer { Sb in
+                let L = UnsafeShared(Lb.baseAddress!), SR = UnsafeShared(Sb.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: Swift.max(0, bounds.count - 1)) { chunk in
+                    let c0 = bounds[chunk], c1 = bounds[chunk + 1]
+                    var cap = 1
+                    for c in c0..<c1 where SS.value[c + 1] > SS.value[c] { cap = Swift.max(cap, S.value[c]) }
+                    var heap = MinHeap(capacity: cap)
+                    defer { heap.deallocate() }
+                    let lab = L.value, src = SR.value
+                    F.value.withUnsafeBufferPointer { Fp in
+                        R.value.withUnsafeBufferPointer { Rp in
+                            OL.value.withUnsafeBufferPointer { Op in
+                                @inline(__always) func key(_ v: Float) -> UInt64 {
+                                    let b = v.bitPattern
+                                    let u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
+                                    return UInt64(u) << 32
+                                }
+                                @inline(__always) func dist2(_ a: Int, _ b: Int) -> Double {
+                                    let dx = Double(a % w - b % w), dy = Double(a / w - b / w)
+                                    return dx * dx + dy * dy
+                                }
+                                for c in c0..<c1 {
+                                    let sa = SS.value[c], sb = SS.value[c + 1]
+                                    if sa == sb { continue }
+                                    var age: UInt64 = 0
+                                    for k in sa..<sb { let i = Int(SD.value[k]); heap.push(key(Fp[i]) | age, Int32(i)); age += 1 }
+                                    while heap.count > 0 {
+                                        let p = Int(heap.pop())
+                                        let l = lab[p], s = Int(src[p])
+                                        let x = p % w, y = p / w
+                                        let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+                                        let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+                                        for dy in y0...y1 {
+                                            for dx in x0...x1 {
+                                                let q = p + dy * w + dx
+                                                if lab[q] != 0 || !Rp[q] { continue }
+                                                var best = s
+                                                if l != bgK && dist2(q, s) > D2 {
+                                                    // exact: the nearest outline pixel of this nucleus
+                                                    var bd = Double.infinity
+                                                    best = -1
+                                                    for k in OS.value[Int(l)]..<OS.value[Int(l) + 1] {
+                                                        let o = Int(Op[k]), dd = dist2(q, o)
+                                                        if dd < bd { bd = dd; best = o }
+                                                    }
+                                                    if bd > D2 { continue }
+                                                }
+                                                lab[q] = l; src[q] = Int32(best)
+                                                heap.push(key(Fp[q]) | age, Int32(q)); age += 1
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var out = [UInt32](repeating: 0, count: n)
+        for i in 0..<n where lab[i] != 0 && lab[i] != bgK { out[i] = ids[Int(lab[i])] }
+        return out
+    }
+}
