@@ -352,7 +352,131 @@ public enum Segmenter {
         return seedPixels(f, mask: mask, width: w, height: h, h: hmin, minDistance: minDistance, components: cc, componentCount: ncc)
     }
 
+    /// `seedPixels` by local floods instead of a union-find over every pixel: the candidates are
+    /// the pixels that come first (in decreasing f, ties by lower index) among their 8 mask
+    /// neighbours (the peaks the union-find creates); a candidate has dynamic < h iff a pixel
+    /// processed before it is reachable through mask pixels q with f(peak) - f(q) < h (the
+    /// union-find merges it into that stronger peak's tree at a level above peak - h). Each test
+    /// floods only that small neighbourhood of the peak. Same seeds, same order.
     static func seedPixels(_ f: [Float], mask: [Bool], width w: Int, height h: Int, h hmin: Float, minDistance: Double,
+                           components cc: [UInt32], componentCount ncc: Int) -> [Int] {
+        let n = w * h
+        precondition(f.count == n && mask.count == n && cc.count == n && n < Int(Int32.max), "Int32 pixel indices")
+        guard ncc > 0 else { return [] }
+        // 1. candidates (row ranges in parallel)
+        let parts = h >= 64 ? 4 : 1
+        let foundP = UnsafeMutablePointer<[Int32]>.allocate(capacity: parts)
+        foundP.initialize(repeating: [], count: parts)
+        defer { foundP.deinitialize(count: parts); foundP.deallocate() }
+        let found = UnsafeShared(foundP)
+        let F = UnsafeShared(f), M = UnsafeShared(mask)
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            var out: [Int32] = []
+            F.value.withUnsafeBufferPointer { Fp in M.value.withUnsafeBufferPointer { Mp in
+                for y in (h * part / parts)..<(h * (part + 1) / parts) {
+                    let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+                    for x in 0..<w {
+                        let p = y * w + x
+                        if !Mp[p] { continue }
+                        let fp = Fp[p]
+                        let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+                        var peak = true
+                        outer: for dy in y0...y1 {
+                            for dx in x0...x1 {
+                                let q = p + dy * w + dx
+                                if q == p || !Mp[q] { continue }
+                                let fq = Fp[q]
+                                if fq > fp || (fq == fp && q < p) { peak = false; break outer }
+                            }
+                        }
+                        if peak { out.append(Int32(p)) }
+                    }
+                }
+            } }
+            found.value[part] = out
+        }
+        var cands: [Int32] = []
+        for k in 0..<parts { cands += foundP[k] }
+        // 2. dynamic test by a local flood from each candidate (candidates in parallel chunks)
+        let nc = cands.count
+        var keep = [Bool](repeating: true, count: nc)
+        if hmin > 0 && nc > 0 {
+            let chunks = nc >= 64 ? 8 : 1
+            let C = UnsafeShared(cands)
+            keep.withUnsafeMutableBufferPointer { Kb in
+                let K = UnsafeShared(Kb.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                    let stamp = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+                    stamp.initialize(repeating: -1, count: n)
+                    defer { stamp.deallocate() }
+                    var stack: [Int32] = []
+                    F.value.withUnsafeBufferPointer { Fp in M.value.withUnsafeBufferPointer { Mp in
+                        for ci in (nc * chunk / chunks)..<(nc * (chunk + 1) / chunks) {
+                            let m = Int(C.value[ci]), fm = Fp[m]
+                            let tag = Int32(ci)
+                            stamp[m] = tag
+                            stack.removeAll(keepingCapacity: true)
+                            stack.append(Int32(m))
+                            var weak = false
+                            flood: while let s = stack.popLast() {
+                                let p = Int(s)
+                                let x = p % w, y = p / w
+                                let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+                                let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+                                for dy in y0...y1 {
+                                    for dx in x0...x1 {
+                                        let q = p + dy * w + dx
+                                        if stamp[q] == tag || !Mp[q] { continue }
+                                        let fq = Fp[q]
+                                        if !(fm - fq < hmin) { continue }
+                                        if fq > fm || (fq == fm && q < m) { weak = true; break flood }
+                                        stamp[q] = tag
+                                        stack.append(Int32(q))
+                                    }
+                                }
+                            }
+                            if weak { K.value[ci] = false }
+                        }
+                    } }
+                }
+            }
+        }
+        // 3. by component, in decreasing f (ties: lower index), thinned by minDistance
+        var byComp: [(c: UInt32, key: UInt64)] = []
+        byComp.reserveCapacity(nc)
+        f.withUnsafeBufferPointer { Fp in
+            for (i, p) in cands.enumerated() where keep[i] {
+                let b = Fp[Int(p)].bitPattern
+                let u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
+                byComp.append((cc[Int(p)], UInt64(~u) << 32 | UInt64(UInt32(p))))
+            }
+        }
+        byComp.sort { $0.c != $1.c ? $0.c < $1.c : $0.key < $1.key }
+        let md2 = minDistance * minDistance
+        var out: [Int] = []
+        var kept: [Int] = []
+        var i = 0
+        while i < byComp.count {
+            let c = byComp[i].c
+            kept.removeAll(keepingCapacity: true)
+            while i < byComp.count && byComp[i].c == c {
+                let p = Int(byComp[i].key & 0xffff_ffff)
+                let px = Double(p % w), py = Double(p / w)
+                var ok = true
+                for q in kept {
+                    let dx = px - Double(q % w), dy = py - Double(q / w)
+                    if dx * dx + dy * dy < md2 { ok = false; break }
+                }
+                if ok { kept.append(p) }
+                i += 1
+            }
+            out.append(contentsOf: kept)
+        }
+        return out
+    }
+
+    /// Reference implementation of `seedPixels` (union-find over all mask pixels in decreasing f).
+    static func seedPixelsUnionFind(_ f: [Float], mask: [Bool], width w: Int, height h: Int, h hmin: Float, minDistance: Double,
                            components cc: [UInt32], componentCount ncc: Int) -> [Int] {
         let n = w * h
         precondition(f.count == n && mask.count == n && cc.count == n && n < Int(Int32.max), "Int32 pixel indices")

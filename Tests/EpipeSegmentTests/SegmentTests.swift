@@ -1,5 +1,6 @@
 import XCTest
 @testable import EpipeSegment
+import EpipeDenoise
 
 struct TestRNG: RandomNumberGenerator {
     var s: UInt64
@@ -259,6 +260,26 @@ final class SegmentTests: XCTestCase {
         let (lab, c, _) = Segmenter.nuclei(img, width: w, height: h, params: NucleiParams(nucleusDiameter: 16))
         XCTAssertEqual(c, 36)
         XCTAssertEqual(Set(centres.map { lab[$0.1 * w + $0.0] }).count, 36)
+    }
+
+    func testSeedsByLocalFloodEqualUnionFind() {
+        // random smooth and noisy surfaces with plateaus (quantised values) and a patchy mask
+        var g = TestRNG(s: 21)
+        for trial in 0..<12 {
+            let w = 70 + trial * 7, h = 50 + trial * 5, n = w * h
+            var f = (0..<n).map { _ in Float.random(in: 0..<1, using: &g) }
+            if trial % 3 != 0 { f = EpipeDenoise.Denoise.gaussian(f, width: w, height: h, sigma: Double(trial % 3) * 1.2) }
+            if trial % 2 == 0 { f = f.map { ($0 * 40).rounded() / 40 } }   // plateaus and exact ties
+            let mask = (0..<n).map { i in trial % 4 == 0 ? true : (sin(Double(i % w) / 5) + cos(Double(i / w) / 4)) > -0.6 }
+            let (cc, ncc) = Segmenter.connectedComponents(mask, width: w, height: h)
+            for hmin: Float in [0, 0.001, 0.01, 0.05, 0.2] {
+                for md in [1.0, 3.0] {
+                    let a = Segmenter.seedPixels(f, mask: mask, width: w, height: h, h: hmin, minDistance: md, components: cc, componentCount: ncc)
+                    let b = Segmenter.seedPixelsUnionFind(f, mask: mask, width: w, height: h, h: hmin, minDistance: md, components: cc, componentCount: ncc)
+                    XCTAssertEqual(a, b, "trial \(trial) h \(hmin) md \(md)")
+                }
+            }
+        }
     }
 
     func testWatershedParallelEqualsGlobalQueue() {
