@@ -778,8 +778,9 @@ public enum Segmenter {
     }
 }
 
-/// Fixed-capacity binary min-heap of (UInt64 key, Int32 payload); keys are unique in use
-/// (they embed an insertion counter), so pop order is deterministic.
+/// Fixed-capacity 4-ary min-heap of (UInt64 key, Int32 payload); keys are unique in use
+/// (they embed an insertion counter), so pop order is deterministic (the same as any other
+/// min-heap's). Four children per node halve the depth of the sift-down that dominates pops.
 struct MinHeap {
     let keys: UnsafeMutablePointer<UInt64>
     let vals: UnsafeMutablePointer<Int32>
@@ -793,7 +794,7 @@ struct MinHeap {
         var i = count
         count += 1
         while i > 0 {
-            let p = (i - 1) >> 1
+            let p = (i - 1) >> 2
             let pk = keys[p]
             if pk <= k { break }
             keys[i] = pk; vals[i] = vals[p]
@@ -809,11 +810,13 @@ struct MinHeap {
             let lk = keys[n], lv = vals[n]
             var i = 0
             while true {
-                let l = 2 * i + 1
-                if l >= n { break }
-                var c = l
-                var ck = keys[l]
-                if l + 1 < n { let rk = keys[l + 1]; if rk < ck { c = l + 1; ck = rk } }
+                let c0 = 4 * i + 1
+                if c0 >= n { break }
+                var c = c0
+                var ck = keys[c0]
+                let cEnd = Swift.min(c0 + 4, n)
+                var j = c0 + 1
+                while j < cEnd { let jk = keys[j]; if jk < ck { c = j; ck = jk }; j += 1 }
                 if ck >= lk { break }
                 keys[i] = ck; vals[i] = vals[c]
                 i = c

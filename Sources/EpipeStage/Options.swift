@@ -68,8 +68,8 @@ public struct EpipeExit: Error { public let code: Int32; public init(_ c: Int32)
 /// address-space lock contention; keep them in the malloc heaps instead (glibc only).
 func tuneAllocator() {
     #if os(Linux)
-    _ = c_mallopt(-3, 16 << 20)    // M_MMAP_THRESHOLD
-    _ = c_mallopt(-1, 64 << 20)    // M_TRIM_THRESHOLD
+    _ = c_mallopt(-3, 64 << 20)    // M_MMAP_THRESHOLD
+    _ = c_mallopt(-1, 256 << 20)   // M_TRIM_THRESHOLD
     #endif
 }
 
