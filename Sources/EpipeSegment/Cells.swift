@@ -152,7 +152,7 @@ extension Segmenter {
         let K = ids.count - 1
         guard K > 0 else { return nuclei }
         // Distance to the nearest nucleus pixel (exact) defines the candidate region.
-        let (d2, _) = DistanceTransform.featureTransform(nuclei.map { $0 != 0 }, width: w, height: h)
+        let (d2, nearest) = DistanceTransform.featureTransform(nuclei.map { $0 != 0 }, width: w, height: h)
         let sm = params.smoothSigma > 0 ? Denoise.gaussian(membrane, width: w, height: h, sigma: params.smoothSigma) : membrane
         var f = sm
         var region = [Bool](repeating: false, count: n)
@@ -177,16 +177,31 @@ extension Segmenter {
         for i in 0..<n where lab[i] != 0 && lab[i] <= K && isOutline(i) { oStart[Int(lab[i]) + 1] += 1 }
         for k in 0...K { oStart[k + 1] += oStart[k] }
         var outline = [Int32](repeating: 0, count: oStart[K + 1])
+        var outXY = [Int32](repeating: 0, count: 2 * oStart[K + 1])   // (x, y) of each outline pixel
         do {
             var pos = oStart
-            for i in 0..<n where lab[i] != 0 && lab[i] <= K && isOutline(i) { let k = Int(lab[i]); outline[pos[k]] = Int32(i); pos[k] += 1 }
+            for i in 0..<n where lab[i] != 0 && lab[i] <= K && isOutline(i) {
+                let k = Int(lab[i]); outline[pos[k]] = Int32(i); outXY[2 * pos[k]] = Int32(i % w); outXY[2 * pos[k] + 1] = Int32(i / w); pos[k] += 1
+            }
         }
         // Components of the region; flood each with its own heap.
         let (cc, ncc) = connectedComponents(region, width: w, height: h)
         var size = [Int](repeating: 0, count: ncc + 1)
         var sStart = [Int](repeating: 0, count: ncc + 2)
         let bgK = Int32(K + 1)
-        @inline(__always) func isSeed(_ i: Int) -> Bool { lab[i] == bgK || (lab[i] != 0 && isOutline(i)) }
+        /// A seed floods only into an unlabelled region neighbour, and pixels never become unlabelled,
+        /// so a seed without one can be left out (the others keep their relative order: same result).
+        @inline(__always) func canFlood(_ i: Int) -> Bool {
+            let x = i % w, y = i / w
+            for dy in (y > 0 ? -1 : 0)...(y + 1 < h ? 1 : 0) {
+                for dx in (x > 0 ? -1 : 0)...(x + 1 < w ? 1 : 0) {
+                    let q = i + dy * w + dx
+                    if lab[q] == 0 && region[q] { return true }
+                }
+            }
+            return false
+        }
+        @inline(__always) func isSeed(_ i: Int) -> Bool { (lab[i] == bgK || (lab[i] != 0 && isOutline(i))) && canFlood(i) }
         for i in 0..<n {
             let c = Int(cc[i]); size[c] += 1
             if isSeed(i) { sStart[c + 1] += 1 }
@@ -203,7 +218,8 @@ extension Segmenter {
         var src = [Int32](repeating: -1, count: n)
         for i in 0..<n where lab[i] != 0 { src[i] = Int32(i) }
         let F = UnsafeShared(f), R = UnsafeShared(region), S = UnsafeShared(size), SD = UnsafeShared(seeds), SS = UnsafeShared(sStart)
-        let OL = UnsafeShared(outline), OS = UnsafeShared(oStart)
+        let OL = UnsafeShared(outline), OS = UnsafeShared(oStart), OXY = UnsafeShared(outXY)
+        let NR = UnsafeShared(nearest), DD = UnsafeShared(d2)
         lab.withUnsafeMutableBufferPointer { Lb in
             src.withUnsafeMutableBufferPointer { Sb in
                 let L = UnsafeShared(Lb.baseAddress!), SR = UnsafeShared(Sb.baseAddress!)
@@ -216,15 +232,11 @@ extension Segmenter {
                     let lab = L.value, src = SR.value
                     F.value.withUnsafeBufferPointer { Fp in
                         R.value.withUnsafeBufferPointer { Rp in
-                            OL.value.withUnsafeBufferPointer { Op in
+                            OL.value.withUnsafeBufferPointer { Op in OXY.value.withUnsafeBufferPointer { Oxy in
                                 @inline(__always) func key(_ v: Float) -> UInt64 {
                                     let b = v.bitPattern
                                     let u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
                                     return UInt64(u) << 32
-                                }
-                                @inline(__always) func dist2(_ a: Int, _ b: Int) -> Double {
-                                    let dx = Double(a % w - b % w), dy = Double(a / w - b / w)
-                                    return dx * dx + dy * dy
                                 }
                                 for c in c0..<c1 {
                                     let sa = SS.value[c], sb = SS.value[c + 1]
@@ -235,6 +247,7 @@ extension Segmenter {
                                         let p = Int(heap.pop())
                                         let l = lab[p], s = Int(src[p])
                                         let x = p % w, y = p / w
+                                        let sx = s % w, sy = s / w
                                         let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
                                         let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
                                         for dy in y0...y1 {
@@ -242,15 +255,24 @@ extension Segmenter {
                                                 let q = p + dy * w + dx
                                                 if lab[q] != 0 || !Rp[q] { continue }
                                                 var best = s
-                                                if l != bgK && dist2(q, s) > D2 {
+                                                let qx = x + dx, qy = y + dy
+                                                if l != bgK && Double((qx - sx) * (qx - sx) + (qy - sy) * (qy - sy)) > D2 {
+                                                    // the nearest nucleus pixel overall, if it is this nucleus's and within reach
+                                                    let nq = Int(NR.value[q])
+                                                    if nq >= 0 && DD.value[q] <= D2 && lab[nq] == l {
+                                                        lab[q] = l; src[q] = Int32(nq)
+                                                        heap.push(key(Fp[q]) | age, Int32(q)); age += 1
+                                                        continue
+                                                    }
                                                     // exact: the nearest outline pixel of this nucleus
-                                                    var bd = Double.infinity
+                                                    var bd = Int.max
                                                     best = -1
                                                     for k in OS.value[Int(l)]..<OS.value[Int(l) + 1] {
-                                                        let o = Int(Op[k]), dd = dist2(q, o)
-                                                        if dd < bd { bd = dd; best = o }
+                                                        let ex = qx - Int(Oxy[2 * k]), ey = qy - Int(Oxy[2 * k + 1])
+                                                        let dd = ex * ex + ey * ey
+                                                        if dd < bd { bd = dd; best = Int(Op[k]) }
                                                     }
-                                                    if bd > D2 { continue }
+                                                    if Double(bd) > D2 { continue }
                                                 }
                                                 lab[q] = l; src[q] = Int32(best)
                                                 heap.push(key(Fp[q]) | age, Int32(q)); age += 1
@@ -258,7 +280,7 @@ extension Segmenter {
                                         }
                                     }
                                 }
-                            }
+                            } }
                         }
                     }
                 }
