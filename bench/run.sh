@@ -75,7 +75,18 @@ for st in $steps; do case $st in
     ours denoise "$job" >/dev/null 2>&1 || true
     ours segment "$job"
     peer segment "$job/denoise/image.ome.tif"
-    row segment "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "$P_EXTRA epipe_cells=$(($(wc -l < "$job/segment/cells.csv") - 1))" ;;
+    row segment "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "$P_EXTRA epipe_cells=$(($(wc -l < "$job/segment/cells.csv") - 1))"
+    truth=$work/slide-${size}x${size}x${chans}/truth
+    if [[ -n $peer_py ]]; then   # accuracy vs the generator's truth, ours and the scikit-image recipe
+      $peer_py "$here/bench/seg_accuracy.py" "$truth/bench-nuclei.tif" "$truth/bench-cells.tif" \
+        "$job/segment/nuclei.tif" "$job/segment/cells.tif" "$job/denoise/image.ome.tif" | sed 's/^/  accuracy: /'
+    fi
+    if [[ $big != 0 ]]; then
+      bjob=$(slide "$big" 8)
+      ours denoise "$bjob" >/dev/null 2>&1 || true
+      ours segment "$bjob"
+      row "segment ${big}^2x8" "$E_S" "-" "-" "$E_MIB" "-" "peak RSS must stay < 2 GiB; cells=$(($(wc -l < "$bjob/segment/cells.csv") - 1))"
+    fi ;;
   cluster)
     markers=$(head -1 "$job/segment/cells.csv" | tr ',' '\n' | sed -n "3,$((chans + 1))p" | paste -sd,)
     ours cluster "$job"
