@@ -63,7 +63,14 @@ struct SegmentTool: StageTool {
         let info = reader.info
         let w = info.width, h = info.height, C = info.channels
         let nucSpec = p["nuclear"]?.stringValue ?? "auto"
-        let nuc = nucSpec == "auto" ? guessNuclear(info.channelNames) : try channelIndex(nucSpec, names: info.channelNames, what: "--nuclear")
+        // One or several nuclear channels (e.g. DAPI,Hoechst or one DNA channel per cycle): several are averaged.
+        let nucList = p["nuclear"]?.arrayValue.map { $0.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }.joined(separator: ",") } ?? nucSpec
+        let nucs: [Int] = nucList == "auto" ? [guessNuclear(info.channelNames)] : try nucList.split(separator: ",").map {
+            try channelIndex(String($0).trimmingCharacters(in: .whitespaces), names: info.channelNames, what: "--nuclear")
+        }
+        guard !nucs.isEmpty else { throw EpipeError.badInput("--nuclear: give a channel name or index (or several, comma-separated)") }
+        let nuc = nucs[0]
+        let nucName = nucs.map { info.channelNames[$0] }.joined(separator: "+")
         var diameter = p["nucleus-diameter"]?.doubleValue ?? 0
         if diameter <= 0 { diameter = info.physicalSizeX.map { max(4, min(60, 7.0 / $0)) } ?? 12 }
         let expand = p["expand"]?.intValue ?? Int((diameter * 0.5).rounded())
@@ -77,7 +84,7 @@ struct SegmentTool: StageTool {
         case "adaptive", "local": np.thresholdMethod = .adaptive
         default: throw EpipeError.badInput("segment param threshold-method: expected global or adaptive")
         }
-        ctx.log.detail("nuclear channel \(info.channelNames[nuc]) (#\(nuc)), diameter \(diameter) px, expand \(expand) px, min area \(minArea) px")
+        ctx.log.detail("nuclear channel \(nucName) (#\(nucs.map(String.init).joined(separator: ","))), diameter \(diameter) px, expand \(expand) px, min area \(minArea) px")
         // Whole cells: membrane watershed when membrane channels are given, else expansion by `expand`.
         // (a string "CD45,CD3" from the flag, or a list of names/indices in job.json params)
         let memSpec = p["membrane"]?.arrayValue.map { $0.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }.joined(separator: ",") }
@@ -116,7 +123,7 @@ struct SegmentTool: StageTool {
         let markersCSV = ctx.job.spec.markers.map { String($0.dropFirst(7)) }
         if np0.threshold == nil {
             let smooth = DenoisePlan(np.smoothSigma > 0 ? [.gaussian(sigma: np.smoothSigma)] : [])
-            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channel: nuc, plan: smooth, width: w, height: h)
+            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channels: nucs, plan: smooth, width: w, height: h)
             np0.threshold = SlideThreshold.otsu(counts: hist.bins)
         }
         let threshold = np0.threshold!
@@ -126,7 +133,7 @@ struct SegmentTool: StageTool {
         // so every band normalises alike.
         var memLevels: [MembraneLevels] = []
         for c in memChannels {
-            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channel: c, plan: DenoisePlan([]), width: w, height: h)
+            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channels: [c], plan: DenoisePlan([]), width: w, height: h)
             memLevels.append(MembraneLevels.of(counts: hist.bins))
         }
         prog.advance()
@@ -199,7 +206,12 @@ struct SegmentTool: StageTool {
                         cells[lo..<hi].withUnsafeBufferPointer { match.add(nuclei: nb, cells: $0) }
                     }
                 }
-                qc.add(nuclear: planes[nuc], nuclei: Array(band.labels[lo..<hi]), cells: Array(cells[lo..<hi]), y0: band.y0 + sy, rows: n)
+                var nucPlane = planes[nuc]
+                if nucs.count > 1 {
+                    for c in nucs.dropFirst() { for i in 0..<nucPlane.count { nucPlane[i] += planes[c][i] } }
+                    for i in 0..<nucPlane.count { nucPlane[i] /= Float(nucs.count) }
+                }
+                qc.add(nuclear: nucPlane, nuclei: Array(band.labels[lo..<hi]), cells: Array(cells[lo..<hi]), y0: band.y0 + sy, rows: n)
                 sy += n
             }
         }
@@ -228,7 +240,7 @@ struct SegmentTool: StageTool {
             }
             var cache: (y0: Int, h: Int, rows: [Float])? = nil
             _ = try s.labeller.run(read: { x0, y0, ww, hh in
-                if cache == nil || cache!.y0 != y0 || cache!.h != hh { cache = (y0, hh, try s.nucReader.readRows(channel: nuc, y0: y0, count: hh)) }
+                if cache == nil || cache!.y0 != y0 || cache!.h != hh { cache = (y0, hh, try readMean(s.nucReader, channels: nucs, y0: y0, count: hh)) }
                 var out = [Float](repeating: 0, count: ww * hh)
                 cache!.rows.withUnsafeBufferPointer { src in
                     out.withUnsafeMutableBufferPointer { dst in
@@ -316,7 +328,7 @@ struct SegmentTool: StageTool {
                 let imgR = try ImageReader(path: imgPath, markersCSV: markersCSV)
                 let nucR = try ImageReader(path: nucPath), cellR = try ImageReader(path: cellPath)
                 crops[k] = try qcS.value.crop(wins[k]) { y0, n in
-                    (try imgR.readRows(channel: nuc, y0: y0, count: n), try nucR.readRowsUInt32(channel: 0, y0: y0, count: n),
+                    (try readMean(imgR, channels: nucs, y0: y0, count: n), try nucR.readRowsUInt32(channel: 0, y0: y0, count: n),
                      try cellR.readRowsUInt32(channel: 0, y0: y0, count: n))
                 }
             } catch { cropErrors[k] = error }
@@ -341,7 +353,7 @@ struct SegmentTool: StageTool {
             let q3 = try ctx.qc("area-histogram.png"); try hc.write(q3); outputs.append(q3)
         }
         var metrics: [String: JSONValue] = ["cells": .number(Double(cellCount)), "median_area_px": .number(Double(median)),
-                                            "threshold": .number(Double(seg.threshold)), "nuclear_channel": .string(info.channelNames[nuc]),
+                                            "threshold": .number(Double(seg.threshold)), "nuclear_channel": .string(nucName),
                                             "nucleus_diameter_px": .number(diameter), "fraction_segmented": .number((Double(segmented) / Double(w * h) * 1e4).rounded() / 1e4),
                                             "nuclei_without_cell_fraction": .number((match.withoutCellFraction(nucleusArea: nucT.area, cellArea: shape.area) * 1e4).rounded() / 1e4), "warnings": .array(cellCount == 0 ? ["no cells found"] : [])]
         metrics["cell_method"] = .string(cellMask != nil ? "imported" : !memChannels.isEmpty && cellMaxDistance > 0 ? "membrane-watershed" : expand > 0 ? "expansion" : "nuclei")
@@ -365,7 +377,7 @@ struct SegmentCommand: ParsableCommand {
         commandName: "epipe-segment",
         abstract: "Segment nuclei and whole cells and quantify every channel per cell, tile by tile.",
         discussion: """
-        Nuclei, on the nuclear channel (--nuclear, default DAPI/Hoechst/DNA by name): one Otsu threshold \
+        Nuclei, on the nuclear channel (--nuclear, default DAPI/Hoechst/DNA by name; several comma-separated channels are averaged): one Otsu threshold \
         for the slide (from a histogram of the smoothed channel, streamed in bands; --threshold-method \
         adaptive adds a local-mean test for uneven slides), a permissive mask, seeds from h-maxima of the \
         log intensity plus a distance term, seeded watershed, then each object keeps the pixels above half \
@@ -395,7 +407,7 @@ struct SegmentCommand: ParsableCommand {
         """)
 
     @OptionGroup var common: StageOptions
-    @Option(name: .long, help: "Nuclear channel by name or index (default: DAPI/Hoechst/DNA by name, else 0).") var nuclear: String?
+    @Option(name: .long, help: "Nuclear channel by name or index, or several comma-separated (averaged) (default: DAPI/Hoechst/DNA by name, else 0).") var nuclear: String?
     @Option(name: .long, help: "Expected nucleus diameter in pixels (default: 7 µm at the image's pixel size, else 12).") var nucleusDiameter: Double?
     @Option(name: .long, help: "Grow nuclei into cells by this many pixels (default: half the nucleus diameter).") var expand: Int?
     @Option(name: .long, help: "Membrane channel(s) for whole cells, by name or index, comma-separated (summed after normalisation). Default: none = expansion by --expand.") var membrane: String?
@@ -430,10 +442,23 @@ struct SegmentCommand: ParsableCommand {
     static func main() { runMain(Self.self) }
 }
 
-/// Histogram of channel `channel` after `plan` (e.g. the segmentation's smoothing) over the whole
+/// Rows [y0, y0 + count) of the mean of `channels` (one channel: that channel).
+func readMean(_ r: ImageReader, channels: [Int], y0: Int, count n: Int) throws -> [Float] {
+    var out = try r.readRows(channel: channels[0], y0: y0, count: n)
+    guard channels.count > 1 else { return out }
+    for c in channels.dropFirst() {
+        let more = try r.readRows(channel: c, y0: y0, count: n)
+        out.withUnsafeMutableBufferPointer { o in more.withUnsafeBufferPointer { m in for i in 0..<o.count { o[i] += m[i] } } }
+    }
+    let k = 1 / Float(channels.count)
+    out.withUnsafeMutableBufferPointer { o in for i in 0..<o.count { o[i] *= k } }
+    return out
+}
+
+/// Histogram of the mean of `channels` (usually one) after `plan` (e.g. the segmentation's smoothing) over the whole
 /// slide, streamed in bands of 512 rows; the slide's halves run on two threads, each with its own
 /// reader (counts do not depend on the split).
-func slideHistogram(path: String, markersCSV: String?, channel: Int, plan: DenoisePlan, width w: Int, height h: Int) throws -> Histogram16 {
+func slideHistogram(path: String, markersCSV: String?, channels: [Int], plan: DenoisePlan, width w: Int, height h: Int) throws -> Histogram16 {
     let bandRows = 512
     let nb = (h + bandRows - 1) / bandRows
     let parts = nb >= 4 ? 2 : 1
@@ -446,7 +471,7 @@ func slideHistogram(path: String, markersCSV: String?, channel: Int, plan: Denoi
             for b in (nb * k / parts)..<(nb * (k + 1) / parts) {
                 let y0 = b * bandRows, rows = min(bandRows, h - y0)
                 let lo = max(0, y0 - plan.halo), hi = min(h, y0 + rows + plan.halo)
-                let raw = try reader.readRows(channel: channel, y0: lo, count: hi - lo)
+                let raw = try readMean(reader, channels: channels, y0: lo, count: hi - lo)
                 if plan.ops.isEmpty {
                     raw.withUnsafeBufferPointer { out.hist.add(UnsafeBufferPointer(rebasing: $0[((y0 - lo) * w)..<((y0 - lo + rows) * w)])) }
                 } else {

@@ -47,6 +47,21 @@ final class SegmentStageTests: E2ECase {
         XCTAssertEqual(Set(cells.strings("CellID")!).count, cells.rows.count)
     }
 
+    func testSeveralNuclearChannelsAreAveraged() throws {
+        let (j, _) = try prepared(size: 320)
+        XCTAssertEqual(try exec("epipe-segment", ["-q", "--force", "--nuclear", "DAPI", j]).code, 0)
+        let one = try ImageReader(path: j + "/segment/nuclei.tif").readChannelUInt32(0)
+        let r = try exec("epipe-segment", ["-q", "--force", "--nuclear", "DAPI,0", j])
+        XCTAssertEqual(r.code, 0, r.err)
+        // the mean of a channel with itself is that channel: the same nuclei
+        XCTAssertEqual(try ImageReader(path: j + "/segment/nuclei.tif").readChannelUInt32(0), one)
+        XCTAssertEqual(try manifest(j, "segment").metrics["nuclear_channel"]?.stringValue, "DAPI+DAPI")
+        let bad = try exec("epipe-segment", ["-q", "--force", "--nuclear", "DAPI,NoSuchChannel", j])
+        XCTAssertEqual(bad.code, 2)
+        XCTAssertEqual(bad.err.split(separator: "\n").count, 1, bad.err)
+        XCTAssertTrue(bad.err.contains("NoSuchChannel"), bad.err)
+    }
+
     func testImportedMasks() throws {
         let (j, truth) = try prepared(size: 320)
         let r = try exec("epipe-segment", ["-q", "--mask", "nuclei=" + truth + "-nuclei.tif", "--mask", "cells=" + truth + "-cells.tif", j])
