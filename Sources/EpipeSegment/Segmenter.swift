@@ -61,6 +61,12 @@ public struct NucleiParams: Codable, Sendable, Equatable {
     public var relativeThreshold: Double = 0.5
     /// `.intensity`: minimum dynamic of a seed in natural-log intensity units (0.015 = 1.5 % contrast).
     public var intensitySeedH: Double = 0.015
+    /// Splitting control: minimum distance (px) between two seeds of one clump (nil = the
+    /// method's default from the diameter: 0.2 D for `.intensity`, 0.25 D for `.distance`).
+    public var seedMinDistanceOverride: Double? = nil
+    /// Splitting control: minimum dynamic of a seed (nil = `intensitySeedH` for `.intensity`, in
+    /// log-intensity units; `seedH` px for `.distance`). Higher splits less.
+    public var seedHOverride: Double? = nil
     /// `.intensity`: weight (log units at distance >= diameter / 2) of the distance-to-mask-edge
     /// term added to the seed and flooding images, so touching nuclei of flat intensity split by shape.
     public var distanceWeight: Double = 0.2
@@ -84,6 +90,7 @@ public struct NucleiParams: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case smoothSigma, minArea, fillHoles, splitTouching, nucleusDiameter, threshold, thresholdMethod, split
         case lowThresholdFraction, relativeThreshold, intensitySeedH, distanceWeight, passes
+        case seedMinDistanceOverride, seedHOverride
     }
 
     /// Missing keys (older parameter files) take the defaults.
@@ -101,14 +108,16 @@ public struct NucleiParams: Codable, Sendable, Equatable {
         lowThresholdFraction = try c.decodeIfPresent(Double.self, forKey: .lowThresholdFraction) ?? d.lowThresholdFraction
         relativeThreshold = try c.decodeIfPresent(Double.self, forKey: .relativeThreshold) ?? d.relativeThreshold
         intensitySeedH = try c.decodeIfPresent(Double.self, forKey: .intensitySeedH) ?? d.intensitySeedH
+        seedMinDistanceOverride = try c.decodeIfPresent(Double.self, forKey: .seedMinDistanceOverride)
+        seedHOverride = try c.decodeIfPresent(Double.self, forKey: .seedHOverride)
         distanceWeight = try c.decodeIfPresent(Double.self, forKey: .distanceWeight) ?? d.distanceWeight
         passes = try c.decodeIfPresent(Int.self, forKey: .passes) ?? d.passes
     }
 
     /// Minimum dynamic of a distance maximum to seed its own nucleus: max(0.5, 0.05 * diameter) px.
-    public var seedH: Double { Swift.max(0.5, 0.05 * nucleusDiameter) }
+    public var seedH: Double { seedHOverride ?? Swift.max(0.5, 0.05 * nucleusDiameter) }
     /// Minimum distance between two seeds in one component: max(1, 0.25 * diameter) px.
-    public var seedMinDistance: Double { Swift.max(1, 0.25 * nucleusDiameter) }
+    public var seedMinDistance: Double { seedMinDistanceOverride ?? Swift.max(1, 0.25 * nucleusDiameter) }
     /// Gaussian sigma applied to the distance map before seeding/flooding: min(0.5, diameter / 24).
     /// (Smoothing lowers cone-shaped distance peaks by ~1.25 sigma, which eats into the dynamic
     /// of small touching nuclei, so it is kept light.)
@@ -216,8 +225,9 @@ public enum Segmenter {
             } }
             let (cc, ncc) = connectedComponents(remaining, width: w, height: h)
             if ncc == 0 { break }
-            let seeds = seedPixels(fs, mask: remaining, width: w, height: h, h: Float(params.intensitySeedH),
-                                   minDistance: Swift.max(1, 0.2 * params.nucleusDiameter), components: cc, componentCount: ncc)
+            let seeds = seedPixels(fs, mask: remaining, width: w, height: h, h: Float(params.seedHOverride ?? params.intensitySeedH),
+                                   minDistance: params.seedMinDistanceOverride ?? Swift.max(1, 0.2 * params.nucleusDiameter),
+                                   components: cc, componentCount: ncc)
             if seeds.isEmpty { break }
             markers.withUnsafeMutableBufferPointer { M in
                 M.update(repeating: 0)

@@ -12,11 +12,27 @@ struct SegmentTool: StageTool {
 
     func params(for job: Job) throws -> [String: JSONValue] {
         var p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": 1024, "threshold-method": "global", "nuclei-mask": "none", "cells-mask": "none", "stats": "none",
-                                            "membrane": "none", "cell-max-distance": "auto"], flags: flags)
-        for k in ["nucleus-diameter", "expand", "min-area", "cell-max-distance"] {
+                                            "membrane": "none", "cell-max-distance": "auto", "seeds": "intensity", "seed-h": "auto", "seed-min-distance": "auto"], flags: flags)
+        for k in ["nucleus-diameter", "expand", "min-area", "cell-max-distance", "seed-h", "seed-min-distance"] {
             if let v = p[k], v.stringValue != "auto", (v.doubleValue ?? -1) < 0 { throw EpipeError.badInput("segment param \(k): expected a number >= 0 or auto, got \(v)") }
         }
         p["stats"] = .string(try statsParam(p).list)
+        // checked here, before the stage starts, so that a bad value leaves the last run's manifest alone
+        guard ["global", "adaptive", "local"].contains(p["threshold-method"]?.stringValue ?? "global") else {
+            throw EpipeError.badInput("segment param threshold-method: expected global or adaptive")
+        }
+        guard ["intensity", "distance"].contains(p["seeds"]?.stringValue ?? "intensity") else {
+            throw EpipeError.badInput("segment param seeds: expected intensity (h-maxima of log intensity + distance) or distance (h-maxima of the distance transform)")
+        }
+        // channel names too, when the image can be read already (else the run reports what is missing)
+        if let path = try? imageInput(job).path, let r = try? ImageReader(path: path, markersCSV: job.spec.markers.map { String($0.dropFirst(7)) }) {
+            for (k, flag) in [("nuclear", "--nuclear"), ("membrane", "--membrane")] {
+                let spec = p[k]?.arrayValue.map { $0.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }.joined(separator: ",") }
+                    ?? p[k]?.stringValue ?? p[k]?.intValue.map(String.init) ?? "auto"
+                if ["auto", "none", "off", ""].contains(spec.lowercased()) { continue }
+                for c in spec.split(separator: ",") { _ = try channelIndex(String(c).trimmingCharacters(in: .whitespaces), names: r.info.channelNames, what: flag) }
+            }
+        }
         return p
     }
 
@@ -84,6 +100,13 @@ struct SegmentTool: StageTool {
         case "adaptive", "local": np.thresholdMethod = .adaptive
         default: throw EpipeError.badInput("segment param threshold-method: expected global or adaptive")
         }
+        switch p["seeds"]?.stringValue ?? "intensity" {
+        case "intensity": np.split = .intensity
+        case "distance": np.split = .distance
+        default: throw EpipeError.badInput("segment param seeds: expected intensity (h-maxima of log intensity + distance) or distance (h-maxima of the distance transform)")
+        }
+        np.seedHOverride = p["seed-h"]?.doubleValue
+        np.seedMinDistanceOverride = p["seed-min-distance"]?.doubleValue
         ctx.log.detail("nuclear channel \(nucName) (#\(nucs.map(String.init).joined(separator: ","))), diameter \(diameter) px, expand \(expand) px, min area \(minArea) px")
         // Whole cells: membrane watershed when membrane channels are given, else expansion by `expand`.
         // (a string "CD45,CD3" from the flag, or a list of names/indices in job.json params)
@@ -415,6 +438,9 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .long, help: "Drop nuclei smaller than this many pixels.") var minArea: Int?
     @Option(name: .long, help: "Split touching nuclei by watershed (true/false). Default true.") var split: Bool?
     @Option(name: .long, help: "Threshold: global (one Otsu value for the slide) or adaptive (local, for uneven slides).") var thresholdMethod: String?
+    @Option(name: .long, help: "Seeds for splitting touching nuclei: intensity (h-maxima of the log intensity plus a distance term; default) or distance (h-maxima of the distance transform, the classic recipe).") var seeds: String?
+    @Option(name: .long, help: "Splitting control: minimum dynamic of a seed (intensity: log units, default 0.015; distance: px, default 0.05 x diameter). Higher splits less.") var seedH: Double?
+    @Option(name: .long, help: "Splitting control: minimum distance in px between seeds of one clump (default 0.2 x diameter; distance seeds 0.25 x).") var seedMinDistance: Double?
     @Option(name: .long, help: "Tile size in px for slide-scale segmentation (memory ~ tile x width). Default 1024.") var tile: Int?
     @Option(name: .long, help: "Import a label mask instead of segmenting: nuclei=FILE, cells=FILE, or FILE for cells (may repeat).") var mask: [String] = []
     @Option(name: .long, help: ArgumentHelp("Extra statistics per marker, comma-separated: median, std, sum. Default none.", valueName: "LIST")) var stats: String?
@@ -435,6 +461,7 @@ struct SegmentCommand: ParsableCommand {
                                        "split": split.map { .bool($0) }, "threshold-method": thresholdMethod.map { .string($0) },
                                        "tile": tile.map { .number(Double($0)) }, "stats": stats.map { .string($0) },
                                        "membrane": membrane.map { .string($0) }, "cell-max-distance": cellMaxDistance.map { .number($0) },
+                                       "seeds": seeds.map { .string($0) }, "seed-h": seedH.map { .number($0) }, "seed-min-distance": seedMinDistance.map { .number($0) },
                                        "nuclei-mask": try maskFlag("nuclei"), "cells-mask": try maskFlag("cells")])
         let code = StageRunner(tool: tool, options: common).main()
         if code != 0 { throw EpipeExit(code) }

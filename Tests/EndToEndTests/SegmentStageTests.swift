@@ -56,10 +56,23 @@ final class SegmentStageTests: E2ECase {
         // the mean of a channel with itself is that channel: the same nuclei
         XCTAssertEqual(try ImageReader(path: j + "/segment/nuclei.tif").readChannelUInt32(0), one)
         XCTAssertEqual(try manifest(j, "segment").metrics["nuclear_channel"]?.stringValue, "DAPI+DAPI")
-        let bad = try exec("epipe-segment", ["-q", "--force", "--nuclear", "DAPI,NoSuchChannel", j])
-        XCTAssertEqual(bad.code, 2)
-        XCTAssertEqual(bad.err.split(separator: "\n").count, 1, bad.err)
-        XCTAssertTrue(bad.err.contains("NoSuchChannel"), bad.err)
+        // bad values: exit 2, one line, and the last run's manifest and outputs untouched
+        let before = try Digest.sha256(file: j + "/segment/manifest.json").0
+        for args in [["--nuclear", "DAPI,NoSuchChannel"], ["--membrane", "NoSuchChannel"], ["--seeds", "bogus"], ["--seed-h=-1"]] {
+            let bad = try exec("epipe-segment", ["-q", "--force"] + args + [j])
+            XCTAssertEqual(bad.code, 2, "\(args)")
+            XCTAssertEqual(bad.err.split(separator: "\n").count, 1, bad.err)
+        }
+        XCTAssertEqual(try Digest.sha256(file: j + "/segment/manifest.json").0, before)
+        // splitting controls: distance seeds run; a higher seed h never gives more nuclei
+        XCTAssertEqual(try exec("epipe-segment", ["-q", "--force", "--seeds", "distance", j]).code, 0)
+        var counts: [Int] = []
+        for hv in ["0.005", "0.2"] {
+            XCTAssertEqual(try exec("epipe-segment", ["-q", "--force", "--seed-h", hv, j]).code, 0)
+            counts.append(try manifest(j, "segment").metrics["cells"]?.intValue ?? -1)
+        }
+        XCTAssertGreaterThan(counts[1], 0)
+        XCTAssertLessThanOrEqual(counts[1], counts[0], "seed h \(counts)")
     }
 
     func testImportedMasks() throws {
