@@ -164,6 +164,9 @@ public final class CellAccumulator {
     private var repairSet = Set<UInt32>()
     private var repairLast: [UInt32: Int] = [:]
     private var carry: [CellRow] = []
+    /// During a repair pass: the rows holding labels to repair (sorted, disjoint); rows outside
+    /// them need not be fed.
+    public private(set) var repairRows: [Range<Int>] = []
 
     public init(channels: Int, stats: CellStats = [], retain: Bool = true, grace: Int = 0) {
         self.channels = channels
@@ -528,6 +531,17 @@ public final class CellAccumulator {
             reopened.removeAll(); reopenedLast.removeAll()
         }
         guard !set.isEmpty, hi >= lo else { return nil }
+        // rows that hold a label to repair (merged intervals; the caller may skip the others)
+        var spans: [Range<Int>] = []
+        if retain { for l in set { if let v = saved[l] { spans.append(v.minY..<(v.maxY + 1)) } } }
+        else if lo == 0 && hi == nextRow - 1 && extra.contains(where: { $0 != 0 && repairLast[$0] == nil }) { spans = [0..<nextRow] }
+        else { for (l, y) in repairLast { spans.append(min(y, firstRow(l) ?? 0)..<(y + 1)) } }
+        spans.sort { $0.lowerBound < $1.lowerBound }
+        repairRows = []
+        for r in spans {
+            if let last = repairRows.last, r.lowerBound <= last.upperBound { repairRows[repairRows.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound) }
+            else { repairRows.append(r) }
+        }
         repairing = true
         repairSet = set
         repairNextRow = lo

@@ -142,7 +142,8 @@ struct SegmentTool: StageTool {
         // joined with its nucleus's row, and written in increasing CellID (see `CellRowJoiner`).
         // A cell closes a nucleus diameter of rows after its last row: labels with a few empty rows
         // inside (split nuclei) stay open instead of going through the repair pass.
-        let grace = Int(diameter.rounded(.up))
+        // (EPIPE_SEGMENT_GRACE overrides it, for tests of the repair path.)
+        let grace = ProcessInfo.processInfo.environment["EPIPE_SEGMENT_GRACE"].flatMap { Int($0) } ?? Int(diameter.rounded(.up))
         let cellAcc = CellAccumulator(channels: C, stats: stats, retain: false, grace: grace)
         let nucAcc = CellAccumulator(channels: C, stats: stats, retain: false, grace: grace)
         var match = NucleusCellMatch()
@@ -173,7 +174,8 @@ struct SegmentTool: StageTool {
         }
         // Quantification sub-bands: all channels of one sub-band in memory (~128 MiB); with the
         // median, open cells' values add at most (sub-band + tallest cell) rows x width x channels.
-        let subRows = QuantPlan.subBandRows(width: w, channels: C)
+        // (EPIPE_SEGMENT_SUBROWS overrides it, for tests.)
+        let subRows = ProcessInfo.processInfo.environment["EPIPE_SEGMENT_SUBROWS"].flatMap { Int($0) }.map { max(1, $0) } ?? QuantPlan.subBandRows(width: w, channels: C)
         let qc = SegmentQC(width: w, height: h)
         var pending: [(y0: Int, rows: Int, labels: [UInt32])] = []
         var segmented = 0
@@ -290,8 +292,11 @@ struct SegmentTool: StageTool {
             while y < hi {
                 let n = min(subRows, hi - y)
                 // the part of [y, y + n) inside each compartment's range
-                func part(_ r: Range<Int>?) -> Range<Int>? { r.flatMap { let c = $0.clamped(to: y..<(y + n)); return c.isEmpty ? nil : c } }
-                let p1 = part(r1), p2 = part(r2)
+                func part(_ r: Range<Int>?, _ acc: CellAccumulator) -> Range<Int>? {
+                    guard let r, acc.repairRows.contains(where: { $0.overlaps(y..<(y + n)) }) else { return nil }
+                    let c = r.clamped(to: y..<(y + n)); return c.isEmpty ? nil : c
+                }
+                let p1 = part(r1, cellAcc), p2 = part(r2, nucAcc)
                 if p1 != nil || p2 != nil {
                     let cl = p1 == nil ? [] : try cr.readRowsUInt32(channel: 0, y0: y, count: n)
                     let nl = p2 == nil ? [] : try nr.readRowsUInt32(channel: 0, y0: y, count: n)

@@ -75,7 +75,13 @@ final class StreamRowsTests: XCTestCase {
         var repaired = 0
         if let rr = acc.beginRepair(extra: extra, firstRow: { final[$0]?.minY }) {
             for l in Set(reopened).union(extra) { final[l] = nil }
-            var again = feed(lab, chans, w, rows: rr, bands: bands) { acc.repair(labels: $0, y0: $1, rows: $2, width: w, channels: $3) }
+            // only the rows holding labels to repair
+            var again: [CellRow] = []
+            XCTAssertFalse(acc.repairRows.isEmpty)
+            for span in acc.repairRows {
+                XCTAssertTrue(span.clamped(to: rr) == span, "\(span) inside \(rr)")
+                again += feed(lab, chans, w, rows: span, bands: bands) { acc.repair(labels: $0, y0: $1, rows: $2, width: w, channels: $3) }
+            }
             again += acc.endRepair()
             repaired = again.count
             for r in again { XCTAssertNil(final[r.id]); final[r.id] = r }
@@ -199,6 +205,82 @@ final class StreamRowsTests: XCTestCase {
         XCTAssertLessThanOrEqual(openAt.max()!, 2 * 8 * cols, "open cells: a few grid rows")
         XCTAssertLessThanOrEqual(heldAt.max()!, 8 * cols, "rows held: a few grid rows")
         XCTAssertLessThanOrEqual(cellAcc.peakOpenValues, (bandRows + 48) * w * 2 * 2)
+    }
+
+    /// The joiner with ids in arbitrary order released optimistically (up to the largest id seen):
+    /// late parts and labels reopened after their release are redone in both compartments,
+    /// reopened ones deferred; after the repair and the corrections every id's joined row equals
+    /// the whole-image tables, and the metric counts match.
+    func testJoinerOutOfOrderAndCorrections() {
+        let w = 173, h = 151
+        let cellsL = labels(w, h, seed: 31)
+        var nucL = labels(w, h, seed: 32)
+        for i in 0..<nucL.count where nucL[i] % 3 == 0 { nucL[i] = cellsL[i] }   // overlap some ids
+        var rng = TestRNG(s: 6)
+        let chans: [[Float]] = (0..<2).map { _ in (0..<(w * h)).map { _ in Float.random(in: 0...100, using: &rng) } }
+        let count = Int(max(cellsL.max()!, nucL.max()!))
+        func table(_ lab: [UInt32]) -> CellTable {
+            let a = CellAccumulator(channels: 2, stats: [.median, .sum])
+            _ = feed(lab, chans, w, rows: 0..<h, bands: [h]) { a.add(labels: $0, y0: $1, rows: $2, width: w, channels: $3) }
+            return a.table(count: count)
+        }
+        let refC = table(cellsL), refN = table(nucL)
+        var sawRedo = false, sawDeferred = false
+        for bands in [[1], [4], [3, 9, 1]] {
+            let ca = CellAccumulator(channels: 2, stats: [.median, .sum], retain: false), na = CellAccumulator(channels: 2, stats: [.median, .sum], retain: false)
+            let j = CellRowJoiner()
+            var out: [UInt32: CellRowJoiner.Joined] = [:]
+            func rel() {
+                j.reopened(ca.reopened + na.reopened)
+                for r in j.release(upTo: UInt32(na.maxId), isOpen: { ca.status($0) == .open || na.status($0) == .open },
+                                   isReopened: { ca.status($0) == .reopened || na.status($0) == .reopened }, covered: { _ in true }) {
+                    XCTAssertNil(out[r.id]); out[r.id] = r
+                }
+            }
+            var y = 0, k = 0
+            while y < h {
+                let n = min(bands[k % bands.count], h - y); k += 1
+                let r = (y * w)..<((y + n) * w)
+                let cl = Array(cellsL[r]), nl = Array(nucL[r]), c0 = Array(chans[0][r]), c1 = Array(chans[1][r])
+                c0.withUnsafeBufferPointer { A in c1.withUnsafeBufferPointer { B in
+                    let a = cl.withUnsafeBufferPointer { ca.add(labels: $0, y0: y, rows: n, width: w, channels: [A, B]) }
+                    let b = nl.withUnsafeBufferPointer { na.add(labels: $0, y0: y, rows: n, width: w, channels: [A, B]) }
+                    j.add(cells: a, nuclei: b)
+                } }
+                rel()
+                y += n
+            }
+            j.add(cells: ca.finish(), nuclei: na.finish())
+            rel()
+            if !j.redo.isEmpty { sawRedo = true }
+            if !j.deferred.isEmpty { sawDeferred = true }
+            let redo = j.redo
+            let cs = Set(ca.reopened).union(redo), ns = Set(na.reopened).union(redo)
+            let r1 = ca.beginRepair(extra: Array(redo), firstRow: { j.heldMinY($0, cells: true) })
+            let r2 = na.beginRepair(extra: Array(redo), firstRow: { j.heldMinY($0, cells: false) })
+            j.beginRepair(cells: cs, nuclei: ns)
+            if let r1 { j.repaired(cells: feed(cellsL, chans, w, rows: r1, bands: bands) { ca.repair(labels: $0, y0: $1, rows: $2, width: w, channels: $3) }, nuclei: []) }
+            if let r2 { j.repaired(cells: [], nuclei: feed(nucL, chans, w, rows: r2, bands: bands) { na.repair(labels: $0, y0: $1, rows: $2, width: w, channels: $3) }) }
+            j.repaired(cells: ca.endRepair(), nuclei: na.endRepair())
+            for r in j.releaseAll(covered: { _ in true }) { XCTAssertNil(out[r.id]); out[r.id] = r }
+            for r in j.corrections(covered: { _ in true }) {
+                if let old = out[r.id], let c = old.cell, c.area > 0 { j.forgetArea(c.area) }
+                out[r.id] = r
+            }
+            var nuclei = 0, cells = 0
+            for i in 0..<count {
+                let id = UInt32(i + 1), got = out[id]
+                if refC.area[i] > 0 { cells += 1 }
+                if refN.area[i] > 0 { nuclei += 1 }
+                XCTAssertEqual(got?.cell?.area ?? 0, refC.area[i], "cell \(id) \(bands)")
+                XCTAssertEqual(got?.nucleus?.area ?? 0, refN.area[i], "nucleus \(id) \(bands)")
+                if let c = got?.cell { XCTAssertEqual(c.means, [refC.means[0][i], refC.means[1][i]]); XCTAssertEqual(c.medians, [refC.medians[0][i], refC.medians[1][i]]); XCTAssertEqual(c.solidity, refC.solidity[i]) }
+                if let n = got?.nucleus { XCTAssertEqual(n.sums, [refN.sums[0][i], refN.sums[1][i]]); XCTAssertEqual(n.centroidY, refN.centroidY[i]) }
+            }
+            XCTAssertEqual(j.nuclei, nuclei, "\(bands)"); XCTAssertEqual(j.areas.count, cells, "\(bands)")
+        }
+        XCTAssertTrue(sawRedo, "ids out of order are redone")
+        XCTAssertTrue(sawDeferred, "reopened ids are deferred")
     }
 
     func testIdSlotMapAndAreaCounts() {
