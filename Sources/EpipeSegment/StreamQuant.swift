@@ -127,15 +127,17 @@ public final class CellAccumulator {
     // slots
     private var map = IdSlotMap()
     private var slotId: [UInt32] = []
-    private var area: [Int] = [], refX: [Int] = [], refY: [Int] = []
-    private var sx: [Int] = [], sy: [Int] = [], sxx: [Int] = [], syy: [Int] = [], sxy: [Int] = []
-    private var minX: [Int] = [], maxX: [Int] = [], minY: [Int] = [], maxY: [Int] = []
+    // per-slot columns with stable base addresses (grown only when a slot is added)
+    private let area = IdColumn<Int>(fill: 0), refX = IdColumn<Int>(fill: 0), refY = IdColumn<Int>(fill: 0)
+    private let sx = IdColumn<Int>(fill: 0), sy = IdColumn<Int>(fill: 0), sxx = IdColumn<Int>(fill: 0), syy = IdColumn<Int>(fill: 0), sxy = IdColumn<Int>(fill: 0)
+    private let minX = IdColumn<Int>(fill: 0), maxX = IdColumn<Int>(fill: 0), minY = IdColumn<Int>(fill: 0), maxY = IdColumn<Int>(fill: 0)
+    private let mN = IdColumn<Int>(fill: 0)
+    private let rowLo = IdColumn<Int32>(fill: 0), rowHi = IdColumn<Int32>(fill: 0), rowSeen = IdColumn<Int32>(fill: -1), touchedMark = IdColumn<Int32>(fill: 0)
     /// hull candidate points per slot, (y, x) pairs interleaved, lexicographically sorted
     private var pts: [[Int32]] = []
-    private var rowLo: [Int32] = [], rowHi: [Int32] = [], rowSeen: [Int32] = [], touchedMark: [Int32] = []
     private var sums: [IdColumn<Double>] = []
     private var shift: [IdColumn<Float>] = [], sq: [IdColumn<Double>] = []
-    private var mPtr: [UnsafeMutablePointer<Float>?] = [], mCap: [Int] = [], mN: [Int] = []
+    private var mPtr: [UnsafeMutablePointer<Float>?] = [], mCap: [Int] = []
     private var freeSlots: [Int] = [], openList: [Int] = []
     private var colCap = 1
     public private(set) var peakOpenCells = 0
@@ -200,13 +202,12 @@ public final class CellAccumulator {
         if let s = freeSlots.popLast() { return s }
         let s = slotId.count
         slotId.append(0)
-        area.append(0); refX.append(0); refY.append(0)
-        sx.append(0); sy.append(0); sxx.append(0); syy.append(0); sxy.append(0)
-        minX.append(0); maxX.append(0); minY.append(0); maxY.append(0)
-        pts.append([]); rowLo.append(0); rowHi.append(0); rowSeen.append(-1); touchedMark.append(0)
-        mPtr.append(nil); mCap.append(0); mN.append(0)
+        pts.append([])
+        mPtr.append(nil); mCap.append(0)
         if slotId.count > colCap {
             colCap = max(slotId.count, 2 * colCap, 256)
+            for c in [area, refX, refY, sx, sy, sxx, syy, sxy, minX, maxX, minY, maxY, mN] { c.grow(to: colCap) }
+            for c in [rowLo, rowHi, rowSeen, touchedMark] { c.grow(to: colCap) }
             for c in sums { c.grow(to: colCap) }
             for c in shift { c.grow(to: colCap) }
             for c in sq { c.grow(to: colCap) }
@@ -297,35 +298,48 @@ public final class CellAccumulator {
         let bc = bandCounter
         touched.removeAll(keepingCapacity: true)
         firsts.removeAll(keepingCapacity: true); firstPos.removeAll(keepingCapacity: true)
+        // pass 1: slot of each pixel (opening slots, which may grow the columns)
         for ry in 0..<rows {
             let y = y0 + ry, row = ry * width
             var prevL: UInt32 = 0, prevS: Int32 = -1
             for x in 0..<width {
                 let lab = labels[row + x]
                 if lab == 0 { slotIdx[row + x] = -1; continue }
-                let s32: Int32
-                if lab == prevL { s32 = prevS } else { s32 = lookup(lab, y); prevL = lab; prevS = s32 }
-                slotIdx[row + x] = s32
-                if s32 < 0 { continue }
-                let l = Int(s32)
-                if area[l] == 0 { refX[l] = x; refY[l] = y; firsts.append(l); firstPos.append(row + x) }
-                area[l] += 1
-                let dx = x - refX[l], dy = y - refY[l]
-                sx[l] += dx; sy[l] += dy; sxx[l] += dx * dx; syy[l] += dy * dy; sxy[l] += dx * dy
-                if x < minX[l] { minX[l] = x }
-                if x > maxX[l] { maxX[l] = x }
-                if y < minY[l] { minY[l] = y }
-                maxY[l] = y
-                if rowSeen[l] != Int32(y) {
-                    if rowSeen[l] >= 0 && rowSeen[l] >= Int32(y0) { appendRow(l) }
-                    rowSeen[l] = Int32(y); rowLo[l] = Int32(x); rowHi[l] = Int32(x)
-                    if touchedMark[l] != bc { touchedMark[l] = bc; touched.append(l) }
-                } else {
-                    rowHi[l] = Int32(x)
-                }
-                if med { pixPos[row + x] = Int32(mN[l]); mN[l] += 1 }
+                if lab != prevL { prevS = lookup(lab, y); prevL = lab }
+                slotIdx[row + x] = prevS
             }
         }
+        // pass 2: moments, box, row ends, first pixels (columns through their stable pointers)
+        let A = area.p, RX = refX.p, RY = refY.p, SX = sx.p, SY = sy.p, SXX = sxx.p, SYY = syy.p, SXY = sxy.p
+        let X0 = minX.p, X1 = maxX.p, Y0 = minY.p, Y1 = maxY.p, MN = mN.p
+        let RS = rowSeen.p, RL = rowLo.p, RH = rowHi.p, TM = touchedMark.p
+        slotIdx.withUnsafeBufferPointer { si in
+        pixPos.withUnsafeMutableBufferPointer { pp in
+            for ry in 0..<rows {
+                let y = y0 + ry, row = ry * width, y32 = Int32(y)
+                for x in 0..<width {
+                    let s32 = si[row + x]
+                    if s32 < 0 { continue }
+                    let l = Int(s32)
+                    if A[l] == 0 { RX[l] = x; RY[l] = y; firsts.append(l); firstPos.append(row + x) }
+                    A[l] += 1
+                    let dx = x - RX[l], dy = y - RY[l]
+                    SX[l] += dx; SY[l] += dy; SXX[l] += dx * dx; SYY[l] += dy * dy; SXY[l] += dx * dy
+                    if x < X0[l] { X0[l] = x }
+                    if x > X1[l] { X1[l] = x }
+                    if y < Y0[l] { Y0[l] = y }
+                    Y1[l] = y
+                    if RS[l] != y32 {
+                        if RS[l] >= 0 && RS[l] >= Int32(y0) { appendRow(l) }
+                        RS[l] = y32; RL[l] = Int32(x); RH[l] = Int32(x)
+                        if TM[l] != bc { TM[l] = bc; touched.append(l) }
+                    } else {
+                        RH[l] = Int32(x)
+                    }
+                    if med { pp[row + x] = Int32(MN[l]); MN[l] += 1 }
+                }
+            }
+        } }
         for l in touched {
             appendRow(l)
             rowSeen[l] = -1
@@ -441,8 +455,7 @@ public final class CellAccumulator {
             defer { res.deallocate() }
             let R = UnsafeShared(res), nch = channels, L = longest
             mPtr.withUnsafeBufferPointer { MPb in
-            mN.withUnsafeBufferPointer { MNb in
-                let MP = UnsafeShared(MPb), MN = UnsafeShared(MNb)
+                let MP = UnsafeShared(MPb), MN = UnsafeShared(mN.p)
                 DispatchQueue.concurrentPerform(iterations: nch) { c in
                     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, L))
                     defer { scratch.deallocate() }
@@ -452,7 +465,7 @@ public final class CellAccumulator {
                         R.value[j * nch + c] = Select.median(scratch, cnt)
                     }
                 }
-            } }
+            }
             for j in 0..<m { out[j].medians = (0..<channels).map { res[j * nch + $0] } }
         }
         return out
