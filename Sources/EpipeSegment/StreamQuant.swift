@@ -83,8 +83,9 @@ struct IdSlotMap {
 /// products, so the final hull and solidity are identical); sum of each channel (accumulated
 /// in raster order like `Quantify.means`, so bitwise equal when bands are added top to bottom).
 ///
-/// A cell is *closed* after the first band whose last row is below its last row so far (it is
-/// absent from that row; a label whose rows are contiguous cannot come back): its `CellRow` is
+/// A cell is *closed* after the first band whose last row is more than `grace` rows below its
+/// last row so far (a label whose rows are contiguous cannot come back; `grace` > 0 keeps labels
+/// with a few empty rows inside, e.g. split nuclei, open instead of reopened): its `CellRow` is
 /// computed and returned by `add` (or `finish()` for the cells still open after the last band)
 /// and its slot is reused. Memory: the slots of the cells open across a band edge plus those of
 /// the band, not the number of cells (`openCells`, `peakOpenCells`, `retainedBytes`), plus one
@@ -107,10 +108,14 @@ struct IdSlotMap {
 /// - `retain: true` (default; `table(count:)`): closed cells' state and rows are kept (memory
 ///   per cell, as for a whole-image table); a label that comes back resumes its state exactly,
 ///   only its median needs the repair pass (`beginRepair()` / `repair(...)` / `endRepair()`).
-/// - `retain: false` (streaming): nothing is kept after a close. A label that comes back is
-///   listed in `reopened`, ignored for the rest of the pass and stays pending (`isPending`); its
-///   row already returned is wrong. The repair pass (rows 0 to its last row, read again)
-///   recomputes all its values from scratch, with any `extra` ids the caller wants again.
+/// - `retain: false` (streaming): nothing is kept after a close but one bit per id. A label that
+///   comes back is listed in `reopened`, ignored for the rest of the pass (`status` .reopened);
+///   its row already returned is wrong. The repair pass (its rows read again, from the first row
+///   of its first part when the caller still has it, `CellRow.minY`, else row 0, to its last)
+///   recomputes all its values from scratch, with any `extra` ids the caller wants again (all
+///   rows: their extent is not known). Memory of the repair: the labels repaired only.
+///   The median's open values: at most (band + tallest cell + grace) rows x width x channels x 4
+///   bytes.
 ///
 /// Bands must be added in increasing y and must not overlap; each row must be complete
 /// (`width` px). Ids may be sparse.
