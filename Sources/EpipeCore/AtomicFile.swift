@@ -67,3 +67,99 @@ public enum AtomicFile {
         }
     }
 }
+
+/// A file written piece by piece under a temporary name in the same folder (buffered), then
+/// flushed to disk and renamed into place by `commit()`; `abort()` (or deinit without commit)
+/// removes the temporary file. A reader never sees half a file.
+public final class AtomicStreamWriter {
+    public let path: String
+    public let temporaryPath: String
+    private var fd: Int32
+    private var buf: [UInt8] = []
+    private let limit: Int
+    public private(set) var bytesWritten = 0
+
+    public init(path: String, bufferBytes: Int = 4 << 20) throws {
+        self.path = path
+        limit = bufferBytes
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        temporaryPath = AtomicFile.temporaryPath(for: path)
+        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw EpipeError.failed("\(path): cannot create temporary file (\(String(cString: strerror(errno)))); check permissions and free space") }
+        buf.reserveCapacity(bufferBytes + 4096)
+    }
+
+    deinit { if fd != -1 { abort() } }
+
+    public func write(_ s: String) throws {
+        var s = s
+        s.withUTF8 { buf.append(contentsOf: $0) }
+        if buf.count >= limit { try flush() }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        buf.append(contentsOf: bytes)
+        if buf.count >= limit { try flush() }
+    }
+
+    private func flush() throws {
+        precondition(fd >= 0, "writer closed")
+        var ok = true, err: Int32 = 0
+        buf.withUnsafeBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
+                if n <= 0 { if errno == EINTR { continue }; ok = false; err = errno; return }
+                off += n
+            }
+        }
+        bytesWritten += buf.count
+        buf.removeAll(keepingCapacity: true)
+        guard ok else { abort(); throw EpipeError.failed("\(path): write failed (\(String(cString: strerror(err)))); check free space") }
+    }
+
+    /// Flushes and syncs the temporary file and closes it, without renaming (it can then be read
+    /// at `temporaryPath`); `commit()` or `abort()` still apply.
+    public func close() throws {
+        guard fd >= 0 else { return }
+        try flush()
+        let ok = fsync(fd) == 0
+        let err = errno
+        Glibc.close(fd); fd = -2
+        guard ok else { unlink(temporaryPath); fd = -1; throw EpipeError.failed("\(path): fsync failed (\(String(cString: strerror(err))))") }
+    }
+
+    /// Flush, fsync, rename into place.
+    public func commit() throws {
+        try close()
+        guard fd == -2 else { throw EpipeError.failed("\(path): writer already finished") }
+        fd = -1
+        try AtomicFile.commit(temporary: temporaryPath, to: path)
+    }
+
+    /// Drops the temporary file.
+    public func abort() {
+        if fd >= 0 { Glibc.close(fd) }
+        if fd != -1 { unlink(temporaryPath) }
+        fd = -1
+    }
+}
+
+/// Lines of a text file, read in chunks (memory ~ the chunk, not the file).
+public final class LineReader {
+    private let f: UnsafeMutablePointer<FILE>
+    private var line: UnsafeMutablePointer<CChar>? = nil
+    private var cap = 0
+    public init(path: String) throws {
+        guard let f = fopen(path, "r") else { throw EpipeError.failed("\(path): cannot open (\(String(cString: strerror(errno))))") }
+        self.f = f
+    }
+    deinit { free(line); fclose(f) }
+    /// The next line with its newline, nil at the end; `body` sees the bytes.
+    public func next<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        let n = getline(&line, &cap, f)
+        guard n >= 0, let l = line else { return nil }
+        return try body(UnsafeRawBufferPointer(start: l, count: n))
+    }
+}

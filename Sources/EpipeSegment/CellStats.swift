@@ -112,6 +112,11 @@ public struct NucleusCellMatch: Sendable {
             covered[w] |= 1 << UInt64(n & 63)
         }
     }
+    /// Some pixel of nucleus `id` lies in a cell.
+    public func isCovered(_ id: UInt32) -> Bool {
+        let w = Int(id >> 6)
+        return w < covered.count && covered[w] & (1 << UInt64(id & 63)) != 0
+    }
     /// Fraction of nuclei (ids with nucleusArea > 0) without a cell; cellArea[i] is the area of
     /// cell id i + 1 (as `CellTable.area`). 0 when there are no nuclei.
     public func withoutCellFraction(nucleusArea: [Int], cellArea: [Int]) -> Double {

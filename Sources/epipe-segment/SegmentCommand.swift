@@ -168,11 +168,44 @@ struct SegmentTool: StageTool {
         let wc = try ImageWriter(path: cellPath, width: w, height: h, channelNames: ["cells"], pixelType: .uint32,
                                  physicalSizeX: info.physicalSizeX, physicalSizeY: info.physicalSizeY)
         let stats = try statsParam(p)
-        let cellAcc = CellAccumulator(channels: C, stats: stats), nucAcc = CellAccumulator(channels: C, stats: stats)
+        // Per-cell quantification streamed: a cell's row is computed when the bands are past it,
+        // joined with its nucleus's row, and written in increasing CellID (see `CellRowJoiner`).
+        // A cell closes a nucleus diameter of rows after its last row: labels with a few empty rows
+        // inside (split nuclei) stay open instead of going through the repair pass.
+        // (EPIPE_SEGMENT_GRACE overrides it, for tests of the repair path.)
+        let grace = ProcessInfo.processInfo.environment["EPIPE_SEGMENT_GRACE"].flatMap { Int($0) } ?? Int(diameter.rounded(.up))
+        let cellAcc = CellAccumulator(channels: C, stats: stats, retain: false, grace: grace)
+        let nucAcc = CellAccumulator(channels: C, stats: stats, retain: false, grace: grace)
         var match = NucleusCellMatch()
+        let joiner = CellRowJoiner()
+        // imported masks: ids in any order, rows held until the end; ours: raster order of the nuclei
+        let importedIds = nucMask != nil || cellMask != nil
+        let csvPath = try ctx.output("cells.csv")
+        let csvOut = try AtomicStreamWriter(path: csvPath)
+        let names = info.channelNames
+        var header = ["CellID"] + names
+        header += ["X_centroid", "Y_centroid", "Area", "MajorAxisLength", "MinorAxisLength", "Eccentricity", "Solidity", "Extent", "Orientation"]
+        header += names.map { $0 + "_nucleus" }
+        // Extra statistics after the existing columns, named as MCQuant's intensity_props
+        // (<marker>_intensity_median, ...); the nucleus compartment with the _nucleus suffix.
+        let statNames = stats.names
+        for sname in statNames { header += names.map { "\($0)_intensity_\(sname)" } + names.map { "\($0)_intensity_\(sname)_nucleus" } }
+        try csvOut.write(header.map(CSVTable.quote).joined(separator: ",") + "\n")
+        var seenReopened = (0, 0)
+        /// After a sub-band: the rows the joiner can release, written.
+        func releaseRows() throws {
+            joiner.reopened(Array(cellAcc.reopened[seenReopened.0...]) + Array(nucAcc.reopened[seenReopened.1...]))
+            seenReopened = (cellAcc.reopened.count, nucAcc.reopened.count)
+            guard !importedIds else { return }
+            let m = match
+            let out = joiner.release(upTo: UInt32(nucAcc.maxId), isOpen: { cellAcc.status($0) == .open || nucAcc.status($0) == .open },
+                                     isReopened: { cellAcc.status($0) == .reopened || nucAcc.status($0) == .reopened }, covered: { m.isCovered($0) })
+            try csvOut.write(CSVRows.format(out, channels: C, stats: statNames))
+        }
         // Quantification sub-bands: all channels of one sub-band in memory (~128 MiB); with the
         // median, open cells' values add at most (sub-band + tallest cell) rows x width x channels.
-        let subRows = QuantPlan.subBandRows(width: w, channels: C)
+        // (EPIPE_SEGMENT_SUBROWS overrides it, for tests.)
+        let subRows = ProcessInfo.processInfo.environment["EPIPE_SEGMENT_SUBROWS"].flatMap { Int($0) }.map { max(1, $0) } ?? QuantPlan.subBandRows(width: w, channels: C)
         let qc = SegmentQC(width: w, height: h)
         var pending: [(y0: Int, rows: Int, labels: [UInt32])] = []
         var segmented = 0
@@ -222,13 +255,14 @@ struct SegmentTool: StageTool {
                 let n = min(subRows, band.rows - sy)
                 let planes = try (0..<C).map { try reader.readRows(channel: $0, y0: band.y0 + sy, count: n) }
                 let lo = sy * w, hi = (sy + n) * w
-                try withBuffers(planes) { bufs in
-                    cells[lo..<hi].withUnsafeBufferPointer { cellAcc.add(labels: $0, y0: band.y0 + sy, rows: n, width: w, channels: bufs) }
+                withBuffers(planes) { bufs in
+                    let cr = cells[lo..<hi].withUnsafeBufferPointer { cellAcc.add(labels: $0, y0: band.y0 + sy, rows: n, width: w, channels: bufs) }
                     band.labels[lo..<hi].withUnsafeBufferPointer { nb in
-                        nucAcc.add(labels: nb, y0: band.y0 + sy, rows: n, width: w, channels: bufs)
+                        joiner.add(cells: cr, nuclei: nucAcc.add(labels: nb, y0: band.y0 + sy, rows: n, width: w, channels: bufs))
                         cells[lo..<hi].withUnsafeBufferPointer { match.add(nuclei: nb, cells: $0) }
                     }
                 }
+                try releaseRows()
                 var nucPlane = planes[nuc]
                 if nucs.count > 1 {
                     for c in nucs.dropFirst() { for i in 0..<nucPlane.count { nucPlane[i] += planes[c][i] } }
@@ -276,67 +310,67 @@ struct SegmentTool: StageTool {
         if !pending.isEmpty { try finish(pending.count - 1) }
         try wn.finish(); try wc.finish()
         lap("nuclei, cells, masks and quantification")
-        // Exact medians of labels whose rows are not contiguous: their rows once more.
-        for (acc, path) in [(cellAcc, cellPath), (nucAcc, nucPath)] {
-            guard let rr = acc.beginRepair() else { continue }
-            ctx.log.detail("median: \(acc.repairCount) labels in separate parts; reading rows \(rr.lowerBound)..<\(rr.upperBound) again")
-            let lr = try ImageReader(path: path)
-            var y = rr.lowerBound
-            while y < rr.upperBound {
-                let n = min(subRows, rr.upperBound - y)
-                let lab = try lr.readRowsUInt32(channel: 0, y0: y, count: n)
-                let planes = try (0..<C).map { try reader.readRows(channel: $0, y0: y, count: n) }
-                try withBuffers(planes) { bufs in lab.withUnsafeBufferPointer { acc.repair(labels: $0, y0: y, rows: n, width: w, channels: bufs) } }
+        joiner.add(cells: cellAcc.finish(), nuclei: nucAcc.finish())
+        try releaseRows()
+        // Labels whose rows are not contiguous (closed, then back): that compartment recomputed from
+        // the rows read once more; rows released too early (redo): both compartments.
+        let redo = joiner.redo
+        let cellSet = Set(cellAcc.reopened).union(redo), nucSet = Set(nucAcc.reopened).union(redo)
+        if !cellSet.isEmpty || !nucSet.isEmpty {
+            let r1 = cellAcc.beginRepair(extra: Array(redo), firstRow: { joiner.heldMinY($0, cells: true) })
+            let r2 = nucAcc.beginRepair(extra: Array(redo), firstRow: { joiner.heldMinY($0, cells: false) })
+            joiner.beginRepair(cells: cellSet, nuclei: nucSet)
+            let lo = min(r1?.lowerBound ?? Int.max, r2?.lowerBound ?? Int.max), hi = max(r1?.upperBound ?? 0, r2?.upperBound ?? 0)
+            ctx.log.detail("quantification: \(cellSet.count) cells and \(nucSet.count) nuclei in labels in separate parts or out of order (\(redo.count)); reading rows \(lo)..<\(hi) again")
+            let cr = try ImageReader(path: cellPath), nr = try ImageReader(path: nucPath)
+            var y = lo
+            while y < hi {
+                let n = min(subRows, hi - y)
+                // the part of [y, y + n) inside each compartment's range
+                func part(_ r: Range<Int>?, _ acc: CellAccumulator) -> Range<Int>? {
+                    guard let r, acc.repairRows.contains(where: { $0.overlaps(y..<(y + n)) }) else { return nil }
+                    let c = r.clamped(to: y..<(y + n)); return c.isEmpty ? nil : c
+                }
+                let p1 = part(r1, cellAcc), p2 = part(r2, nucAcc)
+                if p1 != nil || p2 != nil {
+                    let cl = p1 == nil ? [] : try cr.readRowsUInt32(channel: 0, y0: y, count: n)
+                    let nl = p2 == nil ? [] : try nr.readRowsUInt32(channel: 0, y0: y, count: n)
+                    let planes = try (0..<C).map { try reader.readRows(channel: $0, y0: y, count: n) }
+                    func feed(_ acc: CellAccumulator, _ lab: [UInt32], _ p: Range<Int>?) -> [CellRow] {
+                        guard let p else { return [] }
+                        let a = (p.lowerBound - y) * w, b = (p.upperBound - y) * w
+                        return withBuffers(planes) { bufs in
+                            lab[a..<b].withUnsafeBufferPointer {
+                                acc.repair(labels: $0, y0: p.lowerBound, rows: p.count, width: w, channels: bufs.map { UnsafeBufferPointer(rebasing: $0[a..<b]) })
+                            }
+                        }
+                    }
+                    joiner.repaired(cells: feed(cellAcc, cl, p1), nuclei: feed(nucAcc, nl, p2))
+                }
                 y += n
             }
+            joiner.repaired(cells: cellAcc.endRepair(), nuclei: nucAcc.endRepair())
         }
-        let count = Int(maxId)
-        // The two tables (hulls, moments) on two threads; then the CSV rows formatted in parallel chunks.
-        let tb = Slots<CellTable>(2)
-        let accs = UnsafeShared([cellAcc, nucAcc])
-        DispatchQueue.concurrentPerform(iterations: 2) { k in tb[k] = accs.value[k].table(count: count) }
-        let shape = tb[0]!, nucT = tb[1]!
-        let cellMeans = shape.means, nucMeans = nucT.means
-        let seg = (count: count, threshold: threshold)
-        let names = info.channelNames
-        var header = ["CellID"] + names
-        header += ["X_centroid", "Y_centroid", "Area", "MajorAxisLength", "MinorAxisLength", "Eccentricity", "Solidity", "Extent", "Orientation"]
-        header += names.map { $0 + "_nucleus" }
-        // Extra statistics after the existing columns, named as MCQuant's intensity_props
-        // (<marker>_intensity_median, ...); the nucleus compartment with the _nucleus suffix.
-        let statNames = stats.names
-        for sname in statNames { header += names.map { "\($0)_intensity_\(sname)" } + names.map { "\($0)_intensity_\(sname)_nucleus" } }
-        func statValues(_ t: CellTable, _ sname: String) -> [[Double]] { sname == "median" ? t.medians : sname == "std" ? t.stds : t.sums }
-        let statCols = statNames.map { (statValues(shape, $0), statValues(nucT, $0)) }
-        let present = (0..<shape.ids.count).filter { shape.area[$0] > 0 }
-        let areas = present.map { shape.area[$0] }
-        let cellCount = present.count
-        let chunks = cellCount > 20_000 ? 8 : 1
-        let lines = Slots<String>(chunks)
-        DispatchQueue.concurrentPerform(iterations: chunks) { k in
-            var out = ""
-            func put(_ v: String) { out += v; out += "," }
-            for j in (cellCount * k / chunks)..<(cellCount * (k + 1) / chunks) {
-                let i = present[j]
-                put(String(shape.ids[i]))
-                for c in 0..<C { put(CSVTable.num(cellMeans[c][i], digits: 3)) }
-                for v in [shape.centroidX[i], shape.centroidY[i]] { put(CSVTable.num(v)) }
-                put(String(shape.area[i]))
-                for v in [shape.majorAxis[i], shape.minorAxis[i], shape.eccentricity[i], shape.solidity[i], shape.extent[i], shape.orientation[i]] { put(CSVTable.num(v)) }
-                for c in 0..<C { put(CSVTable.num(nucMeans[c][i], digits: 3)) }
-                for (cv, nv) in statCols {
-                    for c in 0..<C { put(CSVTable.num(cv[c][i], digits: 3)) }
-                    for c in 0..<C { put(CSVTable.num(nucT.area[i] > 0 ? nv[c][i] : 0, digits: 3)) }
-                }
-                out.removeLast()
-                out += "\n"
+        let m = match
+        try csvOut.write(CSVRows.format(joiner.releaseAll(covered: { m.isCovered($0) }), channels: C, stats: statNames))
+        let fixes = joiner.corrections(covered: { m.isCovered($0) })
+        if fixes.isEmpty {
+            try csvOut.commit()
+        } else {
+            // rows written before their final values: the file once more with those rows replaced
+            ctx.log.detail("quantification: \(fixes.count) rows replaced in cells.csv")
+            try csvOut.close()
+            let out = try AtomicStreamWriter(path: csvPath)
+            let areaCol = 1 + C + 2
+            try CSVRows.replace(from: csvOut.temporaryPath, into: out, rows: fixes, channels: C, stats: statNames) { old in
+                if let a = Int(old.split(separator: ",", omittingEmptySubsequences: false)[areaCol]) { joiner.forgetArea(a) }
             }
-            lines[k] = out
+            try out.commit()
+            csvOut.abort()
         }
-        let csvPath = try ctx.output("cells.csv")
-        var csv = Data(header.map(CSVTable.quote).joined(separator: ",").utf8 + [UInt8(ascii: "\n")])
-        for l in lines.values { csv.append(contentsOf: l!.utf8) }
-        try AtomicFile.write(csv, to: csvPath)
+        ctx.log.detail("quantification: at most \(cellAcc.peakOpenCells) cells and \(nucAcc.peakOpenCells) nuclei open, \(joiner.peakHeld) rows held")
+        let cellCount = joiner.areas.count
+        let seg = (count: Int(maxId), threshold: threshold)
         lap("table")
 
         // QC: outlines on the nuclear channel (full-resolution crops where the nuclei are, and the
@@ -361,13 +395,13 @@ struct SegmentTool: StageTool {
             let q = try ctx.qc("overlay-crop-\(k + 1).png"); try cv!.write(q); outputs.append(q)
         }
         let q2 = try ctx.qc("overlay-thumbnail.png"); try qc.thumbnail().write(q2); outputs.append(q2)
-        let sorted = areas.sorted()
-        let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
-        if !sorted.isEmpty {
-            let maxA = sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
+        let areas = joiner.areas
+        let median = areas.count == 0 ? 0 : areas.value(atRank: areas.count / 2)
+        if areas.count > 0 {
+            let maxA = areas.value(atRank: min(areas.count - 1, Int(Double(areas.count) * 0.99)))
             let nb = 40, bw = max(1, (maxA + nb - 1) / nb)
             var hist = [Int](repeating: 0, count: nb)
-            for a in sorted { hist[min(nb - 1, a / bw)] += 1 }
+            for (a, k) in areas.pairs { hist[min(nb - 1, a / bw)] += k }
             let hm = hist.max() ?? 1
             var hc = Canvas(width: nb * 12 + 20, height: 220)
             for (i, v) in hist.enumerated() { let bh = 200 * v / max(hm, 1); hc.rect(10 + i * 12, 210 - bh, 10, bh, (31, 119, 180)) }
@@ -378,7 +412,7 @@ struct SegmentTool: StageTool {
         var metrics: [String: JSONValue] = ["cells": .number(Double(cellCount)), "median_area_px": .number(Double(median)),
                                             "threshold": .number(Double(seg.threshold)), "nuclear_channel": .string(nucName),
                                             "nucleus_diameter_px": .number(diameter), "fraction_segmented": .number((Double(segmented) / Double(w * h) * 1e4).rounded() / 1e4),
-                                            "nuclei_without_cell_fraction": .number((match.withoutCellFraction(nucleusArea: nucT.area, cellArea: shape.area) * 1e4).rounded() / 1e4), "warnings": .array(cellCount == 0 ? ["no cells found"] : [])]
+                                            "nuclei_without_cell_fraction": .number((joiner.withoutCellFraction * 1e4).rounded() / 1e4), "warnings": .array(cellCount == 0 ? ["no cells found"] : [])]
         metrics["cell_method"] = .string(cellMask != nil ? "imported" : !memChannels.isEmpty && cellMaxDistance > 0 ? "membrane-watershed" : expand > 0 ? "expansion" : "nuclei")
         if cellMask == nil && !memChannels.isEmpty {
             metrics["membrane_channels"] = .array(memChannels.map { .string(info.channelNames[$0]) })

@@ -75,6 +75,45 @@ final class SegmentStageTests: E2ECase {
         XCTAssertLessThanOrEqual(counts[1], counts[0], "seed h \(counts)")
     }
 
+    /// cells.csv is streamed (rows of finished cells joined with their nuclei, written in CellID
+    /// order): the same bytes for --tile 256 and 1024 and when every cell closes as early as
+    /// possible in 7-row sub-bands (EPIPE_SEGMENT_GRACE=0, EPIPE_SEGMENT_SUBROWS=7: labels with empty rows inside come back after their close,
+    /// go through the repair pass and their rows are written into the file again); sane values.
+    func testStreamedTableDeterministic() throws {
+        let (j, _) = try prepared(size: 900)
+        var files: [Data] = [], metrics: [String] = []
+        for (tile, env) in [("1024", [:]), ("256", [:]), ("256", ["EPIPE_SEGMENT_GRACE": "0", "EPIPE_SEGMENT_SUBROWS": "7"])] {
+            let r = try exec("epipe-segment", ["-q", "--force", "--tile", tile, "--stats", "median,std,sum", j], env: env)
+            XCTAssertEqual(r.code, 0, r.err)
+            files.append(try Data(contentsOf: URL(fileURLWithPath: j + "/segment/cells.csv")))
+            if !env.isEmpty {
+                let log = try String(contentsOfFile: j + "/logs/segment.log", encoding: .utf8)
+                XCTAssertTrue(log.contains("labels in separate parts"), "the repair pass is exercised")
+            }
+            let m = try manifest(j, "segment").metrics
+            metrics.append(["cells", "median_area_px", "nuclei_without_cell_fraction"].map { "\(m[$0]?.doubleValue ?? -1)" }.joined(separator: " "))
+        }
+        XCTAssertEqual(files[0], files[1], "cells.csv does not depend on the tile size")
+        XCTAssertEqual(files[1], files[2], "cells.csv does not depend on when cells close (repair pass)")
+        XCTAssertEqual(Set(metrics).count, 1, "\(metrics)")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: j + "/segment").filter { $0.contains(".tmp-") }, [], "no temporary file left")
+        let t = try CSVTable.read(j + "/segment/cells.csv")
+        let ids = t.strings("CellID")!.map { Int($0)! }
+        XCTAssertGreaterThan(ids.count, 100)
+        XCTAssertEqual(ids, ids.sorted(), "rows in increasing CellID")
+        XCTAssertEqual(Set(ids).count, ids.count)
+        let area = t.doubles("Area")!, sol = t.doubles("Solidity")!, ext = t.doubles("Extent")!
+        let x = t.doubles("X_centroid")!, y = t.doubles("Y_centroid")!
+        for i in 0..<ids.count {
+            XCTAssertGreaterThan(area[i], 0); XCTAssertTrue(sol[i] > 0 && sol[i] <= 1); XCTAssertTrue(ext[i] > 0 && ext[i] <= 1)
+            XCTAssertTrue(x[i] >= 0 && x[i] < 900 && y[i] >= 0 && y[i] < 900)
+        }
+        let m = try manifest(j, "segment").metrics
+        XCTAssertEqual(m["cells"]?.doubleValue, Double(ids.count))
+        let sorted = area.sorted()
+        XCTAssertEqual(m["median_area_px"]?.doubleValue, sorted[sorted.count / 2])
+    }
+
     func testImportedMasks() throws {
         let (j, truth) = try prepared(size: 320)
         let r = try exec("epipe-segment", ["-q", "--mask", "nuclei=" + truth + "-nuclei.tif", "--mask", "cells=" + truth + "-cells.tif", j])
