@@ -87,13 +87,18 @@ extension Segmenter {
     /// then every background pixel compares those of the 2 distance + 1 columns around it (the
     /// nearest labelled pixel overall is the column-nearest of its own column). Columns, then
     /// rows, in parallel.
-    public static func expand(_ labels: [UInt32], width w: Int, height h: Int, distance d: Int) -> [UInt32] {
+    /// With `rows`, only those rows of the result are computed and returned (a band grown with
+    /// context rows above and below, without copying the whole window out).
+    public static func expand(_ labels: [UInt32], width w: Int, height h: Int, distance d: Int, rows: Range<Int>? = nil) -> [UInt32] {
         precondition(labels.count == w * h)
-        guard d > 0, w > 0, h > 0 else { return labels }
+        let rr = rows ?? 0..<h
+        precondition(rr.lowerBound >= 0 && rr.upperBound <= h, "rows outside the image")
+        guard d > 0, w > 0, h > 0 else { return Array(labels[(rr.lowerBound * w)..<(rr.upperBound * w)]) }
         let n = w * h
         let none = Int16.max
         let D = Swift.min(d, Int(Int16.max) - 1)
-        var out = labels
+        var out = rows == nil ? labels : Array(labels[(rr.lowerBound * w)..<(rr.upperBound * w)])
+        let outY0 = rr.lowerBound
         // dy[i]: signed row offset to the nearest labelled pixel of column x within D rows, or none
         let dy = UnsafeMutablePointer<Int16>.allocate(capacity: n)
         defer { dy.deallocate() }
@@ -129,12 +134,13 @@ extension Segmenter {
                 }
             }
         }
-        let rparts = h >= 64 ? 2 : 1
+        let oh = rr.count
+        let rparts = oh >= 64 ? 2 : 1
         out.withUnsafeMutableBufferPointer { ob in
             let O = UnsafeShared(ob.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: rparts) { part in
-                let ya = h * part / rparts, yb = h * (part + 1) / rparts
-                let dy = DY.value, o = O.value
+                let ya = outY0 + oh * part / rparts, yb = outY0 + oh * (part + 1) / rparts
+                let dy = DY.value, o = O.value - outY0 * w
                 let lim = D * D
                 L.value.withUnsafeBufferPointer { lab in
                     for y in ya..<yb {

@@ -11,7 +11,7 @@ struct SegmentTool: StageTool {
     let flags: [String: JSONValue?]
 
     func params(for job: Job) throws -> [String: JSONValue] {
-        var p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": 1024, "threshold-method": "global", "nuclei-mask": "none", "cells-mask": "none", "stats": "none",
+        var p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": "auto", "threshold-method": "global", "nuclei-mask": "none", "cells-mask": "none", "stats": "none",
                                             "membrane": "none", "cell-max-distance": "auto", "seeds": "intensity", "seed-h": "auto", "seed-min-distance": "auto"], flags: flags)
         for k in ["nucleus-diameter", "expand", "min-area", "cell-max-distance", "seed-h", "seed-min-distance"] {
             if let v = p[k], v.stringValue != "auto", (v.doubleValue ?? -1) < 0 { throw EpipeError.badInput("segment param \(k): expected a number >= 0 or auto, got \(v)") }
@@ -132,7 +132,9 @@ struct SegmentTool: StageTool {
             return r
         }
         let nucMask = try openMask("nuclei-mask"), cellMask = try openMask("cells-mask")
-        let tile = max(256, p["tile"]?.intValue ?? 1024)
+        // Bands are whole tile rows across the slide, so memory goes with tile x width: wide slides
+        // get shorter tiles (1024 up to 16k px wide, then down to 512), at some cost in overlap.
+        let tile = max(256, p["tile"]?.intValue ?? (w <= 16384 ? 1024 : max(512, (16384 * 1024 / w) / 128 * 128)))
         // Objects must fit in the overlap for seams to stitch: several nucleus diameters plus the cell growth.
         let overlap = min(tile, max(32, Int((4 * diameter).rounded(.up)) + 2 * expand))
         let grid = TileGrid(width: w, height: h, tile: tile, overlap: overlap)
@@ -241,8 +243,7 @@ struct SegmentTool: StageTool {
                 if top > 0 { win += pending[k - 1].labels[((pending[k - 1].rows - top) * w)...] }
                 win += band.labels
                 if bottom > 0 { win += pending[k + 1].labels[0..<(bottom * w)] }
-                let grown = Segmenter.expandParallel(win, width: w, height: top + band.rows + bottom, distance: expand)
-                cells = Array(grown[(top * w)..<((top + band.rows) * w)])
+                cells = Segmenter.expand(win, width: w, height: top + band.rows + bottom, distance: expand, rows: top..<(top + band.rows))
             }
             for l in cells where l > maxId { maxId = l }
             for l in band.labels where l > maxId { maxId = l }
@@ -286,7 +287,7 @@ struct SegmentTool: StageTool {
         typealias Band = (y0: Int, rows: Int, labels: [UInt32])
         let nucReader = nucMask == nil ? try ImageReader(path: imgPath, markersCSV: markersCSV) : reader
         let shared = UnsafeShared((labeller: labeller, nucReader: nucReader, nucMask: nucMask, grid: grid))
-        try Handoff<Band>(capacity: 2).run(produce: { out in
+        try Handoff<Band>(capacity: 1).run(produce: { out in
             let s = shared.value
             if let nm = s.nucMask {
                 for r in 0..<s.grid.rows {
@@ -475,7 +476,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .long, help: "Seeds for splitting touching nuclei: intensity (h-maxima of the log intensity plus a distance term; default) or distance (h-maxima of the distance transform, the classic recipe).") var seeds: String?
     @Option(name: .long, help: "Splitting control: minimum dynamic of a seed (intensity: log units, default 0.015; distance: px, default 0.05 x diameter). Higher splits less.") var seedH: Double?
     @Option(name: .long, help: "Splitting control: minimum distance in px between seeds of one clump (default 0.2 x diameter; distance seeds 0.25 x).") var seedMinDistance: Double?
-    @Option(name: .long, help: "Tile size in px for slide-scale segmentation (memory ~ tile x width). Default 1024.") var tile: Int?
+    @Option(name: .long, help: "Tile size in px for slide-scale segmentation (memory ~ tile x width). Default 1024, down to 512 on slides wider than 16k px.") var tile: Int?
     @Option(name: .long, help: "Import a label mask instead of segmenting: nuclei=FILE, cells=FILE, or FILE for cells (may repeat).") var mask: [String] = []
     @Option(name: .long, help: ArgumentHelp("Extra statistics per marker, comma-separated: median, std, sum. Default none.", valueName: "LIST")) var stats: String?
 

@@ -134,6 +134,9 @@ final class SegmentTests: XCTestCase {
         let pts = (0..<(w * h)).filter { labels[$0] != 0 }
         for dist in [1, 2, 3, 6, 11] {
             let out = Segmenter.expand(labels, width: w, height: h, distance: dist)
+            for r in [0..<h, 3..<17, 0..<1, (h - 5)..<h, 10..<10] {   // only some rows: the same rows
+                XCTAssertEqual(Segmenter.expand(labels, width: w, height: h, distance: dist, rows: r), Array(out[(r.lowerBound * w)..<(r.upperBound * w)]), "\(r)")
+            }
             for i in 0..<(w * h) {
                 if labels[i] != 0 { XCTAssertEqual(out[i], labels[i]); continue }
                 let x = i % w, y = i / w
