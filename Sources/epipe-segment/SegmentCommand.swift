@@ -459,9 +459,11 @@ struct SegmentCommand: ParsableCommand {
         histogram. --stats median,std,sum adds, after those columns, <marker>_intensity_median, \
         <marker>_intensity_std (population, as numpy) and <marker>_intensity_sum per cell and the same \
         with _nucleus for the nucleus (MCQuant's --intensity_props names). The median is exact: the \
-        values of the cells not finished yet are kept, at most (quantification sub-band + tallest cell) \
-        rows x width x channels x 4 bytes; the sub-band shrinks to about 128 MiB of channel data \
-        (11 rows for 60 channels x 50000 px). Memory ~ tile x width, not the slide.
+        values of the cells not finished yet are kept, at most (quantification sub-band + tallest cell + \
+        one nucleus diameter) rows x width x channels x 4 bytes; the sub-band shrinks to about 128 MiB of \
+        channel data (11 rows for 60 channels x 50000 px). Rows are streamed: a cell's row is written \
+        once the bands have passed it, so memory goes with tile x width, not with the slide's height or \
+        its number of cells (imported masks, whose ids may come in any order, keep their rows to the end).
         """)
 
     @OptionGroup var common: StageOptions
