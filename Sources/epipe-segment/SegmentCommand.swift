@@ -66,6 +66,11 @@ struct SegmentTool: StageTool {
         for k in ["nuclei-mask", "cells-mask"] {
             guard let f = maskFile(params, k) else { continue }
             guard Files.exists(f) else { throw EpipeError.badInput("\(f): \(k) not found; give a uint32/uint16 label TIFF") }
+            // the size is checked here, before the stage starts, so a wrong mask leaves the last run alone
+            let m = try ImageReader(path: f)
+            if let img = try? ImageReader(path: imageInput(job).path), img.info.width != m.info.width || img.info.height != m.info.height {
+                throw EpipeError.badInput("\(f): \(k) is \(m.info.width)x\(m.info.height), the image is \(img.info.width)x\(img.info.height); give the mask made from this image")
+            }
             let (hx, n) = try Digest.sha256(file: f)
             refs.append(FileRef(path: "file://" + Files.canonical(f), sha256: hx, bytes: n))
         }

@@ -127,9 +127,12 @@ final class SegmentStageTests: E2ECase {
         // A mask of another size is refused with one line.
         let small = tmp + "/small"
         _ = try synth(small, size: 64, channels: 1, seed: 2)
+        let before = try Digest.sha256(file: j + "/segment/manifest.json").0
         let bad = try exec("epipe-segment", ["--force", "--mask", small + "-truth/s-cells.tif", j])
         XCTAssertEqual(bad.code, 2)
         XCTAssertTrue(bad.err.contains("64x64") && bad.err.contains("320x320"), bad.err)
+        XCTAssertEqual(bad.err.split(separator: "\n").count, 1, bad.err)
+        XCTAssertEqual(try Digest.sha256(file: j + "/segment/manifest.json").0, before, "the last run's manifest is untouched")
     }
 
     /// --stats median,std,sum: the extra columns after the MCQuant ones with plausible values;
