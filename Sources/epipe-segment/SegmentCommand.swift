@@ -151,10 +151,20 @@ struct SegmentTool: StageTool {
         func lap(_ what: String) { timings.append(what + " " + CSVTable.num(Date().timeIntervalSince(clock), digits: 1) + " s"); clock = Date() }
         var np0 = np
         let markersCSV = ctx.job.spec.markers.map { String($0.dropFirst(7)) }
+        // Histograms have 65536 integer levels: float (and uint32) images are mapped onto them from
+        // their range on the slide (one more pass), so a float32 image in [0, 1] thresholds like its uint16 twin.
+        let integral = info.pixelType == .uint8 || info.pixelType == .uint16
+        func levelsMap(_ chans: [Int]) throws -> (offset: Float, scale: Float)? {
+            if integral { return nil }
+            let r = try slideRange(path: imgPath, markersCSV: markersCSV, channels: chans, width: w, height: h)
+            return (r.min, r.max > r.min ? 65535 / (r.max - r.min) : 1)
+        }
         if np0.threshold == nil {
             let smooth = DenoisePlan(np.smoothSigma > 0 ? [.gaussian(sigma: np.smoothSigma)] : [])
-            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channels: nucs, plan: smooth, width: w, height: h)
-            np0.threshold = SlideThreshold.otsu(counts: hist.bins)
+            let map = try levelsMap(nucs)
+            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channels: nucs, plan: smooth, width: w, height: h, map: map)
+            let bin = SlideThreshold.otsu(counts: hist.bins)
+            np0.threshold = map.map { bin / $0.scale + $0.offset } ?? bin
         }
         let threshold = np0.threshold!
         lap("threshold")
@@ -163,8 +173,11 @@ struct SegmentTool: StageTool {
         // so every band normalises alike.
         var memLevels: [MembraneLevels] = []
         for c in memChannels {
-            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channels: [c], plan: DenoisePlan([]), width: w, height: h)
-            memLevels.append(MembraneLevels.of(counts: hist.bins))
+            let map = try levelsMap([c])
+            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channels: [c], plan: DenoisePlan([]), width: w, height: h, map: map)
+            var lv = MembraneLevels.of(counts: hist.bins)
+            if let m = map { lv = MembraneLevels(low: lv.low / m.scale + m.offset, high: lv.high / m.scale + m.offset) }
+            memLevels.append(lv)
         }
         prog.advance()
 
@@ -527,7 +540,22 @@ func readMean(_ r: ImageReader, channels: [Int], y0: Int, count n: Int) throws -
 /// Histogram of the mean of `channels` (usually one) after `plan` (e.g. the segmentation's smoothing) over the whole
 /// slide, streamed in bands of 512 rows; the slide's halves run on two threads, each with its own
 /// reader (counts do not depend on the split).
-func slideHistogram(path: String, markersCSV: String?, channels: [Int], plan: DenoisePlan, width w: Int, height h: Int) throws -> Histogram16 {
+/// Smallest and largest value of the mean of `channels` over the slide (bands of 512 rows).
+func slideRange(path: String, markersCSV: String?, channels: [Int], width w: Int, height h: Int) throws -> (min: Float, max: Float) {
+    let reader = try ImageReader(path: path, markersCSV: markersCSV)
+    var lo = Float.infinity, hi = -Float.infinity
+    var y0 = 0
+    while y0 < h {
+        let n = min(512, h - y0)
+        for v in try readMean(reader, channels: channels, y0: y0, count: n) where v.isFinite { lo = min(lo, v); hi = max(hi, v) }
+        y0 += n
+    }
+    return lo <= hi ? (lo, hi) : (0, 1)
+}
+
+/// With `map`, values are mapped to (v - offset) x scale before counting (float images onto the 65536 levels).
+func slideHistogram(path: String, markersCSV: String?, channels: [Int], plan: DenoisePlan, width w: Int, height h: Int,
+                    map: (offset: Float, scale: Float)? = nil) throws -> Histogram16 {
     let bandRows = 512
     let nb = (h + bandRows - 1) / bandRows
     let parts = nb >= 4 ? 2 : 1
@@ -540,7 +568,8 @@ func slideHistogram(path: String, markersCSV: String?, channels: [Int], plan: De
             for b in (nb * k / parts)..<(nb * (k + 1) / parts) {
                 let y0 = b * bandRows, rows = min(bandRows, h - y0)
                 let lo = max(0, y0 - plan.halo), hi = min(h, y0 + rows + plan.halo)
-                let raw = try readMean(reader, channels: channels, y0: lo, count: hi - lo)
+                var raw = try readMean(reader, channels: channels, y0: lo, count: hi - lo)
+                if let m = map { raw.withUnsafeMutableBufferPointer { r in for i in 0..<r.count { r[i] = (r[i] - m.offset) * m.scale } } }
                 if plan.ops.isEmpty {
                     raw.withUnsafeBufferPointer { out.hist.add(UnsafeBufferPointer(rebasing: $0[((y0 - lo) * w)..<((y0 - lo + rows) * w)])) }
                 } else {

@@ -114,6 +114,22 @@ final class SegmentStageTests: E2ECase {
         XCTAssertEqual(m["median_area_px"]?.doubleValue, sorted[sorted.count / 2])
     }
 
+    /// A float32 image (epipe-denoise --float) thresholds like its uint16 twin: the slide histogram maps
+    /// the float range onto its levels.
+    func testFloatImageSegmentsLikeUInt16() throws {
+        let (j, truth) = try prepared(size: 480)
+        XCTAssertEqual(try exec("epipe-segment", ["-q", "--force", j]).code, 0)
+        let n16 = try manifest(j, "segment").metrics["cells"]?.intValue ?? 0
+        XCTAssertEqual(try exec("epipe-denoise", ["-q", "--force", "--float", j]).code, 0)
+        let r = try exec("epipe-segment", ["-q", "--force", j])
+        XCTAssertEqual(r.code, 0, r.err)
+        let n32 = try manifest(j, "segment").metrics["cells"]?.intValue ?? 0
+        XCTAssertGreaterThan(n16, 100)
+        XCTAssertLessThan(abs(n32 - n16), max(3, n16 / 50), "float32 \(n32) vs uint16 \(n16) nuclei")
+        let score = f1(try ImageReader(path: truth + "-nuclei.tif").readChannelUInt32(0), try ImageReader(path: j + "/segment/nuclei.tif").readChannelUInt32(0))
+        XCTAssertGreaterThan(score, 0.65, "float32 F1 \(score)")
+    }
+
     func testImportedMasks() throws {
         let (j, truth) = try prepared(size: 320)
         let r = try exec("epipe-segment", ["-q", "--mask", "nuclei=" + truth + "-nuclei.tif", "--mask", "cells=" + truth + "-cells.tif", j])
