@@ -470,19 +470,23 @@ public enum Segmenter {
             let c = byComp[i].c
             kept.removeAll(keepingCapacity: true)
             while i < byComp.count && byComp[i].c == c {
-                let p = Int(byComp[i].key & 0xffff_ffff)
-                let px = Double(p % w), py = Double(p / w)
-                var ok = true
-                for q in kept {
-                    let dx = px - Double(q % w), dy = py - Double(q / w)
-                    if dx * dx + dy * dy < md2 { ok = false; break }
-                }
-                if ok { kept.append(p) }
+                keepApart(Int(byComp[i].key & 0xffff_ffff), &kept, width: w, minDistance2: md2)
                 i += 1
             }
             out.append(contentsOf: kept)
         }
         return out
+    }
+
+    /// Greedy thinning of seeds: appends pixel `p` to `kept` unless a kept seed lies closer than
+    /// sqrt(minDistance2) (seeds come highest first, so the higher of two close seeds stays).
+    @inline(__always) static func keepApart(_ p: Int, _ kept: inout [Int], width w: Int, minDistance2 md2: Double) {
+        let px = Double(p % w), py = Double(p / w)
+        for q in kept {
+            let dx = px - Double(q % w), dy = py - Double(q / w)
+            if dx * dx + dy * dy < md2 { return }
+        }
+        kept.append(p)
     }
 
     /// Reference implementation of `seedPixels` (union-find over all mask pixels in decreasing f).
@@ -565,15 +569,7 @@ public enum Segmenter {
                         }
                         // peaks were created in decreasing order of f (ties: lower index first)
                         kept.removeAll(keepingCapacity: true)
-                        for p in peaks where dynamic[p] >= hmin {
-                            let px = Double(p % w), py = Double(p / w)
-                            var ok = true
-                            for q in kept {
-                                let dx = px - Double(q % w), dy = py - Double(q / w)
-                                if dx * dx + dy * dy < md2 { ok = false; break }
-                            }
-                            if ok { kept.append(p) }
-                        }
+                        for p in peaks where dynamic[p] >= hmin { Segmenter.keepApart(p, &kept, width: w, minDistance2: md2) }
                         out.append(contentsOf: kept)
                     }
                 }
