@@ -282,12 +282,7 @@ struct SegmentTool: StageTool {
                     }
                 }
                 try releaseRows()
-                var nucPlane = planes[nuc]
-                if nucs.count > 1 {
-                    for c in nucs.dropFirst() { for i in 0..<nucPlane.count { nucPlane[i] += planes[c][i] } }
-                    for i in 0..<nucPlane.count { nucPlane[i] /= Float(nucs.count) }
-                }
-                qc.add(nuclear: nucPlane, nuclei: Array(band.labels[lo..<hi]), cells: Array(cells[lo..<hi]), y0: band.y0 + sy, rows: n)
+                qc.add(nuclear: meanOf(planes, channels: nucs), nuclei: Array(band.labels[lo..<hi]), cells: Array(cells[lo..<hi]), y0: band.y0 + sy, rows: n)
                 sy += n
             }
         }
@@ -526,11 +521,16 @@ struct SegmentCommand: ParsableCommand {
 
 /// Rows [y0, y0 + count) of the mean of `channels` (one channel: that channel).
 func readMean(_ r: ImageReader, channels: [Int], y0: Int, count n: Int) throws -> [Float] {
-    var out = try r.readRows(channel: channels[0], y0: y0, count: n)
+    if channels.count == 1 { return try r.readRows(channel: channels[0], y0: y0, count: n) }
+    return meanOf(try channels.map { try r.readRows(channel: $0, y0: y0, count: n) }, channels: Array(0..<channels.count))
+}
+
+/// The mean of `planes[c]` for c in `channels` (one channel: that plane).
+func meanOf(_ planes: [[Float]], channels: [Int]) -> [Float] {
+    var out = planes[channels[0]]
     guard channels.count > 1 else { return out }
     for c in channels.dropFirst() {
-        let more = try r.readRows(channel: c, y0: y0, count: n)
-        out.withUnsafeMutableBufferPointer { o in more.withUnsafeBufferPointer { m in for i in 0..<o.count { o[i] += m[i] } } }
+        out.withUnsafeMutableBufferPointer { o in planes[c].withUnsafeBufferPointer { m in for i in 0..<o.count { o[i] += m[i] } } }
     }
     let k = 1 / Float(channels.count)
     out.withUnsafeMutableBufferPointer { o in for i in 0..<o.count { o[i] *= k } }

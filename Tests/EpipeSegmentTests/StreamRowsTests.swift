@@ -18,17 +18,7 @@ final class StreamRowsTests: XCTestCase {
                           Double.random(in: 2...20, using: &rng), id))
         }
         seeds.shuffle(using: &rng)
-        var lab = [UInt32](repeating: 0, count: w * h)
-        for y in 0..<h {
-            for x in 0..<w {
-                var best = Double.infinity, bi = -1
-                for (k, s) in seeds.enumerated() {
-                    let d = ((Double(x) - s.x) * (Double(x) - s.x) + (Double(y) - s.y) * (Double(y) - s.y)).squareRoot()
-                    if d < best { best = d; bi = k }
-                }
-                if bi >= 0 && best <= seeds[bi].r { lab[y * w + x] = seeds[bi].id }
-            }
-        }
+        var lab = voronoiLabels(seeds, width: w, height: h)
         for (k, x0) in [13, 90, 151].enumerated() {
             let sid = UInt32(3000 + 17 * k)
             for y in (4 + k)..<(h - 2 - k) { for x in x0..<(x0 + 1 + k) { lab[y * w + x] = sid } }

@@ -16,17 +16,7 @@ final class StreamStatsTests: XCTestCase {
             seeds.append((Double.random(in: 0..<Double(w), using: &rng), Double.random(in: 0..<Double(h), using: &rng),
                           Double.random(in: 3...22, using: &rng), id))
         }
-        var lab = [UInt32](repeating: 0, count: w * h)
-        for y in 0..<h {
-            for x in 0..<w {
-                var best = Double.infinity, bi = -1
-                for (k, s) in seeds.enumerated() {
-                    let d = ((Double(x) - s.x) * (Double(x) - s.x) + (Double(y) - s.y) * (Double(y) - s.y)).squareRoot()
-                    if d < best { best = d; bi = k }
-                }
-                if bi >= 0 && best <= seeds[bi].r { lab[y * w + x] = seeds[bi].id }
-            }
-        }
+        var lab = voronoiLabels(seeds, width: w, height: h)
         // tall strips (many bands), overriding
         for (k, x0) in [11, 97, 150].enumerated() {
             let sid = UInt32(2000 + 31 * k)
@@ -186,4 +176,21 @@ final class StreamStatsTests: XCTestCase {
         XCTAssertLessThanOrEqual(r * 50_000 * 60 * 4, 128 << 20)
         XCTAssertEqual(QuantPlan.subBandRows(width: 200_000, channels: 200), 8)
     }
+}
+
+/// Label image of discs clipped to their Voronoi cells: each pixel takes the nearest seed's id if
+/// it lies within that seed's radius (touching cells of varied size, ids as given).
+func voronoiLabels(_ seeds: [(x: Double, y: Double, r: Double, id: UInt32)], width w: Int, height h: Int) -> [UInt32] {
+    var lab = [UInt32](repeating: 0, count: w * h)
+    for y in 0..<h {
+        for x in 0..<w {
+            var best = Double.infinity, bi = -1
+            for (k, s) in seeds.enumerated() {
+                let d = ((Double(x) - s.x) * (Double(x) - s.x) + (Double(y) - s.y) * (Double(y) - s.y)).squareRoot()
+                if d < best { best = d; bi = k }
+            }
+            if bi >= 0 && best <= seeds[bi].r { lab[y * w + x] = seeds[bi].id }
+        }
+    }
+    return lab
 }
