@@ -12,14 +12,19 @@ public enum ThresholdMethod: String, Codable, Sendable, Equatable {
     case adaptive
 }
 
-/// How touching nuclei are split.
+/// How touching nuclei are split (and, for `.blend`, how the foreground is found).
 public enum SplitMethod: String, Codable, Sendable, Equatable {
-    /// Seeds = h-maxima of the log of the plane smoothed at diameter / 8 (blur leaves the gap
+    /// Default: background-corrected signal, permissive mask, seeds and flooding on a blend of
+    /// shape (distance transform) and neighbourhood-normalised intensity, per-object boundary;
+    /// see `Segmenter.splitByBlend` (Blend.swift).
+    case blend
+    /// The recipe tuned on generated slides before real nuclei were measured (it over-splits
+    /// textured chromatin): seeds = h-maxima of the log of the plane smoothed at diameter / 8 (blur leaves the gap
     /// between touching nuclei darker than their centres, also when their union is convex);
     /// watershed of the log smoothed intensity from the seeds inside a permissive mask
     /// (smoothed > `lowThresholdFraction` x threshold); then each object keeps only its pixels
     /// above `relativeThreshold` x its own peak (dim nuclei beside bright ones keep their own,
-    /// lower cut; the blur halo of bright nuclei is trimmed). Default.
+    /// lower cut; the blur halo of bright nuclei is trimmed).
     case intensity
     /// The classic recipe: distance-transform maxima seeds, watershed of the distance map in the
     /// Otsu mask.
@@ -54,7 +59,7 @@ public struct NucleiParams: Codable, Sendable, Equatable {
     /// Fixed foreground threshold on the smoothed plane (nil = Otsu of the smoothed plane).
     public var threshold: Float? = nil
     public var thresholdMethod: ThresholdMethod = .global
-    public var split: SplitMethod = .intensity
+    public var split: SplitMethod = .blend
     /// `.intensity`: permissive mask level as a fraction of the threshold (also the floor of `.adaptive`).
     public var lowThresholdFraction: Double = 0.4
     /// `.intensity`: each object keeps its pixels above this fraction of its own peak (smoothed).
@@ -73,10 +78,21 @@ public struct NucleiParams: Codable, Sendable, Equatable {
     /// `.intensity`: seeding passes; pass k > 1 segments what the relative cut of earlier passes
     /// left (nuclei too dim to form their own maximum beside a bright neighbour).
     public var passes: Int = 2
+    /// `.blend`: radius (px) of the top-hat disk that removes the local background (nil = the
+    /// diameter; 0 = off).
+    public var backgroundRadius: Double? = nil
+    /// `.blend`: permissive mask level as a fraction of the threshold.
+    public var blendMaskFraction: Double = 0.5
+    /// `.blend`: weight of the normalised intensity against the capped distance (0...1) in g.
+    public var blendIntensityWeight: Double = 2
+    /// `.blend`: minimum dynamic of a seed in g (`seedHOverride` replaces it).
+    public var blendSeedH: Double = 0.08
+    /// `.blend`: each object keeps its pixels whose signal exceeds this fraction of its peak.
+    public var blendRelativeCut: Double = 0.3
 
     public init(smoothSigma: Double = 0.75, minArea: Int = 20, fillHoles: Bool = true,
                 splitTouching: Bool = true, nucleusDiameter: Double = 12, threshold: Float? = nil,
-                thresholdMethod: ThresholdMethod = .global, split: SplitMethod = .intensity) {
+                thresholdMethod: ThresholdMethod = .global, split: SplitMethod = .blend) {
         self.smoothSigma = smoothSigma
         self.minArea = minArea
         self.fillHoles = fillHoles
@@ -91,6 +107,7 @@ public struct NucleiParams: Codable, Sendable, Equatable {
         case smoothSigma, minArea, fillHoles, splitTouching, nucleusDiameter, threshold, thresholdMethod, split
         case lowThresholdFraction, relativeThreshold, intensitySeedH, distanceWeight, passes
         case seedMinDistanceOverride, seedHOverride
+        case backgroundRadius, blendMaskFraction, blendIntensityWeight, blendSeedH, blendRelativeCut
     }
 
     /// Missing keys (older parameter files) take the defaults.
@@ -112,6 +129,23 @@ public struct NucleiParams: Codable, Sendable, Equatable {
         seedHOverride = try c.decodeIfPresent(Double.self, forKey: .seedHOverride)
         distanceWeight = try c.decodeIfPresent(Double.self, forKey: .distanceWeight) ?? d.distanceWeight
         passes = try c.decodeIfPresent(Int.self, forKey: .passes) ?? d.passes
+        backgroundRadius = try c.decodeIfPresent(Double.self, forKey: .backgroundRadius)
+        blendMaskFraction = try c.decodeIfPresent(Double.self, forKey: .blendMaskFraction) ?? d.blendMaskFraction
+        blendIntensityWeight = try c.decodeIfPresent(Double.self, forKey: .blendIntensityWeight) ?? d.blendIntensityWeight
+        blendSeedH = try c.decodeIfPresent(Double.self, forKey: .blendSeedH) ?? d.blendSeedH
+        blendRelativeCut = try c.decodeIfPresent(Double.self, forKey: .blendRelativeCut) ?? d.blendRelativeCut
+    }
+
+    /// The filters that turn the nuclear plane into the signal that is thresholded: for `.blend`
+    /// Gaussian at max(`smoothSigma`, D/12) then a white top-hat of radius `backgroundRadius`
+    /// (default D); otherwise the Gaussian at `smoothSigma`. A tiled run streams the slide's
+    /// histogram of this signal for its one threshold.
+    public var signalPlan: DenoisePlan {
+        if split == .blend && splitTouching {
+            let r = Int((backgroundRadius ?? nucleusDiameter).rounded())
+            return DenoisePlan([.gaussian(sigma: Swift.max(smoothSigma, nucleusDiameter / 12))] + (r > 0 ? [.tophat(radius: r)] : []))
+        }
+        return DenoisePlan(smoothSigma > 0 ? [.gaussian(sigma: smoothSigma)] : [])
     }
 
     /// Minimum dynamic of a distance maximum to seed its own nucleus: max(0.5, 0.05 * diameter) px.
@@ -135,6 +169,13 @@ public enum Segmenter {
         precondition(plane.count == width * height)
         let n = width * height
         guard n > 0 else { return ([], 0, 0) }
+        if params.splitTouching && params.split == .blend {
+            let signal = params.signalPlan.apply(plane: plane, width: width, height: height).values
+            let t = params.threshold ?? Threshold.otsu(signal)
+            var labels = splitByBlend(signal: signal, threshold: t, width: width, height: height, params: params)
+            let count = removeSmallAndRelabel(&labels, minArea: params.minArea)
+            return (labels, count, t)
+        }
         let smooth = params.smoothSigma > 0 ? Denoise.gaussian(plane, width: width, height: height, sigma: params.smoothSigma) : plane
         let t = params.threshold ?? Threshold.otsu(smooth)
         let local: [Float]? = params.thresholdMethod == .adaptive

@@ -12,7 +12,7 @@ struct SegmentTool: StageTool {
 
     func params(for job: Job) throws -> [String: JSONValue] {
         var p = mergeParams(job, defaults: ["nuclear": "auto", "nucleus-diameter": "auto", "expand": "auto", "min-area": "auto", "split": true, "smooth": "auto", "tile": "auto", "threshold-method": "global", "nuclei-mask": "none", "cells-mask": "none", "stats": "none",
-                                            "membrane": "none", "cell-max-distance": "auto", "seeds": "intensity", "seed-h": "auto", "seed-min-distance": "auto"], flags: flags)
+                                            "membrane": "none", "cell-max-distance": "auto", "seeds": "blend", "seed-h": "auto", "seed-min-distance": "auto"], flags: flags)
         for k in ["nucleus-diameter", "expand", "min-area", "cell-max-distance", "seed-h", "seed-min-distance"] {
             if let v = p[k], v.stringValue != "auto", (v.doubleValue ?? -1) < 0 { throw EpipeError.badInput("segment param \(k): expected a number >= 0 or auto, got \(v)") }
         }
@@ -21,8 +21,8 @@ struct SegmentTool: StageTool {
         guard ["global", "adaptive", "local"].contains(p["threshold-method"]?.stringValue ?? "global") else {
             throw EpipeError.badInput("segment param threshold-method: expected global or adaptive")
         }
-        guard ["intensity", "distance"].contains(p["seeds"]?.stringValue ?? "intensity") else {
-            throw EpipeError.badInput("segment param seeds: expected intensity (h-maxima of log intensity + distance) or distance (h-maxima of the distance transform)")
+        guard ["blend", "intensity", "distance"].contains(p["seeds"]?.stringValue ?? "blend") else {
+            throw EpipeError.badInput(seedsError)
         }
         // channel names too, when the image can be read already (else the run reports what is missing)
         if let path = try? imageInput(job).path, let r = try? ImageReader(path: path, markersCSV: job.spec.markers.map { String($0.dropFirst(7)) }) {
@@ -105,10 +105,11 @@ struct SegmentTool: StageTool {
         case "adaptive", "local": np.thresholdMethod = .adaptive
         default: throw EpipeError.badInput("segment param threshold-method: expected global or adaptive")
         }
-        switch p["seeds"]?.stringValue ?? "intensity" {
+        switch p["seeds"]?.stringValue ?? "blend" {
+        case "blend": np.split = .blend
         case "intensity": np.split = .intensity
         case "distance": np.split = .distance
-        default: throw EpipeError.badInput("segment param seeds: expected intensity (h-maxima of log intensity + distance) or distance (h-maxima of the distance transform)")
+        default: throw EpipeError.badInput(seedsError)
         }
         np.seedHOverride = p["seed-h"]?.doubleValue
         np.seedMinDistanceOverride = p["seed-min-distance"]?.doubleValue
@@ -160,9 +161,8 @@ struct SegmentTool: StageTool {
             return (r.min, r.max > r.min ? 65535 / (r.max - r.min) : 1)
         }
         if np0.threshold == nil {
-            let smooth = DenoisePlan(np.smoothSigma > 0 ? [.gaussian(sigma: np.smoothSigma)] : [])
             let map = try levelsMap(nucs)
-            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channels: nucs, plan: smooth, width: w, height: h, map: map)
+            let hist = try slideHistogram(path: imgPath, markersCSV: markersCSV, channels: nucs, plan: np.signalPlan, width: w, height: h, map: map)
             let bin = SlideThreshold.otsu(counts: hist.bins)
             np0.threshold = map.map { bin / $0.scale + $0.offset } ?? bin
         }
@@ -554,6 +554,8 @@ func slideRange(path: String, markersCSV: String?, channels: [Int], width w: Int
 }
 
 /// With `map`, values are mapped to (v - offset) x scale before counting (float images onto the 65536 levels).
+let seedsError = "segment param seeds: expected blend (default: shape + normalised intensity), intensity (h-maxima of the log intensity + distance) or distance (h-maxima of the distance transform)"
+
 func slideHistogram(path: String, markersCSV: String?, channels: [Int], plan: DenoisePlan, width w: Int, height h: Int,
                     map: (offset: Float, scale: Float)? = nil) throws -> Histogram16 {
     let bandRows = 512
