@@ -62,6 +62,6 @@ let package = Package(
         .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial"]),
         .testTarget(name: "EpipeSynthTests", dependencies: ["EpipeSynth"]),
         .testTarget(name: "EpipeStoreTests", dependencies: ["EpipeStore", "EpipeCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage", "EpipeSegment"]),
     ]
 )
