@@ -10,7 +10,8 @@ import EpipeDenoise
 ///    so uneven illumination, stroma and autofluorescent tissue do not move the threshold.
 ///    (`blendSignalPlan`: the slide-wide histogram runs the same plan band by band.)
 /// 2. Permissive mask: signal > `blendMaskFraction` x T (T = Otsu of the signal, or the slide's
-///    value), holes filled, so dim nuclei beside bright ones are kept.
+///    value; with `ThresholdMethod.adaptive` also > the signal's mean over 8 D), holes filled, so
+///    dim nuclei beside bright ones are kept.
 /// 3. Seeds and flooding on g = min(edt / (D/2), 1) + `blendIntensityWeight` x (signal smoothed at
 ///    D/8) / (its maximum within D): shape (the distance term) splits touching nuclei of flat
 ///    intensity; the intensity term, smoothed past the chromatin texture and normalised by its
@@ -25,7 +26,10 @@ extension Segmenter {
         // 2. permissive mask
         let low = Float(p.blendMaskFraction) * T
         var mask = [Bool](repeating: false, count: n)
-        t.withUnsafeBufferPointer { S in mask.withUnsafeMutableBufferPointer { M in for i in 0..<n { M[i] = S[i] > low } } }
+        let local: [Float]? = p.thresholdMethod == .adaptive ? Threshold.boxMean(t, width: w, height: h, window: p.adaptiveWindow) : nil
+        t.withUnsafeBufferPointer { S in mask.withUnsafeMutableBufferPointer { M in
+            if let local { for i in 0..<n { M[i] = S[i] > low && S[i] > local[i] } } else { for i in 0..<n { M[i] = S[i] > low } }
+        } }
         if p.fillHoles { fillHoles(&mask, width: w, height: h) }
         let (cc, ncc) = connectedComponents(mask, width: w, height: h)
         if ncc == 0 { return [UInt32](repeating: 0, count: n) }
