@@ -64,6 +64,22 @@ extension SyntheticSlide {
             (look.n1x, look.n1y, look.n1r2) = nucleolus()
             if r.chance(0.4) { (look.n2x, look.n2y, look.n2r2) = nucleolus() }
         }
+        // Textured chromatin: most nuclei show one or two dark nucleoli (own draws: the default look is unchanged).
+        let ct = min(max(config.chromatinTexture, 0), 1)
+        if ct > 0 && look.n1r2 == 0 {
+            var q = SplitMix(hash3(config.seed, 0x100D, UInt64(g)))
+            if q.chance(0.75 * ct) {
+                let a = Double(semiA[g]), b = Double(semiB[g]), ang = Double(angles[g])
+                let c = cos(ang), s = sin(ang)
+                func nucleolus() -> (Float, Float, Float) {
+                    let u = a * q.uniform(-0.45, 0.45), v = b * q.uniform(-0.45, 0.45)
+                    let rad = b * q.uniform(0.16, 0.3)
+                    return (xs[g] + Float(u * c - v * s), ys[g] + Float(u * s + v * c), Float(rad * rad))
+                }
+                (look.n1x, look.n1y, look.n1r2) = nucleolus()
+                if q.chance(0.5) { (look.n2x, look.n2y, look.n2r2) = nucleolus() }
+            }
+        }
         return look
     }
 
@@ -79,6 +95,12 @@ extension SyntheticSlide {
             var d = m.level[t] * r.lognormal(0.25)
             let u = r.uniform()
             if u < 0.08 { d *= 0.38 } else if u < 0.11 { d *= 1.6 }   // dim and bright (pyknotic) nuclei
+            if config.brightnessDecades > 0 {
+                // Mean-preserving lognormal whose 95th / 5th percentile ratio is 10^decades.
+                var br = SplitMix(hash3(config.seed, 0xD1A, UInt64(g)))
+                let sigma = config.brightnessDecades * log(10) / (2 * 1.6449)
+                d *= exp(sigma * br.gauss() - sigma * sigma / 2)
+            }
             return Float(d)
         }
         var pos = r.chance(m.fraction[t])
@@ -175,7 +197,25 @@ extension SyntheticSlide {
     /// Halo needed by the blur: radius of the widest kernel.
     var blurRadius: Int {
         let f = config.defocusedFieldFraction > 0 ? Self.maxDefocus : 1
-        return max(1, Int((3.3 * max(config.psfSigma, 0) * 1.1 * f).rounded(.up)))
+        let r = max(1, Int((3.3 * max(config.psfSigma, 0) * 1.1 * f).rounded(.up)))
+        return outOfFocusOn ? max(r, Self.gaussKernel(outOfFocusSigma).count / 2) : r
+    }
+
+    var outOfFocusOn: Bool { config.outOfFocusFraction > 0 }
+    /// Sigma (px) of the out-of-focus blur.
+    var outOfFocusSigma: Double { config.outOfFocusSigma > 0 ? config.outOfFocusSigma : 0.3 * max(config.nucleusDiameter, 2) }
+
+    /// Weight (0 = in focus ... 1 = fully out of focus) of the out-of-focus blur at a point: a smooth field
+    /// thresholded at its (1 - outOfFocusFraction) quantile over the image, with a soft edge.
+    public func outOfFocus(x: Double, y: Double) -> Double {
+        guard outOfFocusOn else { return 0 }
+        return smoothstep(focusThreshold - 0.3, focusThreshold + 0.3, focusField(x, y))
+    }
+
+    /// Weight (0 ... 1) of clumped nuclei at a point (0 when `clumping` is 0).
+    public func clumpWeight(x: Double, y: Double) -> Double {
+        guard config.clumping > 0 else { return 0 }
+        return min(config.clumping, 1) * smoothstep(0.3, 0.55, clumpField(x, y))
     }
 
     /// PSF widening of microscope field (tx, ty): most fields in focus, some blurred.
@@ -288,6 +328,11 @@ extension SyntheticSlide {
         // Per-pixel compartment weights on the signal rows.
         let wp = SharedPtr(wBuf)
         let texSeed = hash2(config.seed, 0x7E47), speckSeed = hash2(config.seed, 0x5BEC), cytoSeed = hash2(config.seed, 0xC470)
+        // Textured chromatin (off by default): chromocentres = the upper lobes of value noise on a lattice of
+        // diameter / 4 (several maxima per nucleus), nucleoli darker.
+        let ct = Float(min(max(config.chromatinTexture, 0), 1))
+        let chrom = ValueNoise(seed: hash2(config.seed, 0xC4C0), scale: max(config.nucleusDiameter, 2) / 4)
+        let nucleolusDim: Float = 0.4 - 0.2 * ct
         looks.withUnsafeBufferPointer { lk in
             let lp = SharedPtr(UnsafeMutablePointer(mutating: lk.baseAddress ?? UnsafePointer(bitPattern: 8)!))
             parallelChunks(srows, minChunk: 4) { lo, hi in
@@ -325,7 +370,13 @@ extension SyntheticSlide {
                                 if look.n2r2 > 0 && bx * bx + by * by < look.n2r2 { nucleolus = true }
                             }
                             let speck = pixelTexture(speckSeed, x, y)
-                            wp[o] = max(0, radial * (1 + look.tex * tex) * (nucleolus ? 0.4 : 1))
+                            var w0 = radial * (1 + look.tex * tex) * (nucleolus ? nucleolusDim : 1)
+                            if ct > 0 {
+                                let cv = Float(chrom(Double(fx), Double(fy)))
+                                let t = min(max(cv * 1.6, 0), 1)
+                                w0 *= 1 - 0.4 * ct + 1.1 * ct * t * t * (3 - 2 * t)
+                            }
+                            wp[o] = max(0, w0)
                             wp[n + o] = radial * (0.3 + 1.4 * max(0, speck + 0.15)) * (nucleolus ? 2.2 : 1)
                             wp[2 * n + o] = 0.12
                             wp[3 * n + o] = 0.1 + 0.9 * rim * (0.75 + 0.3 * pixelTexture(cytoSeed, x, y))
@@ -354,6 +405,25 @@ extension SyntheticSlide {
         var channelsOut: [[Float]] = []
         channelsOut.reserveCapacity(C)
         let hp = SharedPtr(hBuf)
+        // Out-of-focus regions (off by default): a second, wide blur of the same sharp signal, blended in
+        // by the smooth out-of-focus weight of each output pixel.
+        let oof = outOfFocusOn
+        let oofHBuf = UnsafeMutablePointer<Float>.allocate(capacity: oof ? n : 1)
+        let oofWBuf = UnsafeMutablePointer<Float>.allocate(capacity: oof ? count * W : 1)
+        defer { oofHBuf.deallocate(); oofWBuf.deallocate() }
+        let oofHp = SharedPtr(oofHBuf), oofWp = SharedPtr(oofWBuf)
+        let oofTaps = oof ? Self.gaussKernel(outOfFocusSigma) : [1]
+        if oof {
+            parallelChunks(count, minChunk: 8) { lo, hi in
+                for yy in lo..<hi { for x in 0..<W {
+                    oofWp[yy * W + x] = Float(self.outOfFocus(x: Double(x) + 0.5, y: Double(y0 + yy) + 0.5))
+                } }
+            }
+        }
+        // 8-bit nuclear channel (off by default): camera counts per level, pedestal, noise in levels.
+        let eight = config.eightBit
+        let div8: Float = Float(channelScales[0]) * 0.55 / 60
+        let gain8: Float = 0.2 * Float(config.noiseScale), read8: Float = 1.2 * Float(config.noiseScale)
         // Blur kernels per field tile (defocus varies between fields): flat taps with offsets and radii.
         let F = max(16, config.fieldSize)
         let tcols = (W + F - 1) / F
@@ -407,6 +477,15 @@ extension SyntheticSlide {
                                 }
                             }
                         }
+                        if oof {
+                            let r = oofTaps.count / 2
+                            let dst = oofHp.p + ob
+                            for x in 0..<W {
+                                var a: Float = 0
+                                for t in 0...(2 * r) { a += oofTaps[t] * row[R - r + t + x] }
+                                dst[x] = a
+                            }
+                        }
                     }
                 }
             }
@@ -439,7 +518,27 @@ extension SyntheticSlide {
                             }
                         }
                         let ob = yy * W
+                        if oof {
+                            // Wide blur of the same rows, blended by the out-of-focus weight.
+                            let r = oofTaps.count / 2
+                            let wp = oofWp.p + ob
+                            for x in 0..<W where wp[x] > 0 {
+                                var a: Float = 0
+                                for t in 0...(2 * r) { a += oofTaps[t] * oofHp.p[(min(max(y + t - r, 0), H - 1) - sy0) * W + x] }
+                                acc[x] += wp[x] * (a - acc[x])
+                            }
+                        }
                         let yKey = UInt64(y) << 32
+                        if eight && c == 0 {
+                            // 8-bit camera: levels 0...255, low signal, shot + read noise in levels.
+                            for x in 0..<W {
+                                let signal = (ilp[ob + x] * acc[x] + afLevel * iap[ob + x]) / div8
+                                let h = mix64(noiseSeed ^ (yKey | UInt64(x)))
+                                let val = offset / 40 + signal + (gain8 * signal + read8 * read8).squareRoot() * fastGauss(h)
+                                op[ob + x] = Float(Int32(min(max(val, 0), 255) + 0.5))
+                            }
+                            continue
+                        }
                         for x in 0..<W {
                             let signal = ilp[ob + x] * acc[x] + afLevel * iap[ob + x]
                             let h = mix64(noiseSeed ^ (yKey | UInt64(x)))
@@ -448,8 +547,9 @@ extension SyntheticSlide {
                         }
                     }
                 }
+                let top: Float = eight && c == 0 ? 255 : 65535
                 for (o, v) in hots {
-                    op[o] = max(op[o], Float(Int32(min(v * p.hot, 65535) + 0.5)))
+                    op[o] = max(op[o], Float(Int32(min(v * p.hot, top) + 0.5)))
                 }
             }
             channelsOut.append(out)
@@ -587,6 +687,28 @@ extension SyntheticSlide {
                 }
             }
         }
+        // Uneven illumination (off by default): a smooth gain field (up to about 2x) and patches of diffuse
+        // background haze (raised autofluorescence level), on the same grid.
+        let uneven = min(max(config.unevenIllumination, 0), 1)
+        let ugridBuf = UnsafeMutablePointer<Float>.allocate(capacity: uneven > 0 ? 2 * gcount : 1)
+        defer { ugridBuf.deallocate() }
+        let ugridP = SharedPtr(ugridBuf)
+        if uneven > 0 {
+            let illumField = self.illumField, hazeField = self.hazeField
+            do {
+                let up = ugridP
+                parallelChunks(gy1 - gy0 + 1) { lo, hi in
+                    for j in lo..<hi {
+                        let Y = Double((gy0 + j) * G)
+                        for i in 0..<gw {
+                            let X = Double(i * G)
+                            up[j * gw + i] = Float(exp(uneven * 0.35 * illumField(X, Y)))
+                            up[gcount + j * gw + i] = Float(1 + 8 * uneven * smoothstep(0.2, 1.4, hazeField(X, Y)))
+                        }
+                    }
+                }
+            }
+        }
         let F = max(16, config.fieldSize)
         let phi = 2 * Double.pi * unit(hash2(config.seed, 0x96AD))
         let gcx = Float(cos(phi) * 0.15 / Double(W)), gcy = Float(sin(phi) * 0.15 / Double(H))
@@ -662,7 +784,16 @@ extension SyntheticSlide {
                             vig = 0.18 + 0.14 * Float(unit(mix64(th)))
                         }
                         let u = (Float(x % F) + 0.5) / Float(F) - 0.5
-                        let il = tileGain * (1 - 2 * vig * (u * u + v * v)) * (1 + gcx * (Float(x) - Float(W) / 2) + gyTerm)
+                        var il = tileGain * (1 - 2 * vig * (u * u + v * v)) * (1 + gcx * (Float(x) - Float(W) / 2) + gyTerm)
+                        if uneven > 0 {
+                            let ua = ugridP[j * gw + i] + (ugridP[j * gw + i + 1] - ugridP[j * gw + i]) * tx
+                            let ub = ugridP[(j + 1) * gw + i] + (ugridP[(j + 1) * gw + i + 1] - ugridP[(j + 1) * gw + i]) * tx
+                            il *= ua + (ub - ua) * ty
+                            let g0 = gcount
+                            let ha = ugridP[g0 + j * gw + i] + (ugridP[g0 + j * gw + i + 1] - ugridP[g0 + j * gw + i]) * tx
+                            let hb = ugridP[g0 + (j + 1) * gw + i] + (ugridP[g0 + (j + 1) * gw + i + 1] - ugridP[g0 + (j + 1) * gw + i]) * tx
+                            af *= ha + (hb - ha) * ty
+                        }
                         illum[yy * W + x] = il
                         illumAF[yy * W + x] = il * af
                     }
