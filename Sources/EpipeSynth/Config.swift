@@ -33,7 +33,7 @@ public struct SynthConfig: Sendable, Codable, Equatable {
     /// nucleoli at the scale of diameter / 4, i.e. several intensity maxima per nucleus.
     public var chromatinTexture: Double = 0
     /// Quantise the nuclear channel (DAPI) to 8 bits with a low signal: values 0...255 (still stored in the
-    /// uint16 planes), a median nucleus about 60 levels above a background of about 10, camera noise of a
+    /// uint16 planes), a median nucleus about 50 levels above a background of about 10, camera noise of a
     /// few levels, bright nuclei clipped at 255.
     public var eightBit: Bool = false
     /// Spread of the nuclear brightness between nuclei in decades (log10 of the 95th / 5th percentile of a

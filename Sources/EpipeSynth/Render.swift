@@ -373,8 +373,8 @@ extension SyntheticSlide {
                             var w0 = radial * (1 + look.tex * tex) * (nucleolus ? nucleolusDim : 1)
                             if ct > 0 {
                                 let cv = Float(chrom(Double(fx), Double(fy)))
-                                let t = min(max(cv * 1.6, 0), 1)
-                                w0 *= 1 - 0.4 * ct + 1.1 * ct * t * t * (3 - 2 * t)
+                                let t = min(max((cv - 0.1) * 2.2, 0), 1)
+                                w0 *= 1 - 0.25 * ct + 1.5 * ct * t * t * (3 - 2 * t)
                             }
                             wp[o] = max(0, w0)
                             wp[n + o] = radial * (0.3 + 1.4 * max(0, speck + 0.15)) * (nucleolus ? 2.2 : 1)
@@ -422,7 +422,7 @@ extension SyntheticSlide {
         }
         // 8-bit nuclear channel (off by default): camera counts per level, pedestal, noise in levels.
         let eight = config.eightBit
-        let div8: Float = Float(channelScales[0]) * 0.55 / 60
+        let div8: Float = Float(channelScales[0]) * 0.55 / 45
         let gain8: Float = 0.2 * Float(config.noiseScale), read8: Float = 1.2 * Float(config.noiseScale)
         // Blur kernels per field tile (defocus varies between fields): flat taps with offsets and radii.
         let F = max(16, config.fieldSize)
