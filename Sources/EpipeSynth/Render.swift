@@ -122,6 +122,63 @@ extension SyntheticSlide {
 
     // MARK: - Label rasterisation
 
+    /// Distance d of (dx, dy) from the centre of shape s, the nucleus contour radius rn in that direction,
+    /// and the direction's 2nd and 3rd harmonics (for the cytoplasm extent).
+    @inline(__always) static func contour(_ s: ShapeParams, _ dx: Float, _ dy: Float, _ d2: Float)
+        -> (d: Float, rn: Float, c2: Float, s2: Float, c3: Float, s3: Float) {
+        let d = d2.squareRoot()
+        var u: Float = 1, v: Float = 0
+        if d > 1e-4 {
+            let inv = 1 / d
+            let c = dx * inv, sn = dy * inv
+            u = c * s.cosA + sn * s.sinA
+            v = sn * s.cosA - c * s.sinA
+        }
+        let re = 1 / (u * u * s.invA2 + v * v * s.invB2).squareRoot()
+        let c2 = u * u - v * v, s2 = 2 * u * v
+        let c3 = c2 * u - s2 * v, s3 = s2 * u + c2 * v
+        let c4 = c3 * u - s3 * v, s4 = s3 * u + c3 * v
+        let c5 = c4 * u - s4 * v, s5 = s4 * u + c4 * v
+        let hsum = s.h2c * c2 + s.h2s * s2 + s.h3c * c3 + s.h3s * s3
+        let hsum2 = s.h4c * c4 + s.h4s * s4 + s.h5c * c5 + s.h5s * s5
+        let rn = re * (1 + hsum + hsum2)
+        return (d, rn, c2, s2, c3, s3)
+    }
+
+    /// Overlapping nuclei: for every pixel of rows [y0, y1) inside a nucleus (idx, key from `rasterize`),
+    /// the list position + 1 of a second nucleus covering it (0 = none) and that nucleus's normalised radius
+    /// there. The nucleus with the smaller key owns the pixel; the second adds its stain (clumps only).
+    func rasterizeSecond(_ shapes: [ShapeParams], width w: Int, y0: Int, y1: Int, idx: SharedPtr<Int32>, key: SharedPtr<Float>,
+                         idx2: SharedPtr<Int32>, rho2: SharedPtr<Float>) {
+        parallelChunks(y1 - y0, minChunk: 8) { lo, hi in
+            for i in (lo * w)..<(hi * w) { idx2[i] = 0; rho2[i] = .infinity }
+            shapes.withUnsafeBufferPointer { sp in
+                let ry0 = y0 + lo, ry1 = y0 + hi
+                for (n, s) in sp.enumerated() {
+                    let ya = max(ry0, Int((s.cy - s.reach).rounded(.down)))
+                    let yb = min(ry1 - 1, Int((s.cy + s.reach).rounded(.up)))
+                    if ya > yb { continue }
+                    let xa = max(0, Int((s.cx - s.reach).rounded(.down)))
+                    let xb = min(w - 1, Int((s.cx + s.reach).rounded(.up)))
+                    if xa > xb { continue }
+                    let label = Int32(n + 1)
+                    for py in ya...yb {
+                        let dy = Float(py) + 0.5 - s.cy
+                        for px in xa...xb {
+                            let o = (py - y0) * w + px
+                            if key[o] > -1 || idx[o] == label { continue }
+                            let dx = Float(px) + 0.5 - s.cx
+                            let g = Self.contour(s, dx, dy, dx * dx + dy * dy)
+                            if g.d > g.rn { continue }
+                            let r = g.d / g.rn
+                            if r < rho2[o] { rho2[o] = r; idx2[o] = label }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Assigns every pixel of [x0,x1) x [y0,y1) to the cell minimising (key, index): key = rho - 2 inside a
     /// nucleus (rho = normalised radius), else the distance beyond the nucleus contour if within the
     /// cell's cytoplasm extent. idx receives list position + 1 (0 = background); buffers have stride x1-x0.
@@ -147,28 +204,13 @@ extension SyntheticSlide {
                             let dx = Float(px) + 0.5 - s.cx
                             let d2 = dx * dx + dy * dy
                             if d2 > r2 { continue }
-                            let d = d2.squareRoot()
-                            var u: Float = 1, v: Float = 0
-                            if d > 1e-4 {
-                                let inv = 1 / d
-                                let c = dx * inv, sn = dy * inv
-                                u = c * s.cosA + sn * s.sinA
-                                v = sn * s.cosA - c * s.sinA
-                            }
-                            let re = 1 / (u * u * s.invA2 + v * v * s.invB2).squareRoot()
-                            let c2 = u * u - v * v, s2 = 2 * u * v
-                            let c3 = c2 * u - s2 * v, s3 = s2 * u + c2 * v
-                            let c4 = c3 * u - s3 * v, s4 = s3 * u + c3 * v
-                            let c5 = c4 * u - s4 * v, s5 = s4 * u + c4 * v
-                            let hsum = s.h2c * c2 + s.h2s * s2 + s.h3c * c3 + s.h3s * s3
-                            let hsum2 = s.h4c * c4 + s.h4s * s4 + s.h5c * c5 + s.h5s * s5
-                            let rn = re * (1 + hsum + hsum2)
+                            let g = Self.contour(s, dx, dy, d2)
                             var k: Float
-                            if d <= rn {
-                                k = d / rn - 2
+                            if g.d <= g.rn {
+                                k = g.d / g.rn - 2
                             } else {
-                                let t = d - rn
-                                let ex = s.ext * (1 + s.e2c * c2 + s.e2s * s2 + s.e3c * c3 + s.e3s * s3)
+                                let t = g.d - g.rn
+                                let ex = s.ext * (1 + s.e2c * g.c2 + s.e2s * g.s2 + s.e3c * g.c3 + s.e3s * g.s3)
                                 if t > ex { continue }
                                 k = t
                             }
@@ -194,6 +236,13 @@ extension SyntheticSlide {
     }
 
     static let maxDefocus = 1.65
+
+    /// Chromatin factor of textured nuclei (strength ct > 0) at a pixel centre: chromocentres where the value
+    /// noise is high (up to 1 + 1.25 ct), the rest at 1 - 0.25 ct.
+    @inline(__always) static func chromatin(_ chrom: ValueNoise, _ ct: Float, _ fx: Float, _ fy: Float) -> Float {
+        let t = min(max((Float(chrom(Double(fx), Double(fy))) - 0.1) * 2.2, 0), 1)
+        return 1 - 0.25 * ct + 1.5 * ct * t * t * (3 - 2 * t)
+    }
     /// Halo needed by the blur: radius of the widest kernel.
     var blurRadius: Int {
         let f = config.defocusedFieldFraction > 0 ? Self.maxDefocus : 1
@@ -303,6 +352,14 @@ extension SyntheticSlide {
         let illumAFBuf = illumBuf + count * W
         let idx = SharedPtr(idxBuf), key = SharedPtr(keyBuf)
         rasterize(shapes, x0: 0, x1: W, y0: ly0, y1: ly1, idx: idx, key: key)
+        // Clumps (off by default): where nuclei overlap, the hidden nucleus adds its stain to the nuclear channel.
+        let overlap = config.clumping > 0
+        let idx2Buf = UnsafeMutablePointer<Int32>.allocate(capacity: overlap ? lrows * W : 1)
+        let rho2Buf = UnsafeMutablePointer<Float>.allocate(capacity: overlap ? lrows * W : 1)
+        let w2Buf = UnsafeMutablePointer<Float>.allocate(capacity: overlap ? n : 1)
+        defer { idx2Buf.deallocate(); rho2Buf.deallocate(); w2Buf.deallocate() }
+        let idx2 = SharedPtr(idx2Buf), rho2 = SharedPtr(rho2Buf), w2p = SharedPtr(w2Buf)
+        if overlap { rasterizeSecond(shapes, width: W, y0: ly0, y1: ly1, idx: idx, key: key, idx2: idx2, rho2: rho2) }
 
         var nuclei = [UInt32](repeating: 0, count: count * W)
         var cellsOut = [UInt32](repeating: 0, count: count * W)
@@ -372,11 +429,21 @@ extension SyntheticSlide {
                             let speck = pixelTexture(speckSeed, x, y)
                             var w0 = radial * (1 + look.tex * tex) * (nucleolus ? nucleolusDim : 1)
                             if ct > 0 {
-                                let cv = Float(chrom(Double(fx), Double(fy)))
-                                let t = min(max((cv - 0.1) * 2.2, 0), 1)
-                                w0 *= 1 - 0.25 * ct + 1.5 * ct * t * t * (3 - 2 * t)
+                                w0 *= Self.chromatin(chrom, ct, fx, fy)
                             }
                             wp[o] = max(0, w0)
+                            if overlap {
+                                let v2 = idx2[lb + x]
+                                if v2 > 0 {
+                                    let q = rho2[lb + x], q2 = q * q
+                                    let look2 = lp[Int(v2) - 1]
+                                    var w2 = (1 - 0.28 * q2 * q2) * (1 + look2.tex * tex)
+                                    if ct > 0 { w2 *= Self.chromatin(chrom, ct, fx, fy) }
+                                    w2p[o] = max(0, w2)
+                                } else {
+                                    w2p[o] = 0
+                                }
+                            }
                             wp[n + o] = radial * (0.3 + 1.4 * max(0, speck + 0.15)) * (nucleolus ? 2.2 : 1)
                             wp[2 * n + o] = 0.12
                             wp[3 * n + o] = 0.1 + 0.9 * rim * (0.75 + 0.3 * pixelTexture(cytoSeed, x, y))
@@ -457,6 +524,10 @@ extension SyntheticSlide {
                                 let e = (v - 1) * C
                                 s = ep[e + c] * wp[kindOff + ob + x]
                                 if src >= 0 { s += p.spill * ep[e + src] * wp[srcOff + ob + x] }
+                                if overlap && p.kind == 0 {
+                                    let v2 = Int(idx2[lb + x])
+                                    if v2 > 0 { s += ep[(v2 - 1) * C + c] * w2p[ob + x] }
+                                }
                             }
                             let ro = wp[rbcOff + ob + x]
                             row[R + x] = s + p.rbc * max(ro, 0) - p.debris * min(ro, 0)

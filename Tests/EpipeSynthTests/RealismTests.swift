@@ -270,6 +270,20 @@ final class RealismTests: XCTestCase {
         let cIn = contacts(clumped, inClump: inside), cOut = contacts(clumped, inClump: outside)
         print(String(format: "CLUMPS nuclei %d -> %d; contacts per nucleus: slide %.2f -> %.2f, in clumps %.2f, outside %.2f",
                      nPlain, nClumped, contacts(plain, inClump: nil), contacts(clumped, inClump: nil), cIn, cOut))
+        // Overlaps: where a nucleus hides part of another, both stains add up, so contact pixels (4-neighbour
+        // of another nucleus) are brighter relative to their nucleus than where nuclei merely touch.
+        func contactBrightness(_ b: SynthBand) -> Double {
+            let means = Self.nucleusMeans(b)
+            var s = 0.0, k = 0
+            for y in 1..<(W - 1) { for x in 1..<(W - 1) {
+                let o = y * W + x, c = b.nuclei[o]
+                guard c != 0, let m = means[c], m > 0 else { continue }
+                if [o - 1, o + 1, o - W, o + W].contains(where: { b.nuclei[$0] != 0 && b.nuclei[$0] != c }) { s += Double(b.channels[0][o]) / m; k += 1 }
+            } }
+            return s / Double(max(k, 1))
+        }
+        print(String(format: "CLUMPS contact pixel / nucleus mean %.3f -> %.3f", contactBrightness(plain), contactBrightness(clumped)))
+        XCTAssertGreaterThan(contactBrightness(clumped), 1.05 * contactBrightness(plain))
         XCTAssertGreaterThan(Double(nClumped), 1.1 * Double(nPlain))
         XCTAssertGreaterThan(contacts(clumped, inClump: nil), 1.15 * contacts(plain, inClump: nil))
         XCTAssertGreaterThan(cIn, 1.3 * cOut, "touching nuclei concentrate in clumps")
