@@ -21,6 +21,11 @@ import Foundation
 /// - Imaging: Gaussian PSF (per channel, wider in defocused fields), autofluorescence (smooth, brighter in
 ///   stroma, collagen fibres, dim on glass), per-field vignetting and gain plus a global gradient, camera
 ///   offset, shot + read noise, hot pixels repeated per field, rounding and clamping to 0...65535.
+/// - Failure modes of real nucleus images, off by default (`SynthConfig.apply(.hard)` turns them all on):
+///   textured chromatin (chromocentres on a diameter/4 lattice, darker nucleoli), an 8-bit low-signal
+///   nuclear channel, nuclear brightness spread over decades, smooth out-of-focus regions (a wide blur
+///   blended in), clumps (denser patches whose nuclei overlap and add their stain) and uneven illumination
+///   with background haze. Labels stay the exact geometry.
 ///
 /// `renderBand` output is bit-identical however the image is split into bands, and costs time proportional
 /// to the band. Labels are the noise-free geometry; every nucleus pixel carries its cell's id in `cells`.
