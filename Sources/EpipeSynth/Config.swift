@@ -26,6 +26,30 @@ public struct SynthConfig: Sendable, Codable, Equatable {
     /// Fraction of microscope fields that are slightly out of focus (PSF sigma x1.15...1.65).
     public var defocusedFieldFraction: Double = 0.2
 
+    // Failure modes of real nucleus images (all off by default: 0 / false leaves the output unchanged).
+    // `apply(_:)` turns them on together, e.g. `SynthRealism.hard`.
+
+    /// Textured chromatin in the nuclear channel, 0 (off) ... 1 (strong): bright chromocentres and dark
+    /// nucleoli at the scale of diameter / 4, i.e. several intensity maxima per nucleus.
+    public var chromatinTexture: Double = 0
+    /// Quantise the nuclear channel (DAPI) to 8 bits with a low signal: values 0...255 (still stored in the
+    /// uint16 planes), a median nucleus about 50 levels above a background of about 10, camera noise of a
+    /// few levels, bright nuclei clipped at 255.
+    public var eightBit: Bool = false
+    /// Spread of the nuclear brightness between nuclei in decades (log10 of the 95th / 5th percentile of a
+    /// mean-preserving lognormal), 0 = today's spread; dim nuclei lie beside bright ones.
+    public var brightnessDecades: Double = 0
+    /// Fraction of the area that is strongly out of focus (smooth regions, blur blended in gradually).
+    public var outOfFocusFraction: Double = 0
+    /// Gaussian sigma (px) of the out-of-focus blur; 0 = 0.3 x nucleusDiameter.
+    public var outOfFocusSigma: Double = 0
+    /// Clumps, 0 (off) ... 1: dense groups of touching and overlapping nuclei (up to 30 % of the radii)
+    /// in patches of a few nucleus diameters.
+    public var clumping: Double = 0
+    /// Uneven illumination and background, 0 (off) ... 1: smooth illumination falloff of up to about
+    /// 2x across the slide and patches of diffuse background haze in the nuclear channel.
+    public var unevenIllumination: Double = 0
+
     public init(width: Int, height: Int, channels: Int = 6, seed: UInt64 = 1, nucleusDiameter: Double = 12,
                 cellDensity: Double = 0.55, pixelSizeMicrons: Double = 0.5) {
         self.width = width; self.height = height; self.channels = channels; self.seed = seed
@@ -35,6 +59,7 @@ public struct SynthConfig: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case width, height, channels, seed, nucleusDiameter, cellDensity, pixelSizeMicrons
         case tumourFraction, psfSigma, fieldSize, noiseScale, hotPixelRate, defocusedFieldFraction
+        case chromatinTexture, eightBit, brightnessDecades, outOfFocusFraction, outOfFocusSigma, clumping, unevenIllumination
     }
 
     /// Decodes leniently: every key except width and height is optional and falls back to the default.
@@ -52,7 +77,35 @@ public struct SynthConfig: Sendable, Codable, Equatable {
         if let v = try c.decodeIfPresent(Double.self, forKey: .noiseScale) { noiseScale = v }
         if let v = try c.decodeIfPresent(Double.self, forKey: .hotPixelRate) { hotPixelRate = v }
         if let v = try c.decodeIfPresent(Double.self, forKey: .defocusedFieldFraction) { defocusedFieldFraction = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .chromatinTexture) { chromatinTexture = v }
+        if let v = try c.decodeIfPresent(Bool.self, forKey: .eightBit) { eightBit = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .brightnessDecades) { brightnessDecades = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .outOfFocusFraction) { outOfFocusFraction = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .outOfFocusSigma) { outOfFocusSigma = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .clumping) { clumping = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .unevenIllumination) { unevenIllumination = v }
     }
+
+    /// Turns on the failure modes of a realism preset (`.none` turns them all off).
+    public mutating func apply(_ preset: SynthRealism) {
+        let on = preset == .hard
+        chromatinTexture = on ? 1 : 0
+        eightBit = on
+        brightnessDecades = on ? 1.5 : 0
+        outOfFocusFraction = on ? 0.25 : 0
+        outOfFocusSigma = 0
+        clumping = on ? 1 : 0
+        unevenIllumination = on ? 1 : 0
+    }
+}
+
+/// Presets of the real-image failure modes (`epipe-synth --realism`).
+public enum SynthRealism: String, Sendable, Codable, CaseIterable {
+    /// Today's generator: none of the options below.
+    case none
+    /// All on: textured chromatin, 8-bit low-signal nuclear channel, 1.5 decades of nuclear brightness,
+    /// a quarter of the area out of focus, clumps, uneven illumination.
+    case hard
 }
 
 /// Ground truth for one cell; ids are 1...N.

@@ -64,6 +64,22 @@ extension SyntheticSlide {
             (look.n1x, look.n1y, look.n1r2) = nucleolus()
             if r.chance(0.4) { (look.n2x, look.n2y, look.n2r2) = nucleolus() }
         }
+        // Textured chromatin: most nuclei show one or two dark nucleoli (own draws: the default look is unchanged).
+        let ct = min(max(config.chromatinTexture, 0), 1)
+        if ct > 0 && look.n1r2 == 0 {
+            var q = SplitMix(hash3(config.seed, 0x100D, UInt64(g)))
+            if q.chance(0.75 * ct) {
+                let a = Double(semiA[g]), b = Double(semiB[g]), ang = Double(angles[g])
+                let c = cos(ang), s = sin(ang)
+                func nucleolus() -> (Float, Float, Float) {
+                    let u = a * q.uniform(-0.45, 0.45), v = b * q.uniform(-0.45, 0.45)
+                    let rad = b * q.uniform(0.16, 0.3)
+                    return (xs[g] + Float(u * c - v * s), ys[g] + Float(u * s + v * c), Float(rad * rad))
+                }
+                (look.n1x, look.n1y, look.n1r2) = nucleolus()
+                if q.chance(0.5) { (look.n2x, look.n2y, look.n2r2) = nucleolus() }
+            }
+        }
         return look
     }
 
@@ -79,6 +95,12 @@ extension SyntheticSlide {
             var d = m.level[t] * r.lognormal(0.25)
             let u = r.uniform()
             if u < 0.08 { d *= 0.38 } else if u < 0.11 { d *= 1.6 }   // dim and bright (pyknotic) nuclei
+            if config.brightnessDecades > 0 {
+                // Mean-preserving lognormal whose 95th / 5th percentile ratio is 10^decades.
+                var br = SplitMix(hash3(config.seed, 0xD1A, UInt64(g)))
+                let sigma = config.brightnessDecades * log(10) / (2 * 1.6449)
+                d *= exp(sigma * br.gauss() - sigma * sigma / 2)
+            }
             return Float(d)
         }
         var pos = r.chance(m.fraction[t])
@@ -99,6 +121,63 @@ extension SyntheticSlide {
     }
 
     // MARK: - Label rasterisation
+
+    /// Distance d of (dx, dy) from the centre of shape s, the nucleus contour radius rn in that direction,
+    /// and the direction's 2nd and 3rd harmonics (for the cytoplasm extent).
+    @inline(__always) static func contour(_ s: ShapeParams, _ dx: Float, _ dy: Float, _ d2: Float)
+        -> (d: Float, rn: Float, c2: Float, s2: Float, c3: Float, s3: Float) {
+        let d = d2.squareRoot()
+        var u: Float = 1, v: Float = 0
+        if d > 1e-4 {
+            let inv = 1 / d
+            let c = dx * inv, sn = dy * inv
+            u = c * s.cosA + sn * s.sinA
+            v = sn * s.cosA - c * s.sinA
+        }
+        let re = 1 / (u * u * s.invA2 + v * v * s.invB2).squareRoot()
+        let c2 = u * u - v * v, s2 = 2 * u * v
+        let c3 = c2 * u - s2 * v, s3 = s2 * u + c2 * v
+        let c4 = c3 * u - s3 * v, s4 = s3 * u + c3 * v
+        let c5 = c4 * u - s4 * v, s5 = s4 * u + c4 * v
+        let hsum = s.h2c * c2 + s.h2s * s2 + s.h3c * c3 + s.h3s * s3
+        let hsum2 = s.h4c * c4 + s.h4s * s4 + s.h5c * c5 + s.h5s * s5
+        let rn = re * (1 + hsum + hsum2)
+        return (d, rn, c2, s2, c3, s3)
+    }
+
+    /// Overlapping nuclei: for every pixel of rows [y0, y1) inside a nucleus (idx, key from `rasterize`),
+    /// the list position + 1 of a second nucleus covering it (0 = none) and that nucleus's normalised radius
+    /// there. The nucleus with the smaller key owns the pixel; the second adds its stain (clumps only).
+    func rasterizeSecond(_ shapes: [ShapeParams], width w: Int, y0: Int, y1: Int, idx: SharedPtr<Int32>, key: SharedPtr<Float>,
+                         idx2: SharedPtr<Int32>, rho2: SharedPtr<Float>) {
+        parallelChunks(y1 - y0, minChunk: 8) { lo, hi in
+            for i in (lo * w)..<(hi * w) { idx2[i] = 0; rho2[i] = .infinity }
+            shapes.withUnsafeBufferPointer { sp in
+                let ry0 = y0 + lo, ry1 = y0 + hi
+                for (n, s) in sp.enumerated() {
+                    let ya = max(ry0, Int((s.cy - s.reach).rounded(.down)))
+                    let yb = min(ry1 - 1, Int((s.cy + s.reach).rounded(.up)))
+                    if ya > yb { continue }
+                    let xa = max(0, Int((s.cx - s.reach).rounded(.down)))
+                    let xb = min(w - 1, Int((s.cx + s.reach).rounded(.up)))
+                    if xa > xb { continue }
+                    let label = Int32(n + 1)
+                    for py in ya...yb {
+                        let dy = Float(py) + 0.5 - s.cy
+                        for px in xa...xb {
+                            let o = (py - y0) * w + px
+                            if key[o] > -1 || idx[o] == label { continue }
+                            let dx = Float(px) + 0.5 - s.cx
+                            let g = Self.contour(s, dx, dy, dx * dx + dy * dy)
+                            if g.d > g.rn { continue }
+                            let r = g.d / g.rn
+                            if r < rho2[o] { rho2[o] = r; idx2[o] = label }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// Assigns every pixel of [x0,x1) x [y0,y1) to the cell minimising (key, index): key = rho - 2 inside a
     /// nucleus (rho = normalised radius), else the distance beyond the nucleus contour if within the
@@ -125,28 +204,13 @@ extension SyntheticSlide {
                             let dx = Float(px) + 0.5 - s.cx
                             let d2 = dx * dx + dy * dy
                             if d2 > r2 { continue }
-                            let d = d2.squareRoot()
-                            var u: Float = 1, v: Float = 0
-                            if d > 1e-4 {
-                                let inv = 1 / d
-                                let c = dx * inv, sn = dy * inv
-                                u = c * s.cosA + sn * s.sinA
-                                v = sn * s.cosA - c * s.sinA
-                            }
-                            let re = 1 / (u * u * s.invA2 + v * v * s.invB2).squareRoot()
-                            let c2 = u * u - v * v, s2 = 2 * u * v
-                            let c3 = c2 * u - s2 * v, s3 = s2 * u + c2 * v
-                            let c4 = c3 * u - s3 * v, s4 = s3 * u + c3 * v
-                            let c5 = c4 * u - s4 * v, s5 = s4 * u + c4 * v
-                            let hsum = s.h2c * c2 + s.h2s * s2 + s.h3c * c3 + s.h3s * s3
-                            let hsum2 = s.h4c * c4 + s.h4s * s4 + s.h5c * c5 + s.h5s * s5
-                            let rn = re * (1 + hsum + hsum2)
+                            let g = Self.contour(s, dx, dy, d2)
                             var k: Float
-                            if d <= rn {
-                                k = d / rn - 2
+                            if g.d <= g.rn {
+                                k = g.d / g.rn - 2
                             } else {
-                                let t = d - rn
-                                let ex = s.ext * (1 + s.e2c * c2 + s.e2s * s2 + s.e3c * c3 + s.e3s * s3)
+                                let t = g.d - g.rn
+                                let ex = s.ext * (1 + s.e2c * g.c2 + s.e2s * g.s2 + s.e3c * g.c3 + s.e3s * g.s3)
                                 if t > ex { continue }
                                 k = t
                             }
@@ -172,10 +236,35 @@ extension SyntheticSlide {
     }
 
     static let maxDefocus = 1.65
+
+    /// Chromatin factor of textured nuclei (strength ct > 0) at a pixel centre: chromocentres where the value
+    /// noise is high (up to 1 + 1.25 ct), the rest at 1 - 0.25 ct.
+    @inline(__always) static func chromatin(_ chrom: ValueNoise, _ ct: Float, _ fx: Float, _ fy: Float) -> Float {
+        let t = min(max((Float(chrom(Double(fx), Double(fy))) - 0.1) * 2.2, 0), 1)
+        return 1 - 0.25 * ct + 1.5 * ct * t * t * (3 - 2 * t)
+    }
     /// Halo needed by the blur: radius of the widest kernel.
     var blurRadius: Int {
         let f = config.defocusedFieldFraction > 0 ? Self.maxDefocus : 1
-        return max(1, Int((3.3 * max(config.psfSigma, 0) * 1.1 * f).rounded(.up)))
+        let r = max(1, Int((3.3 * max(config.psfSigma, 0) * 1.1 * f).rounded(.up)))
+        return outOfFocusOn ? max(r, Self.gaussKernel(outOfFocusSigma).count / 2) : r
+    }
+
+    var outOfFocusOn: Bool { config.outOfFocusFraction > 0 }
+    /// Sigma (px) of the out-of-focus blur.
+    var outOfFocusSigma: Double { config.outOfFocusSigma > 0 ? config.outOfFocusSigma : 0.3 * max(config.nucleusDiameter, 2) }
+
+    /// Weight (0 = in focus ... 1 = fully out of focus) of the out-of-focus blur at a point: a smooth field
+    /// thresholded at its (1 - outOfFocusFraction) quantile over the image, with a soft edge.
+    public func outOfFocus(x: Double, y: Double) -> Double {
+        guard outOfFocusOn else { return 0 }
+        return smoothstep(focusThreshold - 0.3, focusThreshold + 0.3, focusField(x, y))
+    }
+
+    /// Weight (0 ... 1) of clumped nuclei at a point (0 when `clumping` is 0).
+    public func clumpWeight(x: Double, y: Double) -> Double {
+        guard config.clumping > 0 else { return 0 }
+        return min(config.clumping, 1) * smoothstep(0.3, 0.55, clumpField(x, y))
     }
 
     /// PSF widening of microscope field (tx, ty): most fields in focus, some blurred.
@@ -263,6 +352,14 @@ extension SyntheticSlide {
         let illumAFBuf = illumBuf + count * W
         let idx = SharedPtr(idxBuf), key = SharedPtr(keyBuf)
         rasterize(shapes, x0: 0, x1: W, y0: ly0, y1: ly1, idx: idx, key: key)
+        // Clumps (off by default): where nuclei overlap, the hidden nucleus adds its stain to the nuclear channel.
+        let overlap = config.clumping > 0
+        let idx2Buf = UnsafeMutablePointer<Int32>.allocate(capacity: overlap ? lrows * W : 1)
+        let rho2Buf = UnsafeMutablePointer<Float>.allocate(capacity: overlap ? lrows * W : 1)
+        let w2Buf = UnsafeMutablePointer<Float>.allocate(capacity: overlap ? n : 1)
+        defer { idx2Buf.deallocate(); rho2Buf.deallocate(); w2Buf.deallocate() }
+        let idx2 = SharedPtr(idx2Buf), rho2 = SharedPtr(rho2Buf), w2p = SharedPtr(w2Buf)
+        if overlap { rasterizeSecond(shapes, width: W, y0: ly0, y1: ly1, idx: idx, key: key, idx2: idx2, rho2: rho2) }
 
         var nuclei = [UInt32](repeating: 0, count: count * W)
         var cellsOut = [UInt32](repeating: 0, count: count * W)
@@ -288,6 +385,11 @@ extension SyntheticSlide {
         // Per-pixel compartment weights on the signal rows.
         let wp = SharedPtr(wBuf)
         let texSeed = hash2(config.seed, 0x7E47), speckSeed = hash2(config.seed, 0x5BEC), cytoSeed = hash2(config.seed, 0xC470)
+        // Textured chromatin (off by default): chromocentres = the upper lobes of value noise on a lattice of
+        // diameter / 4 (several maxima per nucleus), nucleoli darker.
+        let ct = Float(min(max(config.chromatinTexture, 0), 1))
+        let chrom = ValueNoise(seed: hash2(config.seed, 0xC4C0), scale: max(config.nucleusDiameter, 2) / 4)
+        let nucleolusDim: Float = 0.4 - 0.2 * ct
         looks.withUnsafeBufferPointer { lk in
             let lp = SharedPtr(UnsafeMutablePointer(mutating: lk.baseAddress ?? UnsafePointer(bitPattern: 8)!))
             parallelChunks(srows, minChunk: 4) { lo, hi in
@@ -325,7 +427,23 @@ extension SyntheticSlide {
                                 if look.n2r2 > 0 && bx * bx + by * by < look.n2r2 { nucleolus = true }
                             }
                             let speck = pixelTexture(speckSeed, x, y)
-                            wp[o] = max(0, radial * (1 + look.tex * tex) * (nucleolus ? 0.4 : 1))
+                            var w0 = radial * (1 + look.tex * tex) * (nucleolus ? nucleolusDim : 1)
+                            if ct > 0 {
+                                w0 *= Self.chromatin(chrom, ct, fx, fy)
+                            }
+                            wp[o] = max(0, w0)
+                            if overlap {
+                                let v2 = idx2[lb + x]
+                                if v2 > 0 {
+                                    let q = rho2[lb + x], q2 = q * q
+                                    let look2 = lp[Int(v2) - 1]
+                                    var w2 = (1 - 0.28 * q2 * q2) * (1 + look2.tex * tex)
+                                    if ct > 0 { w2 *= Self.chromatin(chrom, ct, fx, fy) }
+                                    w2p[o] = max(0, w2)
+                                } else {
+                                    w2p[o] = 0
+                                }
+                            }
                             wp[n + o] = radial * (0.3 + 1.4 * max(0, speck + 0.15)) * (nucleolus ? 2.2 : 1)
                             wp[2 * n + o] = 0.12
                             wp[3 * n + o] = 0.1 + 0.9 * rim * (0.75 + 0.3 * pixelTexture(cytoSeed, x, y))
@@ -354,6 +472,25 @@ extension SyntheticSlide {
         var channelsOut: [[Float]] = []
         channelsOut.reserveCapacity(C)
         let hp = SharedPtr(hBuf)
+        // Out-of-focus regions (off by default): a second, wide blur of the same sharp signal, blended in
+        // by the smooth out-of-focus weight of each output pixel.
+        let oof = outOfFocusOn
+        let oofHBuf = UnsafeMutablePointer<Float>.allocate(capacity: oof ? n : 1)
+        let oofWBuf = UnsafeMutablePointer<Float>.allocate(capacity: oof ? count * W : 1)
+        defer { oofHBuf.deallocate(); oofWBuf.deallocate() }
+        let oofHp = SharedPtr(oofHBuf), oofWp = SharedPtr(oofWBuf)
+        let oofTaps = oof ? Self.gaussKernel(outOfFocusSigma) : [1]
+        if oof {
+            parallelChunks(count, minChunk: 8) { lo, hi in
+                for yy in lo..<hi { for x in 0..<W {
+                    oofWp[yy * W + x] = Float(self.outOfFocus(x: Double(x) + 0.5, y: Double(y0 + yy) + 0.5))
+                } }
+            }
+        }
+        // 8-bit nuclear channel (off by default): camera counts per level, pedestal, noise in levels.
+        let eight = config.eightBit
+        let div8: Float = Float(channelScales[0]) * 0.55 / 45
+        let gain8: Float = 0.2 * Float(config.noiseScale), read8: Float = 1.2 * Float(config.noiseScale)
         // Blur kernels per field tile (defocus varies between fields): flat taps with offsets and radii.
         let F = max(16, config.fieldSize)
         let tcols = (W + F - 1) / F
@@ -387,6 +524,10 @@ extension SyntheticSlide {
                                 let e = (v - 1) * C
                                 s = ep[e + c] * wp[kindOff + ob + x]
                                 if src >= 0 { s += p.spill * ep[e + src] * wp[srcOff + ob + x] }
+                                if overlap && p.kind == 0 {
+                                    let v2 = Int(idx2[lb + x])
+                                    if v2 > 0 { s += ep[(v2 - 1) * C + c] * w2p[ob + x] }
+                                }
                             }
                             let ro = wp[rbcOff + ob + x]
                             row[R + x] = s + p.rbc * max(ro, 0) - p.debris * min(ro, 0)
@@ -405,6 +546,15 @@ extension SyntheticSlide {
                                     let kt = k[t], st = row + R - r + t
                                     for x in xa..<xb { dst[x] += kt * st[x] }
                                 }
+                            }
+                        }
+                        if oof {
+                            let r = oofTaps.count / 2
+                            let dst = oofHp.p + ob
+                            for x in 0..<W {
+                                var a: Float = 0
+                                for t in 0...(2 * r) { a += oofTaps[t] * row[R - r + t + x] }
+                                dst[x] = a
                             }
                         }
                     }
@@ -439,7 +589,27 @@ extension SyntheticSlide {
                             }
                         }
                         let ob = yy * W
+                        if oof {
+                            // Wide blur of the same rows, blended by the out-of-focus weight.
+                            let r = oofTaps.count / 2
+                            let wp = oofWp.p + ob
+                            for x in 0..<W where wp[x] > 0 {
+                                var a: Float = 0
+                                for t in 0...(2 * r) { a += oofTaps[t] * oofHp.p[(min(max(y + t - r, 0), H - 1) - sy0) * W + x] }
+                                acc[x] += wp[x] * (a - acc[x])
+                            }
+                        }
                         let yKey = UInt64(y) << 32
+                        if eight && c == 0 {
+                            // 8-bit camera: levels 0...255, low signal, shot + read noise in levels.
+                            for x in 0..<W {
+                                let signal = (ilp[ob + x] * acc[x] + afLevel * iap[ob + x]) / div8
+                                let h = mix64(noiseSeed ^ (yKey | UInt64(x)))
+                                let val = offset / 40 + signal + (gain8 * signal + read8 * read8).squareRoot() * fastGauss(h)
+                                op[ob + x] = Float(Int32(min(max(val, 0), 255) + 0.5))
+                            }
+                            continue
+                        }
                         for x in 0..<W {
                             let signal = ilp[ob + x] * acc[x] + afLevel * iap[ob + x]
                             let h = mix64(noiseSeed ^ (yKey | UInt64(x)))
@@ -448,8 +618,9 @@ extension SyntheticSlide {
                         }
                     }
                 }
+                let top: Float = eight && c == 0 ? 255 : 65535
                 for (o, v) in hots {
-                    op[o] = max(op[o], Float(Int32(min(v * p.hot, 65535) + 0.5)))
+                    op[o] = max(op[o], Float(Int32(min(v * p.hot, top) + 0.5)))
                 }
             }
             channelsOut.append(out)
@@ -587,6 +758,28 @@ extension SyntheticSlide {
                 }
             }
         }
+        // Uneven illumination (off by default): a smooth gain field (up to about 2x) and patches of diffuse
+        // background haze (raised autofluorescence level), on the same grid.
+        let uneven = min(max(config.unevenIllumination, 0), 1)
+        let ugridBuf = UnsafeMutablePointer<Float>.allocate(capacity: uneven > 0 ? 2 * gcount : 1)
+        defer { ugridBuf.deallocate() }
+        let ugridP = SharedPtr(ugridBuf)
+        if uneven > 0 {
+            let illumField = self.illumField, hazeField = self.hazeField
+            do {
+                let up = ugridP
+                parallelChunks(gy1 - gy0 + 1) { lo, hi in
+                    for j in lo..<hi {
+                        let Y = Double((gy0 + j) * G)
+                        for i in 0..<gw {
+                            let X = Double(i * G)
+                            up[j * gw + i] = Float(exp(uneven * 0.35 * illumField(X, Y)))
+                            up[gcount + j * gw + i] = Float(1 + 8 * uneven * smoothstep(0.2, 1.4, hazeField(X, Y)))
+                        }
+                    }
+                }
+            }
+        }
         let F = max(16, config.fieldSize)
         let phi = 2 * Double.pi * unit(hash2(config.seed, 0x96AD))
         let gcx = Float(cos(phi) * 0.15 / Double(W)), gcy = Float(sin(phi) * 0.15 / Double(H))
@@ -662,7 +855,16 @@ extension SyntheticSlide {
                             vig = 0.18 + 0.14 * Float(unit(mix64(th)))
                         }
                         let u = (Float(x % F) + 0.5) / Float(F) - 0.5
-                        let il = tileGain * (1 - 2 * vig * (u * u + v * v)) * (1 + gcx * (Float(x) - Float(W) / 2) + gyTerm)
+                        var il = tileGain * (1 - 2 * vig * (u * u + v * v)) * (1 + gcx * (Float(x) - Float(W) / 2) + gyTerm)
+                        if uneven > 0 {
+                            let ua = ugridP[j * gw + i] + (ugridP[j * gw + i + 1] - ugridP[j * gw + i]) * tx
+                            let ub = ugridP[(j + 1) * gw + i] + (ugridP[(j + 1) * gw + i + 1] - ugridP[(j + 1) * gw + i]) * tx
+                            il *= ua + (ub - ua) * ty
+                            let g0 = gcount
+                            let ha = ugridP[g0 + j * gw + i] + (ugridP[g0 + j * gw + i + 1] - ugridP[g0 + j * gw + i]) * tx
+                            let hb = ugridP[g0 + (j + 1) * gw + i] + (ugridP[g0 + (j + 1) * gw + i + 1] - ugridP[g0 + (j + 1) * gw + i]) * tx
+                            af *= ha + (hb - ha) * ty
+                        }
                         illum[yy * W + x] = il
                         illumAF[yy * W + x] = il * af
                     }

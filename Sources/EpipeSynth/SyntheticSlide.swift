@@ -21,6 +21,11 @@ import Foundation
 /// - Imaging: Gaussian PSF (per channel, wider in defocused fields), autofluorescence (smooth, brighter in
 ///   stroma, collagen fibres, dim on glass), per-field vignetting and gain plus a global gradient, camera
 ///   offset, shot + read noise, hot pixels repeated per field, rounding and clamping to 0...65535.
+/// - Failure modes of real nucleus images, off by default (`SynthConfig.apply(.hard)` turns them all on):
+///   textured chromatin (chromocentres on a diameter/4 lattice, darker nucleoli), an 8-bit low-signal
+///   nuclear channel, nuclear brightness spread over decades, smooth out-of-focus regions (a wide blur
+///   blended in), clumps (denser patches whose nuclei overlap and add their stain) and uneven illumination
+///   with background haze. Labels stay the exact geometry.
 ///
 /// `renderBand` output is bit-identical however the image is split into bands, and costs time proportional
 /// to the band. Labels are the noise-free geometry; every nucleus pixel carries its cell's id in `cells`.
@@ -51,6 +56,12 @@ public final class SyntheticSlide: @unchecked Sendable {
     let blockRowOrigin: Int         // block row index of rowStart[0]
     let densityScale: Double        // global coverage scale k
     static let coverageCap = 0.95
+    // Realism options (see SynthConfig): out-of-focus field and its threshold, clump field, illumination fields.
+    let focusField: FractalNoise
+    let focusThreshold: Double
+    let clumpField: ValueNoise
+    let illumField: FractalNoise
+    let hazeField: FractalNoise
     static let hardCore = 0.86       // nuclei may overlap up to 14 % of their radii (touching/clumped)
     static let harmonicCap = 0.2
     static let extHarmonic = 0.15
@@ -102,6 +113,23 @@ public final class SyntheticSlide: @unchecked Sendable {
         tissue.tumourThreshold = config.tumourFraction <= 0 ? .infinity : samples[min(samples.count - 1, Int(q * Double(samples.count)))]
         tissue.buildFollicles(x0: -reach, y0: -reach, x1: W + reach, y1: H + reach)
         self.tissue = tissue
+
+        // Realism fields (used only when their option is on; pure functions of seed and position).
+        let D = max(config.nucleusDiameter, 2)
+        focusField = FractalNoise(seed: hash2(config.seed, 0x00F0C), scale: 14 * D, octaves: 2)
+        if config.outOfFocusFraction > 0 {
+            var fs: [Double] = []
+            fs.reserveCapacity(ns * ns)
+            for j in 0..<ns { for i in 0..<ns { fs.append(focusField((Double(i) + 0.5) * W / Double(ns), (Double(j) + 0.5) * H / Double(ns))) } }
+            fs.sort()
+            let q = 1 - min(max(config.outOfFocusFraction, 0), 1)
+            focusThreshold = q <= 0 ? -.infinity : fs[min(fs.count - 1, Int(q * Double(fs.count)))]
+        } else {
+            focusThreshold = .infinity
+        }
+        clumpField = ValueNoise(seed: hash2(config.seed, 0xC1A5), scale: 2.5 * D)
+        illumField = FractalNoise(seed: hash2(config.seed, 0x111F), scale: max(W, H, 40 * D) / 2, octaves: 2)
+        hazeField = FractalNoise(seed: hash2(config.seed, 0x4A2E), scale: 20 * D, octaves: 2)
 
         // Mean cell area per region, from the type mix and type shapes.
         var area: [Double] = []
@@ -180,6 +208,7 @@ public final class SyntheticSlide: @unchecked Sendable {
         if p.region == .stroma || p.region == .tumourMargin {
             l *= max(0.15, 1 + 1.5 * tissue.clump(x, y))   // clumped stromal cells
         }
+        if config.clumping > 0 { l *= 1 + 4 * clumpWeight(x: x, y: y) }   // clumps: a dense patch
         return l
     }
 
@@ -251,6 +280,8 @@ public final class SyntheticSlide: @unchecked Sendable {
                 for k in 0..<mix.count { acc += mix[k]; if ut < acc { t = k; break }; t = k }
                 let (a, b, ang) = drawShape(type: t, x: x, y: y, rng: &srng)
                 let fx = Float(x), fy = Float(y)
+                // Inside clumps nuclei may overlap up to 30 % of their radii.
+                let sc = config.clumping > 0 ? Float(Self.hardCore - 0.16 * clumpWeight(x: x, y: y)) : s
                 // Hard-core test against neighbouring cells (this row and completed adjacent rows).
                 var ok = true
                 func check(_ list: [Placed], _ lo: Int, _ hi: Int) -> Bool {
@@ -259,12 +290,12 @@ public final class SyntheticSlide: @unchecked Sendable {
                         let o = list[k]; k += 1
                         let dx = o.x - fx, dy = o.y - fy
                         let d2 = dx * dx + dy * dy
-                        let far = s * (a + o.a)
+                        let far = sc * (a + o.a)
                         if d2 >= far * far { continue }
                         let d = d2.squareRoot()
                         if d < 1e-3 { return false }
                         let ux = dx / d, uy = dy / d
-                        let need = s * (Self.ellipseRadius(a, b, ang, ux, uy) + Self.ellipseRadius(o.a, o.b, o.angle, ux, uy))
+                        let need = sc * (Self.ellipseRadius(a, b, ang, ux, uy) + Self.ellipseRadius(o.a, o.b, o.angle, ux, uy))
                         if d < need { return false }
                     }
                     return true

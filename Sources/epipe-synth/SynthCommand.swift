@@ -18,6 +18,12 @@ struct SynthCommand: ParsableCommand {
         Deterministic from --seed; rendered in row bands, so memory stays flat.
 
           epipe-synth --out scans --width 2048 --height 2048 --channels 6 --count 4
+
+        The failure modes of real nucleus images are off by default (the output stays the same); \
+        --realism hard turns them all on, and each flag below sets one (after the preset):
+
+          epipe-synth --out hard --width 1024 --height 1024 --realism hard
+          epipe-synth --out tex --chromatin-texture 0.8 --eight-bit
         """)
 
     @Option(name: .long, help: "Folder for the slides.") var out: String
@@ -29,17 +35,54 @@ struct SynthCommand: ParsableCommand {
     @Option(name: .long, help: "Seed of the first slide.") var seed: UInt64 = 1
     @Option(name: .long, help: "Mean nucleus diameter in pixels.") var nucleusDiameter: Double = 12
     @Option(name: .long, help: "Name prefix of the slides.") var name: String = "synth"
+    @Option(name: .long, help: "Realism preset: none (default) or hard (every option below on).") var realism: String = "none"
+    @Option(name: .long, help: "Textured chromatin 0...1: chromocentres and dark nucleoli, several maxima per nucleus (hard: 1).") var chromatinTexture: Double?
+    @Flag(name: .long, inversion: .prefixedNo, help: "Nuclear channel quantised to 8 bits with a low signal (0...255 in the uint16 file; hard: on).") var eightBit: Bool?
+    @Option(name: .long, help: "Spread of nuclear brightness in decades (95th / 5th percentile; hard: 1.5).") var brightnessDecades: Double?
+    @Option(name: .long, help: "Fraction of the area strongly out of focus, 0...1 (hard: 0.25).") var outOfFocus: Double?
+    @Option(name: .long, help: "Out-of-focus blur sigma in px (default 0.3 x nucleus diameter).") var outOfFocusSigma: Double?
+    @Option(name: .long, help: "Clumps of touching and overlapping nuclei, 0...1 (hard: 1).") var clumping: Double?
+    @Option(name: .long, help: "Uneven illumination and background haze, 0...1 (hard: 1).") var unevenIllumination: Double?
     @Flag(name: [.short, .long], help: "No progress on stderr.") var quiet = false
+
+    /// The slide config for seed `seed`: defaults, then the preset, then each realism flag given.
+    func config(seed: UInt64) throws -> SynthConfig {
+        guard let preset = SynthRealism(rawValue: realism) else {
+            throw ValidationError("--realism must be one of \(SynthRealism.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var cfg = SynthConfig(width: width, height: height, channels: channels, seed: seed, nucleusDiameter: nucleusDiameter)
+        cfg.apply(preset)
+        func unit(_ v: Double?, _ flag: String) throws -> Double? {
+            guard let v else { return nil }
+            guard v >= 0, v <= 1 else { throw ValidationError("\(flag) must be in 0...1") }
+            return v
+        }
+        if let v = try unit(chromatinTexture, "--chromatin-texture") { cfg.chromatinTexture = v }
+        if let v = eightBit { cfg.eightBit = v }
+        if let v = brightnessDecades {
+            guard v >= 0, v <= 4 else { throw ValidationError("--brightness-decades must be in 0...4") }
+            cfg.brightnessDecades = v
+        }
+        if let v = try unit(outOfFocus, "--out-of-focus") { cfg.outOfFocusFraction = v }
+        if let v = outOfFocusSigma {
+            guard v >= 0, v <= 100 else { throw ValidationError("--out-of-focus-sigma must be in 0...100") }
+            cfg.outOfFocusSigma = v
+        }
+        if let v = try unit(clumping, "--clumping") { cfg.clumping = v }
+        if let v = try unit(unevenIllumination, "--uneven-illumination") { cfg.unevenIllumination = v }
+        return cfg
+    }
 
     func run() throws {
         guard width >= 16, height >= 16, width <= 200_000, height <= 200_000 else { throw ValidationError("--width and --height must be in 16...200000") }
         guard channels >= 1, channels <= 512 else { throw ValidationError("--channels must be in 1...512") }
         guard count >= 1 else { throw ValidationError("--count must be >= 1") }
         try Names.validateName(name, what: "--name", path: "epipe-synth")
+        _ = try config(seed: seed)   // flags checked before anything is written
         let truthDir = truth ?? (out.hasSuffix("/") ? String(out.dropLast()) : out) + "-truth"
         try Files.mkdir(out); try Files.mkdir(truthDir)
         for i in 0..<count {
-            let cfg = SynthConfig(width: width, height: height, channels: channels, seed: seed + UInt64(i), nucleusDiameter: nucleusDiameter)
+            let cfg = try config(seed: seed + UInt64(i))
             let slide = SyntheticSlide(cfg)
             let nm = count == 1 ? name : "\(name)-\(String(format: "%02d", i + 1))"
             let img = out + "/" + nm + ".ome.tif"

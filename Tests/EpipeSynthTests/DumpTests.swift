@@ -13,6 +13,7 @@ final class DumpTests: XCTestCase {
         if let d = env["EPIPE_SYNTH_DENSITY"], let v = Double(d) { cfg.cellDensity = v }
         if let d = env["EPIPE_SYNTH_PX"], let v = Double(d) { cfg.pixelSizeMicrons = v; cfg.nucleusDiameter = 6 / v }
         if let d = env["EPIPE_SYNTH_SEED"], let v = UInt64(d) { cfg.seed = v }
+        if let d = env["EPIPE_SYNTH_REALISM"], let v = SynthRealism(rawValue: d) { cfg.apply(v) }
         let t0 = Date()
         let slide = SyntheticSlide(cfg)
         let t1 = Date()
