@@ -74,17 +74,19 @@ enum QPI {
             guard let d = Double(s), d.isFinite, d > 0, d < 1e6 else { return nil }
             return d
         }
-        func starts(_ s: String, at k: Int) -> Bool {
-            let u = Array(s.utf8)
+        func starts(_ u: [UInt8], at k: Int) -> Bool {
             guard k + u.count <= n else { return false }
             for j in 0..<u.count where b[k + j] != u[j] { return false }
             return true
         }
-        func find(_ s: String, from k: Int) -> Int? {
+        func find(_ u: [UInt8], from k: Int) -> Int? {
             var j = k
-            while j < n { if starts(s, at: j) { return j }; j += 1 }
+            while j < n { if b[j] == u[0] && starts(u, at: j) { return j }; j += 1 }
             return nil
         }
+        let commentOpen = Array("<!--".utf8), commentClose = Array("-->".utf8)
+        let cdataOpen = Array("<![CDATA[".utf8), cdataClose = Array("]]>".utf8)
+        let piOpen = Array("<?".utf8), piClose = Array("?>".utf8), declOpen = Array("<!".utf8), tagClose = [gt]
 
         while i < n {
             if b[i] != lt {
@@ -94,21 +96,21 @@ enum QPI {
                 continue
             }
             // markup
-            if starts("<!--", at: i) {
-                guard let e = find("-->", from: i + 4) else { return nil }
+            if starts(commentOpen, at: i) {
+                guard let e = find(commentClose, from: i + 4) else { return nil }
                 i = e + 3; continue
             }
-            if starts("<![CDATA[", at: i) {
-                guard let e = find("]]>", from: i + 9) else { return nil }
+            if starts(cdataOpen, at: i) {
+                guard let e = find(cdataClose, from: i + 9) else { return nil }
                 if !stack.isEmpty { text += b[(i + 9)..<e] }
                 i = e + 3; continue
             }
-            if starts("<?", at: i) {
-                guard let e = find("?>", from: i + 2) else { return nil }
+            if starts(piOpen, at: i) {
+                guard let e = find(piClose, from: i + 2) else { return nil }
                 i = e + 2; continue
             }
-            if starts("<!", at: i) {   // DOCTYPE and the like
-                guard let e = find(">", from: i + 2) else { return nil }
+            if starts(declOpen, at: i) {   // DOCTYPE and the like
+                guard let e = find(tagClose, from: i + 2) else { return nil }
                 i = e + 1; continue
             }
             // a tag: find its end, outside quoted attribute values

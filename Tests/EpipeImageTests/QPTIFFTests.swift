@@ -217,6 +217,23 @@ final class QPTIFFTests: TempDirTestCase {
         XCTAssertThrowsError(try ImageReader(path: path)) { assertOneLine($0, contains: "full-resolution") }
     }
 
+    /// Comments, CDATA, entities, attributes with '>' in quotes, a byte-order mark, and the
+    /// ScanProfile's own elements do not confuse the parser.
+    func testParserDetails() {
+        let xml = "\u{FEFF}<?xml version=\"1.0\" encoding=\"utf-16\"?>\n<!-- written by a test -->\n"
+            + "<PerkinElmer-QPI-ImageDescription a=\"x>y\"><ImageType> FullResolution </ImageType>"
+            + "<ScanProfile><root><Name>Stain</Name><Biomarker>Wrong</Biomarker><ImageType>Thumbnail</ImageType></root></ScanProfile>"
+            + "<Name><![CDATA[PD-L1 <clone>]]></Name><Biomarker>CD8 &amp; CD3</Biomarker><Empty/></PerkinElmer-QPI-ImageDescription>\n"
+        let page = QPI.parse(xml)
+        XCTAssertEqual(page?.imageType, "FullResolution")
+        XCTAssertEqual(page?.name, "PD-L1 <clone>")
+        XCTAssertEqual(page?.biomarker, "CD8 & CD3")
+        XCTAssertEqual(page?.channelName, "CD8 & CD3")
+        XCTAssertEqual(page?.isFullResolution, true)
+        XCTAssertNil(QPI.parse("<OME><Image/></OME>"), "not QPI")
+        XCTAssertEqual(QPI.parse(qpiXML(type: "reducedresolution", name: "DAPI"))?.isFullResolution, false)
+    }
+
     func testDuplicateNamesAreMadeUnique() {
         XCTAssertEqual(QPI.uniqueNames(["DAPI", "CD3", nil, "dapi", "DAPI"]), ["DAPI", "CD3", "ch2", "dapi (2)", "DAPI (3)"])
     }
