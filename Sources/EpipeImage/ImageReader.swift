@@ -139,6 +139,9 @@ public final class ImageReader: @unchecked Sendable {
         var kindAcc: Kind = .u16
         var description: String?
         var resX: Double?, resY: Double?
+        // PerkinElmer/Akoya QPI: each page describes itself (channel name, image type)
+        var qpiFile = false
+        var qpiPages: [QPIPage?] = []           // per channel page, when qpiFile
         for d in 0..<nDirs {
             guard TIFFSetDirectory(t, UInt32(d)) != 0 else {
                 if d == 0 { throw fail("cannot read the first TIFF directory\(libtiffMsg()); the file is corrupt, re-export it") }
@@ -152,7 +155,15 @@ public final class ImageReader: @unchecked Sendable {
             let spp = Int(u16(TIFFTAG_SAMPLESPERPIXEL, 1))
             let planar = u16(TIFFTAG_PLANARCONFIG, UInt16(PLANARCONFIG_CONTIG))
             let comp = u16(TIFFTAG_COMPRESSION, 1)
-            if d == 0 {
+            var pageDescription: String?
+            var dp: UnsafePointer<CChar>? = nil
+            if epipe_tiff_get_string(t, UInt32(TIFFTAG_IMAGEDESCRIPTION), &dp) != 0, let dp { pageDescription = String(cString: dp) }
+            if d == 0 { qpiFile = pageDescription.map(QPI.looksLikeQPI) ?? false }
+            // a page whose QPI XML is malformed gives nil: kept by its geometry alone, named chN
+            let qpi = qpiFile ? pageDescription.flatMap(QPI.parse) : nil
+            // QPTIFF: thumbnail, pyramid levels, overview, label and macro pages are not channels
+            if let qpi, !qpi.isFullResolution { continue }
+            if pagesAcc.isEmpty {
                 if w <= 0 || hgt <= 0 {
                     throw fail("image has zero size (\(w) x \(hgt) pixels); the header is corrupt, re-export the image")
                 }
@@ -172,8 +183,7 @@ public final class ImageReader: @unchecked Sendable {
                 }
                 kindAcc = k
                 width = w; height = hgt; bits = b; format = fmt
-                var s: UnsafePointer<CChar>? = nil
-                if epipe_tiff_get_string(t, UInt32(TIFFTAG_IMAGEDESCRIPTION), &s) != 0, let s { description = String(cString: s) }
+                if d == 0 { description = pageDescription }
                 var rx: Float = 0, ry: Float = 0
                 if u16(TIFFTAG_RESOLUTIONUNIT, 2) == 3,
                    epipe_tiff_get_float(t, UInt32(TIFFTAG_XRESOLUTION), &rx) != 0, rx > 0,
@@ -204,10 +214,15 @@ public final class ImageReader: @unchecked Sendable {
                           spp: spp, separate: planar == UInt16(PLANARCONFIG_SEPARATE) && spp > 1)
             pagesAcc.append(pg)
             for s in 0..<spp { locs.append((pagesAcc.count - 1, s)) }
+            if qpiFile { qpiPages.append(spp == 1 ? qpi : nil) }
             let (tot, o) = width.multipliedReportingOverflow(by: height * locs.count)
             if o || tot > maxPixels {
                 throw fail("image is \(width) x \(height) x \(locs.count)+ channels, over the limit of \(maxPixels) pixels; check the file or raise maxPixels")
             }
+        }
+
+        if locs.isEmpty {
+            throw fail("no full-resolution channel page (every page is a QPI thumbnail, pyramid level, overview or label image); open the full-resolution QPTIFF or component image")
         }
 
         // --- OME-XML -------------------------------------------------------------------
@@ -260,6 +275,10 @@ public final class ImageReader: @unchecked Sendable {
         if let ome, ome.channelNames.count == nChan, ome.channelNames.contains(where: { $0 != nil }) {
             names = ome.channelNames.enumerated().map { $0.element ?? "ch\($0.offset)" }
         }
+        let qpiNames = ome == nil && qpiFile && qpiPages.count == nChan ? qpiPages.map { $0?.channelName } : []
+        if names == nil, qpiNames.contains(where: { $0 != nil }) {
+            names = QPI.uniqueNames(qpiNames)
+        }
         if names == nil, let csv = markersCSV {
             let m = try Markers.read(csvPath: csv)
             guard m.count == nChan else {
@@ -275,6 +294,9 @@ public final class ImageReader: @unchecked Sendable {
             }
         }
 
+        // QPI: the XML's pixel size (first full-resolution page) before the resolution tags
+        let qpiPixel = qpiFile ? qpiPages.first.flatMap { $0?.pixelSizeMicrons } : nil
+
         let pt: PixelType
         switch kindAcc {
         case .u8: pt = .uint8
@@ -284,8 +306,8 @@ public final class ImageReader: @unchecked Sendable {
         }
         info = ImageInfo(width: width, height: height, channels: nChan, pixelType: pt,
                          channelNames: names ?? (0..<nChan).map { "ch\($0)" },
-                         physicalSizeX: ome?.physicalSizeX ?? (ome == nil ? resX : nil),
-                         physicalSizeY: ome?.physicalSizeY ?? (ome == nil ? resY : nil))
+                         physicalSizeX: ome?.physicalSizeX ?? (ome == nil ? qpiPixel ?? resX : nil),
+                         physicalSizeY: ome?.physicalSizeY ?? (ome == nil ? qpiPixel ?? resY : nil))
         kind = kindAcc
         bytesPerSample = bits / 8
         pages = pagesAcc
