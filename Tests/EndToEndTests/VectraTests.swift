@@ -17,7 +17,7 @@ final class VectraTests: E2ECase {
     /// (issue 8) is 0.25; the segmentation defaults are being retuned, and with DAPI chosen by
     /// name they gave 401 cells (+48.5%) when this test was written. Tighten to 0.25 when the
     /// retuned defaults land. With the names lost (channel 0, Alexa 594) the count was 12.
-    static let maxRelativeError = 0.60
+    static let maxRelativeError = 0.25
 
     /// Object F1 at IoU > 0.5 (one-to-one) of two label images, and the number of true objects.
     static func objectF1(truth: [UInt32], pred: [UInt32]) -> (Double, Int) {
