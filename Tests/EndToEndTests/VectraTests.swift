@@ -13,10 +13,9 @@ final class VectraTests: E2ECase {
     static let names = ["Alexa 594", "Cy3", "Cy5", "DAPI", "FITC"]
     /// inForm's cells on this field (rows of FIHC4__0929309_HP_IM3_2_cell_seg_data.txt).
     static let inFormCells = 270
-    /// How far epipe's default count may be from inForm's, as a fraction of 270. The target
-    /// (issue 8) is 0.25; the segmentation defaults are being retuned, and with DAPI chosen by
-    /// name they gave 401 cells (+48.5%) when this test was written. Tighten to 0.25 when the
-    /// retuned defaults land. With the names lost (channel 0, Alexa 594) the count was 12.
+    /// How far epipe's default count may be from inForm's, as a fraction of 270 (issue 8's target).
+    /// The blend defaults give 275 cells (+1.9%); the earlier intensity recipe gave 401 (+48.5%),
+    /// and with the channel names lost (channel 0, Alexa 594) the count was 12.
     static let maxRelativeError = 0.25
 
     /// Object F1 at IoU > 0.5 (one-to-one) of two label images, and the number of true objects.
