@@ -12,7 +12,7 @@ import EpipeDenoise
 /// 2. Permissive mask: signal > `blendMaskFraction` x T (T = Otsu of the signal, or the slide's
 ///    value; with `ThresholdMethod.adaptive` also > the signal's mean over 8 D), holes filled, so
 ///    dim nuclei beside bright ones are kept.
-/// 3. Seeds and flooding on g = min(edt / (D/2), 1) + `blendIntensityWeight` x (signal smoothed at
+/// 3. Seeds and flooding on g = min(edt / (D/2), 1.5) + `blendIntensityWeight` x (signal smoothed at
 ///    D/8) / (its maximum within D): shape (the distance term) splits touching nuclei of flat
 ///    intensity; the intensity term, smoothed past the chromatin texture and normalised by its
 ///    own neighbourhood (so dim and bright nuclei weigh alike), splits nuclei whose union is
@@ -31,29 +31,76 @@ extension Segmenter {
             if let local { for i in 0..<n { M[i] = S[i] > low && S[i] > local[i] } } else { for i in 0..<n { M[i] = S[i] > low } }
         } }
         if p.fillHoles { fillHoles(&mask, width: w, height: h) }
-        let (cc, ncc) = connectedComponents(mask, width: w, height: h)
-        if ncc == 0 { return [UInt32](repeating: 0, count: n) }
-        // 3. g = shape + intensity
-        let dist = DistanceTransform.edt(mask, width: w, height: h)
+        // 3. the intensity term, once: smoothed past the texture, over its maximum within D
         let ti = Denoise.gaussian(t, width: w, height: h, sigma: Swift.max(1, d / 8))
         let lm = squareMax(ti, width: w, height: h, radius: Swift.max(1, Int(d.rounded())))
-        var g = [Float](repeating: 0, count: n)
-        let half = Float(d / 2), wI = Float(p.blendIntensityWeight)
-        g.withUnsafeMutableBufferPointer { G in
-            mask.withUnsafeBufferPointer { M in dist.withUnsafeBufferPointer { D in
-                ti.withUnsafeBufferPointer { TI in lm.withUnsafeBufferPointer { LM in
-                    for i in 0..<n where M[i] {
-                        G[i] = Swift.min(D[i] / half, 1) + wI * (LM[i] > 0 ? TI[i] / LM[i] : 0)
-                    }
-                } }
+        var inten = [Float](repeating: 0, count: n)
+        let wI = Float(p.blendIntensityWeight)
+        ti.withUnsafeBufferPointer { TI in lm.withUnsafeBufferPointer { LM in inten.withUnsafeMutableBufferPointer { I in
+            for i in 0..<n { I[i] = LM[i] > 0 ? wI * TI[i] / LM[i] : 0 }
+        } } }
+        var lab = [UInt32](repeating: 0, count: n)
+        var next: UInt32 = 0
+        let passes = Swift.max(1, p.blendPasses)
+        for pass in 0..<passes {
+            let (cc, ncc) = connectedComponents(mask, width: w, height: h)
+            if ncc == 0 { break }
+            var pl = blendPass(mask: mask, components: cc, componentCount: ncc, intensity: inten, signal: t, width: w, height: h, params: p)
+            // later passes segment what the relative cut of earlier ones left (a dim nucleus beside a
+            // bright one, inside the bright one's basin); thin leftovers (halo rings, slivers) are not
+            // nuclei: an object must hold a pixel 0.2 D from every pixel outside it.
+            let m = Int(pl.max() ?? 0)
+            var keep = [Bool](repeating: true, count: m + 1)
+            if pass > 0 && m > 0 {
+                let inside = pl.map { $0 != 0 }
+                let depth = DistanceTransform.edt(inside, width: w, height: h)
+                var deepest = [Float](repeating: 0, count: m + 1)
+                for i in 0..<n where pl[i] != 0 { let l = Int(pl[i]); if depth[i] > deepest[l] { deepest[l] = depth[i] } }
+                for l in 1...m where deepest[l] < Float(0.2 * d) { keep[l] = false }
+            }
+            var map = [UInt32](repeating: 0, count: m + 1)
+            if m > 0 { for l in 1...m where keep[l] { next += 1; map[l] = next } }
+            var added = false
+            pl.withUnsafeMutableBufferPointer { P in lab.withUnsafeMutableBufferPointer { L in
+                for i in 0..<n where P[i] != 0 { let v = map[Int(P[i])]; if v != 0 { L[i] = v; added = true } }
             } }
+            if !added || pass == passes - 1 { break }
+            // what is left: mask pixels not labelled and farther than 2 px from every object
+            let near = Segmenter.diskOffsets(width: w) { d2 in d2 <= 4 }
+            lab.withUnsafeBufferPointer { L in mask.withUnsafeMutableBufferPointer { R in
+                for i in 0..<n where R[i] {
+                    if L[i] != 0 { R[i] = false; continue }
+                    let x = i % w, y = i / w
+                    for o in near {
+                        let xx = x + o.dx, yy = y + o.dy
+                        if xx < 0 || yy < 0 || xx >= w || yy >= h { continue }
+                        if L[i + o.off] != 0 { R[i] = false; break }
+                    }
+                }
+            } }
+        }
+        return lab
+    }
+
+    /// One seeding pass of `splitByBlend` in `mask`: g = min(edt / (D/2), 1.5) + intensity term,
+    /// seeds, watershed of g, per-object cut at `blendRelativeCut` x its peak of the signal.
+    static func blendPass(mask: [Bool], components cc: [UInt32], componentCount ncc: Int, intensity: [Float], signal t: [Float],
+                          width w: Int, height h: Int, params p: NucleiParams) -> [UInt32] {
+        let n = w * h
+        let d = Swift.max(1, p.nucleusDiameter)
+        let dist = DistanceTransform.edt(mask, width: w, height: h)
+        var g = [Float](repeating: 0, count: n)
+        let half = Float(d / 2)
+        g.withUnsafeMutableBufferPointer { G in
+            mask.withUnsafeBufferPointer { M in dist.withUnsafeBufferPointer { D in intensity.withUnsafeBufferPointer { I in
+                for i in 0..<n where M[i] { G[i] = Swift.min(D[i] / half, 1.5) + I[i] }
+            } } }
         }
         let seeds = seedPixels(g, mask: mask, width: w, height: h, h: Float(p.seedHOverride ?? p.blendSeedH),
                                minDistance: p.seedMinDistanceOverride ?? Swift.max(1, 0.3 * d), components: cc, componentCount: ncc)
         var markers = [UInt32](repeating: 0, count: n)
         for (k, s) in seeds.enumerated() { markers[s] = UInt32(k + 1) }
         var lab = watershed(g, markers: markers, mask: mask, width: w, height: h, highFirst: true, components: cc, componentCount: ncc)
-        // 4. per-object boundary at blendRelativeCut x its own peak of the signal
         let m = seeds.count
         if m > 0 && p.blendRelativeCut > 0 {
             var peak = [Float](repeating: -.infinity, count: m + 1)

@@ -89,6 +89,8 @@ public struct NucleiParams: Codable, Sendable, Equatable {
     public var blendSeedH: Double = 0.08
     /// `.blend`: each object keeps its pixels whose signal exceeds this fraction of its peak.
     public var blendRelativeCut: Double = 0.3
+    /// `.blend`: seeding passes; pass k > 1 segments what the relative cut of earlier passes left.
+    public var blendPasses: Int = 2
 
     public init(smoothSigma: Double = 0.75, minArea: Int = 20, fillHoles: Bool = true,
                 splitTouching: Bool = true, nucleusDiameter: Double = 12, threshold: Float? = nil,
@@ -107,7 +109,7 @@ public struct NucleiParams: Codable, Sendable, Equatable {
         case smoothSigma, minArea, fillHoles, splitTouching, nucleusDiameter, threshold, thresholdMethod, split
         case lowThresholdFraction, relativeThreshold, intensitySeedH, distanceWeight, passes
         case seedMinDistanceOverride, seedHOverride
-        case backgroundRadius, blendMaskFraction, blendIntensityWeight, blendSeedH, blendRelativeCut
+        case backgroundRadius, blendMaskFraction, blendIntensityWeight, blendSeedH, blendRelativeCut, blendPasses
     }
 
     /// Missing keys (older parameter files) take the defaults.
@@ -134,6 +136,7 @@ public struct NucleiParams: Codable, Sendable, Equatable {
         blendIntensityWeight = try c.decodeIfPresent(Double.self, forKey: .blendIntensityWeight) ?? d.blendIntensityWeight
         blendSeedH = try c.decodeIfPresent(Double.self, forKey: .blendSeedH) ?? d.blendSeedH
         blendRelativeCut = try c.decodeIfPresent(Double.self, forKey: .blendRelativeCut) ?? d.blendRelativeCut
+        blendPasses = try c.decodeIfPresent(Int.self, forKey: .blendPasses) ?? d.blendPasses
     }
 
     /// The filters that turn the nuclear plane into the signal that is thresholded: for `.blend`
