@@ -42,14 +42,26 @@ extension Segmenter {
         var lab = [UInt32](repeating: 0, count: n)
         var next: UInt32 = 0
         let passes = Swift.max(1, p.blendPasses)
+        // With several passes the first one cuts at max(relative cut, 0.5) x peak, so a dim nucleus
+        // (< half its bright neighbour) inside the bright one's basin is left for the next pass; at
+        // the end the first pass's objects grow back to the relative cut where no later object is.
+        let relCut = Float(p.blendRelativeCut)
+        let firstCut = passes > 1 ? Swift.max(relCut, 0.5) : relCut
+        var first: (basin: [UInt32], peak: [Float], map: [UInt32])? = nil
         for pass in 0..<passes {
             let (cc, ncc) = connectedComponents(mask, width: w, height: h)
             if ncc == 0 { break }
-            var pl = blendPass(mask: mask, components: cc, componentCount: ncc, intensity: inten, signal: t, width: w, height: h, params: p)
-            // later passes segment what the relative cut of earlier ones left (a dim nucleus beside a
-            // bright one, inside the bright one's basin); thin leftovers (halo rings, slivers) are not
-            // nuclei: an object must hold a pixel 0.2 D from every pixel outside it.
-            let m = Int(pl.max() ?? 0)
+            let (basin, peak) = blendPass(mask: mask, components: cc, componentCount: ncc, intensity: inten, signal: t, width: w, height: h, params: p)
+            let cut = pass == 0 ? firstCut : relCut
+            var pl = basin
+            if cut > 0 {
+                pl.withUnsafeMutableBufferPointer { L in t.withUnsafeBufferPointer { S in
+                    for i in 0..<n { let l = Int(L[i]); if l != 0 && S[i] <= cut * peak[l] { L[i] = 0 } }
+                } }
+            }
+            // later passes segment what the cut of earlier ones left; thin leftovers (halo rings,
+            // slivers) are not nuclei: an object must hold a pixel 0.2 D from every pixel outside it.
+            let m = peak.count - 1
             var keep = [Bool](repeating: true, count: m + 1)
             if pass > 0 && m > 0 {
                 let inside = pl.map { $0 != 0 }
@@ -64,6 +76,7 @@ extension Segmenter {
             pl.withUnsafeMutableBufferPointer { P in lab.withUnsafeMutableBufferPointer { L in
                 for i in 0..<n where P[i] != 0 { let v = map[Int(P[i])]; if v != 0 { L[i] = v; added = true } }
             } }
+            if pass == 0 && firstCut > relCut { first = (basin, peak, map) }
             if !added || pass == passes - 1 { break }
             // what is left: mask pixels not labelled and farther than 2 px from every object
             let near = Segmenter.diskOffsets(width: w) { d2 in d2 <= 4 }
@@ -79,13 +92,21 @@ extension Segmenter {
                 }
             } }
         }
+        if let f = first {
+            lab.withUnsafeMutableBufferPointer { L in t.withUnsafeBufferPointer { S in
+                for i in 0..<n where L[i] == 0 {
+                    let b = Int(f.basin[i])
+                    if b != 0 && f.map[b] != 0 && S[i] > relCut * f.peak[b] { L[i] = f.map[b] }
+                }
+            } }
+        }
         return lab
     }
 
     /// One seeding pass of `splitByBlend` in `mask`: g = min(edt / (D/2), 1.5) + intensity term,
-    /// seeds, watershed of g, per-object cut at `blendRelativeCut` x its peak of the signal.
+    /// seeds, watershed of g. Returns the basins (labels 1...m) and each basin's peak of the signal.
     static func blendPass(mask: [Bool], components cc: [UInt32], componentCount ncc: Int, intensity: [Float], signal t: [Float],
-                          width w: Int, height h: Int, params p: NucleiParams) -> [UInt32] {
+                          width w: Int, height h: Int, params p: NucleiParams) -> (basins: [UInt32], peaks: [Float]) {
         let n = w * h
         let d = Swift.max(1, p.nucleusDiameter)
         let dist = DistanceTransform.edt(mask, width: w, height: h)
@@ -100,17 +121,12 @@ extension Segmenter {
                                minDistance: p.seedMinDistanceOverride ?? Swift.max(1, 0.3 * d), components: cc, componentCount: ncc)
         var markers = [UInt32](repeating: 0, count: n)
         for (k, s) in seeds.enumerated() { markers[s] = UInt32(k + 1) }
-        var lab = watershed(g, markers: markers, mask: mask, width: w, height: h, highFirst: true, components: cc, componentCount: ncc)
-        let m = seeds.count
-        if m > 0 && p.blendRelativeCut > 0 {
-            var peak = [Float](repeating: -.infinity, count: m + 1)
-            let r = Float(p.blendRelativeCut)
-            lab.withUnsafeMutableBufferPointer { L in t.withUnsafeBufferPointer { S in peak.withUnsafeMutableBufferPointer { PK in
-                for i in 0..<n { let l = Int(L[i]); if l != 0 && S[i] > PK[l] { PK[l] = S[i] } }
-                for i in 0..<n { let l = Int(L[i]); if l != 0 && S[i] <= r * PK[l] { L[i] = 0 } }
-            } } }
-        }
-        return lab
+        let lab = watershed(g, markers: markers, mask: mask, width: w, height: h, highFirst: true, components: cc, componentCount: ncc)
+        var peak = [Float](repeating: -.infinity, count: seeds.count + 1)
+        lab.withUnsafeBufferPointer { L in t.withUnsafeBufferPointer { S in peak.withUnsafeMutableBufferPointer { PK in
+            for i in 0..<n { let l = Int(L[i]); if l != 0 && S[i] > PK[l] { PK[l] = S[i] } }
+        } } }
+        return (lab, peak)
     }
 }
 
