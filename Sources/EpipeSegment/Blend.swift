@@ -51,7 +51,10 @@ extension Segmenter {
         for pass in 0..<passes {
             let (cc, ncc) = connectedComponents(mask, width: w, height: h)
             if ncc == 0 { break }
-            let (basin, peak) = blendPass(mask: mask, components: cc, componentCount: ncc, intensity: inten, signal: t, width: w, height: h, params: p)
+            // pass 1 measures shape in the threshold's mask (the outline of the bright nuclei, whose
+            // necks the permissive mask's blur halo would fill); later passes in what is left
+            let shape: [Bool] = pass == 0 ? zip(mask, t).map { $0 && $1 > T } : mask
+            let (basin, peak) = blendPass(mask: mask, shape: shape, components: cc, componentCount: ncc, intensity: inten, signal: t, width: w, height: h, params: p)
             let cut = pass == 0 ? firstCut : relCut
             var pl = basin
             if cut > 0 {
@@ -105,11 +108,11 @@ extension Segmenter {
 
     /// One seeding pass of `splitByBlend` in `mask`: g = min(edt / (D/2), 1.5) + intensity term,
     /// seeds, watershed of g. Returns the basins (labels 1...m) and each basin's peak of the signal.
-    static func blendPass(mask: [Bool], components cc: [UInt32], componentCount ncc: Int, intensity: [Float], signal t: [Float],
+    static func blendPass(mask: [Bool], shape: [Bool], components cc: [UInt32], componentCount ncc: Int, intensity: [Float], signal t: [Float],
                           width w: Int, height h: Int, params p: NucleiParams) -> (basins: [UInt32], peaks: [Float]) {
         let n = w * h
         let d = Swift.max(1, p.nucleusDiameter)
-        let dist = DistanceTransform.edt(mask, width: w, height: h)
+        let dist = DistanceTransform.edt(shape, width: w, height: h)
         var g = [Float](repeating: 0, count: n)
         let half = Float(d / 2)
         g.withUnsafeMutableBufferPointer { G in
