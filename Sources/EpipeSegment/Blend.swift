@@ -10,8 +10,8 @@ import EpipeDenoise
 ///    so uneven illumination, stroma and autofluorescent tissue do not move the threshold.
 ///    (`blendSignalPlan`: the slide-wide histogram runs the same plan band by band.)
 /// 2. Permissive mask: signal > `blendMaskFraction` x T (T = Otsu of the signal, or the slide's
-///    value; with `ThresholdMethod.adaptive` also > the signal's mean over 8 D), holes filled, so
-///    dim nuclei beside bright ones are kept.
+///    value; with `ThresholdMethod.adaptive` also > the signal's mean over 8 D), holes up to D
+///    across filled, so dim nuclei beside bright ones are kept.
 /// 3. Seeds and flooding on g = min(edt / (D/2), 1.5) + `blendIntensityWeight` x (signal smoothed at
 ///    D/8) / (its maximum within D): shape (the distance term) splits touching nuclei of flat
 ///    intensity; the intensity term, smoothed past the chromatin texture and normalised by its
@@ -30,7 +30,7 @@ extension Segmenter {
         t.withUnsafeBufferPointer { S in mask.withUnsafeMutableBufferPointer { M in
             if let local { for i in 0..<n { M[i] = S[i] > low && S[i] > local[i] } } else { for i in 0..<n { M[i] = S[i] > low } }
         } }
-        if p.fillHoles { fillHoles(&mask, width: w, height: h) }
+        if p.fillHoles { fillHoles(&mask, width: w, height: h, maxSpan: Int(d.rounded(.up))) }
         // 3. the intensity term, once: smoothed past the texture, over its maximum within D
         let ti = Denoise.gaussian(t, width: w, height: h, sigma: Swift.max(1, d / 8))
         let lm = squareMax(ti, width: w, height: h, radius: Swift.max(1, Int(d.rounded())))

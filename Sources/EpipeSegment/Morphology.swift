@@ -77,6 +77,28 @@ extension Segmenter {
         for i in 0..<mask.count where !mask[i] && !outside[i] { mask[i] = true }
     }
 
+    /// `fillHoles` for holes whose bounding box is at most `maxSpan` px wide and high: a dark
+    /// nucleolus is filled, a lumen ringed by nuclei is not (and the result stays local, so a
+    /// tiled run equals the whole image).
+    public static func fillHoles(_ mask: inout [Bool], width w: Int, height h: Int, maxSpan: Int) {
+        var filled = mask
+        fillHoles(&filled, width: w, height: h)
+        var seen = [Bool](repeating: false, count: w * h)
+        var stack: [Int32] = [], region: [Int32] = []
+        for s in 0..<(w * h) where filled[s] && !mask[s] && !seen[s] {
+            seen[s] = true; stack = [Int32(s)]; region.removeAll(keepingCapacity: true)
+            var x0 = s % w, x1 = x0, y0 = s / w, y1 = y0
+            while let q = stack.popLast() {
+                region.append(q)
+                let i = Int(q), x = i % w, y = i / w
+                x0 = Swift.min(x0, x); x1 = Swift.max(x1, x); y0 = Swift.min(y0, y); y1 = Swift.max(y1, y)
+                for j in [x > 0 ? i - 1 : -1, x + 1 < w ? i + 1 : -1, y > 0 ? i - w : -1, y + 1 < h ? i + w : -1]
+                where j >= 0 && !mask[j] && !seen[j] { seen[j] = true; stack.append(Int32(j)) }
+            }
+            if x1 - x0 < maxSpan && y1 - y0 < maxSpan { for q in region { mask[Int(q)] = true } }
+        }
+    }
+
     /// Expands labels by up to `distance` px (Euclidean) into background; each background pixel
     /// within `distance` of some label takes the label of its nearest labelled pixel, like skimage
     /// expand_labels. Ties (several labelled pixels at the same distance) go to the leftmost, then
