@@ -138,22 +138,34 @@ final class AccuracyTests: XCTestCase {
         for (d, seed) in [(12.0, UInt64(3)), (9.0, UInt64(4))] {
             let gen = GeneratedNuclei(width: 256, height: 256, diameter: d, density: 0.45, seed: seed)
             let p = NucleiParams(minArea: Int(0.1 * d * d), nucleusDiameter: d)
-            let ours = Segmenter.nuclei(gen.plane, width: 256, height: 256, params: p)
+            var pi = p; pi.split = .intensity
             var pc = p; pc.split = .distance; pc.smoothSigma = 2
             let classic = Segmenter.nuclei(gen.plane, width: 256, height: 256, params: pc)
-            let ro = Accuracy.match(truth: gen.truth, predicted: ours.labels, width: 256, height: 256)
             let rc = Accuracy.match(truth: gen.truth, predicted: classic.labels, width: 256, height: 256)
-            // dim nuclei (0.35x) found: best IoU >= 0.5
-            let best = bestIoU(truth: gen.truth, predicted: ours.labels)
-            let dimFound = gen.dimLabels.filter { (best[$0] ?? 0) >= 0.5 }.count
-            print(String(format: "GEN d=%.0f truth=%d ours n=%d F1=%.3f mIoU=%.3f dim %d/%d | distance n=%d F1=%.3f mIoU=%.3f", d, gen.count,
-                         ours.count, ro.f1, ro.meanIoU, dimFound, gen.dimLabels.count, classic.count, rc.f1, rc.meanIoU))
-            // floors set from measurements (d 12: F1 0.896, mIoU 0.851 vs distance recipe 0.590;
-            // d 9: 0.834, 0.827 vs 0.394; dim found 14/19 and 39/53)
-            XCTAssertGreaterThan(ro.f1, d == 12 ? 0.86 : 0.80)
-            XCTAssertGreaterThan(ro.meanIoU, 0.80)
-            XCTAssertGreaterThan(ro.f1, rc.f1 + 0.2)
-            XCTAssertGreaterThanOrEqual(Double(dimFound), 0.6 * Double(gen.dimLabels.count))
+            for (name, params) in [("blend", p), ("intensity", pi)] {
+                let ours = Segmenter.nuclei(gen.plane, width: 256, height: 256, params: params)
+                let ro = Accuracy.match(truth: gen.truth, predicted: ours.labels, width: 256, height: 256)
+                // dim nuclei (0.35x) found: best IoU >= 0.5
+                let best = bestIoU(truth: gen.truth, predicted: ours.labels)
+                let dimFound = gen.dimLabels.filter { (best[$0] ?? 0) >= 0.5 }.count
+                print(String(format: "GEN d=%.0f truth=%d %@ n=%d F1=%.3f mIoU=%.3f dim %d/%d | distance n=%d F1=%.3f mIoU=%.3f", d, gen.count,
+                             name, ours.count, ro.f1, ro.meanIoU, dimFound, gen.dimLabels.count, classic.count, rc.f1, rc.meanIoU))
+                // floors set from measurements. intensity (tuned on this generator): d 12: F1 0.896,
+                // mIoU 0.851; d 9: 0.834, 0.827; dim found 14/19 and 39/53. blend (the default, tuned
+                // on real nuclei, whose expert outlines sit ~0.3 of the peak out, wider than these
+                // truths): d 12: 0.825, 0.744, dim 14/19; d 9: 0.749, 0.730, 21/53. Distance recipe:
+                // 0.590 and 0.394.
+                if name == "intensity" {
+                    XCTAssertGreaterThan(ro.f1, d == 12 ? 0.86 : 0.80)
+                    XCTAssertGreaterThan(ro.meanIoU, 0.80)
+                    XCTAssertGreaterThanOrEqual(Double(dimFound), 0.6 * Double(gen.dimLabels.count))
+                } else {
+                    XCTAssertGreaterThan(ro.f1, d == 12 ? 0.80 : 0.72)
+                    XCTAssertGreaterThan(ro.meanIoU, 0.71)
+                    XCTAssertGreaterThanOrEqual(Double(dimFound), (d == 12 ? 0.6 : 0.35) * Double(gen.dimLabels.count))
+                }
+                XCTAssertGreaterThan(ro.f1, rc.f1 + 0.2)
+            }
         }
     }
 
