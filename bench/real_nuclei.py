@@ -11,7 +11,7 @@ watershed) with its scales set from that same diameter.
 
 usage: real_nuclei.py [--bin DIR] [--work DIR] [--sets DIR ...] [--modes diam,auto] [--no-peer]
                       [--extra "FLAGS for epipe-segment"] [--per-image]
-A set is a folder with images/NAME.tif and masks/NAME.tif (0 background, one id per nucleus).
+Default sets: Tests/Data/real-nuclei/{bbbc039,dsb2018}. A set is a folder with images/NAME.tif and masks/NAME.tif (0 background, one id per nucleus).
 """
 import argparse
 import glob
@@ -93,7 +93,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(HERE, "..", ".build", "release"))
     ap.add_argument("--work", default="/tmp/epipe-real-nuclei")
-    ap.add_argument("--sets", nargs="*", default=[os.path.join(HERE, "..", "..", "shared", "data", "real-nuclei", s)
+    ap.add_argument("--fresh", action="store_true", help="ingest again (after the binaries changed their job format)")
+    ap.add_argument("--sets", nargs="*", default=[os.path.join(HERE, "..", "Tests", "Data", "real-nuclei", s)
                                                   for s in ("bbbc039", "dsb2018")])
     ap.add_argument("--modes", default="diam,auto")
     ap.add_argument("--no-peer", action="store_true")
@@ -104,7 +105,11 @@ def main():
     print(f"{'set':10} {'method':34} {'F1':>6} {'P':>6} {'R':>6} {'mIoU':>6} {'found':>6} {'truth':>6}")
     for set_dir in a.sets:
         sname = os.path.basename(os.path.normpath(set_dir))
-        names, jobs = jobs_for(set_dir, os.path.join(a.work, sname), a.bin)
+        root = os.path.join(a.work, sname)
+        if a.fresh and os.path.isdir(root):
+            import shutil
+            shutil.rmtree(root)
+        names, jobs = jobs_for(set_dir, root, a.bin)
         truths = {n: tifffile.imread(os.path.join(set_dir, "masks", n + ".tif")) for n in names}
         rows = []
         for mode in modes:

@@ -80,6 +80,8 @@ for st in $steps; do case $st in
     if [[ -n $peer_py ]]; then   # accuracy vs the generator's truth, ours and the scikit-image recipe
       $peer_py "$here/bench/seg_accuracy.py" "$truth/bench-nuclei.tif" "$truth/bench-cells.tif" \
         "$job/segment/nuclei.tif" "$job/segment/cells.tif" "$job/denoise/image.ome.tif" | sed 's/^/  accuracy: /'
+      # real nuclei with expert masks (Tests/Data/real-nuclei): pooled object F1, ours and the recipe
+      $peer_py "$here/bench/real_nuclei.py" --bin "$bin" --work "$work/real-nuclei" | sed 's/^/  real nuclei: /'
     fi
     if [[ $big != 0 ]]; then
       bjob=$(slide "$big" 8)

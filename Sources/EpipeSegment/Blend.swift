@@ -67,11 +67,8 @@ extension Segmenter {
             let m = peak.count - 1
             var keep = [Bool](repeating: true, count: m + 1)
             if pass > 0 && m > 0 {
-                let inside = pl.map { $0 != 0 }
-                let depth = DistanceTransform.edt(inside, width: w, height: h)
-                var deepest = [Float](repeating: 0, count: m + 1)
-                for i in 0..<n where pl[i] != 0 { let l = Int(pl[i]); if depth[i] > deepest[l] { deepest[l] = depth[i] } }
-                for l in 1...m where deepest[l] < Float(0.2 * d) { keep[l] = false }
+                let thick = pl.withUnsafeBufferPointer { thickLabels($0, count: m, width: w, height: h, minThick: Float(0.2 * d)) }
+                for l in 1...m where !thick[l] { keep[l] = false }
             }
             var map = [UInt32](repeating: 0, count: m + 1)
             if m > 0 { for l in 1...m where keep[l] { next += 1; map[l] = next } }
@@ -82,18 +79,7 @@ extension Segmenter {
             if pass == 0 && firstCut > relCut { first = (basin, peak, map) }
             if !added || pass == passes - 1 { break }
             // what is left: mask pixels not labelled and farther than 2 px from every object
-            let near = Segmenter.diskOffsets(width: w) { d2 in d2 <= 4 }
-            lab.withUnsafeBufferPointer { L in mask.withUnsafeMutableBufferPointer { R in
-                for i in 0..<n where R[i] {
-                    if L[i] != 0 { R[i] = false; continue }
-                    let x = i % w, y = i / w
-                    for o in near {
-                        let xx = x + o.dx, yy = y + o.dy
-                        if xx < 0 || yy < 0 || xx >= w || yy >= h { continue }
-                        if L[i + o.off] != 0 { R[i] = false; break }
-                    }
-                }
-            } }
+            keepLeftover(&mask, labels: lab, width: w, height: h)
         }
         if let f = first {
             lab.withUnsafeMutableBufferPointer { L in t.withUnsafeBufferPointer { S in
@@ -124,7 +110,8 @@ extension Segmenter {
                                minDistance: p.seedMinDistanceOverride ?? Swift.max(1, 0.3 * d), components: cc, componentCount: ncc)
         var markers = [UInt32](repeating: 0, count: n)
         for (k, s) in seeds.enumerated() { markers[s] = UInt32(k + 1) }
-        let lab = watershed(g, markers: markers, mask: mask, width: w, height: h, highFirst: true, components: cc, componentCount: ncc)
+        let lab = watershedLevels(g, top: Float(1.5 + p.blendIntensityWeight), markers: markers, mask: mask, width: w, height: h,
+                                  components: cc, componentCount: ncc)
         var peak = [Float](repeating: -.infinity, count: seeds.count + 1)
         lab.withUnsafeBufferPointer { L in t.withUnsafeBufferPointer { S in peak.withUnsafeMutableBufferPointer { PK in
             for i in 0..<n { let l = Int(L[i]); if l != 0 && S[i] > PK[l] { PK[l] = S[i] } }
@@ -134,6 +121,79 @@ extension Segmenter {
 }
 
 extension Segmenter {
+    /// Seeded watershed of `f` (values in 0...top), highest first, 8-connected, restricted to
+    /// `mask`, with a hierarchical queue: `f` quantised to 4096 levels, one FIFO per level (a
+    /// pixel reached from a lower level than its own waits at the current one). O(1) per pixel,
+    /// where `watershed`'s heap costs O(log n); ties go in the order pixels were reached.
+    /// Components (8-connected, of the mask) are flooded independently, in parallel.
+    static func watershedLevels(_ f: [Float], top: Float, markers: [UInt32], mask: [Bool], width w: Int, height h: Int,
+                                components cc: [UInt32], componentCount ncc: Int) -> [UInt32] {
+        let n = w * h
+        precondition(f.count == n && markers.count == n && mask.count == n && n < Int(Int32.max), "Int32 pixel indices")
+        var out = markers
+        guard ncc > 0 else { return out }
+        var size = [Int](repeating: 0, count: ncc + 1)
+        var mStart = [Int](repeating: 0, count: ncc + 2)
+        for i in 0..<n {
+            let c = Int(cc[i]); size[c] += 1
+            if markers[i] != 0 { mStart[c + 1] += 1 }
+        }
+        for c in 0...ncc { mStart[c + 1] += mStart[c] }
+        var mList = [Int32](repeating: 0, count: mStart[ncc + 1])
+        var fillPos = mStart
+        for i in 0..<n where markers[i] != 0 { let c = Int(cc[i]); mList[fillPos[c]] = Int32(i); fillPos[c] += 1 }
+        var sizeStart = [Int](repeating: 0, count: ncc + 2)
+        for c in 0...ncc { sizeStart[c + 1] = sizeStart[c] + size[c] }
+        let bounds = componentChunks(start: sizeStart, count: ncc, total: n - size[0])
+        let levels = 4096
+        let scale = Float(levels - 1) / Swift.max(top, 1e-6)
+        var link = [Int32](repeating: -1, count: n)
+        let F = UnsafeShared(f), M = UnsafeShared(mask), ML = UnsafeShared(mList), MS = UnsafeShared(mStart)
+        out.withUnsafeMutableBufferPointer { Ob in link.withUnsafeMutableBufferPointer { Lb in
+            let O = UnsafeShared(Ob.baseAddress!), NX = UnsafeShared(Lb.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: bounds.count - 1) { chunk in
+                let head = UnsafeMutablePointer<Int32>.allocate(capacity: levels), tail = UnsafeMutablePointer<Int32>.allocate(capacity: levels)
+                head.initialize(repeating: -1, count: levels); tail.initialize(repeating: -1, count: levels)
+                defer { head.deallocate(); tail.deallocate() }
+                let O = O.value, NX = NX.value
+                F.value.withUnsafeBufferPointer { Fp in M.value.withUnsafeBufferPointer { Mp in
+                    @inline(__always) func level(_ v: Float) -> Int { Swift.min(levels - 1, Swift.max(0, Int(v * scale))) }
+                    @inline(__always) func push(_ p: Int, _ l: Int) {
+                        NX[p] = -1
+                        if tail[l] < 0 { head[l] = Int32(p) } else { NX[Int(tail[l])] = Int32(p) }
+                        tail[l] = Int32(p)
+                    }
+                    for c in bounds[chunk]..<bounds[chunk + 1] {
+                        let ma = MS.value[c], mb = MS.value[c + 1]
+                        if ma == mb { continue }
+                        var cur = 0
+                        for k in ma..<mb { let i = Int(ML.value[k]); let l = level(Fp[i]); push(i, l); cur = Swift.max(cur, l) }
+                        while cur >= 0 {
+                            let hp = head[cur]
+                            if hp < 0 { cur -= 1; continue }
+                            let p = Int(hp)
+                            head[cur] = NX[p]
+                            if head[cur] < 0 { tail[cur] = -1 }
+                            let lab = O[p]
+                            let x = p % w, y = p / w
+                            let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+                            let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+                            for dy in y0...y1 {
+                                for dx in x0...x1 {
+                                    let q = p + dy * w + dx
+                                    if O[q] != 0 || !Mp[q] { continue }
+                                    O[q] = lab
+                                    push(q, Swift.min(level(Fp[q]), cur))
+                                }
+                            }
+                        }
+                    }
+                } }
+            }
+        } }
+        return out
+    }
+
     /// Maximum over the (2 radius + 1)^2 square around each pixel (clipped at the image edge),
     /// separable, O(1) per pixel (van Herk / Gil-Werman blocks), rows in parallel.
     public static func squareMax(_ v: [Float], width w: Int, height h: Int, radius r: Int) -> [Float] {

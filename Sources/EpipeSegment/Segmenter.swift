@@ -295,21 +295,8 @@ public enum Segmenter {
                     // thin leftovers (halo rings, slivers) are not nuclei: an object must hold a pixel
                     // whose distance to the nearest unlabelled pixel is >= 0.2 D (the same test as the
                     // maximum of the Euclidean distance transform of the labelled pixels).
-                    let minThick = Float(0.2 * params.nucleusDiameter)
-                    let offs = Segmenter.diskOffsets(width: w) { d2 in Float(Double(d2).squareRoot()) < minThick }
-                    var thick = [Bool](repeating: false, count: m + 1)
-                    for i in 0..<n {
-                        let l = Int(P[i])
-                        if l == 0 || thick[l] { continue }
-                        let x = i % w, y = i / w
-                        var ok = true
-                        for o in offs {
-                            let xx = x + o.dx, yy = y + o.dy
-                            if xx < 0 || yy < 0 || xx >= w || yy >= h { continue }
-                            if P[i + o.off] == 0 { ok = false; break }
-                        }
-                        if ok { thick[l] = true }
-                    }
+                    let thick = Segmenter.thickLabels(UnsafeBufferPointer(P), count: m, width: w, height: h,
+                                                      minThick: Float(0.2 * params.nucleusDiameter))
                     for l in 1...m where !thick[l] { keep[l] = false }
                 }
                 var map = [UInt32](repeating: 0, count: m + 1)
@@ -320,23 +307,50 @@ public enum Segmenter {
             }
             if !added || pass == passes - 1 { break }
             // remainder for the next pass: unassigned mask pixels farther than 2 px from any object
-            let near = Segmenter.diskOffsets(width: w) { d2 in d2 <= 4 }
-            lab.withUnsafeBufferPointer { L in
-                remaining.withUnsafeMutableBufferPointer { R in
-                    for i in 0..<n where R[i] {
-                        if L[i] != 0 { R[i] = false; continue }
-                        let x = i % w, y = i / w
-                        for o in near {
-                            let xx = x + o.dx, yy = y + o.dy
-                            if xx < 0 || yy < 0 || xx >= w || yy >= h { continue }
-                            if L[i + o.off] != 0 { R[i] = false; break }
-                        }
+            Segmenter.keepLeftover(&remaining, labels: lab, width: w, height: h)
+        }
+        if params.fillHoles { fillObjectHoles(&lab, width: w, height: h) }
+        return lab
+    }
+
+    /// Labels 1...m that hold a pixel whose distance to the nearest pixel outside the label (or
+    /// labelled 0) is >= minThick (the maximum of the label's Euclidean distance transform), by
+    /// testing the disk of radius minThick around each pixel until one fits. Index 0 unused.
+    static func thickLabels(_ P: UnsafeBufferPointer<UInt32>, count m: Int, width w: Int, height h: Int, minThick: Float) -> [Bool] {
+        let offs = Segmenter.diskOffsets(width: w) { d2 in Float(Double(d2).squareRoot()) < minThick }
+        var thick = [Bool](repeating: false, count: m + 1)
+        for i in 0..<(w * h) {
+            let l = Int(P[i])
+            if l == 0 || thick[l] { continue }
+            let x = i % w, y = i / w
+            var ok = true
+            for o in offs {
+                let xx = x + o.dx, yy = y + o.dy
+                if xx < 0 || yy < 0 || xx >= w || yy >= h { continue }
+                if P[i + o.off] == 0 { ok = false; break }
+            }
+            if ok { thick[l] = true }
+        }
+        return thick
+    }
+
+    /// What a later seeding pass works on: `remaining` keeps its pixels that are not labelled and
+    /// farther than 2 px from every labelled pixel.
+    static func keepLeftover(_ remaining: inout [Bool], labels: [UInt32], width w: Int, height h: Int) {
+        let near = Segmenter.diskOffsets(width: w) { d2 in d2 <= 4 }
+        labels.withUnsafeBufferPointer { L in
+            remaining.withUnsafeMutableBufferPointer { R in
+                for i in 0..<(w * h) where R[i] {
+                    if L[i] != 0 { R[i] = false; continue }
+                    let x = i % w, y = i / w
+                    for o in near {
+                        let xx = x + o.dx, yy = y + o.dy
+                        if xx < 0 || yy < 0 || xx >= w || yy >= h { continue }
+                        if L[i + o.off] != 0 { R[i] = false; break }
                     }
                 }
             }
         }
-        if params.fillHoles { fillObjectHoles(&lab, width: w, height: h) }
-        return lab
     }
 
     /// Offsets (dx, dy, index delta) of the disk {(dx, dy) != 0 : inside(dx^2 + dy^2)}, nearest first.
