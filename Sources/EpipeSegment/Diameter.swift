@@ -29,7 +29,7 @@ import EpipeDenoise
 /// within +-20 % on 40/40 BBBC039 fields (median ratio 0.96, worst 0.93) and 25/26 DSB-2018
 /// stage-1 images (median 0.98, worst 1.25: 7 small nuclei, most cut by the image edge); within
 /// 5 % on generated slides of D = 8 ... 24 px.
-/// Deterministic; pure over plain values; memory ~ 12 x the plane's floats.
+/// Deterministic; pure over plain values; memory ~ 10 x the plane's floats (three scale levels at a time).
 public enum NucleusDiameter {
     /// What `estimate` found.
     public struct Estimate: Codable, Sendable, Equatable {
@@ -114,8 +114,10 @@ public enum NucleusDiameter {
         guard sigmas.count >= 3 else { return nil }
         var pyramid: [(w: Int, h: Int, v: [Float])] = [(w, h, y)]
         y = []
-        var levels: [(octave: Int, w: Int, h: Int, r: [Float])] = []
-        for s in sigmas {
+        typealias Level = (octave: Int, w: Int, h: Int, r: [Float])
+        /// -sigma^2 LoG at sigmas[i], on its pyramid octave.
+        func level(_ i: Int) -> Level {
+            let s = sigmas[i]
             var o = s < 4 ? 0 : Int(log2(s / 2))
             while o > 0 && (w >> o < 16 || h >> o < 16) { o -= 1 }
             while pyramid.count <= o {
@@ -127,15 +129,16 @@ public enum NucleusDiameter {
             let sl = s / f
             let pre = (1 - 1 / (f * f)) / 12
             let g = gaussianMirror(p.v, width: p.w, height: p.h, sigma: (sl * sl - pre).squareRoot())
-            levels.append((o, p.w, p.h, negLaplacian(g, width: p.w, height: p.h, scale: Float(sl * sl))))
+            return (o, p.w, p.h, negLaplacian(g, width: p.w, height: p.h, scale: Float(sl * sl)))
         }
-        pyramid = []
 
-        // local maxima in (x, y, scale) at interior scales, foreground centres
+        // local maxima in (x, y, scale) at interior scales, foreground centres; three levels in memory at a time
         struct Blob { var v: Float; var x: Double; var y: Double; var logSigma: Double }
         var blobs: [Blob] = []
-        for i in 1..<(levels.count - 1) {
-            let L = levels[i], A = levels[i - 1], C = levels[i + 1]
+        var A = level(0), L = level(1)
+        for i in 1..<(sigmas.count - 1) {
+            let C = level(i + 1)
+            defer { A = L; L = C }
             let f = 1 << L.octave
             L.r.withUnsafeBufferPointer { R in A.r.withUnsafeBufferPointer { RA in C.r.withUnsafeBufferPointer { RC in
                 fg.withUnsafeBufferPointer { FG in
@@ -160,7 +163,7 @@ public enum NucleusDiameter {
                 }
             } } }
         }
-        levels = []
+        pyramid = []
         guard !blobs.isEmpty else { return nil }
         // strongest first (ties: position), each dropped within the radius of a stronger one kept
         blobs.sort { $0.v != $1.v ? $0.v > $1.v : ($0.y != $1.y ? $0.y < $1.y : $0.x < $1.x) }

@@ -475,8 +475,14 @@ struct SegmentCommand: ParsableCommand {
         adaptive adds a local-mean test for uneven slides), a permissive mask, seeds from h-maxima of the \
         log intensity plus a distance term, seeded watershed, then each object keeps the pixels above half \
         its own peak and a second pass finds dim nuclei beside bright ones; holes filled, objects under \
-        --min-area dropped. Defaults follow --nucleus-diameter (default 7 µm at the image's pixel size, else \
-        12 px). The slide is cut into --tile px tiles read with an overlap of about 4 diameters; an object \
+        --min-area dropped. Defaults follow --nucleus-diameter (default 7 µm at the image's pixel size; \
+        without a pixel size, estimated once per slide from the nuclear channel, from the whole plane up \
+        to 2048 x 2048 px, else from the 4 tiles of 1024 x 1024 px with the most nuclear signal: the scale \
+        of the strongest Laplacian-of-Gaussian blobs of the log-contrast image, refined by the sizes of \
+        the objects of a first Otsu mask that hold one or two of them; within 20 % of the expert masks' \
+        median on 65 of 66 real BBBC039 and DSB-2018 images; the manifest's metrics record \
+        nucleus_diameter_px and nucleus_diameter_source: flag, pixel-size or estimated, with \
+        nucleus_diameter_method, _objects and _confidence). The slide is cut into --tile px tiles read with an overlap of about 4 diameters; an object \
         belongs to the tile holding its first pixel, so a nucleus cut by a seam is one cell with one id and \
         the result does not depend on the tile size. Cells: without --membrane, each nucleus grown by \
         --expand px without overlap (nearest nucleus wins). With --membrane NAME[,NAME...] (channel names or \

@@ -85,7 +85,7 @@ final class DiameterTests: XCTestCase {
     }
 
     /// Three fields of BBBC039 and three images of DSB-2018 (Tests/Data/real-nuclei/README.md).
-    /// Over the 66 shared images, 63 are within +-20 %; these six are within +-15 %.
+    /// Over the 66 shared images, 65 are within +-20 % (the target); these six measured 0.86 ... 0.99.
     func testRealImages() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Data/real-nuclei").path
@@ -94,7 +94,7 @@ final class DiameterTests: XCTestCase {
         for r in rows {
             guard let e = r.est else { XCTFail("\(r.name): no estimate"); continue }
             print(String(format: "DIAM %@/%@ truth %.1f est %.1f (%@) ratio %.3f", r.set, r.name, r.truth, e.diameter, e.method, e.diameter / r.truth))
-            XCTAssertEqual(e.diameter / r.truth, 1, accuracy: 0.15, "\(r.set)/\(r.name)")
+            XCTAssertEqual(e.diameter / r.truth, 1, accuracy: 0.2, "\(r.set)/\(r.name)")
         }
     }
 
