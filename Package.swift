@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "EpipeCoreTests", dependencies: ["EpipeCore"]),
         .testTarget(name: "EpipeImageTests", dependencies: ["EpipeImage"]),
         .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise"]),
-        .testTarget(name: "EpipeSegmentTests", dependencies: ["EpipeSegment", "EpipeSynth"]),
+        .testTarget(name: "EpipeSegmentTests", dependencies: ["EpipeSegment", "EpipeSynth", "EpipeImage"]),
         .testTarget(name: "EpipeClusterTests", dependencies: ["EpipeCluster"]),
         .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial"]),
         .testTarget(name: "EpipeSynthTests", dependencies: ["EpipeSynth"]),

@@ -307,3 +307,71 @@ final class SegmentMembraneTests: E2ECase {
         XCTAssertTrue(bad.err.contains("NoSuchMarker"), bad.err)
     }
 }
+
+/// The nucleus diameter found by itself: a real BBBC039 field (plain TIFF, no pixel size).
+final class SegmentDiameterTests: E2ECase {
+    func testDiameterEstimatedWithoutFlagOrPixelSize() throws {
+        let scans = tmp + "/scans"
+        try Files.mkdir(scans)
+        // Tests/Data/real-nuclei/README.md; the truth (median equivalent diameter of the expert mask) is 28.1 px
+        try FileManager.default.copyItem(atPath: Bin.packageRoot + "/Tests/Data/real-nuclei/bbbc039/images/IXMtest_A18_s1.tif", toPath: scans + "/a18.tif")
+        let j = try exec("epipe-ingest", ["--root", tmp + "/root", "--settle", "0", "--quiet", scans]).lines[0]
+        XCTAssertEqual(try exec("epipe-denoise", ["-q", j]).code, 0)
+        let r = try exec("epipe-segment", [j])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(r.errLines.filter { $0.contains("nucleus diameter") && $0.contains("estimated") }.count, 1, r.err)
+        var m = try manifest(j, "segment").metrics
+        XCTAssertEqual(m["nucleus_diameter_source"]?.stringValue, "estimated")
+        XCTAssertEqual(m["nucleus_diameter_method"]?.stringValue, "log+mask")
+        let d = try XCTUnwrap(m["nucleus_diameter_px"]?.doubleValue)
+        XCTAssertEqual(d / 28.1, 1, accuracy: 0.15, "estimated \(d) px")
+        // deterministic: the same value again; a rerun is up to date
+        XCTAssertEqual(try exec("epipe-segment", ["-q", "--force", j]).code, 0)
+        XCTAssertEqual(try manifest(j, "segment").metrics["nucleus_diameter_px"]?.doubleValue, d)
+        XCTAssertTrue(try exec("epipe-segment", [j]).err.contains("up to date"))
+        // given: recorded as such
+        XCTAssertEqual(try exec("epipe-segment", ["-q", "--nucleus-diameter", "20", j]).code, 0)
+        m = try manifest(j, "segment").metrics
+        XCTAssertEqual(m["nucleus_diameter_source"]?.stringValue, "flag")
+        XCTAssertEqual(m["nucleus_diameter_px"]?.doubleValue, 20)
+    }
+
+    /// A slide over 2048 x 2048 px: the estimate is made from the 4 tiles of 1024 x 1024 px with the
+    /// most nuclear signal (a mirrored mosaic of the real field, no pixel size).
+    func testDiameterEstimatedFromTilesOfABigSlide() throws {
+        let src = try ImageReader(path: Bin.packageRoot + "/Tests/Data/real-nuclei/bbbc039/images/IXMtest_A18_s1.tif")
+        let sw = src.info.width, shh = src.info.height
+        let field = try src.readRows(channel: 0, y0: 0, count: shh)
+        let w = 2100, h = 2100
+        var plane = [Float](repeating: 0, count: w * h)
+        for y in 0..<h { for x in 0..<w {
+            let fy = (y / shh) % 2 == 0 ? y % shh : shh - 1 - y % shh, fx = (x / sw) % 2 == 0 ? x % sw : sw - 1 - x % sw
+            plane[y * w + x] = field[fy * sw + fx]
+        } }
+        let scans = tmp + "/scans"
+        try Files.mkdir(scans)
+        let wr = try ImageWriter(path: scans + "/mosaic.ome.tif", width: w, height: h, channelNames: ["DAPI"], pixelType: .uint16)
+        try wr.writeRows(channel: 0, y0: 0, count: h, plane)
+        try wr.finish()
+        let j = try exec("epipe-ingest", ["--root", tmp + "/root", "--settle", "0", "--quiet", scans]).lines[0]
+        XCTAssertEqual(try exec("epipe-denoise", ["-q", j]).code, 0)
+        let r = try exec("epipe-segment", [j])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.err.contains("in 4 window(s)"), r.err)
+        let m = try manifest(j, "segment").metrics
+        XCTAssertEqual(m["nucleus_diameter_source"]?.stringValue, "estimated")
+        XCTAssertEqual((m["nucleus_diameter_px"]?.doubleValue ?? 0) / 28.1, 1, accuracy: 0.15)
+    }
+
+    /// Synthetic slides carry a pixel size: 7 µm at it.
+    func testDiameterFromPixelSize() throws {
+        let scans = tmp + "/scans"
+        _ = try synth(scans, size: 256, channels: 2, seed: 4)
+        let j = try exec("epipe-ingest", ["--root", tmp + "/root", "--settle", "0", "--quiet", scans]).lines[0]
+        XCTAssertEqual(try exec("epipe-denoise", ["-q", j]).code, 0)
+        XCTAssertEqual(try exec("epipe-segment", ["-q", j]).code, 0)
+        let m = try manifest(j, "segment").metrics
+        XCTAssertEqual(m["nucleus_diameter_source"]?.stringValue, "pixel-size")
+        XCTAssertEqual(m["nucleus_diameter_px"]?.doubleValue ?? 0, 14, accuracy: 0.01)
+    }
+}
