@@ -166,12 +166,13 @@ extension Segmenter {
                     for c in bounds[chunk]..<bounds[chunk + 1] {
                         let ma = MS.value[c], mb = MS.value[c + 1]
                         if ma == mb { continue }
-                        var cur = 0
+                        var cur = 0, pending = mb - ma
                         for k in ma..<mb { let i = Int(ML.value[k]); let l = level(Fp[i]); push(i, l); cur = Swift.max(cur, l) }
-                        while cur >= 0 {
+                        while pending > 0 {
                             let hp = head[cur]
                             if hp < 0 { cur -= 1; continue }
                             let p = Int(hp)
+                            pending -= 1
                             head[cur] = NX[p]
                             if head[cur] < 0 { tail[cur] = -1 }
                             let lab = O[p]
@@ -183,7 +184,7 @@ extension Segmenter {
                                     let q = p + dy * w + dx
                                     if O[q] != 0 || !Mp[q] { continue }
                                     O[q] = lab
-                                    push(q, Swift.min(level(Fp[q]), cur))
+                                    push(q, Swift.min(level(Fp[q]), cur)); pending += 1
                                 }
                             }
                         }

@@ -92,8 +92,10 @@ extension Segmenter {
                 region.append(q)
                 let i = Int(q), x = i % w, y = i / w
                 x0 = Swift.min(x0, x); x1 = Swift.max(x1, x); y0 = Swift.min(y0, y); y1 = Swift.max(y1, y)
-                for j in [x > 0 ? i - 1 : -1, x + 1 < w ? i + 1 : -1, y > 0 ? i - w : -1, y + 1 < h ? i + w : -1]
-                where j >= 0 && !mask[j] && !seen[j] { seen[j] = true; stack.append(Int32(j)) }
+                if x > 0 && !mask[i - 1] && !seen[i - 1] { seen[i - 1] = true; stack.append(Int32(i - 1)) }
+                if x + 1 < w && !mask[i + 1] && !seen[i + 1] { seen[i + 1] = true; stack.append(Int32(i + 1)) }
+                if y > 0 && !mask[i - w] && !seen[i - w] { seen[i - w] = true; stack.append(Int32(i - w)) }
+                if y + 1 < h && !mask[i + w] && !seen[i + w] { seen[i + w] = true; stack.append(Int32(i + w)) }
             }
             if x1 - x0 < maxSpan && y1 - y0 < maxSpan { for q in region { mask[Int(q)] = true } }
         }
