@@ -49,8 +49,17 @@ extension Segmenter {
         let firstCut = passes > 1 ? Swift.max(relCut, 0.5) : relCut
         var first: (basin: [UInt32], peak: [Float], map: [UInt32])? = nil
         for pass in 0..<passes {
-            let (cc, ncc) = connectedComponents(mask, width: w, height: h)
+            var (cc, ncc) = connectedComponents(mask, width: w, height: h)
             if ncc == 0 { break }
+            if pass > 0 {
+                // a leftover piece without a pixel 0.2 D inside it cannot hold a kept object (any
+                // object in it is as thin): drop such pieces, and stop when none is left
+                let thick = cc.withUnsafeBufferPointer { thickLabels($0, count: ncc, width: w, height: h, minThick: Float(0.2 * d)) }
+                if !thick.contains(true) { break }
+                cc.withUnsafeMutableBufferPointer { C in mask.withUnsafeMutableBufferPointer { M in
+                    for i in 0..<n where C[i] != 0 && !thick[Int(C[i])] { C[i] = 0; M[i] = false }
+                } }
+            }
             // pass 1 measures shape in the threshold's mask (the outline of the bright nuclei, whose
             // necks the permissive mask's blur halo would fill); later passes in what is left
             let shape: [Bool] = pass == 0 ? zip(mask, t).map { $0 && $1 > T } : mask
