@@ -141,19 +141,7 @@ extension Segmenter {
         precondition(f.count == n && markers.count == n && mask.count == n && n < Int(Int32.max), "Int32 pixel indices")
         var out = markers
         guard ncc > 0 else { return out }
-        var size = [Int](repeating: 0, count: ncc + 1)
-        var mStart = [Int](repeating: 0, count: ncc + 2)
-        for i in 0..<n {
-            let c = Int(cc[i]); size[c] += 1
-            if markers[i] != 0 { mStart[c + 1] += 1 }
-        }
-        for c in 0...ncc { mStart[c + 1] += mStart[c] }
-        var mList = [Int32](repeating: 0, count: mStart[ncc + 1])
-        var fillPos = mStart
-        for i in 0..<n where markers[i] != 0 { let c = Int(cc[i]); mList[fillPos[c]] = Int32(i); fillPos[c] += 1 }
-        var sizeStart = [Int](repeating: 0, count: ncc + 2)
-        for c in 0...ncc { sizeStart[c + 1] = sizeStart[c] + size[c] }
-        let bounds = componentChunks(start: sizeStart, count: ncc, total: n - size[0])
+        let (_, mStart, mList, bounds) = componentMarkers(markers, components: cc, componentCount: ncc)
         let levels = 4096
         let scale = Float(levels - 1) / Swift.max(top, 1e-6)
         var link = [Int32](repeating: -1, count: n)

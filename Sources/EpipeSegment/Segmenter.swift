@@ -708,13 +708,12 @@ public enum Segmenter {
         return watershed(f, markers: markers, mask: mask, width: w, height: h, highFirst: highFirst, components: cc, componentCount: ncc)
     }
 
-    /// `watershed` with precomputed 8-connected components of (mask or marker).
-    static func watershed(_ f: [Float], markers: [UInt32], mask: [Bool], width w: Int, height h: Int, highFirst: Bool,
-                          components cc: [UInt32], componentCount ncc: Int) -> [UInt32] {
-        let n = w * h
-        var out = markers
-        guard ncc > 0 else { return out }
-        // component sizes and marker lists (raster order) per component
+    /// For flooding components independently: each component's size, its markers (pixel indices in
+    /// raster order: `mList[mStart[c] ..< mStart[c + 1]]`), and contiguous ranges of components with
+    /// roughly equal pixel totals (`componentChunks`), one per parallel worker.
+    static func componentMarkers(_ markers: [UInt32], components cc: [UInt32], componentCount ncc: Int)
+        -> (size: [Int], mStart: [Int], mList: [Int32], bounds: [Int]) {
+        let n = cc.count
         var size = [Int](repeating: 0, count: ncc + 1)
         var mStart = [Int](repeating: 0, count: ncc + 2)
         for i in 0..<n {
@@ -725,10 +724,17 @@ public enum Segmenter {
         var mList = [Int32](repeating: 0, count: mStart[ncc + 1])
         var fillPos = mStart
         for i in 0..<n where markers[i] != 0 { let c = Int(cc[i]); mList[fillPos[c]] = Int32(i); fillPos[c] += 1 }
-        // contiguous ranges of components with roughly equal pixel totals
         var sizeStart = [Int](repeating: 0, count: ncc + 2)
         for c in 0...ncc { sizeStart[c + 1] = sizeStart[c] + size[c] }
-        let bounds = componentChunks(start: sizeStart, count: ncc, total: n - size[0])
+        return (size, mStart, mList, componentChunks(start: sizeStart, count: ncc, total: n - size[0]))
+    }
+
+    /// `watershed` with precomputed 8-connected components of (mask or marker).
+    static func watershed(_ f: [Float], markers: [UInt32], mask: [Bool], width w: Int, height h: Int, highFirst: Bool,
+                          components cc: [UInt32], componentCount ncc: Int) -> [UInt32] {
+        var out = markers
+        guard ncc > 0 else { return out }
+        let (size, mStart, mList, bounds) = componentMarkers(markers, components: cc, componentCount: ncc)
         let F = UnsafeShared(f), M = UnsafeShared(mask), S = UnsafeShared(size), ML = UnsafeShared(mList), MS = UnsafeShared(mStart)
         let B = bounds
         out.withUnsafeMutableBufferPointer { Ob in

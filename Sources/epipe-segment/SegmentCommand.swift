@@ -90,7 +90,6 @@ struct SegmentTool: StageTool {
             try channelIndex(String($0).trimmingCharacters(in: .whitespaces), names: info.channelNames, what: "--nuclear")
         }
         guard !nucs.isEmpty else { throw EpipeError.badInput("--nuclear: give a channel name or index (or several, comma-separated)") }
-        let nuc = nucs[0]
         let nucName = nucs.map { info.channelNames[$0] }.joined(separator: "+")
         // The nucleus diameter: given (flag or job.json), else 7 µm at the image's pixel size, else
         // estimated from the nuclear channel (a bounded sample of the slide), else 12 px.
