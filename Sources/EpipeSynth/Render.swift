@@ -47,6 +47,16 @@ extension SyntheticSlide {
             reach: Float(min(reach, self.reach)))
     }
 
+    /// A nucleolus of nucleus g: centre at up to `spread` x its semi-axes from the centre, radius
+    /// `radius` x its minor semi-axis (x, y, radius^2).
+    func nucleolus(_ g: Int, _ r: inout SplitMix, spread: Double, radius: ClosedRange<Double>) -> (Float, Float, Float) {
+        let a = Double(semiA[g]), b = Double(semiB[g]), ang = Double(angles[g])
+        let c = cos(ang), s = sin(ang)
+        let u = a * r.uniform(-spread, spread), v = b * r.uniform(-spread, spread)
+        let rad = b * r.uniform(radius.lowerBound, radius.upperBound)
+        return (xs[g] + Float(u * c - v * s), ys[g] + Float(u * s + v * c), Float(rad * rad))
+    }
+
     func cellLook(_ g: Int) -> CellLook {
         let t = Int(types[g])
         var r = SplitMix(hash3(config.seed, 0x100C, UInt64(g)))
@@ -54,30 +64,16 @@ extension SyntheticSlide {
         let tex = Float(lymph ? r.uniform(0.3, 0.55) : r.uniform(0.15, 0.45))
         var look = CellLook(tex: tex, n1x: 0, n1y: 0, n1r2: 0, n2x: 0, n2y: 0, n2r2: 0)
         if r.chance(CellType.shapes[t].nucleoli) {
-            let a = Double(semiA[g]), b = Double(semiB[g]), ang = Double(angles[g])
-            let c = cos(ang), s = sin(ang)
-            func nucleolus() -> (Float, Float, Float) {
-                let u = a * r.uniform(-0.4, 0.4), v = b * r.uniform(-0.4, 0.4)
-                let rad = b * r.uniform(0.14, 0.26)
-                return (xs[g] + Float(u * c - v * s), ys[g] + Float(u * s + v * c), Float(rad * rad))
-            }
-            (look.n1x, look.n1y, look.n1r2) = nucleolus()
-            if r.chance(0.4) { (look.n2x, look.n2y, look.n2r2) = nucleolus() }
+            (look.n1x, look.n1y, look.n1r2) = nucleolus(g, &r, spread: 0.4, radius: 0.14...0.26)
+            if r.chance(0.4) { (look.n2x, look.n2y, look.n2r2) = nucleolus(g, &r, spread: 0.4, radius: 0.14...0.26) }
         }
         // Textured chromatin: most nuclei show one or two dark nucleoli (own draws: the default look is unchanged).
         let ct = min(max(config.chromatinTexture, 0), 1)
         if ct > 0 && look.n1r2 == 0 {
             var q = SplitMix(hash3(config.seed, 0x100D, UInt64(g)))
             if q.chance(0.75 * ct) {
-                let a = Double(semiA[g]), b = Double(semiB[g]), ang = Double(angles[g])
-                let c = cos(ang), s = sin(ang)
-                func nucleolus() -> (Float, Float, Float) {
-                    let u = a * q.uniform(-0.45, 0.45), v = b * q.uniform(-0.45, 0.45)
-                    let rad = b * q.uniform(0.16, 0.3)
-                    return (xs[g] + Float(u * c - v * s), ys[g] + Float(u * s + v * c), Float(rad * rad))
-                }
-                (look.n1x, look.n1y, look.n1r2) = nucleolus()
-                if q.chance(0.5) { (look.n2x, look.n2y, look.n2r2) = nucleolus() }
+                (look.n1x, look.n1y, look.n1r2) = nucleolus(g, &q, spread: 0.45, radius: 0.16...0.3)
+                if q.chance(0.5) { (look.n2x, look.n2y, look.n2r2) = nucleolus(g, &q, spread: 0.45, radius: 0.16...0.3) }
             }
         }
         return look
