@@ -8,17 +8,21 @@ import EpipeDenoise
 /// 1. Signal: Gaussian (sigma max(`smoothSigma`, D/12)) then white top-hat with a flat disk of
 ///    radius `backgroundRadius` (default D): the local background under each nucleus is removed,
 ///    so uneven illumination, stroma and autofluorescent tissue do not move the threshold.
-///    (`blendSignalPlan`: the slide-wide histogram runs the same plan band by band.)
+///    (`NucleiParams.signalPlan`: the slide-wide histogram runs the same plan band by band.)
 /// 2. Permissive mask: signal > `blendMaskFraction` x T (T = Otsu of the signal, or the slide's
 ///    value; with `ThresholdMethod.adaptive` also > the signal's mean over 8 D), holes up to D
 ///    across filled, so dim nuclei beside bright ones are kept.
 /// 3. Seeds and flooding on g = min(edt / (D/2), 1.5) + `blendIntensityWeight` x (signal smoothed at
-///    D/8) / (its maximum within D): shape (the distance term) splits touching nuclei of flat
+///    D/8) / (its maximum within D), edt measured in the threshold's own mask (signal > T, whose
+///    necks the permissive mask's blur halo would fill): shape (the distance term) splits touching nuclei of flat
 ///    intensity; the intensity term, smoothed past the chromatin texture and normalised by its
 ///    own neighbourhood (so dim and bright nuclei weigh alike), splits nuclei whose union is
 ///    convex. Seeds are the maxima of g with dynamic >= `blendSeedH`, thinned to 0.3 D apart.
-/// 4. Seeded watershed of g in the mask; each object keeps the pixels whose signal exceeds
-///    `blendRelativeCut` x its own peak (each nucleus gets its own boundary level).
+/// 4. Seeded watershed of g in the mask (`watershedLevels`); each object keeps the pixels whose
+///    signal exceeds half its own peak; a second pass (`blendPasses`) seeds what that left (a dim
+///    nucleus in a bright one's basin), keeping objects at least 0.2 D thick; then the first pass's
+///    objects grow back to `blendRelativeCut` x their peak where no later object is (each nucleus
+///    gets its own boundary level).
 extension Segmenter {
     static func splitByBlend(signal t: [Float], threshold T: Float, width w: Int, height h: Int, params p: NucleiParams) -> [UInt32] {
         let n = w * h
