@@ -33,11 +33,13 @@ public enum SplitMethod: String, Codable, Sendable, Equatable {
 
 /// Parameters of nucleus segmentation.
 ///
-/// Pipeline of `Segmenter.nuclei`:
+/// Pipeline of `Segmenter.nuclei` with `split == .blend` (the default): Blend.swift
+/// (`Segmenter.splitByBlend`), on the signal of `signalPlan`, then step 4 below. With the earlier
+/// recipes (`.intensity`, `.distance`) or without `splitTouching`:
 /// 1. Gaussian smoothing of the nuclear plane with `smoothSigma` (0 = off).
 /// 2. Threshold T = `threshold` if given (a tiled run passes the slide's value so every tile
 ///    agrees), else Otsu of the smoothed plane.
-/// 3. `split == .intensity` (default): see `SplitMethod.intensity`; mask = smoothed >
+/// 3. `split == .intensity`: see `SplitMethod.intensity`; mask = smoothed >
 ///    `lowThresholdFraction` x T (with `.adaptive`, also > local mean). Holes of each object are
 ///    filled when `fillHoles`.
 ///    `split == .distance` (classic): foreground = smoothed > T (with `.adaptive`, per pixel
