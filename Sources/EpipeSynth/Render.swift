@@ -141,6 +141,15 @@ extension SyntheticSlide {
         return (d, rn, c2, s2, c3, s3)
     }
 
+    /// The pixel box (first/last row, first/last column) a shape can reach within `rows` x `columns`, or nil.
+    static func reachBox(_ s: ShapeParams, rows: Range<Int>, columns: Range<Int>) -> (Int, Int, Int, Int)? {
+        let ya = max(rows.lowerBound, Int((s.cy - s.reach).rounded(.down)))
+        let yb = min(rows.upperBound - 1, Int((s.cy + s.reach).rounded(.up)))
+        let xa = max(columns.lowerBound, Int((s.cx - s.reach).rounded(.down)))
+        let xb = min(columns.upperBound - 1, Int((s.cx + s.reach).rounded(.up)))
+        return ya > yb || xa > xb ? nil : (ya, yb, xa, xb)
+    }
+
     /// Overlapping nuclei: for every pixel of rows [y0, y1) inside a nucleus (idx, key from `rasterize`),
     /// the list position + 1 of a second nucleus covering it (0 = none) and that nucleus's normalised radius
     /// there. The nucleus with the smaller key owns the pixel; the second adds its stain (clumps only).
@@ -151,12 +160,7 @@ extension SyntheticSlide {
             shapes.withUnsafeBufferPointer { sp in
                 let ry0 = y0 + lo, ry1 = y0 + hi
                 for (n, s) in sp.enumerated() {
-                    let ya = max(ry0, Int((s.cy - s.reach).rounded(.down)))
-                    let yb = min(ry1 - 1, Int((s.cy + s.reach).rounded(.up)))
-                    if ya > yb { continue }
-                    let xa = max(0, Int((s.cx - s.reach).rounded(.down)))
-                    let xb = min(w - 1, Int((s.cx + s.reach).rounded(.up)))
-                    if xa > xb { continue }
+                    guard let (ya, yb, xa, xb) = Self.reachBox(s, rows: ry0..<ry1, columns: 0..<w) else { continue }
                     let label = Int32(n + 1)
                     for py in ya...yb {
                         let dy = Float(py) + 0.5 - s.cy
@@ -185,12 +189,7 @@ extension SyntheticSlide {
             shapes.withUnsafeBufferPointer { sp in
                 let ry0 = y0 + lo, ry1 = y0 + hi
                 for (n, s) in sp.enumerated() {
-                    let ya = max(ry0, Int((s.cy - s.reach).rounded(.down)))
-                    let yb = min(ry1 - 1, Int((s.cy + s.reach).rounded(.up)))
-                    if ya > yb { continue }
-                    let xa = max(x0, Int((s.cx - s.reach).rounded(.down)))
-                    let xb = min(x1 - 1, Int((s.cx + s.reach).rounded(.up)))
-                    if xa > xb { continue }
+                    guard let (ya, yb, xa, xb) = Self.reachBox(s, rows: ry0..<ry1, columns: x0..<x1) else { continue }
                     let r2 = s.reach * s.reach
                     let label = Int32(n + 1)
                     for py in ya...yb {
