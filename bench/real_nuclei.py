@@ -99,6 +99,7 @@ def main():
     ap.add_argument("--modes", default="diam,auto")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--extra", default="")
+    ap.add_argument("--diameter-scale", type=float, default=1.0, help="give epipe the true diameter times this (robustness to a wrong hint)")
     ap.add_argument("--per-image", action="store_true")
     a = ap.parse_args()
     modes = [m for m in a.modes.split(",") if m]
@@ -117,7 +118,7 @@ def main():
             for n in names:
                 cmd = [os.path.join(a.bin, "epipe-segment"), "--force", "-q"] + a.extra.split()
                 if mode == "diam":
-                    cmd += ["--nucleus-diameter", f"{true_diameter(truths[n]):.2f}"]
+                    cmd += ["--nucleus-diameter", f"{a.diameter_scale * true_diameter(truths[n]):.2f}"]
                 run(cmd + [jobs[n]])
                 pred = tifffile.imread(os.path.join(jobs[n], "segment", "nuclei.tif"))
                 r = np.array(match(truths[n], pred), float)

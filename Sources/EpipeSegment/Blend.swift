@@ -13,16 +13,16 @@ import EpipeDenoise
 ///    value; with `ThresholdMethod.adaptive` also > the signal's mean over 8 D), holes up to D
 ///    across filled, so dim nuclei beside bright ones are kept.
 /// 3. Seeds and flooding on g = min(edt / (D/2), 1.5) + `blendIntensityWeight` x (signal smoothed at
-///    D/8) / (its maximum within D), edt measured in the threshold's own mask (signal > T, whose
+///    D/8) / (its maximum within `blendNormalisationRadius` x D = D/2), edt measured in the threshold's own mask (signal > T, whose
 ///    necks the permissive mask's blur halo would fill): shape (the distance term) splits touching nuclei of flat
 ///    intensity; the intensity term, smoothed past the chromatin texture and normalised by its
 ///    own neighbourhood (so dim and bright nuclei weigh alike), splits nuclei whose union is
 ///    convex. Seeds are the maxima of g with dynamic >= `blendSeedH`, thinned to 0.3 D apart.
 /// 4. Seeded watershed of g in the mask (`watershedLevels`); each object keeps the pixels whose
 ///    signal exceeds half its own peak; a second pass (`blendPasses`) seeds what that left (a dim
-///    nucleus in a bright one's basin), keeping objects at least 0.2 D thick; then the first pass's
-///    objects grow back to `blendRelativeCut` x their peak where no later object is (each nucleus
-///    gets its own boundary level).
+///    nucleus in a bright one's basin), keeping objects at least 0.2 D thick; then all objects grow
+///    together (`regrow`: a flood of the signal, highest first) down to `blendRelativeCut` x their
+///    own peak, so each nucleus gets its own boundary level and neighbours meet in the valley.
 extension Segmenter {
     static func splitByBlend(signal t: [Float], threshold T: Float, width w: Int, height h: Int, params p: NucleiParams) -> [UInt32] {
         let n = w * h
@@ -35,9 +35,9 @@ extension Segmenter {
             if let local { for i in 0..<n { M[i] = S[i] > low && S[i] > local[i] } } else { for i in 0..<n { M[i] = S[i] > low } }
         } }
         if p.fillHoles { fillHoles(&mask, width: w, height: h, maxSpan: Int(d.rounded(.up))) }
-        // 3. the intensity term, once: smoothed past the texture, over its maximum within D
+        // 3. the intensity term, once: smoothed past the texture, over its maximum within D/2
         let ti = Denoise.gaussian(t, width: w, height: h, sigma: Swift.max(1, d / 8))
-        let lm = squareMax(ti, width: w, height: h, radius: Swift.max(1, Int(d.rounded())))
+        let lm = squareMax(ti, width: w, height: h, radius: Swift.max(1, Int((p.blendNormalisationRadius * d).rounded())))
         var inten = [Float](repeating: 0, count: n)
         let wI = Float(p.blendIntensityWeight)
         ti.withUnsafeBufferPointer { TI in lm.withUnsafeBufferPointer { LM in inten.withUnsafeMutableBufferPointer { I in
@@ -48,10 +48,12 @@ extension Segmenter {
         let passes = Swift.max(1, p.blendPasses)
         // With several passes the first one cuts at max(relative cut, 0.5) x peak, so a dim nucleus
         // (< half its bright neighbour) inside the bright one's basin is left for the next pass; at
-        // the end the first pass's objects grow back to the relative cut where no later object is.
+        // the end every object grows into the mask down to the relative cut of its own peak, all
+        // together by a flood of the signal, so neighbours meet in the valley between them.
         let relCut = Float(p.blendRelativeCut)
         let firstCut = passes > 1 ? Swift.max(relCut, 0.5) : relCut
-        var first: (basin: [UInt32], peak: [Float], map: [UInt32])? = nil
+        let regrowAtEnd = firstCut > relCut
+        let permissive = regrowAtEnd ? mask : []
         for pass in 0..<passes {
             var (cc, ncc) = connectedComponents(mask, width: w, height: h)
             if ncc == 0 { break }
@@ -89,20 +91,77 @@ extension Segmenter {
             pl.withUnsafeMutableBufferPointer { P in lab.withUnsafeMutableBufferPointer { L in
                 for i in 0..<n where P[i] != 0 { let v = map[Int(P[i])]; if v != 0 { L[i] = v; added = true } }
             } }
-            if pass == 0 && firstCut > relCut { first = (basin, peak, map) }
             if !added || pass == passes - 1 { break }
             // what is left: mask pixels not labelled and farther than 2 px from every object
             keepLeftover(&mask, labels: lab, width: w, height: h)
         }
-        if let f = first {
-            lab.withUnsafeMutableBufferPointer { L in t.withUnsafeBufferPointer { S in
-                for i in 0..<n where L[i] == 0 {
-                    let b = Int(f.basin[i])
-                    if b != 0 && f.map[b] != 0 && S[i] > relCut * f.peak[b] { L[i] = f.map[b] }
-                }
-            } }
-        }
+        if regrowAtEnd { regrow(&lab, within: permissive, signal: t, threshold: T, cut: relCut, width: w, height: h) }
         return lab
+    }
+
+    /// Grows every object into the unlabelled pixels of `within` by a flood of the signal, highest
+    /// first (hierarchical queue, log levels relative to the threshold): a pixel joins the labelled neighbour of highest
+    /// signal whose object's cut it passes (signal > `cut` x the object's peak), so neighbours grow
+    /// together and meet in the valley between them (a bright nucleus does not annex the rim of a
+    /// dim one beside it). Pixels below every neighbour's cut stay background and pass nothing on.
+    static func regrow(_ lab: inout [UInt32], within: [Bool], signal t: [Float], threshold T: Float, cut: Float, width w: Int, height h: Int) {
+        let n = w * h
+        var maxLabel = 0
+        for v in lab where Int(v) > maxLabel { maxLabel = Int(v) }
+        guard maxLabel > 0 else { return }
+        var peak = [Float](repeating: -.infinity, count: maxLabel + 1)
+        for i in 0..<n { let l = Int(lab[i]); if l != 0 && t[i] > peak[l] { peak[l] = t[i] } }
+        // levels on a log scale relative to the slide's threshold (not the tile's maximum), so every
+        // tile floods in the same order: 100 per octave from T/4 to 2^12 T
+        let levels = 1400
+        let invT = 1 / Swift.max(T, 1e-30)
+        var head = [Int32](repeating: -1, count: levels), tail = [Int32](repeating: -1, count: levels)
+        var link = [Int32](repeating: -1, count: n)
+        var queued = [Bool](repeating: false, count: n)
+        lab.withUnsafeMutableBufferPointer { L in t.withUnsafeBufferPointer { S in within.withUnsafeBufferPointer { W in
+        link.withUnsafeMutableBufferPointer { NX in queued.withUnsafeMutableBufferPointer { Q in
+            @inline(__always) func level(_ v: Float) -> Int {
+                let r = v * invT
+                return r > 0.25 ? Swift.min(levels - 1, Int((log2(r) + 2) * 100)) : 0
+            }
+            @inline(__always) func push(_ p: Int, _ l: Int) {
+                Q[p] = true; NX[p] = -1
+                if tail[l] < 0 { head[l] = Int32(p) } else { NX[Int(tail[l])] = Int32(p) }
+                tail[l] = Int32(p)
+            }
+            var cur = 0
+            for p in 0..<n where L[p] == 0 && W[p] {
+                let x = p % w, y = p / w
+                var touches = false
+                for dy in -1...1 where y + dy >= 0 && y + dy < h {
+                    for dx in -1...1 where x + dx >= 0 && x + dx < w && L[p + dy * w + dx] != 0 { touches = true }
+                }
+                if touches { let l = level(S[p]); push(p, l); cur = Swift.max(cur, l) }
+            }
+            while cur >= 0 {
+                let hp = head[cur]
+                if hp < 0 { cur -= 1; continue }
+                let p = Int(hp)
+                head[cur] = NX[p]
+                if head[cur] < 0 { tail[cur] = -1 }
+                let v = S[p], x = p % w, y = p / w
+                var best: UInt32 = 0, bestS = -Float.infinity
+                for dy in -1...1 where y + dy >= 0 && y + dy < h {
+                    for dx in -1...1 where x + dx >= 0 && x + dx < w {
+                        let q = p + dy * w + dx, l = L[q]
+                        if l != 0 && v > cut * peak[Int(l)] && S[q] > bestS { best = l; bestS = S[q] }
+                    }
+                }
+                if best == 0 { continue }
+                L[p] = best
+                for dy in -1...1 where y + dy >= 0 && y + dy < h {
+                    for dx in -1...1 where x + dx >= 0 && x + dx < w {
+                        let q = p + dy * w + dx
+                        if L[q] == 0 && W[q] && !Q[q] { push(q, Swift.min(level(S[q]), cur)) }
+                    }
+                }
+            }
+        } } } } }
     }
 
     /// One seeding pass of `splitByBlend` in `mask`: g = min(edt / (D/2), 1.5) + intensity term,

@@ -91,27 +91,35 @@ struct SegmentTool: StageTool {
         }
         guard !nucs.isEmpty else { throw EpipeError.badInput("--nuclear: give a channel name or index (or several, comma-separated)") }
         let nucName = nucs.map { info.channelNames[$0] }.joined(separator: "+")
-        // The nucleus diameter: given (flag or job.json), else 7 µm at the image's pixel size, else
-        // estimated from the nuclear channel (a bounded sample of the slide), else 12 px.
+        // The nucleus diameter: given (flag or job.json); else measured on the nuclear channel (a
+        // bounded sample of the slide) and used when there is no pixel size, or when it is confident
+        // and near the prior of 8 µm at the pixel size (NucleusDiameter.choose); else that prior; else 12 px.
         var diameter = p["nucleus-diameter"]?.doubleValue ?? 0
         var diameterMetrics: [String: JSONValue] = ["nucleus_diameter_source": "flag"]
-        if diameter <= 0, let px = info.physicalSizeX {
-            diameter = max(4, min(60, 7.0 / px))
-            diameterMetrics["nucleus_diameter_source"] = "pixel-size"
-        } else if diameter <= 0 {
+        if diameter <= 0 {
             let t0 = Date()
+            let prior = info.physicalSizeX.map { max(4, min(60, NucleusDiameter.priorMicrons / $0)) }
             let sample = try diameterSample(path: imgPath, markersCSV: ctx.job.spec.markers.map { String($0.dropFirst(7)) }, channels: nucs, width: w, height: h)
-            if let e = NucleusDiameter.estimate(tiles: sample.map { ($0.plane, $0.w, $0.h) }) {
-                diameter = (e.diameter * 10).rounded() / 10
-                diameterMetrics = ["nucleus_diameter_source": "estimated", "nucleus_diameter_method": .string(e.method),
-                                   "nucleus_diameter_objects": .number(Double(e.objects)),
-                                   "nucleus_diameter_confidence": .number((e.confidence * 100).rounded() / 100)]
-                let low = e.confidence < 0.3 ? "; low confidence, give --nucleus-diameter if the nuclei look wrong" : ""
-                ctx.log.info("nucleus diameter \(CSVTable.num(diameter, digits: 1)) px estimated (\(e.method), \(e.objects) nuclei in \(sample.count) window(s) of the nuclear channel, confidence \(CSVTable.num(e.confidence, digits: 2)), \(CSVTable.num(Date().timeIntervalSince(t0), digits: 1)) s)\(low)")
+            let e = NucleusDiameter.estimate(tiles: sample.map { ($0.plane, $0.w, $0.h) })
+            let (d, source) = NucleusDiameter.choose(prior: prior, estimate: e)
+            diameter = (d * 10).rounded() / 10
+            diameterMetrics = ["nucleus_diameter_source": .string(source)]
+            if let prior { diameterMetrics["nucleus_diameter_prior_px"] = .number((prior * 10).rounded() / 10) }
+            let priorText = prior.map { "\(CSVTable.num($0, digits: 1)) px (\(CSVTable.num(NucleusDiameter.priorMicrons, digits: 0)) µm at the pixel size)" }
+            if let e {
+                diameterMetrics["nucleus_diameter_method"] = .string(e.method)
+                diameterMetrics["nucleus_diameter_estimate_px"] = .number((e.diameter * 10).rounded() / 10)
+                diameterMetrics["nucleus_diameter_objects"] = .number(Double(e.objects))
+                diameterMetrics["nucleus_diameter_confidence"] = .number((e.confidence * 100).rounded() / 100)
+                let found = "\(CSVTable.num(e.diameter, digits: 1)) px estimated (\(e.method), \(e.objects) nuclei in \(sample.count) window(s) of the nuclear channel, confidence \(CSVTable.num(e.confidence, digits: 2)), \(CSVTable.num(Date().timeIntervalSince(t0), digits: 1)) s)"
+                if source == "estimated" {
+                    let low = e.confidence < 0.3 ? "; low confidence, give --nucleus-diameter if the nuclei look wrong" : ""
+                    ctx.log.info("nucleus diameter \(found)\(priorText.map { "; the pixel size's prior was \($0)" } ?? "")\(low)")
+                } else {
+                    ctx.log.info("nucleus diameter \(priorText ?? "12 px"); the image's own estimate, \(found), is \(e.confidence < NucleusDiameter.trustConfidence ? "not confident enough" : "too far from it") (give --nucleus-diameter if the nuclei look wrong)")
+                }
             } else {
-                diameter = 12
-                diameterMetrics = ["nucleus_diameter_source": "default"]
-                ctx.log.info("nucleus diameter: no nuclei to measure in the nuclear channel; using 12 px (give --nucleus-diameter)")
+                ctx.log.info("nucleus diameter \(priorText ?? "12 px"): no nuclei to measure in the nuclear channel (give --nucleus-diameter if the nuclei look wrong)")
             }
         }
         let expand = p["expand"]?.intValue ?? Int((diameter * 0.5).rounded())
@@ -475,18 +483,19 @@ struct SegmentCommand: ParsableCommand {
         also asks each pixel to exceed the mean over 8 D), a permissive mask at \
         half of it (dim nuclei beside bright ones stay), seeds and a watershed on a blend of shape (distance to \
         the mask edge, capped at 0.75 D) and intensity (smoothed at D/8 past the chromatin texture, divided by its \
-        maximum within D so dim and bright nuclei weigh alike), seeds at least 0.3 D apart; each nucleus keeps \
+        maximum within D/2 so dim and bright nuclei weigh alike), seeds at least 0.3 D apart; each nucleus keeps \
         the pixels above 0.3 of its own peak, and a second pass finds dim nuclei beside bright ones (--seeds \
         blend, measured on real nuclei: BBBC039 and DSB-2018; --seeds intensity and --seeds distance are the \
-        earlier recipes); objects under --min-area dropped. D is --nucleus-diameter (default 7 µm at the \
-        image's pixel size; \
-        without a pixel size, estimated once per slide from the nuclear channel, from the whole plane up \
+        earlier recipes); objects under --min-area dropped. D is --nucleus-diameter, else estimated once per \
+        slide from the nuclear channel, from the whole plane up \
         to 2048 x 2048 px, else from the 4 tiles of 1024 x 1024 px with the most nuclear signal: the scale \
         of the strongest Laplacian-of-Gaussian blobs of the log-contrast image, refined by the sizes of \
         the objects of a first Otsu mask that hold one or two of them; within 20 % of the expert masks' \
-        median on 65 of 66 real BBBC039 and DSB-2018 images; the manifest's metrics record \
-        nucleus_diameter_px and nucleus_diameter_source: flag, pixel-size or estimated, with \
-        nucleus_diameter_method, _objects and _confidence). The slide is cut into --tile px tiles read with an overlap of about 4 diameters; an object \
+        median on 65 of 66 real BBBC039 and DSB-2018 images. With a pixel size, the estimate is used only \
+        when it is confident (>= 0.5: many nuclei of similar sizes) and within 0.5-2x the prior of 8 µm at \
+        that pixel size; else the prior (tissue of mixed cell types). The manifest's metrics record \
+        nucleus_diameter_px and nucleus_diameter_source: flag, estimated, pixel-size or default, with \
+        nucleus_diameter_estimate_px, _prior_px, _method, _objects and _confidence. The slide is cut into --tile px tiles read with an overlap of about 4 diameters; an object \
         belongs to the tile holding its first pixel, so a nucleus cut by a seam is one cell with one id and \
         the result does not depend on the tile size. Cells: without --membrane, each nucleus grown by \
         --expand px without overlap (nearest nucleus wins). With --membrane NAME[,NAME...] (channel names or \

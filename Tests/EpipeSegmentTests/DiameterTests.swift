@@ -48,6 +48,23 @@ final class DiameterTests: XCTestCase {
         XCTAssertEqual(ef.diameter / e16.diameter, 1, accuracy: 0.01)
     }
 
+    /// Which diameter a run without --nucleus-diameter uses: without a pixel size the estimate (else
+    /// 12 px); with one, the estimate only when confident (>= 0.5) and within 0.5-2x the prior.
+    func testChoose() {
+        func est(_ d: Double, _ c: Double) -> NucleusDiameter.Estimate {
+            .init(diameter: d, method: "log+mask", blobDiameter: d, objects: 100, spread: 1 - c, confidence: c)
+        }
+        XCTAssertTrue(NucleusDiameter.choose(prior: nil, estimate: nil) == (12, "default"))
+        XCTAssertTrue(NucleusDiameter.choose(prior: nil, estimate: est(9, 0.1)) == (9, "estimated"))
+        XCTAssertTrue(NucleusDiameter.choose(prior: 16, estimate: nil) == (16, "pixel-size"))
+        XCTAssertTrue(NucleusDiameter.choose(prior: 16, estimate: est(10.5, 0.57)) == (10.5, "estimated"))
+        XCTAssertTrue(NucleusDiameter.choose(prior: 16, estimate: est(10, 0.32)) == (16, "pixel-size"), "not confident")
+        XCTAssertTrue(NucleusDiameter.choose(prior: 16, estimate: est(7.9, 0.9)) == (16, "pixel-size"), "below half the prior")
+        XCTAssertTrue(NucleusDiameter.choose(prior: 16, estimate: est(32.1, 0.9)) == (16, "pixel-size"), "above twice the prior")
+        XCTAssertTrue(NucleusDiameter.choose(prior: 16, estimate: est(32, 0.5)) == (32, "estimated"))
+        XCTAssertEqual(NucleusDiameter.priorMicrons, 8)
+    }
+
     /// Flat or empty planes have no nuclei; the estimate is deterministic.
     func testDegenerateAndDeterministic() {
         XCTAssertNil(NucleusDiameter.estimate([Float](repeating: 7, count: 64 * 64), width: 64, height: 64))
