@@ -54,9 +54,11 @@ extension Segmenter {
         let firstCut = passes > 1 ? Swift.max(relCut, 0.5) : relCut
         let regrowAtEnd = firstCut > relCut
         let permissive = regrowAtEnd ? mask : []
+        var permissiveCC: (labels: [UInt32], count: Int) = ([], 0)
         for pass in 0..<passes {
             var (cc, ncc) = connectedComponents(mask, width: w, height: h)
             if ncc == 0 { break }
+            if pass == 0 && regrowAtEnd { permissiveCC = (cc, ncc) }
             if pass > 0 {
                 // a leftover piece without a pixel 0.2 D inside it cannot hold a kept object (any
                 // object in it is as thin): drop such pieces, and stop when none is left
@@ -95,7 +97,7 @@ extension Segmenter {
             // what is left: mask pixels not labelled and farther than 2 px from every object
             keepLeftover(&mask, labels: lab, width: w, height: h)
         }
-        if regrowAtEnd { regrow(&lab, within: permissive, signal: t, threshold: T, cut: relCut, width: w, height: h) }
+        if regrowAtEnd { regrow(&lab, within: permissive, components: permissiveCC.labels, componentCount: permissiveCC.count, signal: t, threshold: T, cut: relCut, width: w, height: h) }
         return lab
     }
 
@@ -104,64 +106,104 @@ extension Segmenter {
     /// signal whose object's cut it passes (signal > `cut` x the object's peak), so neighbours grow
     /// together and meet in the valley between them (a bright nucleus does not annex the rim of a
     /// dim one beside it). Pixels below every neighbour's cut stay background and pass nothing on.
-    static func regrow(_ lab: inout [UInt32], within: [Bool], signal t: [Float], threshold T: Float, cut: Float, width w: Int, height h: Int) {
+    /// `cc`/`ncc`: the 8-connected components of `within`, flooded independently (in parallel, each
+    /// in its own cache-sized neighbourhood; the order inside a component is the whole image's).
+    static func regrow(_ lab: inout [UInt32], within: [Bool], components cc: [UInt32], componentCount ncc: Int, signal t: [Float],
+                       threshold T: Float, cut: Float, width w: Int, height h: Int) {
         let n = w * h
+        guard n > 0, ncc > 0 else { return }
         var maxLabel = 0
         for v in lab where Int(v) > maxLabel { maxLabel = Int(v) }
         guard maxLabel > 0 else { return }
-        var peak = [Float](repeating: -.infinity, count: maxLabel + 1)
-        for i in 0..<n { let l = Int(lab[i]); if l != 0 && t[i] > peak[l] { peak[l] = t[i] } }
-        // levels on a log scale relative to the slide's threshold (not the tile's maximum), so every
-        // tile floods in the same order: 100 per octave from T/4 to 2^12 T
-        let levels = 1400
-        let invT = 1 / Swift.max(T, 1e-30)
-        var head = [Int32](repeating: -1, count: levels), tail = [Int32](repeating: -1, count: levels)
-        var link = [Int32](repeating: -1, count: n)
-        var queued = [Bool](repeating: false, count: n)
-        lab.withUnsafeMutableBufferPointer { L in t.withUnsafeBufferPointer { S in within.withUnsafeBufferPointer { W in
-        link.withUnsafeMutableBufferPointer { NX in queued.withUnsafeMutableBufferPointer { Q in
-            @inline(__always) func level(_ v: Float) -> Int {
-                let r = v * invT
-                return r > 0.25 ? Swift.min(levels - 1, Int((log2(r) + 2) * 100)) : 0
-            }
-            @inline(__always) func push(_ p: Int, _ l: Int) {
-                Q[p] = true; NX[p] = -1
-                if tail[l] < 0 { head[l] = Int32(p) } else { NX[Int(tail[l])] = Int32(p) }
-                tail[l] = Int32(p)
-            }
-            var cur = 0
-            for p in 0..<n where L[p] == 0 && W[p] {
-                let x = p % w, y = p / w
-                var touches = false
-                for dy in -1...1 where y + dy >= 0 && y + dy < h {
-                    for dx in -1...1 where x + dx >= 0 && x + dx < w && L[p + dy * w + dx] != 0 { touches = true }
-                }
-                if touches { let l = level(S[p]); push(p, l); cur = Swift.max(cur, l) }
-            }
-            while cur >= 0 {
-                let hp = head[cur]
-                if hp < 0 { cur -= 1; continue }
-                let p = Int(hp)
-                head[cur] = NX[p]
-                if head[cur] < 0 { tail[cur] = -1 }
-                let v = S[p], x = p % w, y = p / w
-                var best: UInt32 = 0, bestS = -Float.infinity
-                for dy in -1...1 where y + dy >= 0 && y + dy < h {
-                    for dx in -1...1 where x + dx >= 0 && x + dx < w {
-                        let q = p + dy * w + dx, l = L[q]
-                        if l != 0 && v > cut * peak[Int(l)] && S[q] > bestS { best = l; bestS = S[q] }
-                    }
-                }
-                if best == 0 { continue }
-                L[p] = best
-                for dy in -1...1 where y + dy >= 0 && y + dy < h {
-                    for dx in -1...1 where x + dx >= 0 && x + dx < w {
-                        let q = p + dy * w + dx
-                        if L[q] == 0 && W[q] && !Q[q] { push(q, Swift.min(level(S[q]), cur)) }
+        // each object's lowest kept level: cut x its peak
+        var floor = [Float](repeating: -.infinity, count: maxLabel + 1)
+        // the frontier: unlabelled pixels of `within` beside an object (raster order per component)
+        var frontier = [UInt32](repeating: 0, count: n)
+        lab.withUnsafeBufferPointer { Lb in t.withUnsafeBufferPointer { Sb in within.withUnsafeBufferPointer { Wb in
+        floor.withUnsafeMutableBufferPointer { FL in frontier.withUnsafeMutableBufferPointer { FR in
+            let L = Lb.baseAddress!, S = Sb.baseAddress!, W = Wb.baseAddress!
+            for i in 0..<n { let l = Int(L[i]); if l != 0 && S[i] > FL[l] { FL[l] = S[i] } }
+            for l in 1...maxLabel { FL[l] *= cut }
+            for y in 0..<h {
+                let ya = y > 0 ? y - 1 : y, yb = y + 1 < h ? y + 1 : y
+                for x in 0..<w {
+                    let p = y * w + x
+                    if L[p] != 0 || !W[p] { continue }
+                    let xa = x > 0 ? x - 1 : x, xb = x + 1 < w ? x + 1 : x
+                    var yy = ya
+                    outer: while yy <= yb {
+                        let r = yy * w
+                        for xx in xa...xb where L[r + xx] != 0 { FR[p] = 1; break outer }
+                        yy += 1
                     }
                 }
             }
         } } } } }
+        let (_, fStart, fList, bounds) = componentMarkers(frontier, components: cc, componentCount: ncc)
+        frontier = []
+        // levels on a log scale relative to the slide's threshold (not the tile's maximum), so every
+        // tile floods in the same order: 100 per octave from T/4 to 2^12 T
+        let levels = 1400
+        let invT = 1 / Swift.max(T, 1e-30)
+        let NXp = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+        let Qp = UnsafeMutablePointer<Bool>.allocate(capacity: n)
+        Qp.initialize(repeating: false, count: n)
+        defer { NXp.deallocate(); Qp.deallocate() }
+        let NXs = UnsafeShared(NXp), Qs = UnsafeShared(Qp), FLs = UnsafeShared(floor), FS = UnsafeShared(fStart), FLi = UnsafeShared(fList)
+        let Ss = UnsafeShared(t), Ws = UnsafeShared(within)
+        lab.withUnsafeMutableBufferPointer { Lb in
+            let Ls = UnsafeShared(Lb.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: bounds.count - 1) { chunk in
+                let head = UnsafeMutablePointer<Int32>.allocate(capacity: levels), tail = UnsafeMutablePointer<Int32>.allocate(capacity: levels)
+                head.initialize(repeating: -1, count: levels); tail.initialize(repeating: -1, count: levels)
+                defer { head.deallocate(); tail.deallocate() }
+                let L = Ls.value, NX = NXs.value, Q = Qs.value
+                Ss.value.withUnsafeBufferPointer { Sb in Ws.value.withUnsafeBufferPointer { Wb in FLs.value.withUnsafeBufferPointer { FL in
+                    let S = Sb.baseAddress!, W = Wb.baseAddress!
+                    @inline(__always) func level(_ v: Float) -> Int {
+                        let r = v * invT
+                        return r > 0.25 ? Swift.min(levels - 1, Int((log2(r) + 2) * 100)) : 0
+                    }
+                    @inline(__always) func push(_ p: Int, _ l: Int) {
+                        Q[p] = true; NX[p] = -1
+                        if tail[l] < 0 { head[l] = Int32(p) } else { NX[Int(tail[l])] = Int32(p) }
+                        tail[l] = Int32(p)
+                    }
+                    for c in bounds[chunk]..<bounds[chunk + 1] {
+                        let fa = FS.value[c], fb = FS.value[c + 1]
+                        if fa == fb { continue }
+                        var cur = 0, pending = fb - fa
+                        for k in fa..<fb { let p = Int(FLi.value[k]); let l = level(S[p]); push(p, l); if l > cur { cur = l } }
+                        while pending > 0 {
+                            let hp = head[cur]
+                            if hp < 0 { cur -= 1; continue }
+                            let p = Int(hp)
+                            pending -= 1
+                            head[cur] = NX[p]
+                            if head[cur] < 0 { tail[cur] = -1 }
+                            let v = S[p], x = p % w, y = p / w
+                            let ya = y > 0 ? y - 1 : y, yb = y + 1 < h ? y + 1 : y
+                            let xa = x > 0 ? x - 1 : x, xb = x + 1 < w ? x + 1 : x
+                            var best: UInt32 = 0, bestS = -Float.infinity
+                            for yy in ya...yb {
+                                for xx in xa...xb {
+                                    let q = yy * w + xx, l = L[q]
+                                    if l != 0 && v > FL[Int(l)] && S[q] > bestS { best = l; bestS = S[q] }
+                                }
+                            }
+                            if best == 0 { continue }
+                            L[p] = best
+                            for yy in ya...yb {
+                                for xx in xa...xb {
+                                    let q = yy * w + xx
+                                    if L[q] == 0 && W[q] && !Q[q] { push(q, Swift.min(level(S[q]), cur)); pending += 1 }
+                                }
+                            }
+                        }
+                    }
+                } } }
+            }
+        }
     }
 
     /// One seeding pass of `splitByBlend` in `mask`: g = min(edt / (D/2), 1.5) + intensity term,

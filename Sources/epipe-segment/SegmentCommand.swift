@@ -565,26 +565,45 @@ struct SegmentCommand: ParsableCommand {
 /// signal, ranked by the mean of the middle 256 rows of each tile row (one sparse pass in bands,
 /// memory ~ 256 rows x width) and read in chunks of 256 rows. Deterministic.
 func diameterSample(path: String, markersCSV: String?, channels: [Int], width w: Int, height h: Int) throws -> [(plane: [Float], w: Int, h: Int)] {
-    let reader = try ImageReader(path: path, markersCSV: markersCSV)
-    if w * h <= 2048 * 2048 { return [(try readMean(reader, channels: channels, y0: 0, count: h), w, h)] }
+    if w * h <= 2048 * 2048 { return [(try readMean(ImageReader(path: path, markersCSV: markersCSV), channels: channels, y0: 0, count: h), w, h)] }
     let side = 1024
     let nx = max(1, w / side), ny = max(1, h / side)
     let tw = min(side, w), th = min(side, h)
     let offX = (w - nx * tw) / 2, offY = (h - ny * th) / 2
-    var score = [Double](repeating: 0, count: nx * ny)
-    for ty in 0..<ny {
+    // two readers (a libtiff handle is not shared between threads) decode in parallel
+    let workers = 2
+    func parallel<T>(_ count: Int, _ body: @escaping @Sendable (ImageReader, Int) throws -> T) throws -> [T] {
+        let slots = max(count, 1)
+        let out = UnsafeMutablePointer<Result<T, Error>?>.allocate(capacity: slots)
+        out.initialize(repeating: nil, count: slots)
+        defer { out.deinitialize(count: slots); out.deallocate() }
+        let O = UnsafeShared(out)
+        DispatchQueue.concurrentPerform(iterations: min(workers, count)) { k in
+            let reader: ImageReader
+            do { reader = try ImageReader(path: path, markersCSV: markersCSV) } catch {
+                for i in stride(from: k, to: count, by: workers) { O.value[i] = .failure(error) }
+                return
+            }
+            for i in stride(from: k, to: count, by: workers) { O.value[i] = Result { try body(reader, i) } }
+        }
+        return try (0..<count).map { try out[$0]!.get() }
+    }
+    // the 4 windows with the most nuclear signal, scored on 256 rows through the middle of each
+    let scores: [[Double]] = try parallel(ny) { reader, ty in
         let rows = min(256, th), y0 = offY + ty * th + (th - rows) / 2
         let band = try readMean(reader, channels: channels, y0: y0, count: rows)
-        band.withUnsafeBufferPointer { b in
-            for tx in 0..<nx {
+        return band.withUnsafeBufferPointer { b in
+            (0..<nx).map { tx in
                 var s = 0.0
                 for r in 0..<rows { for x in (offX + tx * tw)..<(offX + (tx + 1) * tw) { let v = b[r * w + x]; if v.isFinite { s += Double(v) } } }
-                score[ty * nx + tx] = s
+                return s
             }
         }
     }
-    let best = (0..<score.count).sorted { score[$0] != score[$1] ? score[$0] > score[$1] : $0 < $1 }.prefix(4)
-    return try best.map { k in
+    let score = scores.flatMap { $0 }
+    let best = Array((0..<score.count).sorted { score[$0] != score[$1] ? score[$0] > score[$1] : $0 < $1 }.prefix(4))
+    return try parallel(best.count) { reader, i in
+        let k = best[i]
         let x0 = offX + (k % nx) * tw, y0 = offY + (k / nx) * th
         var plane = [Float](repeating: 0, count: tw * th)
         var y = 0
