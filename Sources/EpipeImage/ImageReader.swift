@@ -414,6 +414,87 @@ public final class ImageReader: @unchecked Sendable {
         }
     }
 
+    /// The window [x0, x0 + width) x [y0, y0 + height) of one channel, converted to Float
+    /// (row-major). Tiled pages decode only the tiles the window touches (a 1024 px window of a
+    /// 50,000 px wide slide decodes 1/49 of its rows' data); striped pages decode whole rows.
+    /// The band cache of `readRows` is not used.
+    public func readWindow(channel: Int, x0: Int, y0: Int, width ww: Int, height hh: Int) throws -> [Float] {
+        let kind = self.kind
+        var out = [Float](repeating: 0, count: max(0, ww * hh))
+        try out.withUnsafeMutableBufferPointer { O in
+            try window(channel: channel, x0: x0, y0: y0, width: ww, height: hh,
+                       rows: { try self.readRows(channel: channel, y0: y0, count: hh) }) { src, stride, n, at in
+                ImageReader.convertRowFloat(kind: kind, src: src, stride: stride, n: n, dst: O.baseAddress! + at)
+            } copy: { rows in
+                for r in 0..<hh { for x in 0..<ww { O[r * ww + x] = rows[r * self.info.width + x0 + x] } }
+            }
+        }
+        return out
+    }
+
+    /// `readWindow` as UInt32 (label masks; conversion as `readRowsUInt32`).
+    public func readWindowUInt32(channel: Int, x0: Int, y0: Int, width ww: Int, height hh: Int) throws -> [UInt32] {
+        let kind = self.kind
+        var out = [UInt32](repeating: 0, count: max(0, ww * hh))
+        try out.withUnsafeMutableBufferPointer { O in
+            try window(channel: channel, x0: x0, y0: y0, width: ww, height: hh,
+                       rows: { try self.readRowsUInt32(channel: channel, y0: y0, count: hh) }) { src, stride, n, at in
+                ImageReader.convertRowU32(kind: kind, src: src, stride: stride, n: n, dst: O.baseAddress! + at)
+            } copy: { rows in
+                for r in 0..<hh { for x in 0..<ww { O[r * ww + x] = rows[r * self.info.width + x0 + x] } }
+            }
+        }
+        return out
+    }
+
+    /// Shared by the window reads: `convert(src, stride, n, outIndex)` for each run of a decoded
+    /// tile row inside the window; striped pages (or a full-width window) go through `rows` and `copy`.
+    private func window<R>(channel: Int, x0: Int, y0: Int, width ww: Int, height hh: Int, rows: () throws -> [R],
+                           _ convert: (UnsafeRawPointer, Int, Int, Int) -> Void, copy: ([R]) -> Void) throws {
+        guard x0 >= 0, ww >= 0, x0 + ww <= info.width else {
+            throw err("columns \(x0)..<\(x0 + ww) out of range (image has \(info.width) columns); request columns inside the image")
+        }
+        guard channel >= 0 && channel < info.channels else {
+            try checkArgs(channel: channel, y0: y0, count: hh, dstCount: hh * info.width); return
+        }
+        let loc = channelLoc[channel]
+        let pg = pages[loc.page]
+        if !pg.tiled || ww == info.width { copy(try rows()); return }
+        lock.lock(); defer { lock.unlock() }
+        try checkArgs(channel: channel, y0: y0, count: hh, dstCount: hh * info.width)
+        guard ww > 0, hh > 0 else { return }
+        let plane = pg.separate ? loc.sample : 0
+        let sampleOffset = (pg.separate ? 0 : loc.sample) * bytesPerSample
+        try setDir(pg.dir)
+        let tw = pg.tileW, th = pg.tileH
+        let pix = pg.stride * bytesPerSample
+        let tileBytes = tw * th * pix
+        if tileScratchBytes < tileBytes {
+            tileScratch?.deallocate()
+            tileScratch = UnsafeMutableRawPointer.allocate(byteCount: tileBytes, alignment: 64)
+            tileScratchBytes = tileBytes
+        }
+        guard let scratch = tileScratch else { return }
+        var ty = (y0 / th) * th
+        while ty < y0 + hh {
+            var tx = (x0 / tw) * tw
+            while tx < x0 + ww {
+                let tile = TIFFComputeTile(tif, UInt32(tx), UInt32(ty), 0, UInt16(plane))
+                let ra = max(y0, ty), rb = min(y0 + hh, ty + th)      // rows of the window in this tile
+                let ca = max(x0, tx), cb = min(x0 + ww, tx + tw)      // its columns
+                if TIFFGetStrileByteCount(tif, tile) != 0 {           // (a sparse tile reads as zeros)
+                    let got = Int(TIFFReadEncodedTile(tif, tile, scratch, tmsize_t(tileBytes)))
+                    if got < tileBytes { throw decodeError("tile \(tile) of page \(pg.dir)", got: got, want: tileBytes) }
+                    for y in ra..<rb {
+                        convert(UnsafeRawPointer(scratch) + ((y - ty) * tw + (ca - tx)) * pix + sampleOffset, pg.stride, cb - ca, (y - y0) * ww + (ca - x0))
+                    }
+                }
+                tx += tw
+            }
+            ty += th
+        }
+    }
+
     public func readChannel(_ c: Int) throws -> [Float] {
         try readRows(channel: c, y0: 0, count: info.height)
     }

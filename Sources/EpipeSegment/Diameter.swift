@@ -1,4 +1,5 @@
 import Foundation
+import Dispatch
 import EpipeDenoise
 
 /// The typical nucleus diameter of a nuclear plane, found from the image alone (for when
@@ -66,8 +67,16 @@ public enum NucleusDiameter {
     /// signal): the per-nucleus measurements of all windows make one median.
     public static func estimate(tiles: [(plane: [Float], width: Int, height: Int)]) -> Estimate? {
         var d0s: [Double] = [], blobDs: [Double] = [], objectDs: [Double] = []
-        for t in tiles {
-            guard let m = measure(t.plane, width: t.width, height: t.height) else { continue }
+        // windows measured in parallel, pooled in their order
+        let found = UnsafeMutablePointer<(d0: Double, blobs: [Double], objects: [Double])?>.allocate(capacity: Swift.max(tiles.count, 1))
+        found.initialize(repeating: nil, count: Swift.max(tiles.count, 1))
+        defer { found.deinitialize(count: Swift.max(tiles.count, 1)); found.deallocate() }
+        let F = UnsafeShared(found)
+        DispatchQueue.concurrentPerform(iterations: tiles.count) { k in
+            F.value[k] = measure(tiles[k].plane, width: tiles[k].width, height: tiles[k].height)
+        }
+        for k in 0..<tiles.count {
+            guard let m = found[k] else { continue }
             d0s.append(m.d0); blobDs += m.blobs; objectDs += m.objects
         }
         guard !d0s.isEmpty else { return nil }

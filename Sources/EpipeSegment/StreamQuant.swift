@@ -303,17 +303,23 @@ public final class CellAccumulator {
         let bc = bandCounter
         touched.removeAll(keepingCapacity: true)
         firsts.removeAll(keepingCapacity: true); firstPos.removeAll(keepingCapacity: true)
-        // pass 1: slot of each pixel (opening slots, which may grow the columns)
-        for ry in 0..<rows {
-            let y = y0 + ry, row = ry * width
-            var prevL: UInt32 = 0, prevS: Int32 = -1
-            for x in 0..<width {
-                let lab = labels[row + x]
-                if lab == 0 { slotIdx[row + x] = -1; continue }
-                if lab != prevL { prevS = lookup(lab, y); prevL = lab }
-                slotIdx[row + x] = prevS
+        // pass 1: slot of each pixel (opening slots, which may grow the columns); the slot array
+        // is detached from self while it is filled (no uniqueness check per pixel)
+        var si = slotIdx
+        slotIdx = []
+        si.withUnsafeMutableBufferPointer { S in
+            for ry in 0..<rows {
+                let y = y0 + ry, row = ry * width
+                var prevL: UInt32 = 0, prevS: Int32 = -1
+                for x in 0..<width {
+                    let lab = labels[row + x]
+                    if lab == 0 { S[row + x] = -1; continue }
+                    if lab != prevL { prevS = lookup(lab, y); prevL = lab }
+                    S[row + x] = prevS
+                }
             }
         }
+        slotIdx = si
         // pass 2: moments, box, row ends, first pixels (columns through their stable pointers)
         let A = area.p, RX = refX.p, RY = refY.p, SX = sx.p, SY = sy.p, SXX = sxx.p, SYY = syy.p, SXY = sxy.p
         let X0 = minX.p, X1 = maxX.p, Y0 = minY.p, Y1 = maxY.p, MN = mN.p

@@ -426,9 +426,10 @@ struct SegmentTool: StageTool {
             do {
                 let imgR = try ImageReader(path: imgPath, markersCSV: markersCSV)
                 let nucR = try ImageReader(path: nucPath), cellR = try ImageReader(path: cellPath)
-                crops[k] = try qcS.value.crop(wins[k]) { y0, n in
-                    (try readMean(imgR, channels: nucs, y0: y0, count: n), try nucR.readRowsUInt32(channel: 0, y0: y0, count: n),
-                     try cellR.readRowsUInt32(channel: 0, y0: y0, count: n))
+                crops[k] = try qcS.value.crop(wins[k]) { x0, y0, side in
+                    (meanOf(try nucs.map { try imgR.readWindow(channel: $0, x0: x0, y0: y0, width: side, height: side) }, channels: Array(0..<nucs.count)),
+                     try nucR.readWindowUInt32(channel: 0, x0: x0, y0: y0, width: side, height: side),
+                     try cellR.readWindowUInt32(channel: 0, x0: x0, y0: y0, width: side, height: side))
                 }
             } catch { cropErrors[k] = error }
         }
@@ -589,8 +590,10 @@ func diameterSample(path: String, markersCSV: String?, channels: [Int], width w:
         return try (0..<count).map { try out[$0]!.get() }
     }
     // the 4 windows with the most nuclear signal, scored on 256 rows through the middle of each
+    // (starting at a multiple of 256: the rows of whole 256 px TIFF tiles)
     let scores: [[Double]] = try parallel(ny) { reader, ty in
-        let rows = min(256, th), y0 = offY + ty * th + (th - rows) / 2
+        let rows = min(256, th), top = offY + ty * th
+        let y0 = min(top + th - rows, max(top, (top + th / 2) / 256 * 256))
         let band = try readMean(reader, channels: channels, y0: y0, count: rows)
         return band.withUnsafeBufferPointer { b in
             (0..<nx).map { tx in
@@ -605,15 +608,8 @@ func diameterSample(path: String, markersCSV: String?, channels: [Int], width w:
     return try parallel(best.count) { reader, i in
         let k = best[i]
         let x0 = offX + (k % nx) * tw, y0 = offY + (k / nx) * th
-        var plane = [Float](repeating: 0, count: tw * th)
-        var y = 0
-        while y < th {
-            let n = min(256, th - y)
-            let rows = try readMean(reader, channels: channels, y0: y0 + y, count: n)
-            for r in 0..<n { for x in 0..<tw { plane[(y + r) * tw + x] = rows[r * w + x0 + x] } }
-            y += n
-        }
-        return (plane, tw, th)
+        let planes = try channels.map { try reader.readWindow(channel: $0, x0: x0, y0: y0, width: tw, height: th) }
+        return (meanOf(planes, channels: Array(0..<channels.count)), tw, th)
     }
 }
 
@@ -769,21 +765,8 @@ final class SegmentQC {
     }
     /// The window at full resolution: `read(y0, n)` gives full-width rows of the nuclear channel,
     /// the nuclei and the cells (read in chunks of 64 rows, so memory ~ 64 x width).
-    func crop(_ win: (x0: Int, y0: Int), read: (Int, Int) throws -> ([Float], [UInt32], [UInt32])) throws -> Canvas {
-        var plane = [Float](repeating: 0, count: side * side)
-        var nucL = [UInt32](repeating: 0, count: side * side), cellL = nucL
-        var y = 0
-        while y < side {
-            let n = min(64, side - y)
-            let (pl, nl, cl) = try read(win.y0 + y, n)
-            for r in 0..<n {
-                for x in 0..<side {
-                    let i = (y + r) * side + x, s = r * w + win.x0 + x
-                    plane[i] = pl[s]; nucL[i] = nl[s]; cellL[i] = cl[s]
-                }
-            }
-            y += n
-        }
+    func crop(_ win: (x0: Int, y0: Int), read: (Int, Int, Int) throws -> ([Float], [UInt32], [UInt32])) throws -> Canvas {
+        let (plane, nucL, cellL) = try read(win.x0, win.y0, side)
         let st = Preview.stretch(plane, width: side, height: side, maxSide: side)
         var cv = Canvas(gray: st.pixels, width: st.width, height: st.height)
         SegmentQC.outline(&cv, cellL, side, side, (255, 0, 255)); SegmentQC.outline(&cv, nucL, side, side, (0, 255, 0))

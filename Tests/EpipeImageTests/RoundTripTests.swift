@@ -182,3 +182,57 @@ final class RoundTripTests: TempDirTestCase {
         XCTAssertEqual(f, [1])
     }
 }
+
+/// `readWindow` / `readWindowUInt32`: the same values as the rows read whole, for windows inside one
+/// tile, across tile seams, at the right and bottom edges, the full width, and on a striped TIFF
+/// (whole rows decoded, then cut); a window past the image is refused with one line.
+final class WindowReadTests: TempDirTestCase {
+    func testWindowsMatchRows() throws {
+        let w = 700, h = 530
+        for (pt, code) in [(PixelType.uint16, "u16"), (.float32, "f32"), (.uint32, "u32")] {
+            let path = p("win-\(code).ome.tif")
+            let wr = try ImageWriter(path: path, width: w, height: h, channelNames: ["a", "b"], pixelType: pt, tileSize: 256)
+            let planes = (0..<2).map { Pattern.plane(code, c: $0, w: w, h: h) }
+            for c in 0..<2 {
+                if pt == .uint32 { try wr.writeRows(channel: c, y0: 0, count: h, planes[c].map { UInt32($0) }) }
+                else { try wr.writeRows(channel: c, y0: 0, count: h, planes[c].map { Float($0) }) }
+            }
+            try wr.finish()
+            let r = try ImageReader(path: path)
+            for c in 0..<2 {
+                let whole = try r.readChannel(c), wholeU = try r.readChannelUInt32(c)
+                for (x0, y0, ww, hh) in [(10, 20, 100, 50), (200, 230, 120, 90), (600, 500, 100, 30), (0, 0, w, 17), (255, 255, 2, 2), (3, 4, 0, 0)] {
+                    let got = try r.readWindow(channel: c, x0: x0, y0: y0, width: ww, height: hh)
+                    let gotU = try r.readWindowUInt32(channel: c, x0: x0, y0: y0, width: ww, height: hh)
+                    var want: [Float] = [], wantU: [UInt32] = []
+                    for y in y0..<(y0 + hh) { for x in x0..<(x0 + ww) { want.append(whole[y * w + x]); wantU.append(wholeU[y * w + x]) } }
+                    XCTAssertEqual(got, want, "\(code) c\(c) window \(x0),\(y0) \(ww)x\(hh)")
+                    XCTAssertEqual(gotU, wantU, "\(code) c\(c) window \(x0),\(y0) \(ww)x\(hh)")
+                }
+            }
+            XCTAssertThrowsError(try r.readWindow(channel: 0, x0: 650, y0: 0, width: 100, height: 10)) { e in
+                XCTAssertTrue("\(e)".contains("columns 650..<750 out of range"), "\(e)")
+            }
+            XCTAssertThrowsError(try r.readWindow(channel: 0, x0: 0, y0: 500, width: 10, height: 40))
+            XCTAssertThrowsError(try r.readWindow(channel: 2, x0: 0, y0: 0, width: 10, height: 10))
+        }
+    }
+
+    /// libtiff-written files: striped (whole rows decoded, then cut) and tiled 16 px, with a predictor.
+    func testWindowsOfLibTIFFFiles() throws {
+        let w = 100, h = 90
+        try LibTIFFFile(width: w, height: h, nchan: 2, compression: 8, predictor: 2, rowsPerStrip: 7).write(p("s.tif"))
+        try LibTIFFFile(width: w, height: h, nchan: 2, compression: 5, tile: 16).write(p("t.tif"))
+        for file in [p("s.tif"), p("t.tif")] {
+            let r = try ImageReader(path: file)
+            for c in 0..<2 {
+                let whole = try r.readChannel(c)
+                for (x0, y0, ww, hh) in [(5, 6, 20, 30), (15, 15, 3, 3), (80, 70, 20, 20), (0, 0, w, h)] {
+                    var want: [Float] = []
+                    for y in y0..<(y0 + hh) { for x in x0..<(x0 + ww) { want.append(whole[y * w + x]) } }
+                    XCTAssertEqual(try r.readWindow(channel: c, x0: x0, y0: y0, width: ww, height: hh), want, "\(file) \(x0),\(y0)")
+                }
+            }
+        }
+    }
+}
