@@ -419,62 +419,45 @@ public final class ImageReader: @unchecked Sendable {
     /// 50,000 px wide slide decodes 1/49 of its rows' data); striped pages decode whole rows.
     /// The band cache of `readRows` is not used.
     public func readWindow(channel: Int, x0: Int, y0: Int, width ww: Int, height hh: Int) throws -> [Float] {
-        let kind = self.kind
-        var out = [Float](repeating: 0, count: max(0, ww * hh))
-        try out.withUnsafeMutableBufferPointer { O in
-            try window(channel: channel, x0: x0, y0: y0, width: ww, height: hh,
-                       rows: { try self.readRows(channel: channel, y0: y0, count: hh) }) { src, stride, n, at in
-                ImageReader.convertRowFloat(kind: kind, src: src, stride: stride, n: n, dst: O.baseAddress! + at)
-            } copy: { rows in
-                for r in 0..<hh { for x in 0..<ww { O[r * ww + x] = rows[r * self.info.width + x0 + x] } }
-            }
-        }
-        return out
+        try window(channel: channel, x0: x0, y0: y0, width: ww, height: hh, zero: 0, ImageReader.convertRowFloat,
+                   rows: { try self.readRows(channel: channel, y0: y0, count: hh) })
     }
 
     /// `readWindow` as UInt32 (label masks; conversion as `readRowsUInt32`).
     public func readWindowUInt32(channel: Int, x0: Int, y0: Int, width ww: Int, height hh: Int) throws -> [UInt32] {
-        let kind = self.kind
-        var out = [UInt32](repeating: 0, count: max(0, ww * hh))
-        try out.withUnsafeMutableBufferPointer { O in
-            try window(channel: channel, x0: x0, y0: y0, width: ww, height: hh,
-                       rows: { try self.readRowsUInt32(channel: channel, y0: y0, count: hh) }) { src, stride, n, at in
-                ImageReader.convertRowU32(kind: kind, src: src, stride: stride, n: n, dst: O.baseAddress! + at)
-            } copy: { rows in
-                for r in 0..<hh { for x in 0..<ww { O[r * ww + x] = rows[r * self.info.width + x0 + x] } }
-            }
-        }
-        return out
+        try window(channel: channel, x0: x0, y0: y0, width: ww, height: hh, zero: 0, ImageReader.convertRowU32,
+                   rows: { try self.readRowsUInt32(channel: channel, y0: y0, count: hh) })
     }
 
-    /// Shared by the window reads: `convert(src, stride, n, outIndex)` for each run of a decoded
-    /// tile row inside the window; striped pages (or a full-width window) go through `rows` and `copy`.
-    private func window<R>(channel: Int, x0: Int, y0: Int, width ww: Int, height hh: Int, rows: () throws -> [R],
-                           _ convert: (UnsafeRawPointer, Int, Int, Int) -> Void, copy: ([R]) -> Void) throws {
+    /// Shared by the window reads: each run of a decoded tile row inside the window is converted
+    /// by `convert`; striped pages (or a full-width window) read whole rows by `rows` and cut them.
+    private func window<T>(channel: Int, x0: Int, y0: Int, width ww: Int, height hh: Int, zero: T,
+                           _ convert: (Kind, UnsafeRawPointer, Int, Int, UnsafeMutablePointer<T>) -> Void,
+                           rows: () throws -> [T]) throws -> [T] {
         guard x0 >= 0, ww >= 0, x0 + ww <= info.width else {
             throw err("columns \(x0)..<\(x0 + ww) out of range (image has \(info.width) columns); request columns inside the image")
         }
         guard channel >= 0 && channel < info.channels else {
-            try checkArgs(channel: channel, y0: y0, count: hh, dstCount: hh * info.width); return
+            try checkArgs(channel: channel, y0: y0, count: hh, dstCount: hh * info.width); return []
         }
         let loc = channelLoc[channel]
         let pg = pages[loc.page]
-        if !pg.tiled || ww == info.width { copy(try rows()); return }
+        var out = [T](repeating: zero, count: max(0, ww * hh))
+        if !pg.tiled || ww == info.width {
+            let whole = try rows()
+            for r in 0..<hh { for x in 0..<ww { out[r * ww + x] = whole[r * info.width + x0 + x] } }
+            return out
+        }
         lock.lock(); defer { lock.unlock() }
         try checkArgs(channel: channel, y0: y0, count: hh, dstCount: hh * info.width)
-        guard ww > 0, hh > 0 else { return }
+        guard ww > 0, hh > 0 else { return out }
         let plane = pg.separate ? loc.sample : 0
         let sampleOffset = (pg.separate ? 0 : loc.sample) * bytesPerSample
         try setDir(pg.dir)
         let tw = pg.tileW, th = pg.tileH
-        let pix = pg.stride * bytesPerSample
-        let tileBytes = tw * th * pix
-        if tileScratchBytes < tileBytes {
-            tileScratch?.deallocate()
-            tileScratch = UnsafeMutableRawPointer.allocate(byteCount: tileBytes, alignment: 64)
-            tileScratchBytes = tileBytes
-        }
-        guard let scratch = tileScratch else { return }
+        let (scratch, tileBytes, pix) = tileBuffer(pg)
+        let kind = self.kind
+        try out.withUnsafeMutableBufferPointer { O in
         var ty = (y0 / th) * th
         while ty < y0 + hh {
             var tx = (x0 / tw) * tw
@@ -486,13 +469,16 @@ public final class ImageReader: @unchecked Sendable {
                     let got = Int(TIFFReadEncodedTile(tif, tile, scratch, tmsize_t(tileBytes)))
                     if got < tileBytes { throw decodeError("tile \(tile) of page \(pg.dir)", got: got, want: tileBytes) }
                     for y in ra..<rb {
-                        convert(UnsafeRawPointer(scratch) + ((y - ty) * tw + (ca - tx)) * pix + sampleOffset, pg.stride, cb - ca, (y - y0) * ww + (ca - x0))
+                        convert(kind, UnsafeRawPointer(scratch) + ((y - ty) * tw + (ca - tx)) * pix + sampleOffset, pg.stride, cb - ca,
+                                O.baseAddress! + (y - y0) * ww + (ca - x0))
                     }
                 }
                 tx += tw
             }
             ty += th
         }
+        }
+        return out
     }
 
     public func readChannel(_ c: Int) throws -> [Float] {
@@ -585,16 +571,22 @@ public final class ImageReader: @unchecked Sendable {
         return err("cannot decode \(what) (\(detail)); the file is corrupt or truncated, re-copy or re-export it")
     }
 
-    private func decodeTiles(_ pg: Page, plane: Int, band: Band) throws {
-        let tw = pg.tileW, th = pg.tileH
+    /// The scratch buffer for one decoded tile of `pg` (grown when needed), the tile's bytes and
+    /// the bytes per pixel.
+    private func tileBuffer(_ pg: Page) -> (UnsafeMutableRawPointer, Int, Int) {
         let pix = pg.stride * bytesPerSample
-        let tileBytes = tw * th * pix
-        if tileScratchBytes < tileBytes {
+        let tileBytes = pg.tileW * pg.tileH * pix
+        if tileScratchBytes < tileBytes || tileScratch == nil {
             tileScratch?.deallocate()
-            tileScratch = UnsafeMutableRawPointer.allocate(byteCount: tileBytes, alignment: 64)
-            tileScratchBytes = tileBytes
+            tileScratch = UnsafeMutableRawPointer.allocate(byteCount: max(tileBytes, 1), alignment: 64)
+            tileScratchBytes = max(tileBytes, 1)
         }
-        guard let scratch = tileScratch else { return }
+        return (tileScratch!, tileBytes, pix)
+    }
+
+    private func decodeTiles(_ pg: Page, plane: Int, band: Band) throws {
+        let tw = pg.tileW
+        let (scratch, tileBytes, pix) = tileBuffer(pg)
         let w = info.width
         var x = 0
         while x < w {

@@ -154,33 +154,21 @@ extension Segmenter {
         lab.withUnsafeMutableBufferPointer { Lb in
             let Ls = UnsafeShared(Lb.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: bounds.count - 1) { chunk in
-                let head = UnsafeMutablePointer<Int32>.allocate(capacity: levels), tail = UnsafeMutablePointer<Int32>.allocate(capacity: levels)
-                head.initialize(repeating: -1, count: levels); tail.initialize(repeating: -1, count: levels)
-                defer { head.deallocate(); tail.deallocate() }
-                let L = Ls.value, NX = NXs.value, Q = Qs.value
+                var queue = LevelQueue(levels: levels, next: NXs.value)
+                defer { queue.free() }
+                let L = Ls.value, Q = Qs.value
                 Ss.value.withUnsafeBufferPointer { Sb in Ws.value.withUnsafeBufferPointer { Wb in FLs.value.withUnsafeBufferPointer { FL in
                     let S = Sb.baseAddress!, W = Wb.baseAddress!
                     @inline(__always) func level(_ v: Float) -> Int {
                         let r = v * invT
                         return r > 0.25 ? Swift.min(levels - 1, Int((log2(r) + 2) * 100)) : 0
                     }
-                    @inline(__always) func push(_ p: Int, _ l: Int) {
-                        Q[p] = true; NX[p] = -1
-                        if tail[l] < 0 { head[l] = Int32(p) } else { NX[Int(tail[l])] = Int32(p) }
-                        tail[l] = Int32(p)
-                    }
                     for c in bounds[chunk]..<bounds[chunk + 1] {
                         let fa = FS.value[c], fb = FS.value[c + 1]
                         if fa == fb { continue }
-                        var cur = 0, pending = fb - fa
-                        for k in fa..<fb { let p = Int(FLi.value[k]); let l = level(S[p]); push(p, l); if l > cur { cur = l } }
-                        while pending > 0 {
-                            let hp = head[cur]
-                            if hp < 0 { cur -= 1; continue }
-                            let p = Int(hp)
-                            pending -= 1
-                            head[cur] = NX[p]
-                            if head[cur] < 0 { tail[cur] = -1 }
+                        for k in fa..<fb { let p = Int(FLi.value[k]); Q[p] = true; queue.push(p, level(S[p])) }
+                        while let p = queue.pop() {
+                            let cur = queue.current
                             let v = S[p], x = p % w, y = p / w
                             let ya = y > 0 ? y - 1 : y, yb = y + 1 < h ? y + 1 : y
                             let xa = x > 0 ? x - 1 : x, xb = x + 1 < w ? x + 1 : x
@@ -196,7 +184,7 @@ extension Segmenter {
                             for yy in ya...yb {
                                 for xx in xa...xb {
                                     let q = yy * w + xx
-                                    if L[q] == 0 && W[q] && !Q[q] { push(q, Swift.min(level(S[q]), cur)); pending += 1 }
+                                    if L[q] == 0 && W[q] && !Q[q] { Q[q] = true; queue.push(q, Swift.min(level(S[q]), cur)) }
                                 }
                             }
                         }
@@ -254,29 +242,17 @@ extension Segmenter {
         out.withUnsafeMutableBufferPointer { Ob in link.withUnsafeMutableBufferPointer { Lb in
             let O = UnsafeShared(Ob.baseAddress!), NX = UnsafeShared(Lb.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: bounds.count - 1) { chunk in
-                let head = UnsafeMutablePointer<Int32>.allocate(capacity: levels), tail = UnsafeMutablePointer<Int32>.allocate(capacity: levels)
-                head.initialize(repeating: -1, count: levels); tail.initialize(repeating: -1, count: levels)
-                defer { head.deallocate(); tail.deallocate() }
-                let O = O.value, NX = NX.value
+                var queue = LevelQueue(levels: levels, next: NX.value)
+                defer { queue.free() }
+                let O = O.value
                 F.value.withUnsafeBufferPointer { Fp in M.value.withUnsafeBufferPointer { Mp in
                     @inline(__always) func level(_ v: Float) -> Int { Swift.min(levels - 1, Swift.max(0, Int(v * scale))) }
-                    @inline(__always) func push(_ p: Int, _ l: Int) {
-                        NX[p] = -1
-                        if tail[l] < 0 { head[l] = Int32(p) } else { NX[Int(tail[l])] = Int32(p) }
-                        tail[l] = Int32(p)
-                    }
                     for c in bounds[chunk]..<bounds[chunk + 1] {
                         let ma = MS.value[c], mb = MS.value[c + 1]
                         if ma == mb { continue }
-                        var cur = 0, pending = mb - ma
-                        for k in ma..<mb { let i = Int(ML.value[k]); let l = level(Fp[i]); push(i, l); cur = Swift.max(cur, l) }
-                        while pending > 0 {
-                            let hp = head[cur]
-                            if hp < 0 { cur -= 1; continue }
-                            let p = Int(hp)
-                            pending -= 1
-                            head[cur] = NX[p]
-                            if head[cur] < 0 { tail[cur] = -1 }
+                        for k in ma..<mb { let i = Int(ML.value[k]); queue.push(i, level(Fp[i])) }
+                        while let p = queue.pop() {
+                            let cur = queue.current
                             let lab = O[p]
                             let x = p % w, y = p / w
                             let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
@@ -286,7 +262,7 @@ extension Segmenter {
                                     let q = p + dy * w + dx
                                     if O[q] != 0 || !Mp[q] { continue }
                                     O[q] = lab
-                                    push(q, Swift.min(level(Fp[q]), cur)); pending += 1
+                                    queue.push(q, Swift.min(level(Fp[q]), cur))
                                 }
                             }
                         }
@@ -356,5 +332,43 @@ extension Segmenter {
             // window of out[j] in padded coordinates: [j, j + 2r]
             for j in 0..<n { o[j * outStride] = Swift.max(hbuf[j], g[j + 2 * r]) }
         }
+    }
+}
+
+/// A hierarchical queue of pixel indices for priority floods (highest level first): one FIFO per
+/// level, linked through `next` (one Int32 per pixel of the image, shared by the floods of
+/// disjoint components). `push` raises `current` to a higher level; `pop` takes the oldest pixel
+/// of the highest non-empty level (a flood pushes at most at `current`, so that level never rises
+/// again) and returns nil when the queue is empty.
+struct LevelQueue {
+    let head: UnsafeMutablePointer<Int32>, tail: UnsafeMutablePointer<Int32>
+    let next: UnsafeMutablePointer<Int32>
+    private(set) var current = 0
+    private var pending = 0
+
+    init(levels: Int, next: UnsafeMutablePointer<Int32>) {
+        head = .allocate(capacity: levels); tail = .allocate(capacity: levels)
+        head.initialize(repeating: -1, count: levels); tail.initialize(repeating: -1, count: levels)
+        self.next = next
+    }
+
+    func free() { head.deallocate(); tail.deallocate() }
+
+    @inline(__always) mutating func push(_ p: Int, _ l: Int) {
+        next[p] = -1
+        if tail[l] < 0 { head[l] = Int32(p) } else { next[Int(tail[l])] = Int32(p) }
+        tail[l] = Int32(p)
+        pending += 1
+        if l > current { current = l }
+    }
+
+    @inline(__always) mutating func pop() -> Int? {
+        guard pending > 0 else { return nil }
+        while head[current] < 0 { current -= 1 }
+        let p = Int(head[current])
+        pending -= 1
+        head[current] = next[p]
+        if head[current] < 0 { tail[current] = -1 }
+        return p
     }
 }
