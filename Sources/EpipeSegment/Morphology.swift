@@ -189,13 +189,6 @@ extension Segmenter {
     }
 }
 
-extension Segmenter {
-    /// Former column-strip parallel expansion; `expand` is parallel itself now. Kept for callers.
-    public static func expandParallel(_ labels: [UInt32], width w: Int, height h: Int, distance d: Int, parts: Int = 2) -> [UInt32] {
-        expand(labels, width: w, height: h, distance: d)
-    }
-}
-
 /// Exact Euclidean distance transforms (Felzenszwalb & Huttenlocher 2012).
 public enum DistanceTransform {
     /// For every pixel, squared Euclidean distance to the nearest pixel where `isFeature` is true,

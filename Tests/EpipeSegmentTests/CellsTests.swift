@@ -208,7 +208,7 @@ final class CellsFloorTests: XCTestCase {
 }
 
 final class CellsBench: XCTestCase {
-    /// Times `Segmenter.cells` against `expandParallel` on a 2048 x 1024 band (EPIPE_BENCH=1 only).
+    /// Times `Segmenter.cells` against `expand` on a 2048 x 1024 band (EPIPE_BENCH=1 only).
     func testBenchCells() throws {
         guard ProcessInfo.processInfo.environment["EPIPE_BENCH"] != nil else { throw XCTSkip("EPIPE_BENCH not set") }
         var cfg = SynthConfig(width: 2048, height: 1024, channels: 4, seed: 7)
@@ -219,11 +219,11 @@ final class CellsBench: XCTestCase {
         let p = CellParams(maxDistance: 6, minGrowth: 4)
         for _ in 0..<2 {
             var t0 = Date()
-            _ = Segmenter.expandParallel(b.nuclei, width: 2048, height: 1024, distance: 6)
+            _ = Segmenter.expand(b.nuclei, width: 2048, height: 1024, distance: 6)
             let te = Date().timeIntervalSince(t0)
             t0 = Date()
             _ = Segmenter.cells(nuclei: b.nuclei, membrane: mem, width: 2048, height: 1024, params: p)
-            print(String(format: "BENCH expandParallel %.3fs cells %.3fs", te, Date().timeIntervalSince(t0)))
+            print(String(format: "BENCH expand %.3fs cells %.3fs", te, Date().timeIntervalSince(t0)))
         }
     }
 }

@@ -217,19 +217,3 @@ final class TilingTests: XCTestCase {
                                         emit: { _, _, _ in }))
     }
 }
-
-final class ExpandParallelTests: XCTestCase {
-    func testStripsEqualWholeExpand() {
-        var rng = SystemRandomNumberGenerator()
-        for (w, h, d) in [(200, 90, 3), (333, 51, 7), (64, 64, 15), (1000, 40, 5)] {
-            var lab = [UInt32](repeating: 0, count: w * h)
-            for i in 0..<(w * h / 40) { lab[Int.random(in: 0..<(w * h), using: &rng)] = UInt32(i % 50 + 1) }
-            // a few grid-aligned pairs make exact distance ties
-            for k in 0..<10 { let y = (k * 7) % h, x = (k * 37) % (w - 10); lab[y * w + x] = 77; lab[y * w + x + 8] = 78 }
-            for parts in [2, 3, 5] {
-                XCTAssertEqual(Segmenter.expandParallel(lab, width: w, height: h, distance: d, parts: parts),
-                               Segmenter.expand(lab, width: w, height: h, distance: d), "\(w)x\(h) d=\(d) parts=\(parts)")
-            }
-        }
-    }
-}
