@@ -12,9 +12,3 @@ public struct EpipeError: Error, CustomStringConvertible, Sendable {
     public var exitCode: Int32 { kind == .badInput ? 2 : 1 }
 }
 
-/// Exit codes shared by every binary.
-public enum ExitCode {
-    public static let ok: Int32 = 0
-    public static let jobFailed: Int32 = 1
-    public static let badInput: Int32 = 2
-}

@@ -57,10 +57,10 @@ public struct Queue: Sendable {
         if rename(c.path, dest) == 0 { AtomicFile.syncDirectory(of: dest) }
     }
 
-    /// Retires a pending or claimed entry for a job that was finished by a direct run.
+    /// Retires the pending entry (in new/) of a job that a direct run finished, to done/ or
+    /// failed/. A claimed entry (in cur/) is left to its worker.
     public func retire(id: String, ok: Bool) {
-        let dest = sub(ok ? "done" : "failed") + "/" + id
-        if rename(sub("new") + "/" + id, dest) == 0 { return }
+        _ = rename(sub("new") + "/" + id, sub(ok ? "done" : "failed") + "/" + id)
     }
 
     /// Returns claims whose heartbeat is older than staleAfter to new/. Returns their ids.
@@ -72,7 +72,7 @@ public struct Queue: Sendable {
             let p = sub("cur") + "/" + name
             guard let m = Files.mtime(p), now.timeIntervalSince(m) > staleAfter else { continue }
             let id = String(name[..<name.firstIndex(of: "@")!])
-            // Same host and the pid is gone: certainly stale; otherwise trust the heartbeat age.
+            // the heartbeat's age alone decides (the claim's owner is not asked)
             if rename(p, sub("new") + "/" + id) == 0 { back.append(id) }
         }
         return back

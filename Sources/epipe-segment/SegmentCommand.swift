@@ -631,9 +631,6 @@ func meanOf(_ planes: [[Float]], channels: [Int]) -> [Float] {
     return out
 }
 
-/// Histogram of the mean of `channels` (usually one) after `plan` (e.g. the segmentation's smoothing) over the whole
-/// slide, streamed in bands of 512 rows; the slide's halves run on two threads, each with its own
-/// reader (counts do not depend on the split).
 /// Smallest and largest value of the mean of `channels` over the slide (bands of 512 rows).
 func slideRange(path: String, markersCSV: String?, channels: [Int], width w: Int, height h: Int) throws -> (min: Float, max: Float) {
     let reader = try ImageReader(path: path, markersCSV: markersCSV)
@@ -647,9 +644,12 @@ func slideRange(path: String, markersCSV: String?, channels: [Int], width w: Int
     return lo <= hi ? (lo, hi) : (0, 1)
 }
 
-/// With `map`, values are mapped to (v - offset) x scale before counting (float images onto the 65536 levels).
 let seedsError = "segment param seeds: expected blend (default: shape + normalised intensity), intensity (h-maxima of the log intensity + distance) or distance (h-maxima of the distance transform)"
 
+/// Histogram of the mean of `channels` (usually one) after `plan` (e.g. the segmentation's smoothing) over the whole
+/// slide, streamed in bands of 512 rows; the slide's halves run on two threads, each with its own
+/// reader (counts do not depend on the split). With `map`, values are mapped to (v - offset) x scale
+/// before counting (float images onto the 65536 levels).
 func slideHistogram(path: String, markersCSV: String?, channels: [Int], plan: DenoisePlan, width w: Int, height h: Int,
                     map: (offset: Float, scale: Float)? = nil) throws -> Histogram16 {
     let bandRows = 512
