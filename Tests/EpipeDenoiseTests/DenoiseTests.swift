@@ -1,16 +1,7 @@
 import XCTest
+import EpipeTestSupport
 @testable import EpipeDenoise
 
-struct TestRNG: RandomNumberGenerator {
-    var s: UInt64
-    mutating func next() -> UInt64 {
-        s &+= 0x9E37_79B9_7F4A_7C15
-        var z = s
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 func randomImage(_ w: Int, _ h: Int, seed: UInt64, levels: Int = 1000) -> [Float] {
     var g = TestRNG(s: seed)

@@ -1,4 +1,5 @@
 import XCTest
+import EpipeTestSupport
 import Foundation
 import EpipeDenoise
 

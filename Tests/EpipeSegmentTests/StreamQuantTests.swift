@@ -1,4 +1,5 @@
 import XCTest
+import EpipeTestSupport
 import Foundation
 @testable import EpipeSegment
 
