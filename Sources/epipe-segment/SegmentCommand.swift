@@ -523,7 +523,7 @@ struct SegmentCommand: ParsableCommand {
 
     @OptionGroup var common: StageOptions
     @Option(name: .long, help: "Nuclear channel by name or index, or several comma-separated (averaged) (default: DAPI/Hoechst/DNA by name, else 0).") var nuclear: String?
-    @Option(name: .long, help: "Expected nucleus diameter in pixels (default: 7 µm at the image's pixel size; without one, estimated from the nuclear channel: the manifest's metrics record nucleus_diameter_px and nucleus_diameter_source flag, pixel-size or estimated).") var nucleusDiameter: Double?
+    @Option(name: .long, help: "Expected nucleus diameter in pixels (default: estimated from the nuclear channel, used when the image has no pixel size or when the estimate is confident and within 0.5-2x 8 µm at the pixel size, else 8 µm at it; the manifest's metrics record nucleus_diameter_px and nucleus_diameter_source: flag, estimated, pixel-size or default).") var nucleusDiameter: Double?
     @Option(name: .long, help: "Grow nuclei into cells by this many pixels (default: half the nucleus diameter).") var expand: Int?
     @Option(name: .long, help: "Membrane channel(s) for whole cells, by name or index, comma-separated (summed after normalisation). Default: none = expansion by --expand.") var membrane: String?
     @Option(name: .long, help: "With --membrane: a cell pixel lies within this many pixels of its nucleus (default: --expand).") var cellMaxDistance: Double?

@@ -253,6 +253,41 @@ final class SegmentStageTests: E2ECase {
             XCTAssertEqual(Double(row[t.column(name + "_intensity_median")!])!, med, accuracy: 1e-3, name)
         }
     }
+
+    /// Every flag of epipe-segment changes what it promises: the outputs (nuclei.tif, cells.tif,
+    /// cells.csv) or, for --tile, only the manifest's params (the result does not depend on the
+    /// tile size). Each flag against a default run of the same job.
+    func testEveryFlagChangesTheOutputOrTheManifest() throws {
+        let (j, _) = try prepared(size: 400)
+        func outputs() throws -> [String] {
+            try ["nuclei.tif", "cells.tif", "cells.csv"].map { try Digest.sha256(file: j + "/segment/" + $0).0 }
+        }
+        XCTAssertEqual(try exec("epipe-segment", ["-q", "--force", j]).code, 0)
+        let base = try outputs()
+        let baseParams = try manifest(j, "segment").params
+        let cases: [[String]] = [
+            ["--nuclear", "1"], ["--nucleus-diameter", "9"], ["--expand", "2"], ["--membrane", "2"],
+            ["--membrane", "2", "--cell-max-distance", "3"], ["--min-area", "120"], ["--split", "false"],
+            ["--threshold-method", "adaptive"], ["--seeds", "intensity"], ["--seed-h", "0.4"], ["--seed-min-distance", "9"],
+            ["--stats", "median"],
+        ]
+        for args in cases {
+            let r = try exec("epipe-segment", ["-q", "--force"] + args + [j])
+            XCTAssertEqual(r.code, 0, "\(args): \(r.err)")
+            XCTAssertNotEqual(try outputs(), base, "\(args) changes the outputs")
+        }
+        // --membrane with and without --cell-max-distance differ too
+        XCTAssertEqual(try exec("epipe-segment", ["-q", "--force", "--membrane", "2", j]).code, 0)
+        let mem = try outputs()
+        XCTAssertEqual(try exec("epipe-segment", ["-q", "--force", "--membrane", "2", "--cell-max-distance", "3", j]).code, 0)
+        XCTAssertNotEqual(try outputs(), mem, "--cell-max-distance changes the membrane cells")
+        // --tile: same outputs, recorded in the manifest
+        XCTAssertEqual(try exec("epipe-segment", ["-q", "--force", "--tile", "256", j]).code, 0)
+        XCTAssertEqual(try outputs(), base, "--tile does not change the result")
+        let tp = try manifest(j, "segment").params
+        XCTAssertEqual(tp["tile"]?.intValue, 256)
+        XCTAssertNotEqual(tp["tile"], baseParams["tile"])
+    }
 }
 
 /// Whole cells from membrane channels through the binary: better than expansion against the generator's
