@@ -50,19 +50,15 @@ struct ClusterTool: StageTool {
         prog.advance()
         var labels = [Int](repeating: 0, count: n)
         var inertia = 0.0, iters = 0
+        let data = Transform.rowMajor(columns: cols)
         if n > 0 && d > 0 {
-            var data = [Double](repeating: 0, count: n * d)
-            for j in 0..<d { for i in 0..<n { data[i * d + j] = cols[j][i] } }
             let r = KMeans.fit(data, n: n, d: d, k: k, seed: UInt64(p["seed"]?.intValue ?? 0))
             labels = r.labels; inertia = r.inertia; iters = r.iterations
         }
         prog.advance()
         // Per-cluster mean of each marker (z-scored) and a phenotype name from the top markers.
-        var mean = [[Double]](repeating: [Double](repeating: 0, count: d), count: k)
-        var rawMean = mean
-        var count = [Int](repeating: 0, count: k)
-        for i in 0..<n { count[labels[i]] += 1; for j in 0..<d { mean[labels[i]][j] += cols[j][i]; rawMean[labels[i]][j] += transformed[j][i] } }
-        for c in 0..<k where count[c] > 0 { for j in 0..<d { mean[c][j] /= Double(count[c]); rawMean[c][j] /= Double(count[c]) } }
+        let (count, mean) = ClusterProfile.means(data, n: n, d: d, labels: labels, k: k)
+        let rawMean = ClusterProfile.means(columns: transformed, labels: labels, k: k).means
         var names = [String](repeating: "", count: k)
         for c in 0..<k {
             let top = (0..<d).sorted { mean[c][$0] > mean[c][$1] }.prefix(2).filter { mean[c][$0] > 0.5 }
