@@ -235,6 +235,7 @@ final class ClusterStatsFlagTests: E2ECase {
         func watch(_ interval: String) throws -> String {
             let newDir = rootPath + "/queue/stats/new"
             try? FileManager.default.removeItem(atPath: job + "/stats")
+            try? FileManager.default.removeItem(atPath: newDir + "/job-t")   // cluster queued it for stats
             let script = """
             epipe-stats -q --root \(rootPath) --watch --poll-interval \(interval) > \(tmp)/watch.out 2>\(tmp)/watch.err & pid=$!
             sleep 1; printf '%s\\n' \(job) > \(newDir)/.job-t.tmp && mv \(newDir)/.job-t.tmp \(newDir)/job-t
