@@ -4,77 +4,34 @@ import EpipeCore
 import EpipeStage
 import EpipeCluster
 
-/// Marker columns of an MCQuant table: the per-cell means between CellID and X_centroid.
-func markerColumns(_ t: CSVTable) -> [String] {
-    let shape: Set<String> = ["CellID", "X_centroid", "Y_centroid", "X_position", "Y_position", "Area", "MajorAxisLength", "MinorAxisLength", "Eccentricity", "Solidity", "Extent", "Orientation", "cluster", "phenotype"]
-    return t.header.filter { !shape.contains($0) && !$0.hasSuffix("_nucleus") }
-}
-
 struct ClusterTool: StageTool {
     let stage = "cluster"
     let flags: [String: JSONValue?]
 
-    func params(for job: Job) throws -> [String: JSONValue] {
-        let p = mergeParams(job, defaults: ["k": 8, "cofactor": 5.0, "markers": "auto", "seed": 0], flags: flags)
-        guard let k = p["k"]?.intValue, k >= 1, k <= 1000 else { throw EpipeError.badInput("cluster param k: expected 1...1000") }
-        guard let cf = p["cofactor"]?.doubleValue, cf > 0 else { throw EpipeError.badInput("cluster param cofactor: expected > 0") }
-        return p
-    }
-
+    func params(for job: Job) throws -> [String: JSONValue] { try typedParams(job, defaults: ClusterParams(), flags: flags).record }
     func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] { try upstream(job, "segment", ["segment/cells.csv"]) }
 
     func run(_ ctx: StageContext) throws -> StageResult {
-        let p = ctx.params
+        let p: ClusterParams = try decodeParams(ctx.params)
         let table = try CSVTable.read(try ctx.job.path("segment/cells.csv"))
-        var markers = markerColumns(table)
-        if let m = p["markers"]?.stringValue, m != "auto" {
-            let want = m.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            for w in want where table.column(w) == nil { throw EpipeError.badInput("cluster param markers: no column \"\(w)\" in segment/cells.csv; columns: \(markers.joined(separator: ","))") }
-            markers = want
-        } else {
-            // Leave the nuclear stain and background channels out of the phenotype space.
-            let skip = ["dapi", "hoechst", "dna", "bg", "background", "blank", "autofluor"]
-            let kept = markers.filter { m in !skip.contains { m.lowercased().hasPrefix($0) } }
-            if !kept.isEmpty { markers = kept }
+        let (markers, missing) = p.selectMarkers(header: table.header)
+        if let w = missing.first {
+            throw EpipeError.badInput("cluster param markers: no column \"\(w)\" in segment/cells.csv; columns: \(ClusterParams.markerColumns(header: table.header).joined(separator: ","))")
         }
-        let n = table.rows.count, d = markers.count
-        let k = min(p["k"]?.intValue ?? 8, max(1, n))
-        let cof = p["cofactor"]?.doubleValue ?? 5
+        guard !markers.isEmpty else { throw EpipeError.badInput("segment/cells.csv: no marker columns to cluster on; columns: \(table.header.joined(separator: ","))") }
+        let cols = try markers.map { m -> [Double] in
+            guard let c = table.doubles(m) else { throw EpipeError.badInput("segment/cells.csv: no column \(m)") }
+            return c
+        }
         let prog = ctx.progress("cluster", total: 3, unit: "steps")
-        var cols = try markers.map { m -> [Double] in
-            guard var c = table.doubles(m) else { throw EpipeError.badInput("segment/cells.csv: no column \(m)") }
-            Transform.arcsinh(&c, cofactor: cof); return c
-        }
-        let transformed = cols
-        Transform.zscore(columns: &cols)
-        prog.advance()
-        var labels = [Int](repeating: 0, count: n)
-        var inertia = 0.0, iters = 0
-        if n > 0 && d > 0 {
-            var data = [Double](repeating: 0, count: n * d)
-            for j in 0..<d { for i in 0..<n { data[i * d + j] = cols[j][i] } }
-            let r = KMeans.fit(data, n: n, d: d, k: k, seed: UInt64(p["seed"]?.intValue ?? 0))
-            labels = r.labels; inertia = r.inertia; iters = r.iterations
-        }
-        prog.advance()
-        // Per-cluster mean of each marker (z-scored) and a phenotype name from the top markers.
-        var mean = [[Double]](repeating: [Double](repeating: 0, count: d), count: k)
-        var rawMean = mean
-        var count = [Int](repeating: 0, count: k)
-        for i in 0..<n { count[labels[i]] += 1; for j in 0..<d { mean[labels[i]][j] += cols[j][i]; rawMean[labels[i]][j] += transformed[j][i] } }
-        for c in 0..<k where count[c] > 0 { for j in 0..<d { mean[c][j] /= Double(count[c]); rawMean[c][j] /= Double(count[c]) } }
-        var names = [String](repeating: "", count: k)
-        for c in 0..<k {
-            let top = (0..<d).sorted { mean[c][$0] > mean[c][$1] }.prefix(2).filter { mean[c][$0] > 0.5 }
-            names[c] = top.isEmpty ? "c\(c) low" : "c\(c) " + top.map { markers[$0] + "+" }.joined(separator: " ")
-        }
+        let r = Clustering.run(columns: cols, markers: markers, params: p) { prog.advance() }
+        let (k, d, n, names, count, mean) = (r.k, markers.count, table.rows.count, r.phenotypes, r.counts, r.zMeans)
         var out = CSVTable(header: table.header + ["cluster", "phenotype"])
-        out.rows = table.rows.enumerated().map { i, r in r + [String(labels[i]), names[labels[i]]] }
+        out.rows = table.rows.enumerated().map { i, row in row + [String(r.labels[i]), names[r.labels[i]]] }
         let cellsPath = try ctx.output("cells.csv"); try out.write(cellsPath)
         var mk = CSVTable(header: ["cluster", "phenotype", "cells"] + markers.map { $0 + "_z" } + markers.map { $0 + "_asinh" })
-        for c in 0..<k { mk.rows.append([String(c), names[c], String(count[c])] + mean[c].map { CSVTable.num($0, digits: 3) } + rawMean[c].map { CSVTable.num($0, digits: 3) }) }
+        for c in 0..<k { mk.rows.append([String(c), names[c], String(count[c])] + mean[c].map { CSVTable.num($0, digits: 3) } + r.asinhMeans[c].map { CSVTable.num($0, digits: 3) }) }
         let mPath = try ctx.output("markers.csv"); try mk.write(mPath)
-        prog.advance()
         // QC: heatmap clusters x markers (z of cluster means), cell height proportional to nothing: fixed cells.
         // Rows: clusters (name, cells); columns: markers (names written downwards); colour: z of the cluster mean.
         let cw = 18, chh = 18
@@ -90,7 +47,7 @@ struct ClusterTool: StageTool {
         let q = try ctx.qc("cluster-heatmap.png"); try hm.write(q)
         return StageResult(outputs: [cellsPath, mPath, q], metrics: [
             "cells": .number(Double(n)), "k": .number(Double(k)), "markers": .array(markers.map { .string($0) }),
-            "inertia": .number(inertia), "iterations": .number(Double(iters)),
+            "inertia": .number(r.inertia), "iterations": .number(Double(r.iterations)),
             "cluster_sizes": .array(count.map { .number(Double($0)) }), "phenotypes": .array(names.map { .string($0) }),
             "warnings": .array(n == 0 ? ["no cells to cluster"] : [])])
     }
@@ -108,14 +65,17 @@ struct ClusterCommand: ParsableCommand {
         """)
 
     @OptionGroup var common: StageOptions
-    @Option(name: .long, help: "Number of clusters. Default 8.") var k: Int?
-    @Option(name: .long, help: "arcsinh cofactor. Default 5.") var cofactor: Double?
-    @Option(name: .long, help: "Comma-separated marker columns (default: all but nuclear/background).") var markers: String?
-    @Option(name: .long, help: "Random seed. Default 0.") var seed: Int?
+    @Option(name: .long, help: "Number of clusters, 1...1000. Default \(ClusterParams().k).") var k: Int?
+    @Option(name: .long, help: "arcsinh cofactor, > 0. Default \(String(format: "%g", ClusterParams().cofactor)).") var cofactor: Double?
+    @Option(name: .long, help: "Comma-separated marker columns (default \(ClusterParams().markers): all but nuclear/background).") var markers: String?
+    @Option(name: .long, help: "Random seed of the k-means++ initialisation, >= 0. Default \(ClusterParams().seed).") var seed: Int?
 
     func run() throws {
-        let tool = ClusterTool(flags: ["k": k.map { .number(Double($0)) }, "cofactor": cofactor.map { .number($0) },
-                                       "markers": markers.map { .string($0) }, "seed": seed.map { .number(Double($0)) }])
+        // Flag names are ClusterParams' keys; values are checked where the struct is decoded.
+        let tool = ClusterTool(flags: [ClusterParams.CodingKeys.k.rawValue: k.map { .number(Double($0)) },
+                                       ClusterParams.CodingKeys.cofactor.rawValue: cofactor.map { .number($0) },
+                                       ClusterParams.CodingKeys.markers.rawValue: markers.map { .string($0) },
+                                       ClusterParams.CodingKeys.seed.rawValue: seed.map { .number(Double($0)) }])
         let code = StageRunner(tool: tool, options: common).main()
         if code != 0 { throw EpipeExit(code) }
     }
