@@ -39,8 +39,21 @@ struct DenoiseTool: StageTool {
         "flatfield": "off", "darkfield": 0, "channels": "all", "float": false, "band": "auto", "per-channel": .object([:]),
     ]
 
+    /// The settings `recipe(for:)` reads per channel.
+    static let perChannelKeys: Set<String> = ["hot-pixels", "median", "rolling-ball", "light-background", "tophat", "gaussian", "flatfield", "blanks"]
+
     func params(for job: Job) throws -> [String: JSONValue] {
         var p = mergeParams(job, defaults: Self.defaults, flags: flags)
+        // A key nobody reads (a typo in job.json) is refused, not ignored.
+        if let k = p.keys.sorted().first(where: { Self.defaults[$0] == nil }) {
+            throw EpipeError.badInput("denoise param \(k): unknown; known: \(Self.defaults.keys.sorted().joined(separator: ", "))")
+        }
+        for (ch, o) in (p["per-channel"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard let o = o.objectValue else { throw EpipeError.badInput("denoise param per-channel \(ch): expected an object of settings, got \(o)") }
+            if let k = o.keys.sorted().first(where: { !Self.perChannelKeys.contains($0) }) {
+                throw EpipeError.badInput("denoise param per-channel \(ch): \(k) is not a per-channel setting; per channel: \(Self.perChannelKeys.sorted().joined(separator: ", "))")
+            }
+        }
         // A background method given explicitly replaces the default one.
         if flags["tophat"] != nil, flags["tophat"]! != nil, flags["rolling-ball"] == nil || flags["rolling-ball"]! == nil,
            job.spec.params["denoise"]?["rolling-ball"] == nil { p["rolling-ball"] = "off" }
@@ -86,12 +99,17 @@ struct DenoiseTool: StageTool {
                 r.hotPixels = Float(t)
             }
         }
-        r.median = p["median"]?.boolValue ?? false
+        func flag(_ k: String) throws -> Bool {
+            guard let v = p[k], v != .null else { return false }
+            guard let b = v.boolValue else { throw bad(k, "true or false") }
+            return b
+        }
+        r.median = try flag("median")
         if !off(p["rolling-ball"]) {
             guard let v = p["rolling-ball"]?.doubleValue, v >= 1, v <= 1000 else { throw bad("rolling-ball", "a radius in 1...1000 px or off") }
             r.rollingBall = v
         }
-        r.lightBackground = p["light-background"]?.boolValue ?? false
+        r.lightBackground = try flag("light-background")
         if !off(p["tophat"]) {
             guard let v = p["tophat"]?.intValue, v >= 1, v <= 1000 else { throw bad("tophat", "a radius in 1...1000 px or off") }
             r.tophat = v
@@ -101,8 +119,12 @@ struct DenoiseTool: StageTool {
         r.gaussian = g
         let ff = p["flatfield"]?.stringValue?.lowercased() ?? "off"
         r.flatfield = !["off", "false", "none"].contains(ff)
+        // The flat-field file is global: per channel it is only switched on or off.
+        if p["flatfield"] != params["flatfield"], !["off", "false", "none", "on", "true", "auto"].contains(ff) {
+            throw bad("flatfield", "on, off or auto per channel (the flat-field file is set for all channels)")
+        }
         let bl = p["blanks"]?.stringValue?.lowercased() ?? "auto"
-        r.blanks = bl == "auto" ? hasBlanks : (p["blanks"]?.boolValue ?? false)
+        r.blanks = bl == "auto" ? hasBlanks : try flag("blanks")
         return r
     }
 
@@ -156,14 +178,14 @@ struct DenoiseTool: StageTool {
         // Illumination models: from a given flat-field TIFF, or estimated from the image (a first pass).
         var dark = [Float](repeating: 0, count: C)
         if let d = p["darkfield"]?.doubleValue { dark = [Float](repeating: Float(d), count: C) }
-        var darkPlane: FlatField? = nil
+        // A dark-field image is subtracted pixel by pixel (channel c: its plane c, or its last), read band by band.
+        var darkReader: ImageReader? = nil
         if let df = darkfieldFile(p) {
             let r = try ImageReader(path: df)
             guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(df): dark-field is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
-            darkPlane = FlatField.fromImage(try r.readChannel(0), width: w, height: h)
-            ctx.log.detail("dark-field from \(df)")
+            darkReader = r
+            ctx.log.detail("dark-field from \(df) (\(r.info.channels) plane\(r.info.channels == 1 ? "" : "s"))")
         }
-        _ = darkPlane
         var flat = [FlatField?](repeating: nil, count: C)
         if recipes.contains(where: { $0.flatfield }) {
             if let ff = flatfieldFile(p) {
@@ -199,7 +221,9 @@ struct DenoiseTool: StageTool {
         let prog = ctx.progress("denoise", total: bands, unit: "bands")
         let state = (0..<C).map { _ in ChannelState(width: w, height: h) }
         let recs = recipes
-        let darkC = dark, flatC = flat, blankW = blankWeights
+        let darkR = darkReader
+        let illum = (0..<C).map { c in Illumination(flat: flat[c], dark: dark[c], darkImage: darkR != nil) }
+        let blankW = blankWeights
         for b in 0..<bands {
             let y0 = b * bandRows, rows = min(bandRows, h - y0)
             // Channel c needs rows lo..<hi of its hot-pixel-corrected input: the band and its later
@@ -230,13 +254,11 @@ struct DenoiseTool: StageTool {
                     }
                     st.hot += n
                 }
-                if recs[c].flatfield || darkC[c] != 0 {
+                if !illum[c].isIdentity {
+                    let darkRows = try darkR.map { try $0.readRows(channel: min(c, $0.info.channels - 1), y0: lo, count: hi - lo) }
                     out.withUnsafeMutableBufferPointer { buf in
-                        for i in 0..<(hi - lo) {
-                            let row = UnsafeMutableBufferPointer(rebasing: buf[(i * w)..<((i + 1) * w)])
-                            if let f = flatC[c] { f.correct(row: row, y: lo + i, dark: darkC[c]) }
-                            else { for x in 0..<w { row[x] = max(0, row[x] - darkC[c]) } }
-                        }
+                        if let d = darkRows { d.withUnsafeBufferPointer { illum[c].correct(band: buf, y0: lo, rows: hi - lo, darkRows: $0) } }
+                        else { illum[c].correct(band: buf, y0: lo, rows: hi - lo) }
                     }
                 }
                 return out
@@ -253,17 +275,8 @@ struct DenoiseTool: StageTool {
                     var v = try blanksDone[c] ?? stage1(c)
                     let (lo, hi) = range(c)
                     if recs[c].blanks && !blankW[c].isEmpty {
-                        let n = (hi - lo) * w
-                        v.withUnsafeMutableBufferPointer { dst in
-                            for (j, wt) in blankW[c] {
-                                let (jlo, _) = range(j)
-                                blanksDone[j]!.withUnsafeBufferPointer { src in
-                                    let o = (lo - jlo) * w
-                                    for i in 0..<n { dst[i] -= wt * src[o + i] }
-                                }
-                            }
-                            for i in 0..<n where dst[i] < 0 { dst[i] = 0 }
-                        }
+                        let src = blankW[c].map { (values: blanksDone[$0.channel]!, offset: (lo - range($0.channel).0) * w) }
+                        v.withUnsafeMutableBufferPointer { Blanks.subtract(row: $0, blanks: src, weights: blankW[c].map { $0.weight }) }
                     }
                     let post = recs[c].post
                     let out: [Float] = v.withUnsafeBufferPointer { band in
