@@ -5,30 +5,6 @@ import EpipeImage
 import EpipeStage
 import EpipeDenoise
 
-/// What to do to one channel, resolved from defaults, job.json params and flags.
-struct ChannelRecipe: Equatable, Sendable {
-    var hotPixels: Float?        // threshold, nil = off
-    var median = false
-    var rollingBall: Double?     // radius
-    var lightBackground = false
-    var tophat: Int?
-    var gaussian = 0.0
-    var flatfield = false
-    var blanks = false
-
-    var pre: DenoisePlan { DenoisePlan(hotPixels.map { [.hotPixels(threshold: $0)] } ?? []) }
-    var post: DenoisePlan {
-        var ops: [DenoiseOp] = []
-        if median { ops.append(.median3) }
-        if let r = rollingBall { ops.append(.rollingBall(radius: r, lightBackground: lightBackground)) }
-        if let r = tophat { ops.append(.tophat(radius: r)) }
-        if gaussian > 0 { ops.append(.gaussian(sigma: gaussian)) }
-        return DenoisePlan(ops)
-    }
-    var halo: Int { pre.halo + post.halo }
-    var isIdentity: Bool { hotPixels == nil && !median && rollingBall == nil && tophat == nil && gaussian == 0 && !flatfield && !blanks }
-}
-
 struct DenoiseTool: StageTool {
     let stage = "denoise"
     let flags: [String: JSONValue?]
@@ -165,14 +141,8 @@ struct DenoiseTool: StageTool {
             }
         }
         let outType: PixelType = (p["float"]?.boolValue ?? false) ? .float32 : info.pixelType
-        let halo = recipes.map { $0.halo }.max() ?? 0
         var bandRows = p["band"]?.intValue ?? 0
-        if bandRows <= 0 {
-            // Two channels are in flight at a time (input, hot-pixel copy, output, filter scratch: ~6 float
-            // rows each) and the writer holds up to a tile row per channel: ~400 MiB, whole tile rows.
-            let perRow = 2 * 6 * 4 * w + C * 2 * w
-            bandRows = max(256, min(4096, ((400 << 20) / max(1, perRow)) / 256 * 256))
-        }
+        if bandRows <= 0 { bandRows = DenoiseStream.autoBandRows(width: w, channels: C) }
         let bands = (h + bandRows - 1) / bandRows
 
         // Illumination models: from a given flat-field TIFF, or estimated from the image (a first pass).
@@ -187,32 +157,22 @@ struct DenoiseTool: StageTool {
             ctx.log.detail("dark-field from \(df) (\(r.info.channels) plane\(r.info.channels == 1 ? "" : "s"))")
         }
         var flat = [FlatField?](repeating: nil, count: C)
-        if recipes.contains(where: { $0.flatfield }) {
-            if let ff = flatfieldFile(p) {
-                let r = try ImageReader(path: ff)
-                guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(ff): flat-field is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
-                for c in 0..<C where recipes[c].flatfield {
-                    flat[c] = FlatField.fromImage(try r.readChannel(min(c, r.info.channels - 1)), width: w, height: h)
-                }
-            } else {
-                // Blocks of 1/16 of the shorter side (16...256 px): a grid fine enough for vignetting.
-                let block = max(16, min(256, min(w, h) / 16))
-                var acc = (0..<C).map { _ in BlockPercentiles(width: w, height: h, block: block, percentile: 10) }
-                let prog0 = ctx.progress("flat-field model", total: bands, unit: "bands")
-                for b in 0..<bands {
-                    let y0 = b * bandRows, n = min(bandRows, h - y0)
-                    for c in 0..<C where recipes[c].flatfield {
-                        let rows = try reader.readRows(channel: c, y0: y0, count: n)
-                        rows.withUnsafeBufferPointer { acc[c].add(rows: $0, y0: y0, count: n) }
-                    }
-                    prog0.advance()
-                }
-                for c in 0..<C where recipes[c].flatfield {
-                    let g = acc[c].grid()
-                    flat[c] = FlatField.estimate(lowPercentileGrid: g.values, gridWidth: g.width, gridHeight: g.height, imageWidth: w, imageHeight: h, smoothSigmaCells: 1.5, block: block)
-                }
-            }
+        let flatC = (0..<C).filter { recipes[$0].flatfield }
+        if let ff = flatfieldFile(p), !flatC.isEmpty {
+            let r = try ImageReader(path: ff)
+            guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(ff): flat-field is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
+            for c in flatC { flat[c] = FlatField.fromImage(try r.readChannel(min(c, r.info.channels - 1)), width: w, height: h) }
+        } else if !flatC.isEmpty {
+            let prog0 = ctx.progress("flat-field model", total: bands, unit: "bands")
+            let est = try DenoiseStream.estimateFlatFields(width: w, height: h, channels: flatC, bandRows: bandRows,
+                                                           read: { try reader.readRows(channel: $0, y0: $1, count: $2) }, bandDone: { prog0.advance() })
+            for (c, f) in est { flat[c] = f }
         }
+        let darkR = darkReader
+        let stream = DenoiseStream(width: w, height: h, recipes: recipes,
+                                   illumination: (0..<C).map { Illumination(flat: flat[$0], dark: dark[$0], darkImage: darkR != nil) },
+                                   blankWeights: blankWeights, blankChannels: blankIdx, bandRows: bandRows)
+        let halo = stream.halo
 
         let outPath = try ctx.output("image.ome.tif")
         let writer = try ImageWriter(path: outPath, width: w, height: h, channelNames: names, pixelType: outType,
@@ -220,80 +180,20 @@ struct DenoiseTool: StageTool {
                                      pyramidLevels: ImageWriter.suggestedPyramidLevels(width: w, height: h))
         let prog = ctx.progress("denoise", total: bands, unit: "bands")
         let state = (0..<C).map { _ in ChannelState(width: w, height: h) }
-        let recs = recipes
-        let darkR = darkReader
-        let illum = (0..<C).map { c in Illumination(flat: flat[c], dark: dark[c], darkImage: darkR != nil) }
-        let blankW = blankWeights
-        for b in 0..<bands {
-            let y0 = b * bandRows, rows = min(bandRows, h - y0)
-            // Channel c needs rows lo..<hi of its hot-pixel-corrected input: the band and its later
-            // filters' context (fewer rows at the image edges; the filters replicate the true edge rows).
-            @Sendable func range(_ c: Int) -> (Int, Int) { let k = halo - recs[c].pre.halo; return (max(0, y0 - k), min(h, y0 + rows + k)) }
-            /// Reads channel c's rows, records input statistics, removes hot pixels, corrects dark/flat field.
-            @Sendable func stage1(_ c: Int) throws -> [Float] {
-                let st = state[c]
-                let pre = recs[c].pre
-                let (lo, hi) = range(c)
-                let inLo = max(0, lo - pre.halo), inHi = min(h, hi + pre.halo)
-                let fLo = max(0, y0 - 1), fHi = min(h, y0 + rows + 1)   // the focus score needs one row of context
-                let rLo = min(inLo, fLo), rHi = max(inHi, fHi)
-                let raw = try reader.readRows(channel: c, y0: rLo, count: rHi - rLo)
-                var out: [Float] = []
-                raw.withUnsafeBufferPointer { band in
-                    let interior = UnsafeBufferPointer(rebasing: band[((y0 - rLo) * w)..<((y0 - rLo + rows) * w)])
-                    st.before.add(interior); st.thumbB.add(rows: interior, y0: y0, count: rows)
-                    st.focus.add(band: UnsafeBufferPointer(rebasing: band[((fLo - rLo) * w)..<((fHi - rLo) * w)]), haloTop: y0 - fLo, rows: rows, haloBottom: fHi - y0 - rows, y0: y0)
-                    if pre.ops.isEmpty { out = Array(band[((lo - rLo) * w)..<((hi - rLo) * w)]); return }
-                    let sub = UnsafeBufferPointer(rebasing: band[((inLo - rLo) * w)..<((inHi - rLo) * w)])
-                    out = pre.apply(band: sub, width: w, haloTop: lo - inLo, rows: hi - lo, haloBottom: inHi - hi, y0: lo, imageHeight: h).values
-                    // replacements in this band's own rows only
-                    var n = 0
-                    out.withUnsafeBufferPointer { o in
-                        let off = (y0 - lo) * w, ioff = (y0 - rLo) * w
-                        for i in 0..<(rows * w) where o[off + i] != band[ioff + i] { n += 1 }
-                    }
-                    st.hot += n
-                }
-                if !illum[c].isIdentity {
-                    let darkRows = try darkR.map { try $0.readRows(channel: min(c, $0.info.channels - 1), y0: lo, count: hi - lo) }
-                    out.withUnsafeMutableBufferPointer { buf in
-                        if let d = darkRows { d.withUnsafeBufferPointer { illum[c].correct(band: buf, y0: lo, rows: hi - lo, darkRows: $0) } }
-                        else { illum[c].correct(band: buf, y0: lo, rows: hi - lo) }
-                    }
-                }
-                return out
-            }
-            // Blank channels first (every marker of the band subtracts them), then the markers two at a time:
-            // one reads and decodes while the other filters.
-            var blankRows = [Int: [Float]]()
-            for j in blankIdx where anyBlanks { blankRows[j] = try stage1(j) }
-            let blanksDone = blankRows
-            let errors = ErrorBox()
-            DispatchQueue.concurrentPerform(iterations: C) { c in
-                do {
-                    let st = state[c]
-                    var v = try blanksDone[c] ?? stage1(c)
-                    let (lo, hi) = range(c)
-                    if recs[c].blanks && !blankW[c].isEmpty {
-                        let src = blankW[c].map { (values: blanksDone[$0.channel]!, offset: (lo - range($0.channel).0) * w) }
-                        v.withUnsafeMutableBufferPointer { Blanks.subtract(row: $0, blanks: src, weights: blankW[c].map { $0.weight }) }
-                    }
-                    let post = recs[c].post
-                    let out: [Float] = v.withUnsafeBufferPointer { band in
-                        if post.ops.isEmpty { return Array(band[((y0 - lo) * w)..<((y0 - lo + rows) * w)]) }
-                        let blo = max(lo, y0 - post.halo), bhi = min(hi, y0 + rows + post.halo)
-                        let sub = UnsafeBufferPointer(rebasing: band[((blo - lo) * w)..<((bhi - lo) * w)])
-                        return post.apply(band: sub, width: w, haloTop: y0 - blo, rows: rows, haloBottom: bhi - y0 - rows, y0: y0, imageHeight: h).values
-                    }
-                    out.withUnsafeBufferPointer { o in st.after.add(o); st.thumbA.add(rows: o, y0: y0, count: rows) }
-                    try writer.writeRows(channel: c, y0: y0, count: rows, out)
-                } catch { errors.set(error) }
-            }
-            if let e = errors.error { throw e }
-            prog.advance()
+        let readDark: (@Sendable (Int, Int, Int) throws -> [Float])? = darkR.map { r in
+            { @Sendable c, y0, n in try r.readRows(channel: min(c, r.info.channels - 1), y0: y0, count: n) }
         }
-        let before = state.map { $0.before }, after = state.map { $0.after }, hot = state.map { $0.hot }
-        let focus = state.map { $0.focus }, thumbsB = state.map { $0.thumbB }, thumbsA = state.map { $0.thumbA }
+        let input: @Sendable (Int, Int, Int, UnsafeBufferPointer<Float>) -> Void = { c, y0, rows, band in
+            state[c].before.add(band); state[c].thumbB.add(rows: band, y0: y0, count: rows)
+        }
+        let emit: @Sendable (Int, Int, Int, [Float]) throws -> Void = { c, y0, rows, out in
+            out.withUnsafeBufferPointer { o in state[c].after.add(o); state[c].thumbA.add(rows: o, y0: y0, count: rows) }
+            try writer.writeRows(channel: c, y0: y0, count: rows, out)
+        }
+        let res = try stream.run(read: { c, y0, n in try reader.readRows(channel: c, y0: y0, count: n) }, readDark: readDark,
+                                 input: input, emit: emit, bandDone: { prog.advance() })
+        let before = state.map { $0.before }, after = state.map { $0.after }, hot = res.hot
+        let focus = res.focus, thumbsB = state.map { $0.thumbB }, thumbsA = state.map { $0.thumbA }
         try writer.finish()
         prog.finish()
 
@@ -349,25 +249,14 @@ struct DenoiseTool: StageTool {
     }
 }
 
-struct UnsafeSendable<T>: @unchecked Sendable { var value: T; init(_ v: T) { value = v } }
-
-/// What one channel accumulates while the bands stream by; touched by one thread at a time.
+/// What one channel's pictures and histograms accumulate while the bands stream by; touched by one thread at a time.
 final class ChannelState: @unchecked Sendable {
     var before = Histogram16(), after = Histogram16()
-    var hot = 0
-    var focus: FocusAccumulator
     let thumbB: Thumbnail, thumbA: Thumbnail
     init(width: Int, height: Int) {
-        focus = FocusAccumulator(width: width, height: height)
         thumbB = Thumbnail(srcWidth: width, srcHeight: height, maxSide: 512)
         thumbA = Thumbnail(srcWidth: width, srcHeight: height, maxSide: 512)
     }
-}
-
-final class ErrorBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var error: Error?
-    func set(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
 }
 
 @main
