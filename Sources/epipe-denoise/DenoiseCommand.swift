@@ -7,51 +7,43 @@ import EpipeDenoise
 
 struct DenoiseTool: StageTool {
     let stage = "denoise"
-    let flags: [String: JSONValue?]
+    let flags: [String: Setting?]
+    let perChannelFlags: [String: [String: Setting]]
 
-    static let defaults: [String: JSONValue] = [
-        "hot-pixels": "auto", "median": false, "rolling-ball": 50, "light-background": false, "tophat": "off",
-        "gaussian": 0, "blanks": "auto", "blank-pattern": .string(MarkerTable.defaultBlankPattern),
-        "flatfield": "off", "darkfield": 0, "channels": "all", "float": false, "band": "auto", "per-channel": .object([:]),
-    ]
-
-    /// The settings `recipe(for:)` reads per channel.
-    static let perChannelKeys: Set<String> = ["hot-pixels", "median", "rolling-ball", "light-background", "tophat", "gaussian", "flatfield", "blanks"]
-
-    func params(for job: Job) throws -> [String: JSONValue] {
-        var p = mergeParams(job, defaults: Self.defaults, flags: flags)
-        // A key nobody reads (a typo in job.json) is refused, not ignored.
-        if let k = p.keys.sorted().first(where: { Self.defaults[$0] == nil }) {
-            throw EpipeError.badInput("denoise param \(k): unknown; known: \(Self.defaults.keys.sorted().joined(separator: ", "))")
-        }
-        for (ch, o) in (p["per-channel"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
+    /// The one params struct: defaults, job.json params.denoise, flags; validated; recorded in the manifest.
+    func settings(for job: Job) throws -> DenoiseParams {
+        let jp = job.spec.params[stage] ?? [:]
+        var layer: [String: Setting?] = [:], perChannel: [String: [String: Setting]] = [:]
+        for (k, v) in jp where k != "per-channel" { layer[k] = try Self.setting(v, k) }
+        for (ch, o) in jp["per-channel"]?.objectValue ?? [:] {
             guard let o = o.objectValue else { throw EpipeError.badInput("denoise param per-channel \(ch): expected an object of settings, got \(o)") }
-            if let k = o.keys.sorted().first(where: { !Self.perChannelKeys.contains($0) }) {
-                throw EpipeError.badInput("denoise param per-channel \(ch): \(k) is not a per-channel setting; per channel: \(Self.perChannelKeys.sorted().joined(separator: ", "))")
-            }
+            perChannel[ch] = try o.compactMapValues { try Self.setting($0, "per-channel \(ch)") }
         }
+        if !perChannelFlags.isEmpty { perChannel = perChannelFlags }   // flags win, as a whole
         // A background method given explicitly replaces the default one.
-        if flags["tophat"] != nil, flags["tophat"]! != nil, flags["rolling-ball"] == nil || flags["rolling-ball"]! == nil,
-           job.spec.params["denoise"]?["rolling-ball"] == nil { p["rolling-ball"] = "off" }
-        // Validate everything a user can type, once, with one clear line.
-        _ = try recipe(for: "", params: p, dtype: .uint16, hasBlanks: false)
-        if let b = p["band"], b.stringValue != "auto", (b.intValue ?? 0) < 16 { throw EpipeError.badInput("denoise param band: expected auto or >= 16 rows, got \(b)") }
-        return p
+        let tophatOnly = (flags["tophat"] ?? nil) != nil && (flags["rolling-ball"] ?? nil) == nil && jp["rolling-ball"] == nil
+        do { return try DenoiseParams.merged([layer, flags], perChannel: perChannel, explicitTophat: tophatOnly) }
+        catch let e as DenoiseParamError { throw EpipeError.badInput(e.description) }
     }
+    static func setting(_ v: JSONValue, _ k: String) throws -> Setting? {
+        switch v {
+        case .number(let d): return .number(d)
+        case .string(let s): return .word(s)
+        case .bool(let b): return .flag(b)
+        case .null: return nil
+        default: throw EpipeError.badInput("denoise param \(k): expected a number, a word or true/false, got \(v)")
+        }
+    }
+    static func json(_ p: DenoiseParams) throws -> [String: JSONValue] { try JSONDecoder().decode([String: JSONValue].self, from: JSONEncoder().encode(p)) }
+    static func decode(_ p: [String: JSONValue]) throws -> DenoiseParams { try JSONDecoder().decode(DenoiseParams.self, from: JSONEncoder().encode(p)) }
 
-    func flatfieldFile(_ p: [String: JSONValue]) -> String? {
-        guard let f = p["flatfield"]?.stringValue, !["off", "auto", "false", "none"].contains(f.lowercased()) else { return nil }
-        return f
-    }
-    func darkfieldFile(_ p: [String: JSONValue]) -> String? {
-        guard let f = p["darkfield"]?.stringValue, Double(f) == nil, !["off", "none"].contains(f.lowercased()) else { return nil }
-        return f
-    }
+    func params(for job: Job) throws -> [String: JSONValue] { try Self.json(settings(for: job)) }
 
     func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] {
+        let p = try Self.decode(params)
         var refs = [FileRef(path: job.spec.raw.uri, sha256: job.spec.raw.sha256, bytes: job.spec.raw.bytes)]
         if let m = job.spec.markers, let path = markersPath(job) { refs.append(FileRef(path: m, sha256: try Digest.sha256(file: path).hex)) }
-        for f in [flatfieldFile(params), darkfieldFile(params)].compactMap({ $0 }) {
+        for f in [p.flatfieldFile, p.darkfieldFile].compactMap({ $0 }) {
             guard Files.exists(f) else { throw EpipeError.badInput("\(f): flat-field/dark-field file not found; give a TIFF path, auto or off") }
             let (h, n) = try Digest.sha256(file: f)
             refs.append(FileRef(path: "file://" + Files.canonical(f), sha256: h, bytes: n))
@@ -59,77 +51,36 @@ struct DenoiseTool: StageTool {
         return refs
     }
 
-    /// Resolves one channel's recipe: global params overlaid by per-channel[name].
-    func recipe(for name: String, params: [String: JSONValue], dtype: PixelType, hasBlanks: Bool) throws -> ChannelRecipe {
-        var p = params
-        if let pc = params["per-channel"]?.objectValue, let o = pc[name]?.objectValue { for (k, v) in o { p[k] = v } }
-        func off(_ v: JSONValue?) -> Bool { guard let s = v?.stringValue?.lowercased() else { return v == nil || v == .null } ; return ["off", "false", "none", "0", "no"].contains(s) }
-        func bad(_ k: String, _ want: String) -> EpipeError { EpipeError.badInput("denoise param \(k)\(name.isEmpty ? "" : " for \(name)"): expected \(want), got \(p[k].map { "\($0)" } ?? "nothing")") }
-        var r = ChannelRecipe()
-        if !off(p["hot-pixels"]) {
-            if p["hot-pixels"]?.stringValue == "auto" {
-                // 5% of the type's range: a stuck or hot pixel is far above its neighbours' median.
-                r.hotPixels = dtype == .uint8 ? 13 : (dtype == .float32 ? nil : 3277)
-            } else {
-                guard let t = p["hot-pixels"]?.doubleValue, t > 0 else { throw bad("hot-pixels", "a threshold > 0, auto or off") }
-                r.hotPixels = Float(t)
-            }
-        }
-        func flag(_ k: String) throws -> Bool {
-            guard let v = p[k], v != .null else { return false }
-            guard let b = v.boolValue else { throw bad(k, "true or false") }
-            return b
-        }
-        r.median = try flag("median")
-        if !off(p["rolling-ball"]) {
-            guard let v = p["rolling-ball"]?.doubleValue, v >= 1, v <= 1000 else { throw bad("rolling-ball", "a radius in 1...1000 px or off") }
-            r.rollingBall = v
-        }
-        r.lightBackground = try flag("light-background")
-        if !off(p["tophat"]) {
-            guard let v = p["tophat"]?.intValue, v >= 1, v <= 1000 else { throw bad("tophat", "a radius in 1...1000 px or off") }
-            r.tophat = v
-        }
-        if r.tophat != nil && r.rollingBall != nil { throw EpipeError.badInput("denoise: both --rolling-ball and --tophat are on\(name.isEmpty ? "" : " for \(name)"); choose one background method (the other =off)") }
-        guard let g = p["gaussian"]?.doubleValue ?? (off(p["gaussian"]) ? 0 : nil), g >= 0, g <= 50 else { throw bad("gaussian", "a sigma in 0...50") }
-        r.gaussian = g
-        let ff = p["flatfield"]?.stringValue?.lowercased() ?? "off"
-        r.flatfield = !["off", "false", "none"].contains(ff)
-        // The flat-field file is global: per channel it is only switched on or off.
-        if p["flatfield"] != params["flatfield"], !["off", "false", "none", "on", "true", "auto"].contains(ff) {
-            throw bad("flatfield", "on, off or auto per channel (the flat-field file is set for all channels)")
-        }
-        let bl = p["blanks"]?.stringValue?.lowercased() ?? "auto"
-        r.blanks = bl == "auto" ? hasBlanks : try flag("blanks")
-        return r
-    }
-
     func run(_ ctx: StageContext) throws -> StageResult {
-        let p = ctx.params
+        let p = try Self.decode(ctx.params)
         let markersPath = markersPath(ctx.job)
         let reader = try ImageReader(path: try rawPath(ctx.job), markersCSV: markersPath)
         let info = reader.info
         let w = info.width, h = info.height, C = info.channels
         let names = info.channelNames
-        let mt = try MarkerTable(names: names, csvPath: markersPath, blankPattern: p["blank-pattern"]?.stringValue ?? MarkerTable.defaultBlankPattern)
+        let mt = try MarkerTable(names: names, csvPath: markersPath, blankPattern: p.blankPattern.string)
 
         // Which channels to process; blanks are never processed as markers.
         var selected = [Bool](repeating: true, count: C)
-        if let cs = p["channels"]?.stringValue, cs != "all" {
-            let want = cs.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        if let want = p.channelList {
             let idx = try want.map { try channelIndex($0, names: names, what: "--channels") }
             selected = (0..<C).map { idx.contains($0) }
         }
         let blankIdx = (0..<C).filter { mt.blank[$0] }
+        let autoHot: Float? = info.pixelType == .uint8 ? 13 : (info.pixelType == .float32 ? nil : 3277)   // 5% of the type's range
+        func recipe(_ c: Int, hasBlanks: Bool) throws -> ChannelRecipe {
+            do { return try p.recipe(for: names[c], autoHotPixels: autoHot, hasBlanks: hasBlanks) }
+            catch let e as DenoiseParamError { throw EpipeError.badInput(e.description) }
+        }
         let recipes = try (0..<C).map { c -> ChannelRecipe in
             // Blank channels are only flat-field corrected (like the markers they are subtracted from), never filtered.
-            if mt.blank[c] { var r = ChannelRecipe(); r.flatfield = try recipe(for: names[c], params: p, dtype: info.pixelType, hasBlanks: false).flatfield; return r }
+            if mt.blank[c] { var r = ChannelRecipe(); r.flatfield = try recipe(c, hasBlanks: false).flatfield; return r }
             guard selected[c] else { return ChannelRecipe() }
-            return try recipe(for: names[c], params: p, dtype: info.pixelType, hasBlanks: !blankIdx.isEmpty)
+            return try recipe(c, hasBlanks: !blankIdx.isEmpty)
         }
         let anyBlanks = recipes.contains { $0.blanks }
-        if (p["blanks"]?.boolValue ?? false) && blankIdx.isEmpty {
-            throw EpipeError.badInput("--blanks: no blank channels found (no name matches \(p["blank-pattern"]?.stringValue ?? ""), no blank/background column in markers.csv)")
+        if p.blanksRequired && blankIdx.isEmpty {
+            throw EpipeError.badInput("--blanks: no blank channels found (no name matches \(p.blankPattern.string), no blank/background column in markers.csv)")
         }
         // Blank signal per marker channel: explicit MCMICRO background column, else interpolated by cycle.
         var blankWeights = [[(channel: Int, weight: Float)]](repeating: [], count: C)
@@ -140,17 +91,16 @@ struct DenoiseTool: StageTool {
                 if let b = mt.background[c], let j = names.firstIndex(of: b) { blankWeights[c] = [(j, 1)] } else { blankWeights[c] = byCycle[c] }
             }
         }
-        let outType: PixelType = (p["float"]?.boolValue ?? false) ? .float32 : info.pixelType
-        var bandRows = p["band"]?.intValue ?? 0
-        if bandRows <= 0 { bandRows = DenoiseStream.autoBandRows(width: w, channels: C) }
+        let outType: PixelType = p.writesFloat ? .float32 : info.pixelType
+        let bandRows = p.bandRows ?? DenoiseStream.autoBandRows(width: w, channels: C)
         let bands = (h + bandRows - 1) / bandRows
 
         // Illumination models: from a given flat-field TIFF, or estimated from the image (a first pass).
         var dark = [Float](repeating: 0, count: C)
-        if let d = p["darkfield"]?.doubleValue { dark = [Float](repeating: Float(d), count: C) }
+        if let d = p.darkfieldConstant { dark = [Float](repeating: d, count: C) }
         // A dark-field image is subtracted pixel by pixel (channel c: its plane c, or its last), read band by band.
         var darkReader: ImageReader? = nil
-        if let df = darkfieldFile(p) {
+        if let df = p.darkfieldFile {
             let r = try ImageReader(path: df)
             guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(df): dark-field is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
             darkReader = r
@@ -158,7 +108,7 @@ struct DenoiseTool: StageTool {
         }
         var flat = [FlatField?](repeating: nil, count: C)
         let flatC = (0..<C).filter { recipes[$0].flatfield }
-        if let ff = flatfieldFile(p), !flatC.isEmpty {
+        if let ff = p.flatfieldFile, !flatC.isEmpty {
             let r = try ImageReader(path: ff)
             guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(ff): flat-field is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
             for c in flatC { flat[c] = FlatField.fromImage(try r.readChannel(min(c, r.info.channels - 1)), width: w, height: h) }
@@ -299,22 +249,20 @@ struct DenoiseCommand: ParsableCommand {
     @Option(name: .long, help: "Rows per band, or auto (~384 MiB of bands).") var band: String?
 
     func run() throws {
-        var per: [String: JSONValue] = [:]
+        var per: [String: [String: Setting]] = [:]
         for cp in channelParam {
             guard let colon = cp.firstIndex(of: ":"), let eq = cp[colon...].firstIndex(of: "=") else {
                 throw EpipeError.badInput("--channel-param \(cp): expected NAME:key=value, e.g. DAPI:rolling-ball=off")
             }
-            let ch = String(cp[..<colon]), key = String(cp[cp.index(after: colon)..<eq]), val = String(cp[cp.index(after: eq)...])
-            var o = per[ch]?.objectValue ?? [:]
-            o[key] = Double(val).map { .number($0) } ?? .string(val)
-            per[ch] = .object(o)
+            per[String(cp[..<colon]), default: [:]][String(cp[cp.index(after: colon)..<eq])] = Setting(typed: String(cp[cp.index(after: eq)...]))
         }
-        func num(_ s: String?) -> JSONValue? { s.map { Double($0).map { .number($0) } ?? .string($0) } }
-        let tool = DenoiseTool(flags: ["hot-pixels": num(hotPixels), "median": median.map { .bool($0) }, "rolling-ball": num(rollingBall),
-                                       "light-background": lightBackground ? .bool(true) : nil, "tophat": num(tophat), "blanks": blanks.map { .string($0) },
-                                       "blank-pattern": blankPattern.map { .string($0) }, "flatfield": flatfield.map { .string($0) },
-                                       "darkfield": num(darkfield), "gaussian": gaussian.map { .number($0) }, "channels": channels.map { .string($0) },
-                                       "per-channel": per.isEmpty ? nil : .object(per), "float": float ? .bool(true) : nil, "band": num(band)])
+        let tool = DenoiseTool(flags: ["hot-pixels": hotPixels.map(Setting.init(typed:)), "median": median.map { .flag($0) },
+                                       "rolling-ball": rollingBall.map(Setting.init(typed:)), "light-background": lightBackground ? .flag(true) : nil,
+                                       "tophat": tophat.map(Setting.init(typed:)), "blanks": blanks.map { .word($0) }, "blank-pattern": blankPattern.map { .word($0) },
+                                       "flatfield": flatfield.map { .word($0) }, "darkfield": darkfield.map(Setting.init(typed:)),
+                                       "gaussian": gaussian.map { .number($0) }, "channels": channels.map { .word($0) },
+                                       "float": float ? .flag(true) : nil, "band": band.map(Setting.init(typed:))],
+                               perChannelFlags: per)
         let code = StageRunner(tool: tool, options: common).main()
         if code != 0 { throw EpipeExit(code) }
     }
