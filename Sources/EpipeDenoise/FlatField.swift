@@ -307,6 +307,18 @@ public enum Blanks {
         }
     }
 
+    /// For each channel whose recipe subtracts blanks: MCMICRO's background channel when one is named
+    /// (`background[c]`, weight 1), else the blanks interpolated by cycle (`weights(cycles:isBlank:)`;
+    /// no cycles = channel order). Others get an empty list.
+    public static func weights(recipes: [ChannelRecipe], cycles: [Int]?, isBlank: [Bool], background: [Int?]) -> [[(channel: Int, weight: Float)]] {
+        let n = recipes.count
+        var out = [[(channel: Int, weight: Float)]](repeating: [], count: n)
+        guard recipes.contains(where: { $0.blanks }) else { return out }
+        let byCycle = weights(cycles: cycles ?? Array(0..<n), isBlank: isBlank)
+        for c in 0..<n where recipes[c].blanks { out[c] = background[c].map { [(channel: $0, weight: Float(1))] } ?? byCycle[c] }
+        return out
+    }
+
     /// `row[i] := max(0, row[i] - scale * sum_j weights[j] * blanks[j][i])`, subtracting one blank after
     /// the other (`row[i] -= (scale * weights[j]) * blanks[j][i]` for j in order), then clamping at 0.
     public static func subtract(row: UnsafeMutableBufferPointer<Float>, blanks: [UnsafeBufferPointer<Float>], weights: [Float], scale: Float = 1) {

@@ -159,6 +159,20 @@ public struct DenoiseParams: Codable, Sendable, Equatable {
         return f
     }
 
+    /// Every channel's recipe. Blank channels are only flat-field corrected (like the markers they are
+    /// subtracted from), never filtered; channels not selected are copied unchanged.
+    public func recipes(names: [String], isBlank: [Bool], selected: [Bool], autoHotPixels: Float?) throws -> [ChannelRecipe] {
+        let hasBlanks = isBlank.contains(true)
+        return try names.indices.map { c in
+            if isBlank[c] {
+                var r = ChannelRecipe()
+                r.flatfield = try recipe(for: names[c], autoHotPixels: autoHotPixels, hasBlanks: false).flatfield
+                return r
+            }
+            return selected[c] ? try recipe(for: names[c], autoHotPixels: autoHotPixels, hasBlanks: hasBlanks) : ChannelRecipe()
+        }
+    }
+
     /// One channel's recipe: the global settings overlaid by per-channel[name]. `autoHotPixels` = the
     /// threshold `hot-pixels auto` means for the image's type (nil = off).
     public func recipe(for name: String, autoHotPixels: Float?, hasBlanks: Bool) throws -> ChannelRecipe {

@@ -68,29 +68,15 @@ struct DenoiseTool: StageTool {
         }
         let blankIdx = (0..<C).filter { mt.blank[$0] }
         let autoHot: Float? = info.pixelType == .uint8 ? 13 : (info.pixelType == .float32 ? nil : 3277)   // 5% of the type's range
-        func recipe(_ c: Int, hasBlanks: Bool) throws -> ChannelRecipe {
-            do { return try p.recipe(for: names[c], autoHotPixels: autoHot, hasBlanks: hasBlanks) }
-            catch let e as DenoiseParamError { throw EpipeError.badInput(e.description) }
-        }
-        let recipes = try (0..<C).map { c -> ChannelRecipe in
-            // Blank channels are only flat-field corrected (like the markers they are subtracted from), never filtered.
-            if mt.blank[c] { var r = ChannelRecipe(); r.flatfield = try recipe(c, hasBlanks: false).flatfield; return r }
-            guard selected[c] else { return ChannelRecipe() }
-            return try recipe(c, hasBlanks: !blankIdx.isEmpty)
-        }
-        let anyBlanks = recipes.contains { $0.blanks }
+        let recipes: [ChannelRecipe]
+        do { recipes = try p.recipes(names: names, isBlank: mt.blank, selected: selected, autoHotPixels: autoHot) }
+        catch let e as DenoiseParamError { throw EpipeError.badInput(e.description) }
         if p.blanksRequired && blankIdx.isEmpty {
             throw EpipeError.badInput("--blanks: no blank channels found (no name matches \(p.blankPattern.string), no blank/background column in markers.csv)")
         }
         // Blank signal per marker channel: explicit MCMICRO background column, else interpolated by cycle.
-        var blankWeights = [[(channel: Int, weight: Float)]](repeating: [], count: C)
-        if anyBlanks {
-            let cycles = mt.cycles ?? Array(0..<C)
-            let byCycle = Blanks.weights(cycles: cycles, isBlank: mt.blank)
-            for c in 0..<C where recipes[c].blanks {
-                if let b = mt.background[c], let j = names.firstIndex(of: b) { blankWeights[c] = [(j, 1)] } else { blankWeights[c] = byCycle[c] }
-            }
-        }
+        let blankWeights = Blanks.weights(recipes: recipes, cycles: mt.cycles, isBlank: mt.blank,
+                                          background: mt.background.map { b in b.flatMap { names.firstIndex(of: $0) } })
         let outType: PixelType = p.writesFloat ? .float32 : info.pixelType
         let bandRows = p.bandRows ?? DenoiseStream.autoBandRows(width: w, channels: C)
         let bands = (h + bandRows - 1) / bandRows
