@@ -203,7 +203,8 @@ struct DenoiseCommand: ParsableCommand {
         discussion: """
         Per channel, in this order: hot-pixel removal (a pixel more than THRESHOLD above the median of \
         its 3x3 neighbourhood takes that median), flat-field correction (divide by a given flat-field \
-        TIFF or a model estimated from the image's low percentiles, after subtracting a dark-field), \
+        TIFF or a model estimated from the image's low percentiles, after subtracting a dark-field: \
+        corrected = (raw - dark) / flat, the dark a constant or a dark-frame TIFF, per pixel), \
         blank-cycle subtraction (blank channels by name or markers.csv, interpolated by cycle_number, or \
         MCMICRO's background column), median 3x3, background subtraction (ImageJ rolling ball, or white \
         top-hat with a disk), Gaussian smoothing. The default recipe, sensible for CODEX/CyCIF: hot pixels \
@@ -227,7 +228,7 @@ struct DenoiseCommand: ParsableCommand {
     @Option(name: .long, help: "Blank-cycle subtraction: auto (when blank channels exist), true or false.") var blanks: String?
     @Option(name: .long, help: "Regular expression for blank channel names.") var blankPattern: String?
     @Option(name: .long, help: "Flat-field: off, auto (estimated from the image) or a TIFF path.") var flatfield: String?
-    @Option(name: .long, help: "Dark-field: a constant or a TIFF path, subtracted before the flat-field.") var darkfield: String?
+    @Option(name: .long, help: "Dark-field: a constant, or a TIFF path subtracted pixel by pixel (plane c for channel c, else its last plane), before the flat-field.") var darkfield: String?
     @Option(name: .long, help: "Gaussian sigma in px, 0 for none. Default 0.") var gaussian: Double?
     @Option(name: .long, help: "Comma-separated channels to process (others are copied unchanged). Default all.") var channels: String?
     @Option(name: .long, help: "Per-channel setting NAME:key=value (may repeat), e.g. DAPI:rolling-ball=off.") var channelParam: [String] = []
