@@ -140,6 +140,47 @@ public struct FlatField: Sendable, Codable, Equatable {
         let m = modelRow(y: y)
         for x in 0..<imageWidth { row[x] = Swift.max(0, (row[x] - dark) / m[x]) }
     }
+
+    /// `x := max(0, (x - dark[x]) / model(x, y))` for image row `y`, the dark-field a per-pixel row
+    /// (row y of a dark-frame image).
+    public func correct(row: UnsafeMutableBufferPointer<Float>, y: Int, darkRow: UnsafeBufferPointer<Float>) {
+        precondition(row.count >= imageWidth && darkRow.count >= imageWidth)
+        let m = modelRow(y: y)
+        for x in 0..<imageWidth { row[x] = Swift.max(0, (row[x] - darkRow[x]) / m[x]) }
+    }
+}
+
+/// Dark-field and flat-field correction, BaSiC's and MCMICRO's model: `corrected = max(0, (raw - dark) / flat)`,
+/// the dark-field a constant or a per-pixel image (read row by row, so memory does not grow with the image),
+/// the flat-field a `FlatField` model (none = 1).
+public struct Illumination: Sendable {
+    public var flat: FlatField?
+    public var dark: Float
+    /// Whether a per-pixel dark-field is given (then `correct` needs its rows).
+    public var darkImage: Bool
+
+    public init(flat: FlatField? = nil, dark: Float = 0, darkImage: Bool = false) {
+        self.flat = flat; self.dark = dark; self.darkImage = darkImage
+    }
+
+    public var isIdentity: Bool { flat == nil && dark == 0 && !darkImage }
+
+    /// Corrects `rows` image rows from `y0` (`band` holds rows x width values, width = band.count / rows);
+    /// `darkRows` = the same rows of the dark-field image when `darkImage`, else ignored.
+    public func correct(band: UnsafeMutableBufferPointer<Float>, y0: Int, rows: Int, darkRows: UnsafeBufferPointer<Float>? = nil) {
+        guard rows > 0, !isIdentity else { return }
+        let w = band.count / rows
+        precondition(!darkImage || (darkRows?.count ?? 0) >= rows * w, "a per-pixel dark-field needs its rows")
+        for i in 0..<rows {
+            let row = UnsafeMutableBufferPointer(rebasing: band[(i * w)..<((i + 1) * w)])
+            if darkImage, let d = darkRows {
+                let dr = UnsafeBufferPointer(rebasing: d[(i * w)..<((i + 1) * w)])
+                if let f = flat { f.correct(row: row, y: y0 + i, darkRow: dr) } else { for x in 0..<w { row[x] = Swift.max(0, row[x] - dr[x]) } }
+            } else {
+                if let f = flat { f.correct(row: row, y: y0 + i, dark: dark) } else { for x in 0..<w { row[x] = Swift.max(0, row[x] - dark) } }
+            }
+        }
+    }
 }
 
 /// Streaming per-block low percentile of one channel: feed row bands (any order, each image
@@ -266,14 +307,38 @@ public enum Blanks {
         }
     }
 
-    /// `row[i] := max(0, row[i] - scale * sum_j weights[j] * blanks[j][i])`.
+    /// For each channel whose recipe subtracts blanks: MCMICRO's background channel when one is named
+    /// (`background[c]`, weight 1), else the blanks interpolated by cycle (`weights(cycles:isBlank:)`;
+    /// no cycles = channel order). Others get an empty list.
+    public static func weights(recipes: [ChannelRecipe], cycles: [Int]?, isBlank: [Bool], background: [Int?]) -> [[(channel: Int, weight: Float)]] {
+        let n = recipes.count
+        var out = [[(channel: Int, weight: Float)]](repeating: [], count: n)
+        guard recipes.contains(where: { $0.blanks }) else { return out }
+        let byCycle = weights(cycles: cycles ?? Array(0..<n), isBlank: isBlank)
+        for c in 0..<n where recipes[c].blanks { out[c] = background[c].map { [(channel: $0, weight: Float(1))] } ?? byCycle[c] }
+        return out
+    }
+
+    /// `row[i] := max(0, row[i] - scale * sum_j weights[j] * blanks[j][i])`, subtracting one blank after
+    /// the other (`row[i] -= (scale * weights[j]) * blanks[j][i]` for j in order), then clamping at 0.
     public static func subtract(row: UnsafeMutableBufferPointer<Float>, blanks: [UnsafeBufferPointer<Float>], weights: [Float], scale: Float = 1) {
         precondition(blanks.count == weights.count)
         for b in blanks { precondition(b.count >= row.count) }
-        for i in 0..<row.count {
-            var s: Float = 0
-            for j in 0..<blanks.count { s += weights[j] * blanks[j][i] }
-            row[i] = Swift.max(0, row[i] - scale * s)
+        for j in 0..<blanks.count {
+            let wj = scale * weights[j], b = blanks[j]
+            for i in 0..<row.count { row[i] -= wj * b[i] }
         }
+        for i in 0..<row.count where row[i] < 0 { row[i] = 0 }
+    }
+
+    /// The same, the blanks given as arrays and the offset in each where `row` begins.
+    public static func subtract(row: UnsafeMutableBufferPointer<Float>, blanks: [(values: [Float], offset: Int)], weights: [Float], scale: Float = 1) {
+        func with(_ k: Int, _ acc: [UnsafeBufferPointer<Float>]) {
+            if k == blanks.count { subtract(row: row, blanks: acc, weights: weights, scale: scale); return }
+            blanks[k].values.withUnsafeBufferPointer { b in
+                with(k + 1, acc + [UnsafeBufferPointer(rebasing: b[blanks[k].offset...])])
+            }
+        }
+        with(0, [])
     }
 }

@@ -5,64 +5,45 @@ import EpipeImage
 import EpipeStage
 import EpipeDenoise
 
-/// What to do to one channel, resolved from defaults, job.json params and flags.
-struct ChannelRecipe: Equatable, Sendable {
-    var hotPixels: Float?        // threshold, nil = off
-    var median = false
-    var rollingBall: Double?     // radius
-    var lightBackground = false
-    var tophat: Int?
-    var gaussian = 0.0
-    var flatfield = false
-    var blanks = false
-
-    var pre: DenoisePlan { DenoisePlan(hotPixels.map { [.hotPixels(threshold: $0)] } ?? []) }
-    var post: DenoisePlan {
-        var ops: [DenoiseOp] = []
-        if median { ops.append(.median3) }
-        if let r = rollingBall { ops.append(.rollingBall(radius: r, lightBackground: lightBackground)) }
-        if let r = tophat { ops.append(.tophat(radius: r)) }
-        if gaussian > 0 { ops.append(.gaussian(sigma: gaussian)) }
-        return DenoisePlan(ops)
-    }
-    var halo: Int { pre.halo + post.halo }
-    var isIdentity: Bool { hotPixels == nil && !median && rollingBall == nil && tophat == nil && gaussian == 0 && !flatfield && !blanks }
-}
-
 struct DenoiseTool: StageTool {
     let stage = "denoise"
-    let flags: [String: JSONValue?]
+    let flags: [String: Setting?]
+    let perChannelFlags: [String: [String: Setting]]
 
-    static let defaults: [String: JSONValue] = [
-        "hot-pixels": "auto", "median": false, "rolling-ball": 50, "light-background": false, "tophat": "off",
-        "gaussian": 0, "blanks": "auto", "blank-pattern": .string(MarkerTable.defaultBlankPattern),
-        "flatfield": "off", "darkfield": 0, "channels": "all", "float": false, "band": "auto", "per-channel": .object([:]),
-    ]
-
-    func params(for job: Job) throws -> [String: JSONValue] {
-        var p = mergeParams(job, defaults: Self.defaults, flags: flags)
+    /// The one params struct: defaults, job.json params.denoise, flags; validated; recorded in the manifest.
+    func settings(for job: Job) throws -> DenoiseParams {
+        let jp = job.spec.params[stage] ?? [:]
+        var layer: [String: Setting?] = [:], perChannel: [String: [String: Setting]] = [:]
+        for (k, v) in jp where k != "per-channel" { layer[k] = try Self.setting(v, k) }
+        for (ch, o) in jp["per-channel"]?.objectValue ?? [:] {
+            guard let o = o.objectValue else { throw EpipeError.badInput("denoise param per-channel \(ch): expected an object of settings, got \(o)") }
+            perChannel[ch] = try o.compactMapValues { try Self.setting($0, "per-channel \(ch)") }
+        }
+        if !perChannelFlags.isEmpty { perChannel = perChannelFlags }   // flags win, as a whole
         // A background method given explicitly replaces the default one.
-        if flags["tophat"] != nil, flags["tophat"]! != nil, flags["rolling-ball"] == nil || flags["rolling-ball"]! == nil,
-           job.spec.params["denoise"]?["rolling-ball"] == nil { p["rolling-ball"] = "off" }
-        // Validate everything a user can type, once, with one clear line.
-        _ = try recipe(for: "", params: p, dtype: .uint16, hasBlanks: false)
-        if let b = p["band"], b.stringValue != "auto", (b.intValue ?? 0) < 16 { throw EpipeError.badInput("denoise param band: expected auto or >= 16 rows, got \(b)") }
-        return p
+        let tophatOnly = (flags["tophat"] ?? nil) != nil && (flags["rolling-ball"] ?? nil) == nil && jp["rolling-ball"] == nil
+        do { return try DenoiseParams.merged([layer, flags], perChannel: perChannel, explicitTophat: tophatOnly) }
+        catch let e as DenoiseParamError { throw EpipeError.badInput(e.description) }
     }
+    static func setting(_ v: JSONValue, _ k: String) throws -> Setting? {
+        switch v {
+        case .number(let d): return .number(d)
+        case .string(let s): return .word(s)
+        case .bool(let b): return .flag(b)
+        case .null: return nil
+        default: throw EpipeError.badInput("denoise param \(k): expected a number, a word or true/false, got \(v)")
+        }
+    }
+    static func json(_ p: DenoiseParams) throws -> [String: JSONValue] { try JSONDecoder().decode([String: JSONValue].self, from: JSONEncoder().encode(p)) }
+    static func decode(_ p: [String: JSONValue]) throws -> DenoiseParams { try JSONDecoder().decode(DenoiseParams.self, from: JSONEncoder().encode(p)) }
 
-    func flatfieldFile(_ p: [String: JSONValue]) -> String? {
-        guard let f = p["flatfield"]?.stringValue, !["off", "auto", "false", "none"].contains(f.lowercased()) else { return nil }
-        return f
-    }
-    func darkfieldFile(_ p: [String: JSONValue]) -> String? {
-        guard let f = p["darkfield"]?.stringValue, Double(f) == nil, !["off", "none"].contains(f.lowercased()) else { return nil }
-        return f
-    }
+    func params(for job: Job) throws -> [String: JSONValue] { try Self.json(settings(for: job)) }
 
     func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] {
+        let p = try Self.decode(params)
         var refs = [FileRef(path: job.spec.raw.uri, sha256: job.spec.raw.sha256, bytes: job.spec.raw.bytes)]
         if let m = job.spec.markers, let path = markersPath(job) { refs.append(FileRef(path: m, sha256: try Digest.sha256(file: path).hex)) }
-        for f in [flatfieldFile(params), darkfieldFile(params)].compactMap({ $0 }) {
+        for f in [p.flatfieldFile, p.darkfieldFile].compactMap({ $0 }) {
             guard Files.exists(f) else { throw EpipeError.badInput("\(f): flat-field/dark-field file not found; give a TIFF path, auto or off") }
             let (h, n) = try Digest.sha256(file: f)
             refs.append(FileRef(path: "file://" + Files.canonical(f), sha256: h, bytes: n))
@@ -70,127 +51,64 @@ struct DenoiseTool: StageTool {
         return refs
     }
 
-    /// Resolves one channel's recipe: global params overlaid by per-channel[name].
-    func recipe(for name: String, params: [String: JSONValue], dtype: PixelType, hasBlanks: Bool) throws -> ChannelRecipe {
-        var p = params
-        if let pc = params["per-channel"]?.objectValue, let o = pc[name]?.objectValue { for (k, v) in o { p[k] = v } }
-        func off(_ v: JSONValue?) -> Bool { guard let s = v?.stringValue?.lowercased() else { return v == nil || v == .null } ; return ["off", "false", "none", "0", "no"].contains(s) }
-        func bad(_ k: String, _ want: String) -> EpipeError { EpipeError.badInput("denoise param \(k)\(name.isEmpty ? "" : " for \(name)"): expected \(want), got \(p[k].map { "\($0)" } ?? "nothing")") }
-        var r = ChannelRecipe()
-        if !off(p["hot-pixels"]) {
-            if p["hot-pixels"]?.stringValue == "auto" {
-                // 5% of the type's range: a stuck or hot pixel is far above its neighbours' median.
-                r.hotPixels = dtype == .uint8 ? 13 : (dtype == .float32 ? nil : 3277)
-            } else {
-                guard let t = p["hot-pixels"]?.doubleValue, t > 0 else { throw bad("hot-pixels", "a threshold > 0, auto or off") }
-                r.hotPixels = Float(t)
-            }
-        }
-        r.median = p["median"]?.boolValue ?? false
-        if !off(p["rolling-ball"]) {
-            guard let v = p["rolling-ball"]?.doubleValue, v >= 1, v <= 1000 else { throw bad("rolling-ball", "a radius in 1...1000 px or off") }
-            r.rollingBall = v
-        }
-        r.lightBackground = p["light-background"]?.boolValue ?? false
-        if !off(p["tophat"]) {
-            guard let v = p["tophat"]?.intValue, v >= 1, v <= 1000 else { throw bad("tophat", "a radius in 1...1000 px or off") }
-            r.tophat = v
-        }
-        if r.tophat != nil && r.rollingBall != nil { throw EpipeError.badInput("denoise: both --rolling-ball and --tophat are on\(name.isEmpty ? "" : " for \(name)"); choose one background method (the other =off)") }
-        guard let g = p["gaussian"]?.doubleValue ?? (off(p["gaussian"]) ? 0 : nil), g >= 0, g <= 50 else { throw bad("gaussian", "a sigma in 0...50") }
-        r.gaussian = g
-        let ff = p["flatfield"]?.stringValue?.lowercased() ?? "off"
-        r.flatfield = !["off", "false", "none"].contains(ff)
-        let bl = p["blanks"]?.stringValue?.lowercased() ?? "auto"
-        r.blanks = bl == "auto" ? hasBlanks : (p["blanks"]?.boolValue ?? false)
-        return r
-    }
-
     func run(_ ctx: StageContext) throws -> StageResult {
-        let p = ctx.params
+        let p = try Self.decode(ctx.params)
         let markersPath = markersPath(ctx.job)
         let reader = try ImageReader(path: try rawPath(ctx.job), markersCSV: markersPath)
         let info = reader.info
         let w = info.width, h = info.height, C = info.channels
         let names = info.channelNames
-        let mt = try MarkerTable(names: names, csvPath: markersPath, blankPattern: p["blank-pattern"]?.stringValue ?? MarkerTable.defaultBlankPattern)
+        let mt = try MarkerTable(names: names, csvPath: markersPath, blankPattern: p.blankPattern.string)
 
         // Which channels to process; blanks are never processed as markers.
         var selected = [Bool](repeating: true, count: C)
-        if let cs = p["channels"]?.stringValue, cs != "all" {
-            let want = cs.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        if let want = p.channelList {
             let idx = try want.map { try channelIndex($0, names: names, what: "--channels") }
             selected = (0..<C).map { idx.contains($0) }
         }
         let blankIdx = (0..<C).filter { mt.blank[$0] }
-        let recipes = try (0..<C).map { c -> ChannelRecipe in
-            // Blank channels are only flat-field corrected (like the markers they are subtracted from), never filtered.
-            if mt.blank[c] { var r = ChannelRecipe(); r.flatfield = try recipe(for: names[c], params: p, dtype: info.pixelType, hasBlanks: false).flatfield; return r }
-            guard selected[c] else { return ChannelRecipe() }
-            return try recipe(for: names[c], params: p, dtype: info.pixelType, hasBlanks: !blankIdx.isEmpty)
-        }
-        let anyBlanks = recipes.contains { $0.blanks }
-        if (p["blanks"]?.boolValue ?? false) && blankIdx.isEmpty {
-            throw EpipeError.badInput("--blanks: no blank channels found (no name matches \(p["blank-pattern"]?.stringValue ?? ""), no blank/background column in markers.csv)")
+        let autoHot: Float? = info.pixelType == .uint8 ? 13 : (info.pixelType == .float32 ? nil : 3277)   // 5% of the type's range
+        let recipes: [ChannelRecipe]
+        do { recipes = try p.recipes(names: names, isBlank: mt.blank, selected: selected, autoHotPixels: autoHot) }
+        catch let e as DenoiseParamError { throw EpipeError.badInput(e.description) }
+        if p.blanksRequired && blankIdx.isEmpty {
+            throw EpipeError.badInput("--blanks: no blank channels found (no name matches \(p.blankPattern.string), no blank/background column in markers.csv)")
         }
         // Blank signal per marker channel: explicit MCMICRO background column, else interpolated by cycle.
-        var blankWeights = [[(channel: Int, weight: Float)]](repeating: [], count: C)
-        if anyBlanks {
-            let cycles = mt.cycles ?? Array(0..<C)
-            let byCycle = Blanks.weights(cycles: cycles, isBlank: mt.blank)
-            for c in 0..<C where recipes[c].blanks {
-                if let b = mt.background[c], let j = names.firstIndex(of: b) { blankWeights[c] = [(j, 1)] } else { blankWeights[c] = byCycle[c] }
-            }
-        }
-        let outType: PixelType = (p["float"]?.boolValue ?? false) ? .float32 : info.pixelType
-        let halo = recipes.map { $0.halo }.max() ?? 0
-        var bandRows = p["band"]?.intValue ?? 0
-        if bandRows <= 0 {
-            // Two channels are in flight at a time (input, hot-pixel copy, output, filter scratch: ~6 float
-            // rows each) and the writer holds up to a tile row per channel: ~400 MiB, whole tile rows.
-            let perRow = 2 * 6 * 4 * w + C * 2 * w
-            bandRows = max(256, min(4096, ((400 << 20) / max(1, perRow)) / 256 * 256))
-        }
+        let blankWeights = Blanks.weights(recipes: recipes, cycles: mt.cycles, isBlank: mt.blank,
+                                          background: mt.background.map { b in b.flatMap { names.firstIndex(of: $0) } })
+        let outType: PixelType = p.writesFloat ? .float32 : info.pixelType
+        let bandRows = p.bandRows ?? DenoiseStream.autoBandRows(width: w, channels: C)
         let bands = (h + bandRows - 1) / bandRows
 
         // Illumination models: from a given flat-field TIFF, or estimated from the image (a first pass).
         var dark = [Float](repeating: 0, count: C)
-        if let d = p["darkfield"]?.doubleValue { dark = [Float](repeating: Float(d), count: C) }
-        var darkPlane: FlatField? = nil
-        if let df = darkfieldFile(p) {
+        if let d = p.darkfieldConstant { dark = [Float](repeating: d, count: C) }
+        // A dark-field image is subtracted pixel by pixel (channel c: its plane c, or its last), read band by band.
+        var darkReader: ImageReader? = nil
+        if let df = p.darkfieldFile {
             let r = try ImageReader(path: df)
             guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(df): dark-field is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
-            darkPlane = FlatField.fromImage(try r.readChannel(0), width: w, height: h)
-            ctx.log.detail("dark-field from \(df)")
+            darkReader = r
+            ctx.log.detail("dark-field from \(df) (\(r.info.channels) plane\(r.info.channels == 1 ? "" : "s"))")
         }
-        _ = darkPlane
         var flat = [FlatField?](repeating: nil, count: C)
-        if recipes.contains(where: { $0.flatfield }) {
-            if let ff = flatfieldFile(p) {
-                let r = try ImageReader(path: ff)
-                guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(ff): flat-field is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
-                for c in 0..<C where recipes[c].flatfield {
-                    flat[c] = FlatField.fromImage(try r.readChannel(min(c, r.info.channels - 1)), width: w, height: h)
-                }
-            } else {
-                // Blocks of 1/16 of the shorter side (16...256 px): a grid fine enough for vignetting.
-                let block = max(16, min(256, min(w, h) / 16))
-                var acc = (0..<C).map { _ in BlockPercentiles(width: w, height: h, block: block, percentile: 10) }
-                let prog0 = ctx.progress("flat-field model", total: bands, unit: "bands")
-                for b in 0..<bands {
-                    let y0 = b * bandRows, n = min(bandRows, h - y0)
-                    for c in 0..<C where recipes[c].flatfield {
-                        let rows = try reader.readRows(channel: c, y0: y0, count: n)
-                        rows.withUnsafeBufferPointer { acc[c].add(rows: $0, y0: y0, count: n) }
-                    }
-                    prog0.advance()
-                }
-                for c in 0..<C where recipes[c].flatfield {
-                    let g = acc[c].grid()
-                    flat[c] = FlatField.estimate(lowPercentileGrid: g.values, gridWidth: g.width, gridHeight: g.height, imageWidth: w, imageHeight: h, smoothSigmaCells: 1.5, block: block)
-                }
-            }
+        let flatC = (0..<C).filter { recipes[$0].flatfield }
+        if let ff = p.flatfieldFile, !flatC.isEmpty {
+            let r = try ImageReader(path: ff)
+            guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(ff): flat-field is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
+            for c in flatC { flat[c] = FlatField.fromImage(try r.readChannel(min(c, r.info.channels - 1)), width: w, height: h) }
+        } else if !flatC.isEmpty {
+            let prog0 = ctx.progress("flat-field model", total: bands, unit: "bands")
+            let est = try DenoiseStream.estimateFlatFields(width: w, height: h, channels: flatC, bandRows: bandRows,
+                                                           read: { try reader.readRows(channel: $0, y0: $1, count: $2) }, bandDone: { prog0.advance() })
+            for (c, f) in est { flat[c] = f }
         }
+        let darkR = darkReader
+        let stream = DenoiseStream(width: w, height: h, recipes: recipes,
+                                   illumination: (0..<C).map { Illumination(flat: flat[$0], dark: dark[$0], darkImage: darkR != nil) },
+                                   blankWeights: blankWeights, blankChannels: blankIdx, bandRows: bandRows)
+        let halo = stream.halo
 
         let outPath = try ctx.output("image.ome.tif")
         let writer = try ImageWriter(path: outPath, width: w, height: h, channelNames: names, pixelType: outType,
@@ -198,89 +116,20 @@ struct DenoiseTool: StageTool {
                                      pyramidLevels: ImageWriter.suggestedPyramidLevels(width: w, height: h))
         let prog = ctx.progress("denoise", total: bands, unit: "bands")
         let state = (0..<C).map { _ in ChannelState(width: w, height: h) }
-        let recs = recipes
-        let darkC = dark, flatC = flat, blankW = blankWeights
-        for b in 0..<bands {
-            let y0 = b * bandRows, rows = min(bandRows, h - y0)
-            // Channel c needs rows lo..<hi of its hot-pixel-corrected input: the band and its later
-            // filters' context (fewer rows at the image edges; the filters replicate the true edge rows).
-            @Sendable func range(_ c: Int) -> (Int, Int) { let k = halo - recs[c].pre.halo; return (max(0, y0 - k), min(h, y0 + rows + k)) }
-            /// Reads channel c's rows, records input statistics, removes hot pixels, corrects dark/flat field.
-            @Sendable func stage1(_ c: Int) throws -> [Float] {
-                let st = state[c]
-                let pre = recs[c].pre
-                let (lo, hi) = range(c)
-                let inLo = max(0, lo - pre.halo), inHi = min(h, hi + pre.halo)
-                let fLo = max(0, y0 - 1), fHi = min(h, y0 + rows + 1)   // the focus score needs one row of context
-                let rLo = min(inLo, fLo), rHi = max(inHi, fHi)
-                let raw = try reader.readRows(channel: c, y0: rLo, count: rHi - rLo)
-                var out: [Float] = []
-                raw.withUnsafeBufferPointer { band in
-                    let interior = UnsafeBufferPointer(rebasing: band[((y0 - rLo) * w)..<((y0 - rLo + rows) * w)])
-                    st.before.add(interior); st.thumbB.add(rows: interior, y0: y0, count: rows)
-                    st.focus.add(band: UnsafeBufferPointer(rebasing: band[((fLo - rLo) * w)..<((fHi - rLo) * w)]), haloTop: y0 - fLo, rows: rows, haloBottom: fHi - y0 - rows, y0: y0)
-                    if pre.ops.isEmpty { out = Array(band[((lo - rLo) * w)..<((hi - rLo) * w)]); return }
-                    let sub = UnsafeBufferPointer(rebasing: band[((inLo - rLo) * w)..<((inHi - rLo) * w)])
-                    out = pre.apply(band: sub, width: w, haloTop: lo - inLo, rows: hi - lo, haloBottom: inHi - hi, y0: lo, imageHeight: h).values
-                    // replacements in this band's own rows only
-                    var n = 0
-                    out.withUnsafeBufferPointer { o in
-                        let off = (y0 - lo) * w, ioff = (y0 - rLo) * w
-                        for i in 0..<(rows * w) where o[off + i] != band[ioff + i] { n += 1 }
-                    }
-                    st.hot += n
-                }
-                if recs[c].flatfield || darkC[c] != 0 {
-                    out.withUnsafeMutableBufferPointer { buf in
-                        for i in 0..<(hi - lo) {
-                            let row = UnsafeMutableBufferPointer(rebasing: buf[(i * w)..<((i + 1) * w)])
-                            if let f = flatC[c] { f.correct(row: row, y: lo + i, dark: darkC[c]) }
-                            else { for x in 0..<w { row[x] = max(0, row[x] - darkC[c]) } }
-                        }
-                    }
-                }
-                return out
-            }
-            // Blank channels first (every marker of the band subtracts them), then the markers two at a time:
-            // one reads and decodes while the other filters.
-            var blankRows = [Int: [Float]]()
-            for j in blankIdx where anyBlanks { blankRows[j] = try stage1(j) }
-            let blanksDone = blankRows
-            let errors = ErrorBox()
-            DispatchQueue.concurrentPerform(iterations: C) { c in
-                do {
-                    let st = state[c]
-                    var v = try blanksDone[c] ?? stage1(c)
-                    let (lo, hi) = range(c)
-                    if recs[c].blanks && !blankW[c].isEmpty {
-                        let n = (hi - lo) * w
-                        v.withUnsafeMutableBufferPointer { dst in
-                            for (j, wt) in blankW[c] {
-                                let (jlo, _) = range(j)
-                                blanksDone[j]!.withUnsafeBufferPointer { src in
-                                    let o = (lo - jlo) * w
-                                    for i in 0..<n { dst[i] -= wt * src[o + i] }
-                                }
-                            }
-                            for i in 0..<n where dst[i] < 0 { dst[i] = 0 }
-                        }
-                    }
-                    let post = recs[c].post
-                    let out: [Float] = v.withUnsafeBufferPointer { band in
-                        if post.ops.isEmpty { return Array(band[((y0 - lo) * w)..<((y0 - lo + rows) * w)]) }
-                        let blo = max(lo, y0 - post.halo), bhi = min(hi, y0 + rows + post.halo)
-                        let sub = UnsafeBufferPointer(rebasing: band[((blo - lo) * w)..<((bhi - lo) * w)])
-                        return post.apply(band: sub, width: w, haloTop: y0 - blo, rows: rows, haloBottom: bhi - y0 - rows, y0: y0, imageHeight: h).values
-                    }
-                    out.withUnsafeBufferPointer { o in st.after.add(o); st.thumbA.add(rows: o, y0: y0, count: rows) }
-                    try writer.writeRows(channel: c, y0: y0, count: rows, out)
-                } catch { errors.set(error) }
-            }
-            if let e = errors.error { throw e }
-            prog.advance()
+        let readDark: (@Sendable (Int, Int, Int) throws -> [Float])? = darkR.map { r in
+            { @Sendable c, y0, n in try r.readRows(channel: min(c, r.info.channels - 1), y0: y0, count: n) }
         }
-        let before = state.map { $0.before }, after = state.map { $0.after }, hot = state.map { $0.hot }
-        let focus = state.map { $0.focus }, thumbsB = state.map { $0.thumbB }, thumbsA = state.map { $0.thumbA }
+        let input: @Sendable (Int, Int, Int, UnsafeBufferPointer<Float>) -> Void = { c, y0, rows, band in
+            state[c].before.add(band); state[c].thumbB.add(rows: band, y0: y0, count: rows)
+        }
+        let emit: @Sendable (Int, Int, Int, [Float]) throws -> Void = { c, y0, rows, out in
+            out.withUnsafeBufferPointer { o in state[c].after.add(o); state[c].thumbA.add(rows: o, y0: y0, count: rows) }
+            try writer.writeRows(channel: c, y0: y0, count: rows, out)
+        }
+        let res = try stream.run(read: { c, y0, n in try reader.readRows(channel: c, y0: y0, count: n) }, readDark: readDark,
+                                 input: input, emit: emit, bandDone: { prog.advance() })
+        let before = state.map { $0.before }, after = state.map { $0.after }, hot = res.hot
+        let focus = res.focus, thumbsB = state.map { $0.thumbB }, thumbsA = state.map { $0.thumbA }
         try writer.finish()
         prog.finish()
 
@@ -336,25 +185,14 @@ struct DenoiseTool: StageTool {
     }
 }
 
-struct UnsafeSendable<T>: @unchecked Sendable { var value: T; init(_ v: T) { value = v } }
-
-/// What one channel accumulates while the bands stream by; touched by one thread at a time.
+/// What one channel's pictures and histograms accumulate while the bands stream by; touched by one thread at a time.
 final class ChannelState: @unchecked Sendable {
     var before = Histogram16(), after = Histogram16()
-    var hot = 0
-    var focus: FocusAccumulator
     let thumbB: Thumbnail, thumbA: Thumbnail
     init(width: Int, height: Int) {
-        focus = FocusAccumulator(width: width, height: height)
         thumbB = Thumbnail(srcWidth: width, srcHeight: height, maxSide: 512)
         thumbA = Thumbnail(srcWidth: width, srcHeight: height, maxSide: 512)
     }
-}
-
-final class ErrorBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var error: Error?
-    func set(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
 }
 
 @main
@@ -365,7 +203,8 @@ struct DenoiseCommand: ParsableCommand {
         discussion: """
         Per channel, in this order: hot-pixel removal (a pixel more than THRESHOLD above the median of \
         its 3x3 neighbourhood takes that median), flat-field correction (divide by a given flat-field \
-        TIFF or a model estimated from the image's low percentiles, after subtracting a dark-field), \
+        TIFF or a model estimated from the image's low percentiles, after subtracting a dark-field: \
+        corrected = (raw - dark) / flat, the dark a constant or a dark-frame TIFF, per pixel), \
         blank-cycle subtraction (blank channels by name or markers.csv, interpolated by cycle_number, or \
         MCMICRO's background column), median 3x3, background subtraction (ImageJ rolling ball, or white \
         top-hat with a disk), Gaussian smoothing. The default recipe, sensible for CODEX/CyCIF: hot pixels \
@@ -389,7 +228,7 @@ struct DenoiseCommand: ParsableCommand {
     @Option(name: .long, help: "Blank-cycle subtraction: auto (when blank channels exist), true or false.") var blanks: String?
     @Option(name: .long, help: "Regular expression for blank channel names.") var blankPattern: String?
     @Option(name: .long, help: "Flat-field: off, auto (estimated from the image) or a TIFF path.") var flatfield: String?
-    @Option(name: .long, help: "Dark-field: a constant or a TIFF path, subtracted before the flat-field.") var darkfield: String?
+    @Option(name: .long, help: "Dark-field: a constant, or a TIFF path subtracted pixel by pixel (plane c for channel c, else its last plane), before the flat-field.") var darkfield: String?
     @Option(name: .long, help: "Gaussian sigma in px, 0 for none. Default 0.") var gaussian: Double?
     @Option(name: .long, help: "Comma-separated channels to process (others are copied unchanged). Default all.") var channels: String?
     @Option(name: .long, help: "Per-channel setting NAME:key=value (may repeat), e.g. DAPI:rolling-ball=off.") var channelParam: [String] = []
@@ -397,22 +236,20 @@ struct DenoiseCommand: ParsableCommand {
     @Option(name: .long, help: "Rows per band, or auto (~384 MiB of bands).") var band: String?
 
     func run() throws {
-        var per: [String: JSONValue] = [:]
+        var per: [String: [String: Setting]] = [:]
         for cp in channelParam {
             guard let colon = cp.firstIndex(of: ":"), let eq = cp[colon...].firstIndex(of: "=") else {
                 throw EpipeError.badInput("--channel-param \(cp): expected NAME:key=value, e.g. DAPI:rolling-ball=off")
             }
-            let ch = String(cp[..<colon]), key = String(cp[cp.index(after: colon)..<eq]), val = String(cp[cp.index(after: eq)...])
-            var o = per[ch]?.objectValue ?? [:]
-            o[key] = Double(val).map { .number($0) } ?? .string(val)
-            per[ch] = .object(o)
+            per[String(cp[..<colon]), default: [:]][String(cp[cp.index(after: colon)..<eq])] = Setting(typed: String(cp[cp.index(after: eq)...]))
         }
-        func num(_ s: String?) -> JSONValue? { s.map { Double($0).map { .number($0) } ?? .string($0) } }
-        let tool = DenoiseTool(flags: ["hot-pixels": num(hotPixels), "median": median.map { .bool($0) }, "rolling-ball": num(rollingBall),
-                                       "light-background": lightBackground ? .bool(true) : nil, "tophat": num(tophat), "blanks": blanks.map { .string($0) },
-                                       "blank-pattern": blankPattern.map { .string($0) }, "flatfield": flatfield.map { .string($0) },
-                                       "darkfield": num(darkfield), "gaussian": gaussian.map { .number($0) }, "channels": channels.map { .string($0) },
-                                       "per-channel": per.isEmpty ? nil : .object(per), "float": float ? .bool(true) : nil, "band": num(band)])
+        let tool = DenoiseTool(flags: ["hot-pixels": hotPixels.map(Setting.init(typed:)), "median": median.map { .flag($0) },
+                                       "rolling-ball": rollingBall.map(Setting.init(typed:)), "light-background": lightBackground ? .flag(true) : nil,
+                                       "tophat": tophat.map(Setting.init(typed:)), "blanks": blanks.map { .word($0) }, "blank-pattern": blankPattern.map { .word($0) },
+                                       "flatfield": flatfield.map { .word($0) }, "darkfield": darkfield.map(Setting.init(typed:)),
+                                       "gaussian": gaussian.map { .number($0) }, "channels": channels.map { .word($0) },
+                                       "float": float ? .flag(true) : nil, "band": band.map(Setting.init(typed:))],
+                               perChannelFlags: per)
         let code = StageRunner(tool: tool, options: common).main()
         if code != 0 { throw EpipeExit(code) }
     }

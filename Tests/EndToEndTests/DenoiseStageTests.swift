@@ -117,6 +117,126 @@ final class DenoiseStageTests: E2ECase {
         XCTAssertTrue(warn.contains { $0.contains("Sat") && $0.contains("saturated") }, "\(warn)")
     }
 
+    /// Writes a uint16 TIFF (one plane per entry) at PATH, for flat-field and dark-field references.
+    func reference(_ path: String, _ planes: [[Float]], w: Int, h: Int) throws {
+        let wr = try ImageWriter(path: path, width: w, height: h, channelNames: planes.indices.map { "ref\($0)" }, pixelType: .uint16)
+        for (c, p) in planes.enumerated() { try wr.writeRows(channel: c, y0: 0, count: h, p) }
+        try wr.finish()
+    }
+
+    /// Issue 9: `--darkfield FILE` was read, hashed and logged, then dropped. A fixed, non-uniform dark pattern
+    /// (a per-pixel offset, as a camera's dark frame) added to a known image must be removed pixel by pixel,
+    /// channel c by the file's plane c, before the flat-field: corrected = (raw - dark) / flat.
+    func testDarkFieldFileIsSubtractedPerPixel() throws {
+        let w = 96, h = 80
+        func plane(_ f: (Int, Int) -> Float) -> [Float] { (0..<(w * h)).map { f($0 % w, $0 / w) } }
+        let signal = [plane { x, y in (20..<40).contains(x) && (10..<30).contains(y) ? 2000 : 500 },
+                      plane { x, y in (50..<70).contains(x) && (40..<60).contains(y) ? 1500 : 300 }]
+        // Not smooth, not constant: 100...400 per pixel, a different pattern per channel.
+        let dark = [plane { x, y in 100 + Float((x * 7 + y * 13) % 11) * 30 }, plane { x, y in 150 + Float((x * 5 + y * 3) % 7) * 40 }]
+        let darkFile = tmp + "/dark.tif"
+        try reference(darkFile, dark, w: w, h: h)
+        let raw = (0..<2).map { c in zip(signal[c], dark[c]).map { $0 + $1 } }
+        let j = try job(raw, names: ["CD3", "CD8"], w: w, h: h, name: "dark")
+        func residual(_ out: [[Float]]) -> Float { (0..<2).map { c in zip(out[c], signal[c]).map { abs($0 - $1) }.max()! }.max()! }
+        let base = ["-q", "--rolling-ball", "off", "--hot-pixels", "off", "--blanks", "false"]
+
+        var r = try exec("epipe-denoise", base + ["--darkfield", darkFile, j])
+        XCTAssertEqual(r.code, 0, r.err)
+        let withFile = try output(j).1
+        let fileResidual = residual(withFile)
+        print("dark-field file: max |out - truth| = \(fileResidual) (raw: \(residual(raw)))")
+        XCTAssertLessThanOrEqual(fileResidual, 0.5, "the per-pixel dark pattern is removed")
+        XCTAssertTrue(try manifest(j, "denoise").inputs.contains { $0.path.hasSuffix("/dark.tif") })
+
+        // A constant dark-field (the pattern's mean) is a different correction and leaves the pattern in.
+        let mean = dark[0].reduce(0, +) / Float(w * h)
+        r = try exec("epipe-denoise", base + ["--darkfield", "\(Int(mean))", j])
+        XCTAssertEqual(r.code, 0, r.err)
+        let withConstant = try output(j).1
+        XCTAssertNotEqual(withConstant, withFile)
+        XCTAssertGreaterThan(residual(withConstant), 100)
+
+        // With a flat-field file: raw = truth * flat + dark, and (raw - dark) / flat gives the truth back.
+        let flat = plane { x, _ in x < w / 2 ? 800 : 1200 }   // mean 1000: the model is 0.8 | 1.2
+        let flatFile = tmp + "/flat.tif"
+        try reference(flatFile, [flat], w: w, h: h)
+        let raw2: [[Float]] = (0..<2).map { c -> [Float] in
+            (0..<(w * h)).map { (i: Int) -> Float in let lit: Float = signal[c][i] * flat[i] / 1000; return lit + dark[c][i] }
+        }
+        let j2 = try job(raw2, names: ["CD3", "CD8"], w: w, h: h, name: "darkflat")
+        r = try exec("epipe-denoise", base + ["--darkfield", darkFile, "--flatfield", flatFile, "--band", "16", j2])
+        XCTAssertEqual(r.code, 0, r.err)
+        let both = try output(j2).1
+        print("dark-field + flat-field files: max |out - truth| = \(residual(both)) (raw: \(residual(raw2)))")
+        XCTAssertLessThanOrEqual(residual(both), 1)
+
+        // A dark-field of the wrong size: one line, exit 2.
+        let small = tmp + "/small.tif"
+        try reference(small, [[Float](repeating: 1, count: 16 * 16)], w: 16, h: 16)
+        r = try exec("epipe-denoise", ["-q", "--darkfield", small, j])
+        XCTAssertEqual(r.code, 2, r.err)
+        XCTAssertEqual(r.errLines.count, 1, r.err)
+        XCTAssertTrue(r.err.contains("dark-field is 16x16"), r.err)
+        r = try exec("epipe-denoise", ["-q", "--darkfield", tmp + "/missing.tif", j])
+        XCTAssertEqual(r.code, 2, r.err)
+        XCTAssertEqual(r.errLines.count, 1, r.err)
+    }
+
+    /// Issue 9: every flag must do something. On one small image with hot pixels, vignetting, spots and a
+    /// blank channel, each flag changed from the default run must change the pixels (or, for --band, only
+    /// the manifest: results do not depend on the band size). A flag parsed and then dropped fails here.
+    func testEveryFlagChangesTheOutput() throws {
+        let w = 64, h = 64
+        var g = SystemRandomNumberGenerator()
+        func plane(_ f: (Int, Int) -> Float) -> [Float] { (0..<(w * h)).map { f($0 % w, $0 / w) } }
+        func tissue(_ level: Float, hot: [(Int, Int)]) -> [Float] {
+            var p = plane { x, y in
+                let dx = Float(x - w / 2) / Float(w), dy = Float(y - h / 2) / Float(h)
+                let spot: Float = (x / 8 + y / 8) % 3 == 0 && x % 8 > 1 && x % 8 < 6 && y % 8 > 1 && y % 8 < 6 ? 3000 : 0
+                return ((level + spot) * (1 - 0.8 * (dx * dx + dy * dy))).rounded()
+            }
+            for i in p.indices { p[i] += Float(Int.random(in: 0...40, using: &g)) }
+            for (x, y) in hot { p[y * w + x] = 60000 }
+            return p
+        }
+        let j = try job([tissue(800, hot: [(3, 4), (40, 33)]), tissue(600, hot: [(60, 10), (20, 50)]), tissue(200, hot: [])], names: ["DAPI", "CD3", "Blank1"], w: w, h: h, name: "flags")
+        let dark = tmp + "/dark.tif"
+        try reference(dark, [plane { x, y in Float((x * 7 + y * 13) % 11) * 20 }], w: w, h: h)
+        func run(_ args: [String]) throws -> (PixelType, [[Float]], StageManifest) {
+            let r = try exec("epipe-denoise", ["-q", "--force"] + args + [j])
+            XCTAssertEqual(r.code, 0, "\(args): \(r.err)")
+            let (rd, planes) = try output(j)
+            return (rd.info.pixelType, planes, try manifest(j, "denoise"))
+        }
+        let base = try run([])
+        let cases: [[String]] = [
+            ["--hot-pixels", "off"], ["--hot-pixels", "100"], ["--median", "true"], ["--rolling-ball", "5"], ["--rolling-ball", "off"],
+            ["--light-background"], ["--tophat", "5"], ["--blanks", "false"], ["--blank-pattern", "^none$"],
+            ["--flatfield", "auto"], ["--darkfield", "50"], ["--darkfield", dark], ["--gaussian", "1"], ["--channels", "DAPI"],
+            ["--float"],
+            ["--channel-param", "CD3:hot-pixels=off"], ["--channel-param", "CD3:median=true"], ["--channel-param", "CD3:rolling-ball=off"],
+            ["--channel-param", "CD3:light-background=true"], ["--channel-param", "CD3:rolling-ball=off", "--channel-param", "CD3:tophat=5"],
+            ["--channel-param", "CD3:gaussian=1"], ["--channel-param", "CD3:flatfield=auto"], ["--channel-param", "CD3:blanks=false"],
+        ]
+        var seen: [[[Float]]] = [base.1]
+        for args in cases {
+            let (t, planes, _) = try run(args)
+            XCTAssertTrue(t != base.0 || planes != base.1, "\(args) did not change the output")
+            if args.first == "--darkfield" || args == ["--blanks", "false"] { XCTAssertFalse(seen.contains(planes), "\(args) same as another case") }
+            seen.append(planes)
+        }
+        let (_, banded, m) = try run(["--band", "16"])
+        XCTAssertEqual(banded, base.1, "the band size does not change the pixels")
+        XCTAssertEqual(m.metrics["band_rows"]?.intValue, 16)
+        XCTAssertNotEqual(base.2.metrics["band_rows"]?.intValue, 16)
+        // A per-channel key the recipe does not know is refused, not ignored.
+        let r = try exec("epipe-denoise", ["-q", "--force", "--channel-param", "CD3:rolling_ball=off", j])
+        XCTAssertEqual(r.code, 2, r.err)
+        XCTAssertEqual(r.errLines.count, 1, r.err)
+        XCTAssertTrue(r.err.contains("rolling_ball"), r.err)
+    }
+
     func testBadRecipeIsRefused() throws {
         let j = try job([[Float](repeating: 1, count: 256)], names: ["A"], w: 16, h: 16, name: "bad")
         let r = try exec("epipe-denoise", ["--rolling-ball", "20", "--tophat", "10", j])

@@ -98,6 +98,41 @@ final class HelpersTests: XCTestCase {
         XCTAssertEqual(try! JSONDecoder().decode(FlatField.self, from: d), ff2)
     }
 
+    /// Illumination: (raw - dark) / flat with a constant or a per-pixel dark-field, band by band.
+    func testIlluminationPerPixelDarkField() {
+        let w = 6, h = 4
+        let truth = (0..<(w * h)).map { Float(100 + 10 * $0) }
+        let dark = (0..<(w * h)).map { Float(($0 * 7) % 5) * 20 }          // a fixed per-pixel pattern
+        let flatRef = (0..<(w * h)).map { $0 % w < w / 2 ? Float(0.5) : Float(1.5) }   // mean 1
+        let ff = FlatField.fromImage(flatRef, width: w, height: h)
+        let raw = (0..<(w * h)).map { truth[$0] * flatRef[$0] + dark[$0] }
+        // per-pixel dark, no flat; then with the flat: the truth back, two bands of two rows
+        for flat in [nil, ff] {
+            var img = flat == nil ? zip(truth, dark).map { $0 + $1 } : raw
+            let il = Illumination(flat: flat, darkImage: true)
+            for y0 in stride(from: 0, to: h, by: 2) {
+                img.withUnsafeMutableBufferPointer { b in
+                    dark.withUnsafeBufferPointer { d in
+                        il.correct(band: UnsafeMutableBufferPointer(rebasing: b[(y0 * w)..<((y0 + 2) * w)]), y0: y0, rows: 2,
+                                   darkRows: UnsafeBufferPointer(rebasing: d[(y0 * w)..<((y0 + 2) * w)]))
+                    }
+                }
+            }
+            for i in 0..<(w * h) { XCTAssertEqual(img[i], truth[i], accuracy: 1e-3, "flat \(flat != nil), pixel \(i)") }
+        }
+        // a constant dark is the old FlatField.correct(row:y:dark:); identity when nothing is given
+        var a = raw, b = raw
+        a.withUnsafeMutableBufferPointer { Illumination(flat: ff, dark: 30).correct(band: $0, y0: 0, rows: h) }
+        b.withUnsafeMutableBufferPointer { buf in
+            for y in 0..<h { ff.correct(row: UnsafeMutableBufferPointer(rebasing: buf[(y * w)..<((y + 1) * w)]), y: y, dark: 30) }
+        }
+        XCTAssertEqual(a, b)
+        XCTAssertTrue(Illumination().isIdentity)
+        var c: [Float] = [5, 50]
+        c.withUnsafeMutableBufferPointer { Illumination(dark: 10).correct(band: $0, y0: 0, rows: 1) }
+        XCTAssertEqual(c, [0, 40])
+    }
+
     func testBlankWeights() {
         // cycles: 0 blank(ch0), 1 (ch1, ch2), 2 (ch3), 3 blank x2 (ch4, ch5), 4 (ch6)
         let cycles = [0, 1, 1, 2, 3, 3, 4]
