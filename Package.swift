@@ -56,7 +56,7 @@ let package = Package(
 
         .target(name: "EpipeTestSupport", path: "Tests/EpipeTestSupport"),
         .testTarget(name: "EpipeCoreTests", dependencies: ["EpipeCore"]),
-        .testTarget(name: "EpipeStageTests", dependencies: ["EpipeStage", "EpipeCore", "EpipeTestSupport"]),
+        .testTarget(name: "EpipeStageTests", dependencies: ["EpipeStage", "EpipeCore", "EpipeDenoise", "EpipeTestSupport"]),
         .testTarget(name: "EpipeImageTests", dependencies: ["EpipeImage"]),
         .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise", "EpipeTestSupport"]),
         .testTarget(name: "EpipeSegmentTests", dependencies: ["EpipeSegment", "EpipeSynth", "EpipeImage", "EpipeTestSupport"]),

@@ -1,6 +1,7 @@
 import XCTest
 import EpipeCore
 import EpipeTestSupport
+import EpipeDenoise
 @testable import EpipeStage
 
 /// The shared pieces every stage executable uses: the streamed 16-bit histogram, channel lookup
@@ -48,5 +49,11 @@ final class StageTests: XCTestCase {
         XCTAssertEqual(guessNuclear(["Ir191", "CD45"]), 0)
         XCTAssertEqual(guessNuclear(["CD45", "DNA1"]), 1)
         XCTAssertEqual(guessNuclear(["CD45", "CD3"]), 0, "none by name: channel 0")
+    }
+
+    /// The blank-channel pattern is written in two layers that cannot import each other (the
+    /// markers table here, denoise's params in its algorithm module): they must stay the same.
+    func testBlankPatternIsTheSameInBothLayers() {
+        XCTAssertEqual(MarkerTable.defaultBlankPattern, DenoiseParams.defaultBlankPattern)
     }
 }
