@@ -152,6 +152,8 @@ struct SegmentTool: StageTool {
         let cellMaxDistance = p["cell-max-distance"]?.doubleValue ?? Double(expand)
         let cellParams = CellParams(maxDistance: cellMaxDistance, minGrowth: min(cellMaxDistance, diameter / 3))
         let cellContext = Segmenter.cellContextRows(cellParams)
+        let growth: CellGrowth = !memChannels.isEmpty && cellMaxDistance > 0 ? .membrane(cellParams, context: cellContext)
+            : expand > 0 ? .expansion(distance: expand) : .nuclei
         if !memChannels.isEmpty {
             ctx.log.detail("cells: membrane watershed on \(memChannels.map { info.channelNames[$0] }.joined(separator: "+")), max distance \(cellMaxDistance) px, \(cellContext) context rows")
         }
@@ -268,28 +270,13 @@ struct SegmentTool: StageTool {
                 cells = try cm.readRowsUInt32(channel: 0, y0: band.y0, count: band.rows)
                 // Our nuclei take the id of the imported cell they lie in (pixels outside any cell are dropped).
                 if nucMask == nil { for i in 0..<cells.count { band.labels[i] = band.labels[i] != 0 ? cells[i] : 0 } }
-            } else if !memChannels.isEmpty && cellMaxDistance > 0 {
-                let top = k > 0 ? min(cellContext, pending[k - 1].rows) : 0
-                let bottom = k + 1 < pending.count ? min(cellContext, pending[k + 1].rows) : 0
-                let wh = top + band.rows + bottom
-                var win = [UInt32](); win.reserveCapacity(wh * w)
-                if top > 0 { win += pending[k - 1].labels[((pending[k - 1].rows - top) * w)...] }
-                win += band.labels
-                if bottom > 0 { win += pending[k + 1].labels[0..<(bottom * w)] }
-                var membrane = [Float](repeating: 0, count: wh * w)   // one marker plane read at a time
-                for (c, lv) in zip(memChannels, memLevels) {
-                    Segmenter.addMembrane(try reader.readRows(channel: c, y0: band.y0 - top, count: wh), levels: lv, into: &membrane)
+            } else {
+                cells = try BandCells.grow(band.labels, rows: band.rows, y0: band.y0, width: w, above: k > 0 ? pending[k - 1].labels : nil,
+                                           below: k + 1 < pending.count ? pending[k + 1].labels : nil, growth: growth) { y0, n in
+                    var membrane = [Float](repeating: 0, count: n * w)   // one marker plane read at a time
+                    for (c, lv) in zip(memChannels, memLevels) { Segmenter.addMembrane(try reader.readRows(channel: c, y0: y0, count: n), levels: lv, into: &membrane) }
+                    return membrane
                 }
-                let grown = Segmenter.cells(nuclei: win, membrane: membrane, width: w, height: wh, params: cellParams)
-                cells = Array(grown[(top * w)..<((top + band.rows) * w)])
-            } else if expand > 0 {
-                let top = k > 0 ? min(expand, pending[k - 1].rows) : 0
-                let bottom = k + 1 < pending.count ? min(expand, pending[k + 1].rows) : 0
-                var win = [UInt32](); win.reserveCapacity((top + band.rows + bottom) * w)
-                if top > 0 { win += pending[k - 1].labels[((pending[k - 1].rows - top) * w)...] }
-                win += band.labels
-                if bottom > 0 { win += pending[k + 1].labels[0..<(bottom * w)] }
-                cells = Segmenter.expand(win, width: w, height: top + band.rows + bottom, distance: expand, rows: top..<(top + band.rows))
             }
             for l in cells where l > maxId { maxId = l }
             for l in band.labels where l > maxId { maxId = l }

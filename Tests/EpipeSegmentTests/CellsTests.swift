@@ -227,3 +227,38 @@ final class CellsBench: XCTestCase {
         }
     }
 }
+
+/// `BandCells.grow`: a slide cut into bands, each grown with its neighbours' rows as context,
+/// gives the whole image's cells: exactly for expansion, and for the membrane watershed on a
+/// generated slide (the context covers its reach). Nuclei alone come back unchanged.
+final class BandCellsTests: XCTestCase {
+    func testBandsGrowAsTheWholeImage() {
+        let w = 384, h = 384
+        var cfg = SynthConfig(width: w, height: h, channels: 4, seed: 9)
+        cfg.fieldSize = 384
+        let b = SyntheticSlide(cfg).renderBand(y0: 0, count: h)
+        let nuclei = b.nuclei
+        let levels = [MembraneLevels.of(b.channels[1]), MembraneLevels.of(b.channels[3])]
+        let mem = Segmenter.membraneSum([b.channels[1], b.channels[3]], levels: levels)
+        let cp = CellParams(maxDistance: 6, minGrowth: 4)
+        let cases: [(CellGrowth, [UInt32])] = [
+            (.nuclei, nuclei),
+            (.expansion(distance: 5), Segmenter.expand(nuclei, width: w, height: h, distance: 5)),
+            (.membrane(cp, context: Segmenter.cellContextRows(cp)), Segmenter.cells(nuclei: nuclei, membrane: mem, width: w, height: h, params: cp)),
+        ]
+        let bandRows = [0, 100, 230, 384]   // uneven bands
+        for (growth, whole) in cases {
+            var out: [UInt32] = []
+            for k in 0..<(bandRows.count - 1) {
+                let y0 = bandRows[k], y1 = bandRows[k + 1]
+                func rows(_ a: Int, _ b: Int) -> [UInt32] { Array(nuclei[(a * w)..<(b * w)]) }
+                let above = k > 0 ? rows(bandRows[k - 1], y0) : nil
+                let below = k + 2 < bandRows.count ? rows(y1, bandRows[k + 2]) : nil
+                out += BandCells.grow(rows(y0, y1), rows: y1 - y0, y0: y0, width: w, above: above, below: below, growth: growth) { my0, n in
+                    Array(mem[(my0 * w)..<((my0 + n) * w)])
+                }
+            }
+            XCTAssertEqual(out, whole, "\(growth)")
+        }
+    }
+}
