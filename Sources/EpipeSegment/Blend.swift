@@ -169,23 +169,16 @@ extension Segmenter {
                         for k in fa..<fb { let p = Int(FLi.value[k]); Q[p] = true; queue.push(p, level(S[p])) }
                         while let p = queue.pop() {
                             let cur = queue.current
-                            let v = S[p], x = p % w, y = p / w
-                            let ya = y > 0 ? y - 1 : y, yb = y + 1 < h ? y + 1 : y
-                            let xa = x > 0 ? x - 1 : x, xb = x + 1 < w ? x + 1 : x
+                            let v = S[p]
                             var best: UInt32 = 0, bestS = -Float.infinity
-                            for yy in ya...yb {
-                                for xx in xa...xb {
-                                    let q = yy * w + xx, l = L[q]
-                                    if l != 0 && v > FL[Int(l)] && S[q] > bestS { best = l; bestS = S[q] }
-                                }
+                            window3x3(p, width: w, height: h) { q in
+                                let l = L[q]
+                                if l != 0 && v > FL[Int(l)] && S[q] > bestS { best = l; bestS = S[q] }
                             }
                             if best == 0 { continue }
                             L[p] = best
-                            for yy in ya...yb {
-                                for xx in xa...xb {
-                                    let q = yy * w + xx
-                                    if L[q] == 0 && W[q] && !Q[q] { Q[q] = true; queue.push(q, Swift.min(level(S[q]), cur)) }
-                                }
+                            window3x3(p, width: w, height: h) { q in
+                                if L[q] == 0 && W[q] && !Q[q] { Q[q] = true; queue.push(q, Swift.min(level(S[q]), cur)) }
                             }
                         }
                     }
@@ -254,16 +247,10 @@ extension Segmenter {
                         while let p = queue.pop() {
                             let cur = queue.current
                             let lab = O[p]
-                            let x = p % w, y = p / w
-                            let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
-                            let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
-                            for dy in y0...y1 {
-                                for dx in x0...x1 {
-                                    let q = p + dy * w + dx
-                                    if O[q] != 0 || !Mp[q] { continue }
-                                    O[q] = lab
-                                    queue.push(q, Swift.min(level(Fp[q]), cur))
-                                }
+                            window3x3(p, width: w, height: h) { q in
+                                if O[q] != 0 || !Mp[q] { return }
+                                O[q] = lab
+                                queue.push(q, Swift.min(level(Fp[q]), cur))
                             }
                         }
                     }

@@ -306,3 +306,15 @@ public enum DistanceTransform {
         }
     }
 }
+
+extension Segmenter {
+    /// Calls `body(q)` for every pixel q of the 3 x 3 window around pixel p (p included), clipped
+    /// at the image's edges, in raster order: the 8-neighbourhood of the floods.
+    @inline(__always)
+    static func window3x3(_ p: Int, width w: Int, height h: Int, _ body: (Int) -> Void) {
+        let x = p % w, y = p / w
+        let ya = y > 0 ? -1 : 0, yb = y + 1 < h ? 1 : 0
+        let xa = x > 0 ? -1 : 0, xb = x + 1 < w ? 1 : 0
+        for dy in ya...yb { for dx in xa...xb { body(p + dy * w + dx) } }
+    }
+}

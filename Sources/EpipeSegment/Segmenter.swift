@@ -681,16 +681,10 @@ public enum Segmenter {
                             while heap.count > 0 {
                                 let p = Int(heap.pop())
                                 let lab = O[p]
-                                let x = p % w, y = p / w
-                                let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
-                                let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
-                                for dy in y0...y1 {
-                                    for dx in x0...x1 {
-                                        let q = p + dy * w + dx
-                                        if O[q] != 0 || !Mp[q] { continue }
-                                        O[q] = lab
-                                        heap.push(key(Fp[q]) | age, Int32(q)); age += 1
-                                    }
+                                window3x3(p, width: w, height: h) { q in
+                                    if O[q] != 0 || !Mp[q] { return }
+                                    O[q] = lab
+                                    heap.push(key(Fp[q]) | age, Int32(q)); age += 1
                                 }
                             }
                         }
