@@ -34,6 +34,8 @@ let package = Package(
         // Libraries: plain inputs and outputs, tested without files where possible.
         .target(name: "EpipeCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "EpipeImage", dependencies: ["CTIFF", "CTIFFShim", "CPNG", "CZlib", "CDeflate"], swiftSettings: release),
+        // Shared kernels of the algorithm modules: Sendable buffer boxes, parallel chunks, histograms.
+        .target(name: "EpipeKernels", swiftSettings: release),
         .target(name: "EpipeDenoise", swiftSettings: release),
         .target(name: "EpipeSegment", dependencies: ["EpipeDenoise"], swiftSettings: release),
         .target(name: "EpipeCluster", swiftSettings: release),
@@ -41,14 +43,14 @@ let package = Package(
         .target(name: "EpipeSynth", swiftSettings: release),
         .target(name: "EpipeStore", dependencies: ["EpipeCore"]),
         .target(name: "EpipeStage", dependencies: [
-            "EpipeCore", "EpipeImage",
+            "EpipeCore", "EpipeImage", "EpipeKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: glue),
 
         // Executables: flags, I/O, manifests.
         .executableTarget(name: "epipe-ingest", dependencies: ["EpipeStage", "EpipeStore"], swiftSettings: glue),
-        .executableTarget(name: "epipe-denoise", dependencies: ["EpipeStage", "EpipeDenoise"], swiftSettings: glue),
-        .executableTarget(name: "epipe-segment", dependencies: ["EpipeStage", "EpipeSegment"], swiftSettings: glue),
+        .executableTarget(name: "epipe-denoise", dependencies: ["EpipeStage", "EpipeDenoise", "EpipeKernels"], swiftSettings: glue),
+        .executableTarget(name: "epipe-segment", dependencies: ["EpipeStage", "EpipeSegment", "EpipeKernels"], swiftSettings: glue),
         .executableTarget(name: "epipe-cluster", dependencies: ["EpipeStage", "EpipeCluster"], swiftSettings: glue),
         .executableTarget(name: "epipe-stats", dependencies: ["EpipeStage", "EpipeSpatial"], swiftSettings: glue),
         .executableTarget(name: "epipe-status", dependencies: ["EpipeStage"], swiftSettings: glue),
@@ -57,6 +59,7 @@ let package = Package(
         .target(name: "EpipeTestSupport", path: "Tests/EpipeTestSupport"),
         .testTarget(name: "EpipeCoreTests", dependencies: ["EpipeCore"]),
         .testTarget(name: "EpipeStageTests", dependencies: ["EpipeStage", "EpipeCore", "EpipeDenoise", "EpipeTestSupport"]),
+        .testTarget(name: "EpipeKernelsTests", dependencies: ["EpipeKernels", "EpipeTestSupport"]),
         .testTarget(name: "EpipeImageTests", dependencies: ["EpipeImage"]),
         .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise", "EpipeTestSupport"]),
         .testTarget(name: "EpipeSegmentTests", dependencies: ["EpipeSegment", "EpipeSynth", "EpipeImage", "EpipeTestSupport"]),

@@ -4,6 +4,7 @@ import EpipeCore
 import EpipeImage
 import EpipeStage
 import EpipeDenoise
+import EpipeKernels
 
 struct DenoiseTool: StageTool {
     let stage = "denoise"

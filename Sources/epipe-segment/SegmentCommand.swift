@@ -5,6 +5,7 @@ import EpipeImage
 import EpipeStage
 import EpipeSegment
 import EpipeDenoise
+import EpipeKernels
 
 struct SegmentTool: StageTool {
     let stage = "segment"

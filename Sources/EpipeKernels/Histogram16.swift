@@ -1,6 +1,3 @@
-import Foundation
-import EpipeCore
-import EpipeImage
 
 /// A histogram of uint16-range values, for exact percentiles over a streamed plane.
 public struct Histogram16 {
