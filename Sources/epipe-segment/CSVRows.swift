@@ -3,6 +3,7 @@ import Dispatch
 import EpipeCore
 import EpipeSegment
 import EpipeDenoise
+import EpipeKernels
 
 /// cells.csv rows (MCQuant columns) from joined cell and nucleus rows.
 enum CSVRows {
