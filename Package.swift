@@ -37,7 +37,7 @@ let package = Package(
         // Shared kernels of the algorithm modules: Sendable buffer boxes, parallel chunks, histograms.
         .target(name: "EpipeKernels", swiftSettings: release),
         .target(name: "EpipeDenoise", swiftSettings: release),
-        .target(name: "EpipeSegment", dependencies: ["EpipeDenoise"], swiftSettings: release),
+        .target(name: "EpipeSegment", dependencies: ["EpipeDenoise", "EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeCluster", swiftSettings: release),
         .target(name: "EpipeSpatial", swiftSettings: release),
         .target(name: "EpipeSynth", swiftSettings: release),

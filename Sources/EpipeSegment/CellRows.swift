@@ -28,6 +28,17 @@ public struct AreaCounts: Sendable {
         for (a, n) in pairs { seen += n; if rank < seen { return a } }
         fatalError("rank out of range")
     }
+    /// The median and a histogram of `bins` equal bins from 0 to the 99th percentile (larger
+    /// areas in the last bin): counts, the bin width, that percentile.
+    public func histogram(bins nb: Int = 40) -> (counts: [Int], binWidth: Int, max: Int, median: Int) {
+        guard count > 0 else { return ([Int](repeating: 0, count: nb), 1, 0, 0) }
+        let median = value(atRank: count / 2)
+        let maxA = value(atRank: Swift.min(count - 1, Int(Double(count) * 0.99)))
+        let bw = Swift.max(1, (maxA + nb - 1) / nb)
+        var hist = [Int](repeating: 0, count: nb)
+        for (a, k) in pairs { hist[Swift.min(nb - 1, a / bw)] += k }
+        return (hist, bw, maxA, median)
+    }
 }
 
 /// Joins the rows of cells and nuclei by id and releases them in increasing id order while the

@@ -15,3 +15,9 @@ public func guessNuclear(_ names: [String]) -> Int {
     for k in keys { if let i = names.firstIndex(where: { $0.lowercased().hasPrefix(k) || $0.lowercased().contains(k) }) { return i } }
     return 0
 }
+
+/// Resolves a comma-separated list of channels (names or indices); [] for none/off/"".
+public func channelIndices(_ spec: String, names: [String], what: String) throws -> [Int] {
+    if ["none", "off", ""].contains(spec.trimmingCharacters(in: .whitespaces).lowercased()) { return [] }
+    return try spec.split(separator: ",").map { try channelIndex(String($0).trimmingCharacters(in: .whitespaces), names: names, what: what) }
+}

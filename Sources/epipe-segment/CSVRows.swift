@@ -2,11 +2,38 @@ import Foundation
 import Dispatch
 import EpipeCore
 import EpipeSegment
-import EpipeDenoise
 import EpipeKernels
 
 /// cells.csv rows (MCQuant columns) from joined cell and nucleus rows.
 enum CSVRows {
+    /// The header: CellID, one mean per marker, the shape columns, <marker>_nucleus; then the extra
+    /// statistics named as MCQuant's intensity_props (<marker>_intensity_median, ...), the nucleus
+    /// compartment with the _nucleus suffix.
+    static func header(_ names: [String], stats: [String]) -> String {
+        var h = ["CellID"] + names
+        h += ["X_centroid", "Y_centroid", "Area", "MajorAxisLength", "MinorAxisLength", "Eccentricity", "Solidity", "Extent", "Orientation"]
+        h += names.map { $0 + "_nucleus" }
+        for s in stats { h += names.map { "\($0)_intensity_\(s)" } + names.map { "\($0)_intensity_\(s)_nucleus" } }
+        return h.map(CSVTable.quote).joined(separator: ",") + "\n"
+    }
+
+    /// Commits the streamed table; when rows were written before their final values
+    /// (`corrections`), the file once more with those rows replaced (their old areas leave the
+    /// joiner's area counts).
+    static func finish(_ csv: AtomicStreamWriter, path: String, corrections: [CellRowJoiner.Joined], channels C: Int, stats: [String],
+                       joiner: CellRowJoiner, log: StageLog) throws {
+        guard !corrections.isEmpty else { return try csv.commit() }
+        log.detail("quantification: \(corrections.count) rows replaced in cells.csv")
+        try csv.close()
+        let out = try AtomicStreamWriter(path: path)
+        let areaCol = 1 + C + 2
+        try replace(from: csv.temporaryPath, into: out, rows: corrections, channels: C, stats: stats) { old in
+            if let a = Int(old.split(separator: ",", omittingEmptySubsequences: false)[areaCol]) { joiner.forgetArea(a) }
+        }
+        try out.commit()
+        csv.abort()
+    }
+
     /// The line of one id, nil when the cell is absent (area 0). Nucleus columns are 0 when the
     /// nucleus is absent.
     static func line(_ j: CellRowJoiner.Joined, channels C: Int, stats: [String]) -> String? {
@@ -37,10 +64,10 @@ enum CSVRows {
         let chunks = rows.count > 4000 ? 8 : 1
         if chunks == 1 { return rows.compactMap { line($0, channels: C, stats: stats) }.joined() }
         let parts = Slots<String>(chunks)
-        let R = UnsafeShared(rows)
+        let R = rows
         DispatchQueue.concurrentPerform(iterations: chunks) { k in
             var s = ""
-            for i in (R.value.count * k / chunks)..<(R.value.count * (k + 1) / chunks) { if let l = line(R.value[i], channels: C, stats: stats) { s += l } }
+            for i in (R.count * k / chunks)..<(R.count * (k + 1) / chunks) { if let l = line(R[i], channels: C, stats: stats) { s += l } }
             parts[k] = s
         }
         return parts.values.map { $0! }.joined()

@@ -30,3 +30,23 @@ final class StageTests: XCTestCase {
         XCTAssertEqual(MarkerTable.defaultBlankPattern, DenoiseParams.defaultBlankPattern)
     }
 }
+
+/// The segmentation QC's drawing: outlines are the label pixels that touch another label or
+/// background, drawn in order (later outlines over earlier ones), over the stretched grey plane.
+final class OverlayTests: XCTestCase {
+    func testOutlinesAreTheBoundaryPixels() {
+        let w = 8, h = 6
+        var lab = [UInt32](repeating: 0, count: w * h)
+        for y in 1..<5 { for x in 1..<4 { lab[y * w + x] = 1 } }    // a 3 x 4 block
+        for y in 0..<6 { for x in 4..<8 { lab[y * w + x] = 2 } }    // touching it, and the image edge
+        let plane = (0..<(w * h)).map { Float($0) }
+        let cv = Canvas.overlay(plane, width: w, height: h, maxSide: 64, outlines: [(lab, (255, 0, 0)), (lab.map { $0 == 2 ? 2 : 0 }, (0, 0, 255))])
+        func px(_ x: Int, _ y: Int) -> [UInt8] { Array(cv.pixels[(3 * (y * w + x))..<(3 * (y * w + x) + 3)]) }
+        XCTAssertEqual(px(2, 2), px(2, 2).map { _ in px(2, 2)[0] }, "the block's inside stays grey")
+        XCTAssertEqual(px(1, 1), [255, 0, 0], "the block's corner is on its outline")
+        XCTAssertEqual(px(3, 3), [255, 0, 0], "beside label 2")
+        XCTAssertEqual(px(4, 3), [0, 0, 255], "label 2's left edge, redrawn by the second outline")
+        XCTAssertEqual(px(7, 3)[0], px(7, 3)[1], "the image edge is not a boundary")
+        XCTAssertEqual(px(0, 0)[0], px(0, 0)[1], "background stays grey")
+    }
+}
