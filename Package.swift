@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "EpipeImage", dependencies: ["CTIFF", "CTIFFShim", "CPNG", "CZlib", "CDeflate"], swiftSettings: release),
         // Shared kernels of the algorithm modules: Sendable buffer boxes, parallel chunks, histograms.
         .target(name: "EpipeKernels", swiftSettings: release),
-        .target(name: "EpipeDenoise", swiftSettings: release),
+        .target(name: "EpipeDenoise", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeSegment", dependencies: ["EpipeDenoise"], swiftSettings: release),
         .target(name: "EpipeCluster", swiftSettings: release),
         .target(name: "EpipeSpatial", swiftSettings: release),
@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "EpipeStageTests", dependencies: ["EpipeStage", "EpipeCore", "EpipeDenoise", "EpipeTestSupport"]),
         .testTarget(name: "EpipeKernelsTests", dependencies: ["EpipeKernels", "EpipeTestSupport"]),
         .testTarget(name: "EpipeImageTests", dependencies: ["EpipeImage"]),
-        .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise", "EpipeTestSupport"]),
+        .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise", "EpipeKernels", "EpipeTestSupport"]),
         .testTarget(name: "EpipeSegmentTests", dependencies: ["EpipeSegment", "EpipeSynth", "EpipeImage", "EpipeTestSupport"]),
         .testTarget(name: "EpipeClusterTests", dependencies: ["EpipeCluster"]),
         .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial", "EpipeTestSupport"]),
