@@ -8,11 +8,11 @@ struct StatsTool: StageTool {
     let stage = "stats"
     let flags: [String: JSONValue?]
 
-    func params(for job: Job) throws -> [String: JSONValue] { mergeParams(job, defaults: ["label": "phenotype"], flags: flags) }
+    func params(for job: Job) throws -> [String: JSONValue] { try typedParams(job, defaults: StatsParams(), flags: flags).record }
     func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] { try upstream(job, "cluster", ["cluster/cells.csv"]) }
 
     func run(_ ctx: StageContext) throws -> StageResult {
-        let col = ctx.params["label"]?.stringValue ?? "phenotype"
+        let col = (try decodeParams(ctx.params) as StatsParams).label
         let t = try CSVTable.read(try ctx.job.path("cluster/cells.csv"))
         guard let labels = t.strings(col) else { throw EpipeError.badInput("cluster/cells.csv: no column \"\(col)\"; columns: \(t.header.joined(separator: ","))") }
         let f = CellTypeStats.frequencies(labels: labels)
@@ -63,10 +63,11 @@ struct StatsCommand: ParsableCommand {
         """)
 
     @OptionGroup var common: StageOptions
-    @Option(name: .long, help: "Column holding the cell type. Default phenotype.") var label: String?
+    @Option(name: .long, help: "Column holding the cell type. Default \(StatsParams().label).") var label: String?
 
     func run() throws {
-        let code = StageRunner(tool: StatsTool(flags: ["label": label.map { .string($0) }]), options: common).main()
+        // Flag names are StatsParams' keys; values are checked where the struct is decoded.
+        let code = StageRunner(tool: StatsTool(flags: [StatsParams.CodingKeys.label.rawValue: label.map { .string($0) }]), options: common).main()
         if code != 0 { throw EpipeExit(code) }
     }
     static func main() { runMain(Self.self) }
