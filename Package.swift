@@ -58,7 +58,7 @@ let package = Package(
 
         .target(name: "EpipeTestSupport", path: "Tests/EpipeTestSupport"),
         .testTarget(name: "EpipeCoreTests", dependencies: ["EpipeCore"]),
-        .testTarget(name: "EpipeStageTests", dependencies: ["EpipeStage", "EpipeCore", "EpipeDenoise", "EpipeTestSupport"]),
+        .testTarget(name: "EpipeStageTests", dependencies: ["EpipeStage", "EpipeCore", "EpipeImage", "EpipeDenoise", "EpipeTestSupport"]),
         .testTarget(name: "EpipeKernelsTests", dependencies: ["EpipeKernels", "EpipeTestSupport"]),
         .testTarget(name: "EpipeImageTests", dependencies: ["EpipeImage"]),
         .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise", "EpipeKernels", "EpipeTestSupport"]),

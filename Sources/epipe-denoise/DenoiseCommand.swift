@@ -31,9 +31,7 @@ struct DenoiseTool: StageTool {
         default: throw EpipeError.badInput("denoise param \(k): expected a number, a word or true/false, got \(v)")
         }
     }
-    static func json(_ p: DenoiseParams) throws -> [String: JSONValue] { try JSONDecoder().decode([String: JSONValue].self, from: JSONEncoder().encode(p)) }
-
-    func params(for job: Job) throws -> [String: JSONValue] { try Self.json(settings(for: job)) }
+    func params(for job: Job) throws -> [String: JSONValue] { try record(settings(for: job)) }
 
     func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] {
         let p: DenoiseParams = try decodeParams(params)
@@ -62,14 +60,9 @@ struct DenoiseTool: StageTool {
                                      selected: selected, autoHotPixels: autoHot, width: w)
         } catch let e as DenoiseParamError { throw EpipeError.badInput(e.description) }
         // A dark-field image is subtracted pixel by pixel (channel c: its plane c, or its last), read band by band.
-        func sameSize(_ path: String, _ what: String) throws -> ImageReader {
-            let r = try ImageReader(path: path)
-            guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(path): \(what) is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
-            return r
-        }
-        let darkR = try p.darkfieldFile.map { try sameSize($0, "dark-field") }
+        let darkR = try p.darkfieldFile.map { try sideImage($0, what: "dark-field", width: w, height: h) }
         if let r = darkR { ctx.log.detail("dark-field from \(p.darkfieldFile!) (\(r.info.channels) plane\(r.info.channels == 1 ? "" : "s"))") }
-        let flatR = setup.flatChannels.isEmpty ? nil : try p.flatfieldFile.map { try sameSize($0, "flat-field") }
+        let flatR = setup.flatChannels.isEmpty ? nil : try p.flatfieldFile.map { try sideImage($0, what: "flat-field", width: w, height: h) }
         let illumination = try setup.illumination(
             width: w, height: h, dark: p.darkfieldConstant, darkImage: darkR != nil,
             flatPlane: flatR.map { r in { c in try r.readChannel(min(c, r.info.channels - 1)) } },
