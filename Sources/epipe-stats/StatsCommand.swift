@@ -19,31 +19,14 @@ struct StatsTool: StageTool {
         var out = CSVTable(header: [col, "count", "proportion"])
         for i in 0..<f.types.count { out.rows.append([f.types[i], String(f.counts[i]), CSVTable.num(f.proportions[i], digits: 5)]) }
         let fp = try ctx.output("frequencies.csv"); try out.write(fp)
-        // QC: bar chart of proportions, and the cells on the slide coloured by type.
+        // QC: bar chart of proportions (one line per type: colour, name, count and percentage), and the cells on the slide coloured by type.
         let nb = f.types.count
-        // Horizontal bars, one line per type: colour, name, count and percentage.
-        let label = (0..<nb).map { "\(f.types[$0])  \(f.counts[$0])  \(String(format: "%.1f%%", 100 * f.proportions[$0]))" }
-        let lw = (label.map { Canvas.textWidth($0, scale: 2) }.max() ?? 0) + 20
-        var bar = Canvas(width: lw + 420, height: max(1, nb) * 22 + 12)
-        let top = max(f.proportions.first ?? 1, 1e-9)
-        for i in 0..<nb {
-            bar.text(label[i], x: 8, y: 8 + i * 22, scale: 2, color: (0, 0, 0), box: nil)
-            bar.rect(lw, 6 + i * 22, max(1, Int(400 * f.proportions[i] / top)), 18, Canvas.color(i))
-        }
+        let bar = Canvas.bars(labels: (0..<nb).map { "\(f.types[$0])  \(f.counts[$0])  \(String(format: "%.1f%%", 100 * f.proportions[$0]))" }, values: f.proportions)
         let q1 = try ctx.qc("frequencies.png"); try bar.write(q1)
         var outputs = [fp, q1]
         let xs = t.doubles("X_centroid") ?? t.doubles("X_position"), ys = t.doubles("Y_centroid") ?? t.doubles("Y_position")
         if let xs, let ys, !xs.isEmpty {
-            let mx = max(1, xs.max() ?? 1), my = max(1, ys.max() ?? 1)
-            let s = 1024 / max(mx, my)
-            var sc = Canvas(width: Int(mx * s) + 4, height: Int(my * s) + 4, fill: (0, 0, 0))
-            let index = Dictionary(uniqueKeysWithValues: f.types.enumerated().map { ($1, $0) })
-            for i in 0..<xs.count where xs[i].isFinite && ys[i].isFinite {
-                let c = Canvas.color(index[labels[i]] ?? 0)
-                sc.rect(Int(xs[i] * s), Int(ys[i] * s), 3, 3, c)
-            }
-            for i in 0..<min(nb, 20) { sc.rect(8, 8 + i * 18, 12, 12, Canvas.color(i)); sc.text(f.types[i], x: 26, y: 8 + i * 18, scale: 2) }
-            let q2 = try ctx.qc("cell-types-map.png"); try sc.write(q2); outputs.append(q2)
+            let q2 = try ctx.qc("cell-types-map.png"); try Canvas.pointMap(xs: xs, ys: ys, categories: labels, order: f.types).write(q2); outputs.append(q2)
         }
         var m: [String: JSONValue] = ["cells": .number(Double(labels.count)), "types": .number(Double(nb))]
         m["frequencies"] = .object(Dictionary(uniqueKeysWithValues: (0..<nb).map { (f.types[$0], JSONValue.number(f.proportions[$0])) }))
