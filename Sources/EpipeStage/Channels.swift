@@ -15,10 +15,3 @@ public func guessNuclear(_ names: [String]) -> Int {
     for k in keys { if let i = names.firstIndex(where: { $0.lowercased().hasPrefix(k) || $0.lowercased().contains(k) }) { return i } }
     return 0
 }
-
-/// A side image (a flat-field, a dark-field, a mask) that must have the image's width and height.
-public func sideImage(_ path: String, what: String, width w: Int, height h: Int) throws -> ImageReader {
-    let r = try ImageReader(path: path)
-    guard r.info.width == w, r.info.height == h else { throw EpipeError.badInput("\(path): \(what) is \(r.info.width)x\(r.info.height), the image is \(w)x\(h)") }
-    return r
-}
