@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "EpipeImage", dependencies: ["CTIFF", "CTIFFShim", "CPNG", "CZlib", "CDeflate"], swiftSettings: release),
         // Shared kernels of the algorithm modules: Sendable buffer boxes, parallel chunks, histograms.
         .target(name: "EpipeKernels", swiftSettings: release),
-        .target(name: "EpipeDenoise", swiftSettings: release),
+        .target(name: "EpipeDenoise", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeSegment", dependencies: ["EpipeDenoise", "EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeCluster", swiftSettings: release),
         .target(name: "EpipeSpatial", swiftSettings: release),
@@ -58,10 +58,10 @@ let package = Package(
 
         .target(name: "EpipeTestSupport", path: "Tests/EpipeTestSupport"),
         .testTarget(name: "EpipeCoreTests", dependencies: ["EpipeCore"]),
-        .testTarget(name: "EpipeStageTests", dependencies: ["EpipeStage", "EpipeCore", "EpipeDenoise", "EpipeTestSupport"]),
+        .testTarget(name: "EpipeStageTests", dependencies: ["EpipeStage", "EpipeCore", "EpipeImage", "EpipeDenoise", "EpipeTestSupport"]),
         .testTarget(name: "EpipeKernelsTests", dependencies: ["EpipeKernels", "EpipeTestSupport"]),
         .testTarget(name: "EpipeImageTests", dependencies: ["EpipeImage"]),
-        .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise", "EpipeTestSupport"]),
+        .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise", "EpipeKernels", "EpipeTestSupport"]),
         .testTarget(name: "EpipeSegmentTests", dependencies: ["EpipeSegment", "EpipeSynth", "EpipeImage", "EpipeTestSupport"]),
         .testTarget(name: "EpipeClusterTests", dependencies: ["EpipeCluster"]),
         .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial", "EpipeTestSupport"]),

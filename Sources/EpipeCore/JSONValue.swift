@@ -96,3 +96,22 @@ public enum JSON {
         (try? String(decoding: encoder(pretty: false).encode(v), as: UTF8.self)) ?? "{}"
     }
 }
+
+extension JSONValue {
+    /// An `Encodable` value (a library's params or metrics struct) as the JSON value it encodes to.
+    /// Non-finite numbers become null, as `.number` writes them.
+    public init<T: Encodable>(encoding value: T) throws {
+        let e = JSONEncoder()
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: Self.nonFinite, negativeInfinity: Self.nonFinite, nan: Self.nonFinite)
+        self = try JSONDecoder().decode(JSONValue.self, from: e.encode(value)).finite
+    }
+    static let nonFinite = "\u{1}non-finite"
+    var finite: JSONValue {
+        switch self {
+        case .string(Self.nonFinite): return .null
+        case .array(let a): return .array(a.map { $0.finite })
+        case .object(let o): return .object(o.mapValues { $0.finite })
+        default: return self
+        }
+    }
+}

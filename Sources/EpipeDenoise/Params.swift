@@ -112,6 +112,28 @@ public struct DenoiseParams: Codable, Sendable, Equatable {
         return p
     }
 
+    /// The stage's params from job.json's `params.denoise` (`job`, its "per-channel" object as
+    /// `jobPerChannel`) and the flags given (`flags`, `--channel-param` as `perChannelFlags`) over the
+    /// defaults. Per-channel flags replace job.json's per-channel settings as a whole; a top-hat given
+    /// as a flag, with no rolling ball given anywhere, replaces the default rolling ball.
+    public static func merged(job: [String: Setting?], jobPerChannel: [String: [String: Setting]],
+                              flags: [String: Setting?], perChannelFlags: [String: [String: Setting]]) throws -> DenoiseParams {
+        let tophatOnly = (flags["tophat"] ?? nil) != nil && (flags["rolling-ball"] ?? nil) == nil && !job.keys.contains("rolling-ball")
+        return try merged([job, flags], perChannel: perChannelFlags.isEmpty ? jobPerChannel : perChannelFlags, explicitTophat: tophatOnly)
+    }
+
+    /// `--channel-param NAME:key=value` flags (each may repeat) as per-channel settings.
+    public static func perChannel(flags: [String]) throws -> [String: [String: Setting]] {
+        var per: [String: [String: Setting]] = [:]
+        for cp in flags {
+            guard let colon = cp.firstIndex(of: ":"), let eq = cp[colon...].firstIndex(of: "=") else {
+                throw DenoiseParamError("--channel-param \(cp): expected NAME:key=value, e.g. DAPI:rolling-ball=off")
+            }
+            per[String(cp[..<colon]), default: [:]][String(cp[cp.index(after: colon)..<eq])] = Setting(typed: String(cp[cp.index(after: eq)...]))
+        }
+        return per
+    }
+
     subscript(key: CodingKeys) -> Setting {
         get {
             switch key {

@@ -13,8 +13,12 @@ extension StageTool {
         for (k, v) in job.spec.params[stage] ?? [:] { merged[k] = v }
         for (k, v) in flags { if let v { merged[k] = v } }
         let p: P = try decodeParams(merged)
-        let record = try JSONDecoder().decode([String: JSONValue].self, from: JSON.encode(p, pretty: false))
-        return (p, record)
+        return (p, try record(p))
+    }
+
+    /// A params struct as the manifest records it: its JSON object.
+    public func record<P: Encodable>(_ params: P) throws -> [String: JSONValue] {
+        try JSONDecoder().decode([String: JSONValue].self, from: JSON.encode(params, pretty: false))
     }
 
     /// A recorded (already validated) params object back as `P`.

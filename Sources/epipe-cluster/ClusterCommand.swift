@@ -32,18 +32,8 @@ struct ClusterTool: StageTool {
         var mk = CSVTable(header: ["cluster", "phenotype", "cells"] + markers.map { $0 + "_z" } + markers.map { $0 + "_asinh" })
         for c in 0..<k { mk.rows.append([String(c), names[c], String(count[c])] + mean[c].map { CSVTable.num($0, digits: 3) } + r.asinhMeans[c].map { CSVTable.num($0, digits: 3) }) }
         let mPath = try ctx.output("markers.csv"); try mk.write(mPath)
-        // QC: heatmap clusters x markers (z of cluster means), cell height proportional to nothing: fixed cells.
-        // Rows: clusters (name, cells); columns: markers (names written downwards); colour: z of the cluster mean.
-        let cw = 18, chh = 18
-        let rowLabels = (0..<k).map { "\(names[$0]) (\(count[$0]))" }
-        let left = (rowLabels.map { Canvas.textWidth($0) }.max() ?? 0) + 8
-        let top = (markers.map { $0.count }.max() ?? 0) * 9 + 6
-        var hm = Canvas(width: left + d * cw + 2, height: top + k * chh + 2, fill: (255, 255, 255))
-        for j in 0..<d { for (i, ch) in markers[j].enumerated() { hm.text(String(ch), x: left + j * cw + 6, y: 3 + i * 9, color: (0, 0, 0), box: nil) } }
-        for c in 0..<k {
-            hm.text(rowLabels[c], x: 3, y: top + c * chh + 5, color: (0, 0, 0), box: nil)
-            for j in 0..<d { hm.rect(left + 1 + j * cw, top + 1 + c * chh, cw - 1, chh - 1, Canvas.diverging(mean[c][j])) }
-        }
+        // QC: heatmap clusters (name, cells) x markers, coloured by the z of the cluster mean.
+        let hm = Canvas.heatmap(rows: (0..<k).map { "\(names[$0]) (\(count[$0]))" }, columns: markers, values: mean)
         let q = try ctx.qc("cluster-heatmap.png"); try hm.write(q)
         return StageResult(outputs: [cellsPath, mPath, q], metrics: [
             "cells": .number(Double(n)), "k": .number(Double(k)), "markers": .array(markers.map { .string($0) }),

@@ -8,42 +8,25 @@ struct StatsTool: StageTool {
     let stage = "stats"
     let flags: [String: JSONValue?]
 
-    func params(for job: Job) throws -> [String: JSONValue] { mergeParams(job, defaults: ["label": "phenotype"], flags: flags) }
+    func params(for job: Job) throws -> [String: JSONValue] { try typedParams(job, defaults: StatsParams(), flags: flags).record }
     func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] { try upstream(job, "cluster", ["cluster/cells.csv"]) }
 
     func run(_ ctx: StageContext) throws -> StageResult {
-        let col = ctx.params["label"]?.stringValue ?? "phenotype"
+        let col = (try decodeParams(ctx.params) as StatsParams).label
         let t = try CSVTable.read(try ctx.job.path("cluster/cells.csv"))
         guard let labels = t.strings(col) else { throw EpipeError.badInput("cluster/cells.csv: no column \"\(col)\"; columns: \(t.header.joined(separator: ","))") }
         let f = CellTypeStats.frequencies(labels: labels)
         var out = CSVTable(header: [col, "count", "proportion"])
         for i in 0..<f.types.count { out.rows.append([f.types[i], String(f.counts[i]), CSVTable.num(f.proportions[i], digits: 5)]) }
         let fp = try ctx.output("frequencies.csv"); try out.write(fp)
-        // QC: bar chart of proportions, and the cells on the slide coloured by type.
+        // QC: bar chart of proportions (one line per type: colour, name, count and percentage), and the cells on the slide coloured by type.
         let nb = f.types.count
-        // Horizontal bars, one line per type: colour, name, count and percentage.
-        let label = (0..<nb).map { "\(f.types[$0])  \(f.counts[$0])  \(String(format: "%.1f%%", 100 * f.proportions[$0]))" }
-        let lw = (label.map { Canvas.textWidth($0, scale: 2) }.max() ?? 0) + 20
-        var bar = Canvas(width: lw + 420, height: max(1, nb) * 22 + 12)
-        let top = max(f.proportions.first ?? 1, 1e-9)
-        for i in 0..<nb {
-            bar.text(label[i], x: 8, y: 8 + i * 22, scale: 2, color: (0, 0, 0), box: nil)
-            bar.rect(lw, 6 + i * 22, max(1, Int(400 * f.proportions[i] / top)), 18, Canvas.color(i))
-        }
+        let bar = Canvas.bars(labels: (0..<nb).map { "\(f.types[$0])  \(f.counts[$0])  \(String(format: "%.1f%%", 100 * f.proportions[$0]))" }, values: f.proportions)
         let q1 = try ctx.qc("frequencies.png"); try bar.write(q1)
         var outputs = [fp, q1]
         let xs = t.doubles("X_centroid") ?? t.doubles("X_position"), ys = t.doubles("Y_centroid") ?? t.doubles("Y_position")
         if let xs, let ys, !xs.isEmpty {
-            let mx = max(1, xs.max() ?? 1), my = max(1, ys.max() ?? 1)
-            let s = 1024 / max(mx, my)
-            var sc = Canvas(width: Int(mx * s) + 4, height: Int(my * s) + 4, fill: (0, 0, 0))
-            let index = Dictionary(uniqueKeysWithValues: f.types.enumerated().map { ($1, $0) })
-            for i in 0..<xs.count where xs[i].isFinite && ys[i].isFinite {
-                let c = Canvas.color(index[labels[i]] ?? 0)
-                sc.rect(Int(xs[i] * s), Int(ys[i] * s), 3, 3, c)
-            }
-            for i in 0..<min(nb, 20) { sc.rect(8, 8 + i * 18, 12, 12, Canvas.color(i)); sc.text(f.types[i], x: 26, y: 8 + i * 18, scale: 2) }
-            let q2 = try ctx.qc("cell-types-map.png"); try sc.write(q2); outputs.append(q2)
+            let q2 = try ctx.qc("cell-types-map.png"); try Canvas.pointMap(xs: xs, ys: ys, categories: labels, order: f.types).write(q2); outputs.append(q2)
         }
         var m: [String: JSONValue] = ["cells": .number(Double(labels.count)), "types": .number(Double(nb))]
         m["frequencies"] = .object(Dictionary(uniqueKeysWithValues: (0..<nb).map { (f.types[$0], JSONValue.number(f.proportions[$0])) }))
@@ -63,10 +46,11 @@ struct StatsCommand: ParsableCommand {
         """)
 
     @OptionGroup var common: StageOptions
-    @Option(name: .long, help: "Column holding the cell type. Default phenotype.") var label: String?
+    @Option(name: .long, help: "Column holding the cell type. Default \(StatsParams().label).") var label: String?
 
     func run() throws {
-        let code = StageRunner(tool: StatsTool(flags: ["label": label.map { .string($0) }]), options: common).main()
+        // Flag names are StatsParams' keys; values are checked where the struct is decoded.
+        let code = StageRunner(tool: StatsTool(flags: [StatsParams.CodingKeys.label.rawValue: label.map { .string($0) }]), options: common).main()
         if code != 0 { throw EpipeExit(code) }
     }
     static func main() { runMain(Self.self) }

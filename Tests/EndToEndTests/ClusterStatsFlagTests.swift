@@ -150,6 +150,27 @@ final class ClusterStatsFlagTests: E2ECase {
         assertRefused(try exec("epipe-stats", ["-q", "--label", "NoSuch", job]), "NoSuch")
     }
 
+    /// job.json params.stats are checked like flags (StatsParams): one line naming the key, exit 2,
+    /// nothing written; a flag overrides job.json; the manifest records the one merged struct.
+    func testStatsParamsFromJobJSONAreCheckedAndFlagsWin() throws {
+        for (params, word) in [(["lable": JSONValue.string("cluster")], "stats param lable: unknown parameter; known: label"),
+                               (["label": .number(3)], "stats param label: "), (["label": .string("")], "stats param label: ")] {
+            let job = try tableJob(name: "bad-" + params.keys.first!, params: ["stats": params])
+            XCTAssertEqual(try cluster(["--k", "3"], job).code, 0)
+            let r = try exec("epipe-stats", ["-q", job])
+            assertRefused(r, word)
+            XCTAssertFalse(Files.exists(job + "/stats/frequencies.csv"))
+        }
+        let job = try tableJob(name: "ok", params: ["stats": ["label": "cluster"]])
+        XCTAssertEqual(try cluster(["--k", "3"], job).code, 0)
+        XCTAssertEqual(try exec("epipe-stats", ["-q", job]).code, 0)
+        XCTAssertEqual(try CSVTable.read(job + "/stats/frequencies.csv").header, ["cluster", "count", "proportion"], "job.json's label")
+        XCTAssertEqual(try manifest(job, "stats").params, ["label": "cluster"])
+        XCTAssertEqual(try exec("epipe-stats", ["-q", "--force", "--label", "phenotype", job]).code, 0)
+        XCTAssertEqual(try CSVTable.read(job + "/stats/frequencies.csv").header, ["phenotype", "count", "proportion"], "the flag wins")
+        XCTAssertEqual(try manifest(job, "stats").params, ["label": "phenotype"])
+    }
+
     // MARK: flags every stage shares (StageOptions), through epipe-cluster and epipe-stats
 
     func testJobsFromArgumentsOrStdin() throws {

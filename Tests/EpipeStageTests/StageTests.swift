@@ -2,6 +2,7 @@ import XCTest
 import EpipeCore
 import EpipeTestSupport
 import EpipeDenoise
+import EpipeImage
 @testable import EpipeStage
 
 /// The shared pieces every stage executable uses: channel lookup by name, the default nuclear
@@ -15,6 +16,17 @@ final class StageTests: XCTestCase {
             XCTAssertEqual("\(e)", "--membrane \"CD3\": no such channel; channels are DAPI,CD45,PanCK")
         }
         XCTAssertThrowsError(try channelIndex("3", names: names, what: "--nuclear"))
+    }
+
+    func testSideImageMustHaveTheImagesSize() throws {
+        let path = NSTemporaryDirectory() + "epipe-side-\(UUID().uuidString).tif"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let w = try ImageWriter(path: path, width: 8, height: 6, channelNames: ["a"], pixelType: .uint16)
+        try w.writeRows(channel: 0, y0: 0, count: 6, [Float](repeating: 7, count: 48)); try w.finish()
+        XCTAssertEqual(try sideImage(path, what: "flat-field", width: 8, height: 6).info.channels, 1)
+        XCTAssertThrowsError(try sideImage(path, what: "dark-field", width: 8, height: 7)) { e in
+            XCTAssertEqual("\(e)", "\(path): dark-field is 8x6, the image is 8x7")
+        }
     }
 
     func testDefaultNuclearChannel() {
