@@ -33,14 +33,14 @@ let package = Package(
 
         // Libraries: plain inputs and outputs, tested without files where possible.
         .target(name: "EpipeCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "EpipeImage", dependencies: ["CTIFF", "CTIFFShim", "CPNG", "CZlib", "CDeflate"], swiftSettings: release),
+        .target(name: "EpipeImage", dependencies: ["EpipeKernels", "CTIFF", "CTIFFShim", "CPNG", "CZlib", "CDeflate"], swiftSettings: release),
         // Shared kernels of the algorithm modules: Sendable buffer boxes, parallel chunks, histograms.
         .target(name: "EpipeKernels", swiftSettings: release),
         .target(name: "EpipeDenoise", dependencies: ["EpipeKernels"], swiftSettings: release),
-        .target(name: "EpipeSegment", dependencies: ["EpipeDenoise", "EpipeKernels"], swiftSettings: release),
-        .target(name: "EpipeCluster", swiftSettings: release),
-        .target(name: "EpipeSpatial", swiftSettings: release),
-        .target(name: "EpipeSynth", swiftSettings: release),
+        .target(name: "EpipeSegment", dependencies: ["EpipeKernels", "EpipeDenoise"], swiftSettings: release),
+        .target(name: "EpipeCluster", dependencies: ["EpipeKernels"], swiftSettings: release),
+        .target(name: "EpipeSpatial", dependencies: ["EpipeKernels"], swiftSettings: release),
+        .target(name: "EpipeSynth", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeStore", dependencies: ["EpipeCore"]),
         .target(name: "EpipeStage", dependencies: [
             "EpipeCore", "EpipeImage", "EpipeKernels",
@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "EpipeKernelsTests", dependencies: ["EpipeKernels", "EpipeTestSupport"]),
         .testTarget(name: "EpipeImageTests", dependencies: ["EpipeImage"]),
         .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise", "EpipeKernels", "EpipeTestSupport"]),
-        .testTarget(name: "EpipeSegmentTests", dependencies: ["EpipeSegment", "EpipeSynth", "EpipeImage", "EpipeTestSupport"]),
+        .testTarget(name: "EpipeSegmentTests", dependencies: ["EpipeSegment", "EpipeKernels", "EpipeSynth", "EpipeImage", "EpipeTestSupport"]),
         .testTarget(name: "EpipeClusterTests", dependencies: ["EpipeCluster"]),
         .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial", "EpipeTestSupport"]),
         .testTarget(name: "EpipeSynthTests", dependencies: ["EpipeSynth"]),

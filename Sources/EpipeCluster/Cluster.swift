@@ -1,7 +1,6 @@
 import Foundation
 import Dispatch
-
-struct Shared<T>: @unchecked Sendable { let value: T; init(_ v: T) { value = v } }
+import EpipeKernels
 
 /// SplitMix64 deterministic generator.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
@@ -118,10 +117,10 @@ public enum KMeans {
     static func minDistances(_ data: [Double], n: Int, d: Int, centre: [Double], closest: [Double], into out: inout [Double]) -> Double {
         let parts = n * d >= 1 << 16 ? 8 : 1
         var sums = [Double](repeating: 0, count: parts)
-        let X = Shared(data), C = Shared(centre), CL = Shared(closest)
+        let X = UnsafeShared(data), C = UnsafeShared(centre), CL = UnsafeShared(closest)
         out.withUnsafeMutableBufferPointer { Ob in
             sums.withUnsafeMutableBufferPointer { Sb in
-                let O = Shared(Ob), S = Shared(Sb)
+                let O = UnsafeShared(Ob), S = UnsafeShared(Sb)
                 DispatchQueue.concurrentPerform(iterations: parts) { p in
                     let a = n * p / parts, b = n * (p + 1) / parts
                     var sum = 0.0
@@ -165,12 +164,12 @@ public enum KMeans {
         while true {
             // assignment
             var changed = 0
-            let C = Shared(cent), X = Shared(data)
+            let C = UnsafeShared(cent), X = UnsafeShared(data)
             var changedParts = [Int](repeating: 0, count: parts)
             labels.withUnsafeMutableBufferPointer { Lp in
                 dists.withUnsafeMutableBufferPointer { Dp in
                     changedParts.withUnsafeMutableBufferPointer { Cp in
-                        let L = Shared(Lp), D = Shared(Dp), CP = Shared(Cp)
+                        let L = UnsafeShared(Lp), D = UnsafeShared(Dp), CP = UnsafeShared(Cp)
                         DispatchQueue.concurrentPerform(iterations: parts) { p in
                             let a = n * p / parts, b = n * (p + 1) / parts
                             var ch = 0

@@ -1,12 +1,6 @@
 import Foundation
 import Dispatch
-
-/// Wrapper that lets unsafe buffers cross into `DispatchQueue.concurrentPerform` closures.
-/// Callers guarantee that concurrent workers write disjoint regions.
-public struct UnsafeShared<T>: @unchecked Sendable {
-    public let value: T
-    @inlinable public init(_ value: T) { self.value = value }
-}
+import EpipeKernels
 
 /// Denoising recipe for one channel plane.
 ///

@@ -1,5 +1,6 @@
 import Foundation
 import Dispatch
+import EpipeKernels
 
 /// Multiplicative illumination model: values on a coarse grid of cell centres, bilinearly
 /// interpolated to full resolution (linearly extrapolated beyond the outermost centres), normalised so that

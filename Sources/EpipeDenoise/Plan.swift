@@ -1,5 +1,6 @@
 import Foundation
 import Dispatch
+import EpipeKernels
 
 /// One filter of a `DenoisePlan`.
 ///

@@ -1,5 +1,6 @@
 import Foundation
 import Dispatch
+import EpipeKernels
 
 /// ImageJ's rolling ball (ij/plugin/filter/BackgroundSubtracter.java, "legacy" ball, no
 /// presmoothing, no paraboloid), on the infinite edge-replicated plane of `DenoiseOp`:

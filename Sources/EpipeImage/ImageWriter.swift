@@ -1,6 +1,7 @@
 import Foundation
 import CZlib
 import CDeflate
+import EpipeKernels
 
 /// Writes a tiled BigTIFF (OME-TIFF by default): one page (IFD) per channel, Adobe deflate,
 /// horizontal predictor (2) for integer types (none for float32), tiles of `tileSize` (edge tiles zero padded).
@@ -277,10 +278,10 @@ public final class ImageWriter: @unchecked Sendable {
             compressors.forEach { libdeflate_free_compressor($0) }
             compressors = fresh; compressorLevel = compressionLevel
         }
-        let comps = UnsafeSendable(compressors)
-        let src = UnsafeSendable(UnsafeRawPointer(buf))
-        let scr = UnsafeSendable(scratch), cbuf = UnsafeSendable(compBuf)
-        let clen = UnsafeSendable(compLen), cst = UnsafeSendable(compStatus)
+        let comps = UnsafeShared(compressors)
+        let src = UnsafeShared(UnsafeRawPointer(buf))
+        let scr = UnsafeShared(scratch), cbuf = UnsafeShared(compBuf)
+        let clen = UnsafeShared(compLen), cst = UnsafeShared(compStatus)
         var tx0 = 0
         while tx0 < tilesAcross {
             let n = min(slots, tilesAcross - tx0)

@@ -78,9 +78,3 @@ public struct ImageError: Error, CustomStringConvertible, Sendable {
         return out
     }
 }
-
-/// Wrapper to hand unsafe pointers to `DispatchQueue.concurrentPerform` closures.
-struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}

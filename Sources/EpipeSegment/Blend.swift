@@ -1,6 +1,7 @@
 import Foundation
 import Dispatch
 import EpipeDenoise
+import EpipeKernels
 
 /// The default nucleus recipe (`SplitMethod.blend`), measured on real nuclei (BBBC039, DSB-2018)
 /// and generated slides; every scale follows the nucleus diameter D, every level the image itself:

@@ -1,6 +1,7 @@
 import Foundation
 import Dispatch
 import EpipeDenoise
+import EpipeKernels
 
 /// Parameters of whole-cell segmentation from nuclei and a membrane image (`Segmenter.cells`).
 ///

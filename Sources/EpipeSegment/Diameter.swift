@@ -1,6 +1,7 @@
 import Foundation
 import Dispatch
 import EpipeDenoise
+import EpipeKernels
 
 /// The typical nucleus diameter of a nuclear plane, found from the image alone (for when
 /// `--nucleus-diameter` is not given: it is used when the pixel size is unknown, or when it is

@@ -1,6 +1,7 @@
 import Foundation
 import Dispatch
 import EpipeDenoise
+import EpipeKernels
 
 extension Segmenter {
     /// 8-connected component labelling of `mask`. Labels are 1...count in raster order of each

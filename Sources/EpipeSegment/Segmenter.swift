@@ -1,6 +1,7 @@
 import Foundation
 import Dispatch
 import EpipeDenoise
+import EpipeKernels
 
 /// How the foreground threshold is applied.
 public enum ThresholdMethod: String, Codable, Sendable, Equatable {

@@ -1,6 +1,7 @@
 import Foundation
 import Dispatch
 import EpipeDenoise
+import EpipeKernels
 
 /// Final measurements of one id of one compartment: the fields of `CellTable` for that id.
 public struct CellRow: Sendable, Equatable {

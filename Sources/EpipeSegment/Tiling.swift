@@ -1,6 +1,7 @@
 import Foundation
 import Dispatch
 import EpipeDenoise
+import EpipeKernels
 
 /// A slide cut into core tiles of `tile` x `tile` px (the last column/row may be smaller), each
 /// read with `overlap` px of context on every side, clamped at the image edge.

@@ -1,5 +1,6 @@
 import Foundation
 import Dispatch
+import EpipeKernels
 
 public struct Frequencies: Sendable, Equatable {
     public var types: [String]
@@ -208,7 +209,7 @@ public struct KDTree2D: Sendable {
         guard k > 0, n > 0 else { return out }
         let me = self
         out.withUnsafeMutableBufferPointer { o in
-            let O = SharedBox(o)
+            let O = UnsafeShared(o)
             let chunks = max(1, min(64, n / 256))
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 let s = Scratch(k: k + 1)
@@ -236,7 +237,7 @@ public struct KDTree2D: Sendable {
         guard n > 0, r >= 0 else { return out }
         let me = self
         out.withUnsafeMutableBufferPointer { o in
-            let O = SharedBox(o)
+            let O = UnsafeShared(o)
             let chunks = max(1, min(64, n / 256))
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 let s = Scratch(k: 1)
@@ -255,5 +256,3 @@ public struct KDTree2D: Sendable {
         return out
     }
 }
-
-struct SharedBox<T>: @unchecked Sendable { let value: T; init(_ v: T) { value = v } }

@@ -1,16 +1,6 @@
 import Dispatch
 import Foundation
 
-/// Raw pointer that may be shared across worker threads; callers guarantee disjoint writes.
-struct SharedPtr<T>: @unchecked Sendable {
-    let p: UnsafeMutablePointer<T>
-    init(_ p: UnsafeMutablePointer<T>) { self.p = p }
-    @inline(__always) subscript(i: Int) -> T {
-        get { p[i] }
-        nonmutating set { p[i] = newValue }
-    }
-}
-
 let workerCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
 /// Runs body(lo, hi) over [0, n) split into contiguous chunks on all cores.

@@ -2,6 +2,7 @@
 // spillover, PSF blur with a halo, autofluorescence, illumination, shot/read noise and hot pixels.
 
 import Foundation
+import EpipeKernels
 
 /// Geometry of one cell in Float for the rasteriser.
 struct ShapeParams: Sendable {
@@ -153,8 +154,8 @@ extension SyntheticSlide {
     /// Overlapping nuclei: for every pixel of rows [y0, y1) inside a nucleus (idx, key from `rasterize`),
     /// the list position + 1 of a second nucleus covering it (0 = none) and that nucleus's normalised radius
     /// there. The nucleus with the smaller key owns the pixel; the second adds its stain (clumps only).
-    func rasterizeSecond(_ shapes: [ShapeParams], width w: Int, y0: Int, y1: Int, idx: SharedPtr<Int32>, key: SharedPtr<Float>,
-                         idx2: SharedPtr<Int32>, rho2: SharedPtr<Float>) {
+    func rasterizeSecond(_ shapes: [ShapeParams], width w: Int, y0: Int, y1: Int, idx: SharedPointer<Int32>, key: SharedPointer<Float>,
+                         idx2: SharedPointer<Int32>, rho2: SharedPointer<Float>) {
         parallelChunks(y1 - y0, minChunk: 8) { lo, hi in
             for i in (lo * w)..<(hi * w) { idx2[i] = 0; rho2[i] = .infinity }
             shapes.withUnsafeBufferPointer { sp in
@@ -182,7 +183,7 @@ extension SyntheticSlide {
     /// Assigns every pixel of [x0,x1) x [y0,y1) to the cell minimising (key, index): key = rho - 2 inside a
     /// nucleus (rho = normalised radius), else the distance beyond the nucleus contour if within the
     /// cell's cytoplasm extent. idx receives list position + 1 (0 = background); buffers have stride x1-x0.
-    func rasterize(_ shapes: [ShapeParams], x0: Int, x1: Int, y0: Int, y1: Int, idx: SharedPtr<Int32>, key: SharedPtr<Float>) {
+    func rasterize(_ shapes: [ShapeParams], x0: Int, x1: Int, y0: Int, y1: Int, idx: SharedPointer<Int32>, key: SharedPointer<Float>) {
         let w = x1 - x0
         parallelChunks(y1 - y0, minChunk: 8) { lo, hi in
             for i in (lo * w)..<(hi * w) { idx[i] = 0; key[i] = .infinity }
@@ -318,7 +319,7 @@ extension SyntheticSlide {
         if nCells > 0 { shapes.withUnsafeMutableBufferPointer { sb in
             looks.withUnsafeMutableBufferPointer { lb in
                 expr.withUnsafeMutableBufferPointer { eb in
-                    let sp = SharedPtr(sb.baseAddress!), lp = SharedPtr(lb.baseAddress!), ep = SharedPtr(eb.baseAddress!)
+                    let sp = SharedPointer(sb.baseAddress!), lp = SharedPointer(lb.baseAddress!), ep = SharedPointer(eb.baseAddress!)
                     parallelChunks(nCells, minChunk: 64) { lo, hi in
                         for i in lo..<hi {
                             let g = list[i]
@@ -345,7 +346,7 @@ extension SyntheticSlide {
         let hBuf = wBuf + 5 * n
         let illumBuf = hBuf + n
         let illumAFBuf = illumBuf + count * W
-        let idx = SharedPtr(idxBuf), key = SharedPtr(keyBuf)
+        let idx = SharedPointer(idxBuf), key = SharedPointer(keyBuf)
         rasterize(shapes, x0: 0, x1: W, y0: ly0, y1: ly1, idx: idx, key: key)
         // Clumps (off by default): where nuclei overlap, the hidden nucleus adds its stain to the nuclear channel.
         let overlap = config.clumping > 0
@@ -353,7 +354,7 @@ extension SyntheticSlide {
         let rho2Buf = UnsafeMutablePointer<Float>.allocate(capacity: overlap ? lrows * W : 1)
         let w2Buf = UnsafeMutablePointer<Float>.allocate(capacity: overlap ? n : 1)
         defer { idx2Buf.deallocate(); rho2Buf.deallocate(); w2Buf.deallocate() }
-        let idx2 = SharedPtr(idx2Buf), rho2 = SharedPtr(rho2Buf), w2p = SharedPtr(w2Buf)
+        let idx2 = SharedPointer(idx2Buf), rho2 = SharedPointer(rho2Buf), w2p = SharedPointer(w2Buf)
         if overlap { rasterizeSecond(shapes, width: W, y0: ly0, y1: ly1, idx: idx, key: key, idx2: idx2, rho2: rho2) }
 
         var nuclei = [UInt32](repeating: 0, count: count * W)
@@ -361,7 +362,7 @@ extension SyntheticSlide {
         let ids = list.map { idOf[$0] }
         nuclei.withUnsafeMutableBufferPointer { nb in
             cellsOut.withUnsafeMutableBufferPointer { cb in
-                let np = SharedPtr(nb.baseAddress!), cp = SharedPtr(cb.baseAddress!)
+                let np = SharedPointer(nb.baseAddress!), cp = SharedPointer(cb.baseAddress!)
                 parallelChunks(count, minChunk: 16) { lo, hi in
                     for y in (y0 + lo)..<(y0 + hi) {
                         let lb = (y - ly0) * W, ob = (y - y0) * W
@@ -378,7 +379,7 @@ extension SyntheticSlide {
         }
 
         // Per-pixel compartment weights on the signal rows.
-        let wp = SharedPtr(wBuf)
+        let wp = SharedPointer(wBuf)
         let texSeed = hash2(config.seed, 0x7E47), speckSeed = hash2(config.seed, 0x5BEC), cytoSeed = hash2(config.seed, 0xC470)
         // Textured chromatin (off by default): chromocentres = the upper lobes of value noise on a lattice of
         // diameter / 4 (several maxima per nucleus), nucleoli darker.
@@ -386,7 +387,7 @@ extension SyntheticSlide {
         let chrom = ValueNoise(seed: hash2(config.seed, 0xC4C0), scale: max(config.nucleusDiameter, 2) / 4)
         let nucleolusDim: Float = 0.4 - 0.2 * ct
         looks.withUnsafeBufferPointer { lk in
-            let lp = SharedPtr(UnsafeMutablePointer(mutating: lk.baseAddress ?? UnsafePointer(bitPattern: 8)!))
+            let lp = SharedPointer(UnsafeMutablePointer(mutating: lk.baseAddress ?? UnsafePointer(bitPattern: 8)!))
             parallelChunks(srows, minChunk: 4) { lo, hi in
                 for y in (sy0 + lo)..<(sy0 + hi) {
                     let lb = (y - ly0) * W
@@ -454,26 +455,26 @@ extension SyntheticSlide {
         }
 
         // Red blood cells in vessel lumens: anucleate, unlabelled, autofluorescent in most channels.
-        rasterizeRBCs(into: SharedPtr(wBuf + 4 * n), y0: sy0, y1: sy1)
+        rasterizeRBCs(into: SharedPointer(wBuf + 4 * n), y0: sy0, y1: sy1)
         let rbcOff = 4 * n
 
         // Channel-independent imaging fields on the output rows: illumination and autofluorescence shape.
-        imagingFields(y0: y0, count: count, illum: SharedPtr(illumBuf), illumAF: SharedPtr(illumAFBuf))
-        let ilp = SharedPtr(illumBuf), iap = SharedPtr(illumAFBuf)
+        imagingFields(y0: y0, count: count, illum: SharedPointer(illumBuf), illumAF: SharedPointer(illumAFBuf))
+        let ilp = SharedPointer(illumBuf), iap = SharedPointer(illumAFBuf)
         let hots = hotPixels(y0: y0, count: count)
         let params = channelParams()
         let gain: Float = 1.5 * Float(config.noiseScale), read: Float = 9 * Float(config.noiseScale)
         let read2 = read * read
         var channelsOut: [[Float]] = []
         channelsOut.reserveCapacity(C)
-        let hp = SharedPtr(hBuf)
+        let hp = SharedPointer(hBuf)
         // Out-of-focus regions (off by default): a second, wide blur of the same sharp signal, blended in
         // by the smooth out-of-focus weight of each output pixel.
         let oof = outOfFocusOn
         let oofHBuf = UnsafeMutablePointer<Float>.allocate(capacity: oof ? n : 1)
         let oofWBuf = UnsafeMutablePointer<Float>.allocate(capacity: oof ? count * W : 1)
         defer { oofHBuf.deallocate(); oofWBuf.deallocate() }
-        let oofHp = SharedPtr(oofHBuf), oofWp = SharedPtr(oofWBuf)
+        let oofHp = SharedPointer(oofHBuf), oofWp = SharedPointer(oofWBuf)
         let oofTaps = oof ? Self.gaussKernel(outOfFocusSigma) : [1]
         if oof {
             parallelChunks(count, minChunk: 8) { lo, hi in
@@ -504,7 +505,7 @@ extension SyntheticSlide {
             let kTaps = taps, kOff = offs, kRad = rads
             // Sharp signal + horizontal blur, row by row.
             expr.withUnsafeBufferPointer { eb in
-                let ep = SharedPtr(UnsafeMutablePointer(mutating: eb.baseAddress ?? UnsafePointer(bitPattern: 8)!))
+                let ep = SharedPointer(UnsafeMutablePointer(mutating: eb.baseAddress ?? UnsafePointer(bitPattern: 8)!))
                 parallelChunks(srows, minChunk: 4) { lo, hi in
                     let row = UnsafeMutablePointer<Float>.allocate(capacity: W + 2 * R)
                     let kp = UnsafeMutablePointer<Float>.allocate(capacity: kTaps.count)
@@ -533,7 +534,7 @@ extension SyntheticSlide {
                             let xa = tc * F, xb = min(W, xa + F)
                             let ti = tr * tcols + tc
                             let r = kRad[ti], k = kp + kOff[ti]
-                            let dst = hp.p + ob
+                            let dst = hp.pointer + ob
                             let k0 = k[0], s0 = row + R - r
                             for x in xa..<xb { dst[x] = k0 * s0[x] }
                             if r > 0 {
@@ -545,7 +546,7 @@ extension SyntheticSlide {
                         }
                         if oof {
                             let r = oofTaps.count / 2
-                            let dst = oofHp.p + ob
+                            let dst = oofHp.pointer + ob
                             for x in 0..<W {
                                 var a: Float = 0
                                 for t in 0...(2 * r) { a += oofTaps[t] * row[R - r + t + x] }
@@ -560,7 +561,7 @@ extension SyntheticSlide {
             let noiseSeed = hash3(config.seed, 0x0015E, UInt64(c))
             let offset = p.offset, afLevel = p.af
             out.withUnsafeMutableBufferPointer { obuf in
-                let op = SharedPtr(obuf.baseAddress!)
+                let op = SharedPointer(obuf.baseAddress!)
                 parallelChunks(count, minChunk: 4) { lo, hi in
                     let kp = UnsafeMutablePointer<Float>.allocate(capacity: kTaps.count)
                     let acc = UnsafeMutablePointer<Float>.allocate(capacity: W)
@@ -573,12 +574,12 @@ extension SyntheticSlide {
                             let xa = tc * F, xb = min(W, xa + F)
                             let ti = tr * tcols + tc
                             let r = kRad[ti], k = kp + kOff[ti]
-                            let r0 = hp.p + (min(max(y - r, 0), H - 1) - sy0) * W
+                            let r0 = hp.pointer + (min(max(y - r, 0), H - 1) - sy0) * W
                             let k0 = k[0]
                             for x in xa..<xb { acc[x] = k0 * r0[x] }
                             if r > 0 {
                                 for t in 1...(2 * r) {
-                                    let kt = k[t], rt = hp.p + (min(max(y + t - r, 0), H - 1) - sy0) * W
+                                    let kt = k[t], rt = hp.pointer + (min(max(y + t - r, 0), H - 1) - sy0) * W
                                     for x in xa..<xb { acc[x] += kt * rt[x] }
                                 }
                             }
@@ -587,10 +588,10 @@ extension SyntheticSlide {
                         if oof {
                             // Wide blur of the same rows, blended by the out-of-focus weight.
                             let r = oofTaps.count / 2
-                            let wp = oofWp.p + ob
+                            let wp = oofWp.pointer + ob
                             for x in 0..<W where wp[x] > 0 {
                                 var a: Float = 0
-                                for t in 0...(2 * r) { a += oofTaps[t] * oofHp.p[(min(max(y + t - r, 0), H - 1) - sy0) * W + x] }
+                                for t in 0...(2 * r) { a += oofTaps[t] * oofHp.pointer[(min(max(y + t - r, 0), H - 1) - sy0) * W + x] }
                                 acc[x] += wp[x] * (a - acc[x])
                             }
                         }
@@ -624,7 +625,7 @@ extension SyntheticSlide {
     }
 
     /// Rasterises red blood cells (biconcave discs on a jittered grid inside vessel lumens) into rows [y0, y1).
-    func rasterizeRBCs(into w: SharedPtr<Float>, y0: Int, y1: Int) {
+    func rasterizeRBCs(into w: SharedPointer<Float>, y0: Int, y1: Int) {
         let W = config.width
         let rad = 3.6 * tissue.pxPerUm
         let sp = 2.3 * rad
@@ -728,7 +729,7 @@ extension SyntheticSlide {
 
     /// Illumination (per-field vignetting and gain, global gradient) and illumination x autofluorescence shape
     /// (smooth field on a coarse grid, bilinear; brighter in stroma, dim on empty glass) for output rows.
-    func imagingFields(y0: Int, count: Int, illum: SharedPtr<Float>, illumAF: SharedPtr<Float>) {
+    func imagingFields(y0: Int, count: Int, illum: SharedPointer<Float>, illumAF: SharedPointer<Float>) {
         let W = config.width, H = config.height
         let G = 8
         let gy0 = y0 / G, gy1 = (y0 + count - 1) / G + 1
@@ -738,7 +739,7 @@ extension SyntheticSlide {
         var grid = [Float](repeating: 0, count: 2 * gcount)   // [autofluorescence | stromal ECM weight]
         let tissue = self.tissue
         grid.withUnsafeMutableBufferPointer { gb in
-            let gp = SharedPtr(gb.baseAddress!)
+            let gp = SharedPointer(gb.baseAddress!)
             parallelChunks(gy1 - gy0 + 1) { lo, hi in
                 for j in lo..<hi {
                     let Y = Double((gy0 + j) * G)
@@ -758,7 +759,7 @@ extension SyntheticSlide {
         let uneven = min(max(config.unevenIllumination, 0), 1)
         let ugridBuf = UnsafeMutablePointer<Float>.allocate(capacity: uneven > 0 ? 2 * gcount : 1)
         defer { ugridBuf.deallocate() }
-        let ugridP = SharedPtr(ugridBuf)
+        let ugridP = SharedPointer(ugridBuf)
         if uneven > 0 {
             let illumField = self.illumField, hazeField = self.hazeField
             do {
@@ -796,7 +797,7 @@ extension SyntheticSlide {
             }
         }
         let fibSeed = hash2(seed, 0xF1BE)
-        @Sendable @inline(__always) func stripe(_ fp: SharedPtr<Float>, _ j: Int, _ i: Int, _ x: Float, _ y: Float) -> Float {
+        @Sendable @inline(__always) func stripe(_ fp: SharedPointer<Float>, _ j: Int, _ i: Int, _ x: Float, _ y: Float) -> Float {
             let o = (j * fbc + i) * 3
             let cx = (Float(i - 1) + 0.5) * Float(FB), cy = (Float(fbr0 + j) + 0.5) * Float(FB)
             let t = ((x - cx) * fp[o] + (y - cy) * fp[o + 1]) * 0.3 + 1000
@@ -808,9 +809,9 @@ extension SyntheticSlide {
             return a + (b - a) * sm
         }
         fib.withUnsafeMutableBufferPointer { fbp in
-        let fp = SharedPtr(fbp.baseAddress!)
+        let fp = SharedPointer(fbp.baseAddress!)
         grid.withUnsafeBufferPointer { gbp in
-            let gp = SharedPtr(UnsafeMutablePointer(mutating: gbp.baseAddress!))
+            let gp = SharedPointer(UnsafeMutablePointer(mutating: gbp.baseAddress!))
             parallelChunks(count, minChunk: 8) { lo, hi in
                 for yy in lo..<hi {
                     let y = y0 + yy

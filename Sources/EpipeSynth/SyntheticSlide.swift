@@ -1,6 +1,7 @@
 // Synthetic multiplexed tissue slide: global, deterministic cell placement plus band-wise rendering.
 
 import Foundation
+import EpipeKernels
 
 /// Ground-truth synthetic multiplexed-immunofluorescence slide (CODEX/CyCIF-like).
 ///
@@ -243,7 +244,7 @@ public final class SyntheticSlide: @unchecked Sendable {
         return (Float(a), Float(b), Float(ang))
     }
 
-    func placeRow(_ by: Int, rows: SharedPtr<RowCells>, rowCount: Int, bxLo: Int, bxHi: Int) {
+    func placeRow(_ by: Int, rows: SharedPointer<RowCells>, rowCount: Int, bxLo: Int, bxHi: Int) {
         let B = Double(block)
         let W = Double(config.width), H = Double(config.height)
         let lim = Float(reach)
@@ -331,7 +332,7 @@ public final class SyntheticSlide: @unchecked Sendable {
         let buf = UnsafeMutablePointer<RowCells>.allocate(capacity: rowCount)
         buf.initialize(repeating: RowCells(), count: rowCount)
         defer { buf.deinitialize(count: rowCount); buf.deallocate() }
-        let rows = SharedPtr(buf)
+        let rows = SharedPointer(buf)
         // Even block rows are independent of each other; odd rows then fill in against both neighbours.
         for parity in 0..<2 {
             let list = stride(from: parity, to: rowCount, by: 2).map { $0 }
@@ -381,7 +382,7 @@ public final class SyntheticSlide: @unchecked Sendable {
                 var key = [Float](repeating: .infinity, count: w * h)
                 idx.withUnsafeMutableBufferPointer { ib in
                     key.withUnsafeMutableBufferPointer { kb in
-                        rasterize(shapes, x0: x0, x1: x1, y0: y0, y1: y1, idx: SharedPtr(ib.baseAddress!), key: SharedPtr(kb.baseAddress!))
+                        rasterize(shapes, x0: x0, x1: x1, y0: y0, y1: y1, idx: SharedPointer(ib.baseAddress!), key: SharedPointer(kb.baseAddress!))
                     }
                 }
                 for v in idx where v > 0 { visible[list[Int(v) - 1]] = true }

@@ -1,5 +1,6 @@
 import Foundation
 import Dispatch
+import EpipeKernels
 @testable import EpipeSegment
 @testable import EpipeDenoise
 
