@@ -73,7 +73,7 @@ public struct DenoisePlan: Codable, Sendable, Equatable {
         var cur = Grid.allocate(y0: y0 - H, x0: -H, h: rows + 2 * H, w: width + 2 * H)
         do {
             let g = cur, src = UnsafeShared(band.baseAddress!)
-            parallelChunks(g.h, minRows: 32, cost: g.w) { a, b in
+            parallelChunks(g.h, minChunk: 32, cost: g.w) { a, b in
                 for r in a..<b {
                     let Y = Swift.min(Swift.max(g.y0 + r, 0), imageHeight - 1)
                     let br = Y - bandTop
@@ -151,73 +151,6 @@ struct Grid: @unchecked Sendable {
     @inline(__always) func row(_ r: Int) -> UnsafeMutablePointer<Float> { p + r * w }
 }
 
-/// Process-wide pool of float scratch buffers for the plan's grids. Buffers are reused across
-/// ops and calls (bands), so their pages are faulted in once; at most `retainLimit` bytes are
-/// kept when idle (`DenoisePlan.releaseScratch()` frees them).
-final class ScratchPool: @unchecked Sendable {
-    static let shared = ScratchPool()
-    static let retainLimit = 1 << 30
-    private let lock = NSLock()
-    private var free: [(p: UnsafeMutablePointer<Float>, cap: Int)] = []
-    private var retained = 0   // floats in `free`
-
-    /// Smallest free buffer holding `n` floats (if not more than twice as large), else a new one.
-    func take(_ n: Int) -> (UnsafeMutablePointer<Float>, Int) {
-        lock.lock()
-        var best = -1
-        for i in free.indices where free[i].cap >= n && free[i].cap <= 2 * n + 4096 {
-            if best < 0 || free[i].cap < free[best].cap { best = i }
-        }
-        if best >= 0 {
-            let b = free.remove(at: best)
-            retained -= b.cap
-            lock.unlock()
-            return (b.p, b.cap)
-        }
-        lock.unlock()
-        return (.allocate(capacity: n), n)
-    }
-
-    func give(_ p: UnsafeMutablePointer<Float>, _ cap: Int) {
-        lock.lock()
-        free.append((p, cap))
-        retained += cap
-        // evict the smallest buffers beyond the limit
-        var evict: [UnsafeMutablePointer<Float>] = []
-        while retained * MemoryLayout<Float>.stride > ScratchPool.retainLimit, !free.isEmpty {
-            var i = 0
-            for j in free.indices where free[j].cap < free[i].cap { i = j }
-            let b = free.remove(at: i)
-            retained -= b.cap
-            evict.append(b.p)
-        }
-        lock.unlock()
-        for q in evict { q.deallocate() }
-    }
-
-    func releaseAll() {
-        lock.lock()
-        let all = free
-        free = []; retained = 0
-        lock.unlock()
-        for b in all { b.p.deallocate() }
-    }
-}
-
-/// Splits `0..<n` rows into chunks run on all cores (serially when small).
-func parallelChunks(_ n: Int, minRows: Int, cost: Int, _ body: @Sendable (Int, Int) -> Void) {
-    guard n > 0 else { return }
-    let cores = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
-    var nc = Swift.min(4 * cores, (n + minRows - 1) / minRows)
-    if n * cost < 1 << 15 { nc = 1 }
-    let chunks = Swift.max(1, nc)
-    if chunks == 1 { body(0, n); return }
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        let a = n * c / chunks, b = n * (c + 1) / chunks
-        if b > a { body(a, b) }
-    }
-}
-
 @inline(__always) func floorDiv(_ a: Int, _ b: Int) -> Int {
     let q = a / b
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
@@ -233,7 +166,7 @@ enum Filters {
         chunks.initialize(repeating: 0)
         defer { chunks.deallocate() }
         let counts = UnsafeShared(chunks)
-        parallelChunks(dst.h, minRows: 16, cost: dst.w) { a, b in
+        parallelChunks(dst.h, minChunk: 16, cost: dst.w) { a, b in
             let tw = src.w
             let L = UnsafeMutablePointer<Float>.allocate(capacity: 3 * tw)
             defer { L.deallocate() }
@@ -301,7 +234,7 @@ enum Filters {
         defer { kp.deallocate() }
         for i in 0..<kernel.count { kp[i] = kernel[i] }
         let K = UnsafeShared(kp)
-        parallelChunks(dst.h, minRows: 16, cost: dst.w * (r + 1)) { a, b in
+        parallelChunks(dst.h, minChunk: 16, cost: dst.w * (r + 1)) { a, b in
             let kp = K.value
             let ew = src.w
             let tmp = UnsafeMutablePointer<Float>.allocate(capacity: ew)
@@ -431,7 +364,7 @@ enum Filters {
         let strip = Swift.min(dst.w, 1024)
         let nStrips = (dst.w + strip - 1) / strip
         let M = minuend ?? dst, MO = subOff ?? (0, 0), hasM = minuend != nil
-        parallelChunks(dst.h, minRows: Swift.max(16, 2 * r), cost: dst.w * nd) { a, b in
+        parallelChunks(dst.h, minChunk: Swift.max(16, 2 * r), cost: dst.w * nd) { a, b in
             let sw = strip + 2 * r               // input columns per strip
             // ring of nd rows x nLev levels (level 0 is the source row itself)
             let ring = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, nd * nLev * sw))

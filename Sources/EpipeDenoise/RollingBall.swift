@@ -67,7 +67,7 @@ public struct RollingBall: Sendable {
             // small grid = full resolution (signed) on dst region +- 2hw
             let S = Grid.allocate(y0: dst.y0 - 2 * hw, x0: dst.x0 - 2 * hw, h: dst.h + 4 * hw, w: dst.w + 4 * hw)
             let oy = S.y0 - src.y0, ox = S.x0 - src.x0
-            parallelChunks(S.h, minRows: 32, cost: S.w) { a, b in
+            parallelChunks(S.h, minChunk: 32, cost: S.w) { a, b in
                 for r in a..<b {
                     let sr = src.row(r + oy) + ox, d = S.row(r)
                     for x in 0..<S.w { d[x] = sign * sr[x] }
@@ -81,7 +81,7 @@ public struct RollingBall: Sendable {
             let S = Grid.allocate(y0: sy0 - 2 * hw, x0: sx0 - 2 * hw, h: sy1 - sy0 + 4 * hw, w: sx1 - sx0 + 4 * hw)
             precondition(S.y0 * s >= src.y0 && (S.y0 + S.h) * s <= src.y0 + src.h)
             precondition(S.x0 * s >= src.x0 && (S.x0 + S.w) * s <= src.x0 + src.w)
-            parallelChunks(S.h, minRows: 8, cost: S.w * s * s) { a, b in
+            parallelChunks(S.h, minChunk: 8, cost: S.w * s * s) { a, b in
                 for i in a..<b {
                     let d = S.row(i)
                     let r0 = (S.y0 + i) * s - src.y0
@@ -106,7 +106,7 @@ public struct RollingBall: Sendable {
         // result
         let oy = dst.y0 - src.y0, ox = dst.x0 - src.x0
         let by = dst.y0 - bg.y0, bx = dst.x0 - bg.x0
-        parallelChunks(dst.h, minRows: 32, cost: dst.w) { a, b in
+        parallelChunks(dst.h, minChunk: 32, cost: dst.w) { a, b in
             for r in a..<b {
                 let sr = src.row(r + oy) + ox, br = bg.row(r + by) + bx, o = dst.row(r)
                 for x in 0..<dst.w { o[x] = Swift.max(0, sign * sr[x] - br[x]) }
@@ -133,7 +133,7 @@ public struct RollingBall: Sendable {
         defer { zp.deallocate() }
         for i in 0..<(n * n) { zp[i] = z[i] }
         let Z = UnsafeShared(zp)
-        parallelChunks(dst.h, minRows: 4, cost: dst.w * n * n) { a, b in
+        parallelChunks(dst.h, minChunk: 4, cost: dst.w * n * n) { a, b in
             let zp = Z.value
             for y in a..<b {
                 let o = dst.row(y)
@@ -184,7 +184,7 @@ public struct RollingBall: Sendable {
         let lines = Grid.allocate(y0: B.y0, x0: region.x0, h: B.h, w: region.w)
         defer { lines.deallocate() }
         let XI = UnsafeShared(xi), XW = UnsafeShared(xw)
-        parallelChunks(B.h, minRows: 4, cost: region.w) { a, b in
+        parallelChunks(B.h, minChunk: 4, cost: region.w) { a, b in
             let xi = XI.value, xw = XW.value
             xi.withUnsafeBufferPointer { xi in xw.withUnsafeBufferPointer { xw in
                 for i in a..<b {
@@ -197,7 +197,7 @@ public struct RollingBall: Sendable {
             } }
         }
         let YI = UnsafeShared(yi), YW = UnsafeShared(yw)
-        parallelChunks(region.h, minRows: 16, cost: region.w) { a, b in
+        parallelChunks(region.h, minChunk: 16, cost: region.w) { a, b in
             for r in a..<b {
                 let k = YI.value[r] - lines.y0, w = YW.value[r], w1 = 1 - w
                 let l0 = lines.row(k), l1 = lines.row(k + 1), o = out.row(r)

@@ -338,10 +338,11 @@ extension SyntheticSlide {
         // One reusable scratch block: idx, key (label rows), 5 weight planes + blur buffer (signal rows),
         // illumination and illumination x autofluorescence (output rows).
         let scratchFloats = 2 * lrows * W + 6 * n + 2 * count * W
-        let block = scratch.take(bytes: 4 * scratchFloats)
-        defer { scratch.give(block) }
-        let idxBuf = block.pointer.bindMemory(to: Int32.self, capacity: lrows * W)
-        let keyBuf = (block.pointer + 4 * lrows * W).bindMemory(to: Float.self, capacity: scratchFloats - lrows * W)
+        let (blockFloats, blockCap) = scratch.take(scratchFloats)
+        defer { scratch.give(blockFloats, blockCap) }
+        let block = UnsafeMutableRawPointer(blockFloats)
+        let idxBuf = block.bindMemory(to: Int32.self, capacity: lrows * W)
+        let keyBuf = (block + 4 * lrows * W).bindMemory(to: Float.self, capacity: scratchFloats - lrows * W)
         let wBuf = keyBuf + lrows * W
         let hBuf = wBuf + 5 * n
         let illumBuf = hBuf + n

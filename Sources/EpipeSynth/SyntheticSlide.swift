@@ -74,10 +74,11 @@ public final class SyntheticSlide: @unchecked Sendable {
     var idOf: [UInt32] = []         // global index -> id (0 = not visible in the image)
     var listedCount = 0
     var regionArea: [Double] = []   // mean cell area per region (px^2)
-    let scratch = ScratchPool()
+    /// One block kept between bands (the largest; a band reuses it when it is not more than twice its need).
+    let scratch = ScratchPool(retainBytes: .max, maxBuffers: 1)
 
     /// Frees the cached per-band working memory (about 40 bytes per band pixel; kept between renderBand calls).
-    public func purgeScratch() { scratch.purge() }
+    public func purgeScratch() { scratch.releaseAll() }
 
     public init(_ config: SynthConfig) {
         precondition(config.width > 0 && config.height > 0 && config.channels >= 1, "invalid SynthConfig")
