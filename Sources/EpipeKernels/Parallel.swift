@@ -1,6 +1,9 @@
 import Foundation
 import Dispatch
 
+/// The cores this process may use (read once: on Linux it may read cgroup files).
+let coreCount = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
+
 /// Runs `body(lo, hi)` over `0..<n` split into contiguous chunks, on all cores.
 ///
 /// Chunks: at most four per core, each of at least `minChunk` items (`n / minChunk` chunks,
@@ -11,8 +14,7 @@ import Dispatch
 public func parallelChunks(_ n: Int, minChunk: Int = 1, cost: Int = 1 << 15, _ body: @Sendable (Int, Int) -> Void) {
     guard n > 0 else { return }
     if cost < 1 << 15 && n * cost < 1 << 15 { body(0, n); return }
-    let cores = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
-    let chunks = Swift.max(1, Swift.min(n / Swift.max(minChunk, 1), 4 * cores))
+    let chunks = Swift.max(1, Swift.min(n / Swift.max(minChunk, 1), 4 * coreCount))
     if chunks == 1 { body(0, n); return }
     DispatchQueue.concurrentPerform(iterations: chunks) { k in
         let lo = n * k / chunks, hi = n * (k + 1) / chunks

@@ -1,6 +1,7 @@
 // Marker panel and cell-type definitions.
 
 import Foundation
+import EpipeKernels
 
 enum CellType {
     static let tumour = 0, tCell = 1, bCell = 2, macrophage = 3, stroma = 4, endothelial = 5
@@ -66,7 +67,7 @@ enum Panel {
         var out = Array(known.prefix(channels))
         var c = out.count
         while out.count < channels {
-            var r = SplitMix(hash3(seed, 0x4D41524B, UInt64(c)))
+            var r = SplitMix64(hash3(seed, 0x4D41524B, UInt64(c)))
             let comps: [SynthCompartment] = [.membrane, .cytoplasm, .nuclear]
             let comp = comps[Int(r.uniform() * 2.999)]
             var level = [Double](repeating: 0, count: CellType.count)

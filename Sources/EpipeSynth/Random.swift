@@ -3,13 +3,9 @@
 // sequential random stream, so any region of the slide can be reproduced in isolation.
 
 import Foundation
+import EpipeKernels
 
-@inline(__always) func mix64(_ v: UInt64) -> UInt64 {
-    var z = v &+ 0x9E37_79B9_7F4A_7C15
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-}
+@inline(__always) func mix64(_ v: UInt64) -> UInt64 { SplitMix64.hash(v) }
 
 @inline(__always) func hash2(_ a: UInt64, _ b: UInt64) -> UInt64 {
     mix64(mix64(a) ^ (b &* 0xA24B_AED4_963E_E407))
@@ -36,18 +32,10 @@ import Foundation
     return ((a + b + c + d) * (1.0 / 65536.0) - 2.0) * 1.7320508
 }
 
-/// Small sequential generator for per-object parameter draws (seeded from a hash of the object key).
-struct SplitMix: Sendable {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    @inline(__always) mutating func next() -> UInt64 {
-        state = state &+ 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    @inline(__always) mutating func uniform() -> Double { unit(next()) }
+/// The draws of the sequential generator for per-object parameters (seeded from a hash of the object key).
+extension SplitMix64 {
+    @inline(__always) init(_ seed: UInt64) { self.init(seed: seed) }
+    @inline(__always) mutating func uniform() -> Double { nextUnit() }
     @inline(__always) mutating func uniform(_ lo: Double, _ hi: Double) -> Double { lo + (hi - lo) * uniform() }
     mutating func gauss() -> Double {
         let u1 = max(uniform(), 1e-300), u2 = uniform()

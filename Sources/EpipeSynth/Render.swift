@@ -24,7 +24,7 @@ extension SyntheticSlide {
     func shapeParams(_ g: Int) -> ShapeParams {
         let t = Int(types[g])
         let sh = CellType.shapes[t]
-        var r = SplitMix(hash3(config.seed, 0x5BA9E, UInt64(g)))
+        var r = SplitMix64(hash3(config.seed, 0x5BA9E, UInt64(g)))
         let a = semiA[g], b = semiB[g], ang = angles[g]
         var amps: [Double] = [], phases: [Double] = []
         for k in 2...5 {
@@ -50,7 +50,7 @@ extension SyntheticSlide {
 
     /// A nucleolus of nucleus g: centre at up to `spread` x its semi-axes from the centre, radius
     /// `radius` x its minor semi-axis (x, y, radius^2).
-    func nucleolus(_ g: Int, _ r: inout SplitMix, spread: Double, radius: ClosedRange<Double>) -> (Float, Float, Float) {
+    func nucleolus(_ g: Int, _ r: inout SplitMix64, spread: Double, radius: ClosedRange<Double>) -> (Float, Float, Float) {
         let a = Double(semiA[g]), b = Double(semiB[g]), ang = Double(angles[g])
         let c = cos(ang), s = sin(ang)
         let u = a * r.uniform(-spread, spread), v = b * r.uniform(-spread, spread)
@@ -60,7 +60,7 @@ extension SyntheticSlide {
 
     func cellLook(_ g: Int) -> CellLook {
         let t = Int(types[g])
-        var r = SplitMix(hash3(config.seed, 0x100C, UInt64(g)))
+        var r = SplitMix64(hash3(config.seed, 0x100C, UInt64(g)))
         let lymph = t == CellType.tCell || t == CellType.bCell
         let tex = Float(lymph ? r.uniform(0.3, 0.55) : r.uniform(0.15, 0.45))
         var look = CellLook(tex: tex, n1x: 0, n1y: 0, n1r2: 0, n2x: 0, n2y: 0, n2r2: 0)
@@ -71,7 +71,7 @@ extension SyntheticSlide {
         // Textured chromatin: most nuclei show one or two dark nucleoli (own draws: the default look is unchanged).
         let ct = min(max(config.chromatinTexture, 0), 1)
         if ct > 0 && look.n1r2 == 0 {
-            var q = SplitMix(hash3(config.seed, 0x100D, UInt64(g)))
+            var q = SplitMix64(hash3(config.seed, 0x100D, UInt64(g)))
             if q.chance(0.75 * ct) {
                 (look.n1x, look.n1y, look.n1r2) = nucleolus(g, &q, spread: 0.45, radius: 0.16...0.3)
                 if q.chance(0.5) { (look.n2x, look.n2y, look.n2r2) = nucleolus(g, &q, spread: 0.45, radius: 0.16...0.3) }
@@ -83,10 +83,10 @@ extension SyntheticSlide {
     /// Relative expression of channel c in cell g (ground truth, before channel scale).
     func cellExpression(_ g: Int, _ c: Int) -> Float {
         let t = Int(types[g])
-        var cr = SplitMix(hash3(config.seed, 0xE4B2, UInt64(g)))
+        var cr = SplitMix64(hash3(config.seed, 0xE4B2, UInt64(g)))
         let quality = cr.lognormal(0.15)
         let lineage = cr.uniform()            // T-cell subset: CD8 / CD4 / Treg
-        var r = SplitMix(hash4(config.seed, 0xE4B3, UInt64(g), UInt64(c)))
+        var r = SplitMix64(hash4(config.seed, 0xE4B3, UInt64(g), UInt64(c)))
         let m = panel[c]
         if c == 0 {
             var d = m.level[t] * r.lognormal(0.25)
@@ -94,7 +94,7 @@ extension SyntheticSlide {
             if u < 0.08 { d *= 0.38 } else if u < 0.11 { d *= 1.6 }   // dim and bright (pyknotic) nuclei
             if config.brightnessDecades > 0 {
                 // Mean-preserving lognormal whose 95th / 5th percentile ratio is 10^decades.
-                var br = SplitMix(hash3(config.seed, 0xD1A, UInt64(g)))
+                var br = SplitMix64(hash3(config.seed, 0xD1A, UInt64(g)))
                 let sigma = config.brightnessDecades * log(10) / (2 * 1.6449)
                 d *= exp(sigma * br.gauss() - sigma * sigma / 2)
             }
@@ -265,7 +265,7 @@ extension SyntheticSlide {
 
     /// PSF widening of microscope field (tx, ty): most fields in focus, some blurred.
     func focusFactor(_ tx: Int, _ ty: Int) -> Double {
-        var r = SplitMix(hash4(config.seed, 0xF0C5, u64(tx), u64(ty)))
+        var r = SplitMix64(hash4(config.seed, 0xF0C5, u64(tx), u64(ty)))
         let u = r.uniform(), v = r.uniform()
         return u < config.defocusedFieldFraction ? 1.15 + (Self.maxDefocus - 1.15) * v : 0.95 + 0.1 * v
     }
@@ -282,7 +282,7 @@ extension SyntheticSlide {
     func channelParams() -> [ChannelParams] {
         let C = config.channels
         return (0..<C).map { c in
-            var r = SplitMix(hash3(config.seed, 0xC4A7, UInt64(c)))
+            var r = SplitMix64(hash3(config.seed, 0xC4A7, UInt64(c)))
             let comp = panel[c].compartment
             let kind: Int
             switch comp {
@@ -640,7 +640,7 @@ extension SyntheticSlide {
             let j0 = Int(((Double(ya0) - 2 * sp) / sp).rounded(.down)), j1 = Int(((Double(yb0) + 2 * sp) / sp).rounded(.up))
             for j in j0...j1 {
                 for i in -1...i1 {
-                    var r = SplitMix(hash4(seed, 0x4BC, u64(i), u64(j)))
+                    var r = SplitMix64(hash4(seed, 0x4BC, u64(i), u64(j)))
                     if !r.chance(0.55) { continue }
                     let cx = (Double(i) + 0.5 + r.uniform(-0.3, 0.3)) * sp
                     let cy = (Double(j) + 0.5 + r.uniform(-0.3, 0.3)) * sp
@@ -670,7 +670,7 @@ extension SyntheticSlide {
             let di1 = Int((Double(W) / dsp).rounded(.up)) + 1
             for j in dj0...dj1 {
                 for i in -1...di1 {
-                    var r = SplitMix(hash4(seed, 0xDEB, u64(i), u64(j)))
+                    var r = SplitMix64(hash4(seed, 0xDEB, u64(i), u64(j)))
                     if !r.chance(0.45) { continue }
                     let cx = (Double(i) + r.uniform()) * dsp, cy = (Double(j) + r.uniform()) * dsp
                     let nFrag = 1 + Int(r.uniform() * 4)

@@ -223,7 +223,7 @@ public final class SyntheticSlide: @unchecked Sendable {
         return 1 / (u * u / (a * a) + v * v / (b * b)).squareRoot()
     }
 
-    func drawShape(type t: Int, x: Double, y: Double, rng r: inout SplitMix) -> (Float, Float, Float) {
+    func drawShape(type t: Int, x: Double, y: Double, rng r: inout SplitMix64) -> (Float, Float, Float) {
         let sh = CellType.shapes[t]
         var rad = meanRadius * sh.radius * r.lognormal(sh.radiusSD)
         if t == CellType.tumour && r.chance(0.06) { rad *= 1.35 }          // occasional giant pleomorphic nuclei
@@ -263,7 +263,7 @@ public final class SyntheticSlide: @unchecked Sendable {
                 let l = lambda(tissue.classify(px, py), px, py)
                 lsum += l; lmax = max(lmax, l)
             }
-            var rng = SplitMix(hash4(config.seed, 0x91ACE, u64(bx), u64(by)))
+            var rng = SplitMix64(hash4(config.seed, 0x91ACE, u64(bx), u64(by)))
             let n = Int(lsum / 4 * B * B + rng.uniform())
             if n == 0 { continue }
             lmax *= 1.25
@@ -272,7 +272,7 @@ public final class SyntheticSlide: @unchecked Sendable {
                 attempts += 1
                 let x = x0 + rng.uniform() * B, y = y0 + rng.uniform() * B
                 let u = rng.uniform(), ut = rng.uniform()
-                var srng = SplitMix(rng.next())
+                var srng = SplitMix64(rng.next())
                 if x < -reach || y < -reach || x >= W + reach || y >= H + reach { continue }
                 let p = tissue.classify(x, y)
                 if u * lmax > lambda(p, x, y) { continue }

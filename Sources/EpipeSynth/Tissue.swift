@@ -2,6 +2,7 @@
 // immune follicles, vessels and sparse regions. All fields are pure functions of (seed, x, y).
 
 import Foundation
+import EpipeKernels
 
 struct Follicle: Sendable { var x: Double, y: Double, r: Double }
 
@@ -64,7 +65,7 @@ struct Tissue: Sendable {
         for j in 0..<follicleRows {
             for i in 0..<follicleCols {
                 let bx = i + follicleOriginX, by = j + follicleOriginY
-                var r = SplitMix(hash4(seed, 0xF011, u64(bx), u64(by)))
+                var r = SplitMix64(hash4(seed, 0xF011, u64(bx), u64(by)))
                 let exists = r.chance(0.65)
                 let fx = (Double(bx) + r.uniform(0.15, 0.85)) * b
                 let fy = (Double(by) + r.uniform(0.15, 0.85)) * b

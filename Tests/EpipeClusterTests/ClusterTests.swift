@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 @testable import EpipeCluster
+import EpipeKernels
 
 /// Gaussian blobs: k centres far apart, n points per blob.
 func blobs(k: Int, perBlob: Int, d: Int, spread: Double, seed: UInt64) -> (data: [Double], truth: [Int]) {
