@@ -37,7 +37,7 @@ let package = Package(
         // Shared kernels of the algorithm modules: Sendable buffer boxes, parallel chunks, histograms.
         .target(name: "EpipeKernels", swiftSettings: release),
         .target(name: "EpipeDenoise", dependencies: ["EpipeKernels"], swiftSettings: release),
-        .target(name: "EpipeSegment", dependencies: ["EpipeKernels", "EpipeDenoise"], swiftSettings: release),
+        .target(name: "EpipeSegment", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeCluster", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeSpatial", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeSynth", dependencies: ["EpipeKernels"], swiftSettings: release),

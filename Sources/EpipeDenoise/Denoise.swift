@@ -23,7 +23,12 @@ public struct DenoiseRecipe: Codable, Sendable, Equatable {
     }
 
     /// Gaussian kernel radius: `ceil(3 * sigma)`, 0 when the Gaussian is off.
-    public var gaussianRadius: Int { Denoise.kernelRadius(sigma: gaussianSigma) }
+    public var gaussianRadius: Int { Gaussian.radius(sigma: gaussianSigma) }
+
+    /// The same filters as a plan: the 3x3 median, then the Gaussian.
+    public var plan: FilterPlan {
+        FilterPlan((median3 ? [.median3] : []) + (gaussianRadius > 0 ? [.gaussian(sigma: gaussianSigma)] : []))
+    }
 
     /// Rows of context needed above and below a band (1 for the median + Gaussian radius).
     public var halo: Int { (median3 ? 1 : 0) + gaussianRadius }
@@ -48,21 +53,6 @@ public struct ChannelStats: Sendable, Equatable, Codable {
 }
 
 public enum Denoise {
-    /// `ceil(3 * sigma)` (0 for sigma <= 0).
-    public static func kernelRadius(sigma: Double) -> Int {
-        sigma > 0 ? Int((3 * sigma).rounded(.up)) : 0
-    }
-
-    /// Normalised 1-D Gaussian kernel of length 2r+1.
-    public static func gaussianKernel(sigma: Double) -> [Float] {
-        let r = kernelRadius(sigma: sigma)
-        guard r > 0 else { return [1] }
-        var k = [Double](repeating: 0, count: 2 * r + 1)
-        var s = 0.0
-        for i in -r...r { let v = exp(-Double(i * i) / (2 * sigma * sigma)); k[i + r] = v; s += v }
-        return k.map { Float($0 / s) }
-    }
-
     // MARK: - Band processing
 
     /// Applies `recipe` to a band of `haloTop + rows + haloBottom` rows of `width` values and
@@ -75,115 +65,14 @@ public enum Denoise {
         precondition(width >= 0 && rows >= 0 && haloTop >= 0 && haloBottom >= 0)
         precondition(band.count >= total * width, "band too small")
         guard rows > 0, width > 0 else { return [] }
-        var out = [Float](repeating: 0, count: rows * width)
-        out.withUnsafeMutableBufferPointer { o in
-            process(recipe, src: band, width: width, srcRows: total, firstRow: haloTop, rows: rows, into: o)
-        }
-        return out
+        // the band is the image: its first and last rows are replicated beyond it
+        return recipe.plan.apply(band: band, width: width, haloTop: haloTop, rows: rows, haloBottom: haloBottom,
+                                 y0: haloTop, imageHeight: total).values
     }
 
     /// Whole-plane convenience: identical to `apply` on the plane with edge-replicated halos.
     public static func apply(_ recipe: DenoiseRecipe, plane: UnsafeBufferPointer<Float>, width: Int, height: Int) -> [Float] {
         apply(recipe, band: plane, width: width, haloTop: 0, rows: height, haloBottom: 0)
-    }
-
-    /// Core: output rows `firstRow ..< firstRow+rows` of `src` (srcRows rows). Row indices
-    /// outside `0..<srcRows` are clamped (edge replication of the band/image).
-    static func process(_ recipe: DenoiseRecipe, src: UnsafeBufferPointer<Float>, width w: Int, srcRows: Int,
-                        firstRow: Int, rows: Int, into dst: UnsafeMutableBufferPointer<Float>) {
-        let kernel = gaussianKernel(sigma: recipe.gaussianSigma)
-        let r = kernel.count / 2
-        let doMedian = recipe.median3
-        // output rows per work item: enough items for both cores, scratch (chunk+2r) x (w+2r)
-        // floats kept around a few MB for very wide planes
-        let chunk = Swift.max(16, Swift.min(128, (rows + 7) / 8, (1 << 20) / (w + 2 * r)))
-        let nChunks = (rows + chunk - 1) / chunk
-        let S = UnsafeShared(src), D = UnsafeShared(dst)
-        let work: @Sendable (Int) -> Void = { c in
-            let a = c * chunk, b = Swift.min(rows, a + chunk)
-            processChunk(src: S.value, w: w, srcRows: srcRows, outA: firstRow + a, outB: firstRow + b,
-                         dst: D.value, dstRowOffset: a, kernel: kernel, r: r, median: doMedian)
-        }
-        if nChunks > 1 && rows * w >= 1 << 16 {
-            DispatchQueue.concurrentPerform(iterations: nChunks, execute: work)
-        } else {
-            for c in 0..<nChunks { work(c) }
-        }
-    }
-
-    @inline(__always) static func clampi(_ v: Int, _ lo: Int, _ hi: Int) -> Int { v < lo ? lo : (v > hi ? hi : v) }
-
-    /// Computes stage-1 rows (median or copy) on extended width w+2r for extended rows
-    /// outA-r ..< outB+r, then the separable Gaussian for rows outA ..< outB.
-    static func processChunk(src: UnsafeBufferPointer<Float>, w: Int, srcRows: Int, outA: Int, outB: Int,
-                             dst: UnsafeMutableBufferPointer<Float>, dstRowOffset: Int,
-                             kernel: [Float], r: Int, median: Bool) {
-        let ew = w + 2 * r                    // extended width: columns -r ..< w+r
-        let nMid = outB - outA + 2 * r       // stage-1 rows
-        let mid = UnsafeMutableBufferPointer<Float>.allocate(capacity: nMid * ew)
-        defer { mid.deallocate() }
-        // column-sorted triples for extended columns -r-1 ..< w+r+1
-        let tw = ew + 2
-        let lo = UnsafeMutableBufferPointer<Float>.allocate(capacity: tw * 3)
-        defer { lo.deallocate() }
-        let base = src.baseAddress!
-        for m in 0..<nMid {
-            let e = outA - r + m
-            let out = mid.baseAddress! + m * ew
-            if median {
-                let ra = base + clampi(e - 1, 0, srcRows - 1) * w
-                let rb = base + clampi(e, 0, srcRows - 1) * w
-                let rc = base + clampi(e + 1, 0, srcRows - 1) * w
-                let L = lo.baseAddress!, M = L + tw, H = M + tw
-                // interior columns
-                for x in 0..<w {
-                    let p = ra[x], q = rb[x], s = rc[x]
-                    let mn1 = Swift.min(p, q), mx1 = Swift.max(p, q)
-                    let l = Swift.min(mn1, s)
-                    let h = Swift.max(mx1, s)
-                    let md = Swift.max(mn1, Swift.min(mx1, s))
-                    L[x + r + 1] = l; M[x + r + 1] = md; H[x + r + 1] = h
-                }
-                for j in 0..<(r + 1) {
-                    L[j] = L[r + 1]; M[j] = M[r + 1]; H[j] = H[r + 1]
-                    let t = r + 1 + w + j
-                    L[t] = L[r + w]; M[t] = M[r + w]; H[t] = H[r + w]
-                }
-                for x in 0..<ew {
-                    // extended column x-r uses triples at indices x, x+1, x+2
-                    let maxLo = Swift.max(Swift.max(L[x], L[x + 1]), L[x + 2])
-                    let minHi = Swift.min(Swift.min(H[x], H[x + 1]), H[x + 2])
-                    let a = M[x], b = M[x + 1], c = M[x + 2]
-                    let mn = Swift.min(a, b), mx = Swift.max(a, b)
-                    let medMid = Swift.max(mn, Swift.min(mx, c))
-                    let u = Swift.min(maxLo, medMid), v = Swift.max(maxLo, medMid)
-                    out[x] = Swift.max(u, Swift.min(v, minHi))
-                }
-            } else {
-                let rb = base + clampi(e, 0, srcRows - 1) * w
-                let first = rb[0], last = rb[w - 1]
-                for j in 0..<r { out[j] = first; out[r + w + j] = last }
-                (out + r).update(from: rb, count: w)
-            }
-        }
-        let dbase = dst.baseAddress!
-        if r == 0 {
-            for y in outA..<outB {
-                (dbase + (y - outA + dstRowOffset) * w).update(from: mid.baseAddress! + (y - outA) * ew, count: w)
-            }
-            return
-        }
-        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: ew)
-        defer { tmp.deallocate() }
-        let kp = UnsafeMutablePointer<Float>.allocate(capacity: kernel.count)
-        defer { kp.deallocate() }
-        for i in 0..<kernel.count { kp[i] = kernel[i] }
-        for y in outA..<outB {
-            let m0 = mid.baseAddress! + (y - outA) * ew   // stage-1 row y-r
-            // vertical then horizontal, symmetric pairs (see Filters.gaussVertical/gaussHorizontal)
-            Filters.gaussVertical(tmp, m0, ew, ew, r, kp)
-            Filters.gaussHorizontal(dbase + (y - outA + dstRowOffset) * w, tmp, w, r, kp)
-        }
     }
 
     // MARK: - Whole-plane single filters (each with its own edge replication)
@@ -192,24 +81,8 @@ public enum Denoise {
     public static func median3x3(_ src: UnsafeBufferPointer<Float>, width: Int, height: Int, into dst: UnsafeMutableBufferPointer<Float>) {
         precondition(src.count >= width * height && dst.count >= width * height)
         guard width > 0, height > 0 else { return }
-        process(DenoiseRecipe(median3: true, gaussianSigma: 0), src: src, width: width, srcRows: height,
-                firstRow: 0, rows: height, into: dst)
-    }
-
-    /// Separable Gaussian of a whole plane (radius ceil(3 sigma)), edge replicate. sigma <= 0 copies.
-    public static func gaussian(_ src: UnsafeBufferPointer<Float>, width: Int, height: Int, sigma: Double, into dst: UnsafeMutableBufferPointer<Float>) {
-        precondition(src.count >= width * height && dst.count >= width * height)
-        guard width > 0, height > 0 else { return }
-        process(DenoiseRecipe(median3: false, gaussianSigma: sigma), src: src, width: width, srcRows: height,
-                firstRow: 0, rows: height, into: dst)
-    }
-
-    /// Array convenience for `gaussian`.
-    public static func gaussian(_ src: [Float], width: Int, height: Int, sigma: Double) -> [Float] {
-        var out = [Float](repeating: 0, count: width * height)
-        src.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { d in
-            gaussian(s, width: width, height: height, sigma: sigma, into: d) } }
-        return out
+        _ = FilterPlan([.median3]).apply(band: src, width: width, haloTop: 0, rows: height, haloBottom: 0,
+                                         y0: 0, imageHeight: height, into: dst)
     }
 
     /// Array convenience for `median3x3`.

@@ -48,7 +48,7 @@ public struct FlatField: Sendable, Codable, Equatable {
     /// Gaussian smoothing of the grid, padded by point reflection (`g[-k] = 2 g[0] - g[k]`) so
     /// that linear trends (vignetting slopes) are not flattened at the edges.
     static func smoothPreservingTrends(_ g: [Float], _ w: Int, _ h: Int, _ sigma: Double) -> [Float] {
-        let p = Denoise.kernelRadius(sigma: sigma)
+        let p = Gaussian.radius(sigma: sigma)
         let pw = w + 2 * p, ph = h + 2 * p
         func ext(_ i: Int, _ n: Int) -> (Int, Int, Float) {   // (edge index, mirrored index, 0/1 use reflection)
             if i < 0 { return (0, Swift.min(n - 1, -i), 1) }
@@ -66,7 +66,7 @@ public struct FlatField: Sendable, Codable, Equatable {
             let (e, m, r) = ext(y - p, h)
             pad[y * pw + x] = r == 0 ? xp[e * pw + x] : 2 * xp[e * pw + x] - xp[m * pw + x]
         } }
-        let sm = Denoise.gaussian(pad, width: pw, height: ph, sigma: sigma)
+        let sm = Gaussian.blur(pad, width: pw, height: ph, sigma: sigma)
         var out = [Float](repeating: 0, count: w * h)
         for y in 0..<h { for x in 0..<w { out[y * w + x] = sm[(y + p) * pw + x + p] } }
         return out

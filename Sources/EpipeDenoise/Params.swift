@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 
 /// A setting as a user types it: a number, a word (auto, off, a path) or true/false. Encodes as that JSON
 /// value, so a params record reads like the job.json it came from.

@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 import Dispatch
 
 /// What to do to one channel, resolved from defaults, job.json params and flags.
@@ -14,14 +15,14 @@ public struct ChannelRecipe: Equatable, Sendable, Codable {
 
     public init() {}
 
-    public var pre: DenoisePlan { DenoisePlan(hotPixels.map { [.hotPixels(threshold: $0)] } ?? []) }
-    public var post: DenoisePlan {
-        var ops: [DenoiseOp] = []
+    public var pre: FilterPlan { FilterPlan(hotPixels.map { [.hotPixels(threshold: $0)] } ?? []) }
+    public var post: FilterPlan {
+        var ops: [FilterOp] = []
         if median { ops.append(.median3) }
         if let r = rollingBall { ops.append(.rollingBall(radius: r, lightBackground: lightBackground)) }
         if let r = tophat { ops.append(.tophat(radius: r)) }
         if gaussian > 0 { ops.append(.gaussian(sigma: gaussian)) }
-        return DenoisePlan(ops)
+        return FilterPlan(ops)
     }
     public var halo: Int { pre.halo + post.halo }
     public var isIdentity: Bool { hotPixels == nil && !median && rollingBall == nil && tophat == nil && gaussian == 0 && !flatfield && !blanks }

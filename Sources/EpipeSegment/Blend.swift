@@ -1,6 +1,5 @@
 import Foundation
 import Dispatch
-import EpipeDenoise
 import EpipeKernels
 
 /// The default nucleus recipe (`SplitMethod.blend`), measured on real nuclei (BBBC039, DSB-2018)
@@ -37,7 +36,7 @@ extension Segmenter {
         } }
         if p.fillHoles { fillHoles(&mask, width: w, height: h, maxSpan: Int(d.rounded(.up))) }
         // 3. the intensity term, once: smoothed past the texture, over its maximum within D/2
-        let ti = Denoise.gaussian(t, width: w, height: h, sigma: Swift.max(1, d / 8))
+        let ti = Gaussian.blur(t, width: w, height: h, sigma: Swift.max(1, d / 8))
         let lm = squareMax(ti, width: w, height: h, radius: Swift.max(1, Int((p.blendNormalisationRadius * d).rounded())))
         var inten = [Float](repeating: 0, count: n)
         let wI = Float(p.blendIntensityWeight)

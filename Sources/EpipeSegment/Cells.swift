@@ -1,6 +1,5 @@
 import Foundation
 import Dispatch
-import EpipeDenoise
 import EpipeKernels
 
 /// Parameters of whole-cell segmentation from nuclei and a membrane image (`Segmenter.cells`).
@@ -154,7 +153,7 @@ extension Segmenter {
         guard K > 0 else { return nuclei }
         // Distance to the nearest nucleus pixel (exact) defines the candidate region.
         let (d2, nearest) = DistanceTransform.featureTransform(nuclei.map { $0 != 0 }, width: w, height: h)
-        let sm = params.smoothSigma > 0 ? Denoise.gaussian(membrane, width: w, height: h, sigma: params.smoothSigma) : membrane
+        let sm = params.smoothSigma > 0 ? Gaussian.blur(membrane, width: w, height: h, sigma: params.smoothSigma) : membrane
         var f = sm
         var region = [Bool](repeating: false, count: n)
         let dw = Float(params.distanceWeight), invD = Float(1 / D)

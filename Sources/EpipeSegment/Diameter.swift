@@ -1,6 +1,5 @@
 import Foundation
 import Dispatch
-import EpipeDenoise
 import EpipeKernels
 
 /// The typical nucleus diameter of a nuclear plane, found from the image alone (for when
@@ -292,8 +291,8 @@ public enum NucleusDiameter {
     /// Gaussian with mirrored (reflect) edges: a nucleus cut by the image edge looks like a whole
     /// blob of about its size, not like a bar running out of the image (edge replication).
     static func gaussianMirror(_ v: [Float], width w: Int, height h: Int, sigma: Double) -> [Float] {
-        let r = Swift.min(Denoise.kernelRadius(sigma: sigma), w - 1, h - 1)
-        guard r > 0 else { return Denoise.gaussian(v, width: w, height: h, sigma: sigma) }
+        let r = Swift.min(Gaussian.radius(sigma: sigma), w - 1, h - 1)
+        guard r > 0 else { return Gaussian.blur(v, width: w, height: h, sigma: sigma) }
         let pw = w + 2 * r, ph = h + 2 * r
         var pad = [Float](repeating: 0, count: pw * ph)
         @inline(__always) func refl(_ i: Int, _ n: Int) -> Int { i < 0 ? -i : (i >= n ? 2 * n - 2 - i : i) }
@@ -303,7 +302,7 @@ public enum NucleusDiameter {
                 for x in 0..<pw { P[y * pw + x] = V[sy + refl(x - r, w)] }
             }
         } }
-        let g = Denoise.gaussian(pad, width: pw, height: ph, sigma: sigma)
+        let g = Gaussian.blur(pad, width: pw, height: ph, sigma: sigma)
         var out = [Float](repeating: 0, count: w * h)
         g.withUnsafeBufferPointer { G in out.withUnsafeMutableBufferPointer { O in
             for y in 0..<h { for x in 0..<w { O[y * w + x] = G[(y + r) * pw + x + r] } }

@@ -1,6 +1,5 @@
 import Foundation
 import Dispatch
-import EpipeDenoise
 import EpipeKernels
 
 extension Segmenter {

@@ -1,6 +1,5 @@
 import Foundation
 import Dispatch
-import EpipeDenoise
 
 /// Per-cell measurements; index i describes label `ids[i]` (= i + 1).
 public struct CellTable: Sendable {

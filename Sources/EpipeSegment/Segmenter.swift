@@ -1,6 +1,5 @@
 import Foundation
 import Dispatch
-import EpipeDenoise
 import EpipeKernels
 
 /// How the foreground threshold is applied.
@@ -152,12 +151,12 @@ public struct NucleiParams: Codable, Sendable, Equatable {
     /// Gaussian at max(`smoothSigma`, D/12) then a white top-hat of radius `backgroundRadius`
     /// (default D); otherwise the Gaussian at `smoothSigma`. A tiled run streams the slide's
     /// histogram of this signal for its one threshold.
-    public var signalPlan: DenoisePlan {
+    public var signalPlan: FilterPlan {
         if split == .blend && splitTouching {
             let r = Int((backgroundRadius ?? nucleusDiameter).rounded())
-            return DenoisePlan([.gaussian(sigma: Swift.max(smoothSigma, nucleusDiameter / 12))] + (r > 0 ? [.tophat(radius: r)] : []))
+            return FilterPlan([.gaussian(sigma: Swift.max(smoothSigma, nucleusDiameter / 12))] + (r > 0 ? [.tophat(radius: r)] : []))
         }
-        return DenoisePlan(smoothSigma > 0 ? [.gaussian(sigma: smoothSigma)] : [])
+        return FilterPlan(smoothSigma > 0 ? [.gaussian(sigma: smoothSigma)] : [])
     }
 
     /// Minimum dynamic of a distance maximum to seed its own nucleus: max(0.5, 0.05 * diameter) px.
@@ -188,7 +187,7 @@ public enum Segmenter {
             let count = removeSmallAndRelabel(&labels, minArea: params.minArea)
             return (labels, count, t)
         }
-        let smooth = params.smoothSigma > 0 ? Denoise.gaussian(plane, width: width, height: height, sigma: params.smoothSigma) : plane
+        let smooth = params.smoothSigma > 0 ? Gaussian.blur(plane, width: width, height: height, sigma: params.smoothSigma) : plane
         let t = params.threshold ?? Threshold.otsu(smooth)
         let local: [Float]? = params.thresholdMethod == .adaptive
             ? Threshold.boxMean(smooth, width: width, height: height, window: params.adaptiveWindow) : nil
@@ -222,7 +221,7 @@ public enum Segmenter {
         var mask = [Bool](repeating: false, count: n)
         // log intensity: contrast-relative seeds and flooding; floor keeps it scale-free
         let floor = Swift.max(Float(1e-12), t > 0 ? 0.01 * t : 1e-6)
-        let seedImg = params.seedSmoothSigma > 0 ? Denoise.gaussian(plane, width: w, height: h, sigma: params.seedSmoothSigma) : plane
+        let seedImg = params.seedSmoothSigma > 0 ? Gaussian.blur(plane, width: w, height: h, sigma: params.seedSmoothSigma) : plane
         var logS = [Float](repeating: 0, count: n), logW = [Float](repeating: 0, count: n)
         var dm = [Bool](repeating: false, count: n)
         smooth.withUnsafeBufferPointer { S in
@@ -405,7 +404,7 @@ public enum Segmenter {
         var dist = DistanceTransform.edt(mask, width: width, height: height)
         for i in 0..<n where dist[i].isInfinite { dist[i] = Float(width + height) }
         if params.distanceSmoothSigma > 0 {
-            dist = Denoise.gaussian(dist, width: width, height: height, sigma: params.distanceSmoothSigma)
+            dist = Gaussian.blur(dist, width: width, height: height, sigma: params.distanceSmoothSigma)
             for i in 0..<n where !mask[i] { dist[i] = 0 }
         }
         let (cc, ncc) = connectedComponents(mask, width: width, height: height)

@@ -1,6 +1,5 @@
 import Foundation
 import Dispatch
-import EpipeDenoise
 import EpipeKernels
 
 /// Final measurements of one id of one compartment: the fields of `CellTable` for that id.

@@ -1,6 +1,5 @@
 import Foundation
 import Dispatch
-import EpipeDenoise
 import EpipeKernels
 
 /// A slide cut into core tiles of `tile` x `tile` px (the last column/row may be smaller), each

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import EpipeDenoise
+import EpipeKernels
 
 /// Timing only; runs when EPIPE_BENCH=1 (use `swift test -c release`).
 final class DenoiseBench: XCTestCase {
@@ -17,7 +18,7 @@ final class DenoiseBench: XCTestCase {
             img.withUnsafeBufferPointer { s in m.withUnsafeMutableBufferPointer { Denoise.median3x3(s, width: w, height: h, into: $0) } }
             let t2 = Date()
             var gg = [Float](repeating: 0, count: w * h)
-            img.withUnsafeBufferPointer { s in gg.withUnsafeMutableBufferPointer { Denoise.gaussian(s, width: w, height: h, sigma: 1.0, into: $0) } }
+            img.withUnsafeBufferPointer { s in gg.withUnsafeMutableBufferPointer { Gaussian.blur(s, width: w, height: h, sigma: 1.0, into: $0) } }
             let t3 = Date()
             let st = Denoise.stats(img)
             let t4 = Date()
@@ -33,17 +34,17 @@ final class PlanBench: XCTestCase {
         guard ProcessInfo.processInfo.environment["EPIPE_BENCH"] == "1" else { throw XCTSkip("set EPIPE_BENCH=1") }
         let n = Int(ProcessInfo.processInfo.environment["EPIPE_BENCH_SIDE"] ?? "") ?? 8192
         let img = randomImage(n, n, seed: 2, levels: 4096)
-        let plans: [(String, DenoisePlan)] = [
-            ("hotPixels", DenoisePlan([.hotPixels(threshold: 500)])),
-            ("median3", DenoisePlan([.median3])),
-            ("gaussian(1)", DenoisePlan([.gaussian(sigma: 1)])),
-            ("tophat(10)", DenoisePlan([.tophat(radius: 10)])),
-            ("tophat(50)", DenoisePlan([.tophat(radius: 50)])),
-            ("rollingBall(10)", DenoisePlan([.rollingBall(radius: 10, lightBackground: false)])),
-            ("rollingBall(25)", DenoisePlan([.rollingBall(radius: 25, lightBackground: false)])),
-            ("rollingBall(50)", DenoisePlan([.rollingBall(radius: 50, lightBackground: false)])),
-            ("rollingBall(150)", DenoisePlan([.rollingBall(radius: 150, lightBackground: false)])),
-            ("[hot,rb50,median3,gauss1]", DenoisePlan([.hotPixels(threshold: 500), .rollingBall(radius: 50, lightBackground: false), .median3, .gaussian(sigma: 1)])),
+        let plans: [(String, FilterPlan)] = [
+            ("hotPixels", FilterPlan([.hotPixels(threshold: 500)])),
+            ("median3", FilterPlan([.median3])),
+            ("gaussian(1)", FilterPlan([.gaussian(sigma: 1)])),
+            ("tophat(10)", FilterPlan([.tophat(radius: 10)])),
+            ("tophat(50)", FilterPlan([.tophat(radius: 50)])),
+            ("rollingBall(10)", FilterPlan([.rollingBall(radius: 10, lightBackground: false)])),
+            ("rollingBall(25)", FilterPlan([.rollingBall(radius: 25, lightBackground: false)])),
+            ("rollingBall(50)", FilterPlan([.rollingBall(radius: 50, lightBackground: false)])),
+            ("rollingBall(150)", FilterPlan([.rollingBall(radius: 150, lightBackground: false)])),
+            ("[hot,rb50,median3,gauss1]", FilterPlan([.hotPixels(threshold: 500), .rollingBall(radius: 50, lightBackground: false), .median3, .gaussian(sigma: 1)])),
         ]
         for (name, plan) in plans {
             let t0 = Date()
@@ -85,11 +86,11 @@ final class PlanBenchRecipe: XCTestCase {
         let n = Int(ProcessInfo.processInfo.environment["EPIPE_BENCH_SIDE"] ?? "") ?? 8192
         let reps = Int(ProcessInfo.processInfo.environment["EPIPE_BENCH_REPS"] ?? "") ?? 2
         let img = randomImage(n, n, seed: 2, levels: 4096)
-        let plans: [(String, DenoisePlan)] = [
-            ("median3", DenoisePlan([.median3])),
-            ("tophat(50)", DenoisePlan([.tophat(radius: 50)])),
-            ("gaussian(2)", DenoisePlan([.gaussian(sigma: 2)])),
-            ("[median3,tophat50,gauss2]", DenoisePlan([.median3, .tophat(radius: 50), .gaussian(sigma: 2)])),
+        let plans: [(String, FilterPlan)] = [
+            ("median3", FilterPlan([.median3])),
+            ("tophat(50)", FilterPlan([.tophat(radius: 50)])),
+            ("gaussian(2)", FilterPlan([.gaussian(sigma: 2)])),
+            ("[median3,tophat50,gauss2]", FilterPlan([.median3, .tophat(radius: 50), .gaussian(sigma: 2)])),
         ]
         for (name, plan) in plans {
             for _ in 0..<reps {

@@ -1,6 +1,7 @@
 import XCTest
 import EpipeTestSupport
 @testable import EpipeDenoise
+@testable import EpipeKernels
 
 
 func randomImage(_ w: Int, _ h: Int, seed: UInt64, levels: Int = 1000) -> [Float] {
@@ -50,7 +51,7 @@ final class DenoiseTests: XCTestCase {
     func testGaussianVsNaive() {
         for (w, h, sigma) in [(40, 31, 1.0), (17, 50, 2.3), (1, 12, 1.5), (12, 1, 0.7), (300, 260, 1.5)] {
             let img = randomImage(w, h, seed: UInt64(w + h))
-            let fast = Denoise.gaussian(img, width: w, height: h, sigma: sigma)
+            let fast = Gaussian.blur(img, width: w, height: h, sigma: sigma)
             let ref = naiveGaussian(img, w, h, sigma)
             var bad = 0
             for i in 0..<img.count where abs(fast[i] - ref[i]) > max(1e-3 * abs(ref[i]), 1e-3) { bad += 1 }
@@ -110,7 +111,7 @@ final class DenoiseTests: XCTestCase {
         let w = 40, h = 40
         let img = randomImage(w, h, seed: 3)
         let recipe = DenoiseRecipe(median3: true, gaussianSigma: 1.0)
-        let composed = Denoise.gaussian(Denoise.median3x3(img, width: w, height: h), width: w, height: h, sigma: 1.0)
+        let composed = Gaussian.blur(Denoise.median3x3(img, width: w, height: h), width: w, height: h, sigma: 1.0)
         let applied = img.withUnsafeBufferPointer { Denoise.apply(recipe, plane: $0, width: w, height: h) }
         for y in recipe.halo..<(h - recipe.halo) { for x in recipe.halo..<(w - recipe.halo) {
             XCTAssertEqual(applied[y * w + x], composed[y * w + x], accuracy: 1e-3)

@@ -2,6 +2,7 @@ import XCTest
 import EpipeTestSupport
 import Foundation
 @testable import EpipeDenoise
+@testable import EpipeKernels
 
 final class HelpersTests: XCTestCase {
     func vignette(_ x: Int, _ y: Int, _ w: Int, _ h: Int) -> Double {
@@ -172,7 +173,7 @@ final class HelpersTests: XCTestCase {
         let sharp = FocusAccumulator.score(img, width: w, height: h)
         var last = sharp.normalized
         for s in [1.0, 2.0, 4.0] {
-            let b = FocusAccumulator.score(Denoise.gaussian(img, width: w, height: h, sigma: s), width: w, height: h)
+            let b = FocusAccumulator.score(Gaussian.blur(img, width: w, height: h, sigma: s), width: w, height: h)
             XCTAssertLessThan(b.normalized, last, "sigma \(s)")
             last = b.normalized
         }

@@ -2,6 +2,7 @@ import XCTest
 import EpipeTestSupport
 import Foundation
 @testable import EpipeDenoise
+@testable import EpipeKernels
 
 // MARK: - Direct (naive) reference implementations of the documented op semantics.
 // The whole image is padded by P >= plan.halo (P a multiple of 8, so absolute shrink-block
@@ -118,7 +119,7 @@ func refGaussian(_ a: Img, _ sigma: Double) -> Img {
 }
 
 /// Whole-image reference of a plan; second value = hot pixel count.
-func refPlan(_ plan: DenoisePlan, _ img: [Float], _ w: Int, _ h: Int) -> ([Float], Int) {
+func refPlan(_ plan: FilterPlan, _ img: [Float], _ w: Int, _ h: Int) -> ([Float], Int) {
     let P = (plan.halo + 2 + 7) / 8 * 8
     var a = refPad(img, w, h, P)
     var hot = 0
@@ -161,7 +162,7 @@ final class PlanTests: XCTestCase {
         return b
     }
 
-    func checkBandInvariance(_ plan: DenoisePlan, _ img: [Float], _ w: Int, _ h: Int, file: StaticString = #filePath, line: UInt = #line) -> (values: [Float], hotPixels: Int) {
+    func checkBandInvariance(_ plan: FilterPlan, _ img: [Float], _ w: Int, _ h: Int, file: StaticString = #filePath, line: UInt = #line) -> (values: [Float], hotPixels: Int) {
         let whole = plan.apply(plane: img, width: w, height: h)
         let H = plan.halo
         var g = TestRNG(s: UInt64(w * 7 + h))
@@ -198,10 +199,10 @@ final class PlanTests: XCTestCase {
     }
 
     func testHalos() {
-        XCTAssertEqual(DenoiseOp.median3.halo, 1)
-        XCTAssertEqual(DenoiseOp.hotPixels(threshold: 50).halo, 1)
-        XCTAssertEqual(DenoiseOp.tophat(radius: 7).halo, 14)
-        XCTAssertEqual(DenoiseOp.gaussian(sigma: 1.5).halo, 5)
+        XCTAssertEqual(FilterOp.median3.halo, 1)
+        XCTAssertEqual(FilterOp.hotPixels(threshold: 50).halo, 1)
+        XCTAssertEqual(FilterOp.tophat(radius: 7).halo, 14)
+        XCTAssertEqual(FilterOp.gaussian(sigma: 1.5).halo, 5)
         // ImageJ balls: r=50 -> s=4, rs=12.5, xtrim=4, hw=9 -> 2*9*4+4+2
         let b50 = RollingBall(radius: 50)
         XCTAssertEqual(b50.shrinkFactor, 4); XCTAssertEqual(b50.halfWidth, 9); XCTAssertEqual(b50.halo, 78)
@@ -209,24 +210,24 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(b5.shrinkFactor, 1); XCTAssertEqual(b5.halfWidth, 4); XCTAssertEqual(b5.halo, 8)
         XCTAssertEqual(RollingBall(radius: 20).shrinkFactor, 2)
         XCTAssertEqual(RollingBall(radius: 150).shrinkFactor, 8)
-        XCTAssertEqual(DenoisePlan([.hotPixels(threshold: 1), .rollingBall(radius: 50, lightBackground: false), .gaussian(sigma: 1)]).halo, 1 + 78 + 3)
+        XCTAssertEqual(FilterPlan([.hotPixels(threshold: 1), .rollingBall(radius: 50, lightBackground: false), .gaussian(sigma: 1)]).halo, 1 + 78 + 3)
         XCTAssertEqual(Filters.diskChords(3), [0, 2, 2, 3, 2, 2, 0])
         // Codable round trip
-        let plan = DenoisePlan([.hotPixels(threshold: 50), .median3, .tophat(radius: 4), .rollingBall(radius: 25, lightBackground: true), .gaussian(sigma: 0.8)])
+        let plan = FilterPlan([.hotPixels(threshold: 50), .median3, .tophat(radius: 4), .rollingBall(radius: 25, lightBackground: true), .gaussian(sigma: 0.8)])
         let data = try! JSONEncoder().encode(plan)
-        XCTAssertEqual(try! JSONDecoder().decode(DenoisePlan.self, from: data), plan)
+        XCTAssertEqual(try! JSONDecoder().decode(FilterPlan.self, from: data), plan)
     }
 
     func testSingleOpsExactVsReference() {
         let w = 61, h = 47
         let img = syntheticTissue(w, h, seed: 5, hot: 12)
-        let ops: [DenoiseOp] = [.hotPixels(threshold: 200), .median3, .tophat(radius: 0), .tophat(radius: 1), .tophat(radius: 4),
+        let ops: [FilterOp] = [.hotPixels(threshold: 200), .median3, .tophat(radius: 0), .tophat(radius: 1), .tophat(radius: 4),
                                 .tophat(radius: 9), .rollingBall(radius: 3, lightBackground: false),
                                 .rollingBall(radius: 8, lightBackground: true), .rollingBall(radius: 12, lightBackground: false),
                                 .rollingBall(radius: 40, lightBackground: false), .rollingBall(radius: 25, lightBackground: true),
                                 .rollingBall(radius: 120, lightBackground: false)]
         for op in ops {
-            let plan = DenoisePlan([op])
+            let plan = FilterPlan([op])
             let got = checkBandInvariance(plan, img, w, h)
             let ref = refPlan(plan, img, w, h)
             XCTAssertEqual(got.values, ref.0, "\(op)")
@@ -238,11 +239,11 @@ final class PlanTests: XCTestCase {
     func testCombinationsExactVsReference() {
         let w = 45, h = 58
         let img = syntheticTissue(w, h, seed: 9, hot: 8)
-        let plans: [DenoisePlan] = [
-            DenoisePlan([.hotPixels(threshold: 300), .rollingBall(radius: 20, lightBackground: false)]),
-            DenoisePlan([.hotPixels(threshold: 300), .median3, .tophat(radius: 5)]),
-            DenoisePlan([.median3, .rollingBall(radius: 35, lightBackground: false), .tophat(radius: 2), .hotPixels(threshold: 10)]),
-            DenoisePlan([]),
+        let plans: [FilterPlan] = [
+            FilterPlan([.hotPixels(threshold: 300), .rollingBall(radius: 20, lightBackground: false)]),
+            FilterPlan([.hotPixels(threshold: 300), .median3, .tophat(radius: 5)]),
+            FilterPlan([.median3, .rollingBall(radius: 35, lightBackground: false), .tophat(radius: 2), .hotPixels(threshold: 10)]),
+            FilterPlan([]),
         ]
         for plan in plans {
             let got = checkBandInvariance(plan, img, w, h)
@@ -250,9 +251,9 @@ final class PlanTests: XCTestCase {
             XCTAssertEqual(got.values, ref.0, "\(plan.ops)")
             XCTAssertEqual(got.hotPixels, ref.1, "\(plan.ops)")
         }
-        XCTAssertEqual(DenoisePlan([]).apply(plane: img, width: w, height: h).values, img)
+        XCTAssertEqual(FilterPlan([]).apply(plane: img, width: w, height: h).values, img)
         // with a Gaussian: band-invariant exactly, reference within float rounding
-        let gp = DenoisePlan([.hotPixels(threshold: 300), .rollingBall(radius: 15, lightBackground: false), .gaussian(sigma: 1.2)])
+        let gp = FilterPlan([.hotPixels(threshold: 300), .rollingBall(radius: 15, lightBackground: false), .gaussian(sigma: 1.2)])
         let got = checkBandInvariance(gp, img, w, h)
         let ref = refPlan(gp, img, w, h)
         for i in 0..<img.count { XCTAssertEqual(got.values[i], ref.0[i], accuracy: max(1e-3, 1e-5 * abs(ref.0[i]))) }
@@ -265,9 +266,9 @@ final class PlanTests: XCTestCase {
         for (m, s) in [(true, 1.0), (false, 2.0), (true, 0.0), (true, 0.6)] {
             let recipe = DenoiseRecipe(median3: m, gaussianSigma: s)
             let legacy = img.withUnsafeBufferPointer { Denoise.apply(recipe, plane: $0, width: w, height: h) }
-            var ops: [DenoiseOp] = m ? [.median3] : []
+            var ops: [FilterOp] = m ? [.median3] : []
             if s > 0 { ops.append(.gaussian(sigma: s)) }
-            let plan = DenoisePlan(ops)
+            let plan = FilterPlan(ops)
             XCTAssertEqual(plan.halo, recipe.halo)
             XCTAssertEqual(plan.apply(plane: img, width: w, height: h).values, legacy, "\(recipe)")
         }
@@ -276,8 +277,8 @@ final class PlanTests: XCTestCase {
     func testEdgeCasesSmallImages() {
         for (w, h) in [(1, 1), (1, 7), (7, 1), (2, 3)] {
             let img = randomImage(w, h, seed: UInt64(w * 10 + h), levels: 1000)
-            for plan in [DenoisePlan([.hotPixels(threshold: 100), .tophat(radius: 3)]),
-                         DenoisePlan([.rollingBall(radius: 40, lightBackground: false)])] {
+            for plan in [FilterPlan([.hotPixels(threshold: 100), .tophat(radius: 3)]),
+                         FilterPlan([.rollingBall(radius: 40, lightBackground: false)])] {
                 let got = checkBandInvariance(plan, img, w, h)
                 XCTAssertEqual(got.values, refPlan(plan, img, w, h).0)
             }
@@ -296,7 +297,7 @@ final class PlanTests: XCTestCase {
             truth[y * w + x] = Float(s)
             img[y * w + x] = Float(200 + 0.5 * Double(x) + 0.3 * Double(y) + s)
         } }
-        let out = DenoisePlan([.rollingBall(radius: 25, lightBackground: false)]).apply(plane: img, width: w, height: h).values
+        let out = FilterPlan([.rollingBall(radius: 25, lightBackground: false)]).apply(plane: img, width: w, height: h).values
         for (sx, sy) in spots { XCTAssertEqual(out[sy * w + sx], 400, accuracy: 8) }
         var maxBg: Float = 0
         for i in 0..<(w * h) where truth[i] < 1 { maxBg = max(maxBg, out[i]) }

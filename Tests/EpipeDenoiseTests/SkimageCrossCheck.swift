@@ -2,6 +2,7 @@ import XCTest
 import EpipeTestSupport
 import Foundation
 import EpipeDenoise
+import EpipeKernels
 
 /// Cross-checks against scikit-image (skipped without the Python venv: EPIPE_PYTHON or /tmp/epipe-peers/bin/python).
 final class SkimageCrossCheck: XCTestCase {
@@ -45,7 +46,7 @@ final class SkimageCrossCheck: XCTestCase {
             np.concatenate([t1.ravel(), t2.ravel()]).astype(np.float32).tofile(sys.argv[2])
             """
             let sk = try runPython(script, img, w, h, outCount: 2 * w * h)
-            let ours = DenoisePlan([.tophat(radius: r)]).apply(plane: img, width: w, height: h).values
+            let ours = FilterPlan([.tophat(radius: r)]).apply(plane: img, width: w, height: h).values
             let padded = Array(sk[0..<(w * h)]), plain = Array(sk[(w * h)...])
             XCTAssertEqual(ours, padded, "r=\(r): skimage white_tophat(edge-padded, disk(r)) must match exactly")
             var differ = 0, interiorDiffer = 0
@@ -88,7 +89,7 @@ final class SkimageCrossCheck: XCTestCase {
         np.clip(a - bg, 0, None).astype(np.float32).tofile(sys.argv[2])
         """
         let sk = try runPython(script, img, w, h, outCount: w * h)
-        let ours = DenoisePlan([.rollingBall(radius: radius, lightBackground: false)]).apply(plane: img, width: w, height: h).values
+        let ours = FilterPlan([.rollingBall(radius: radius, lightBackground: false)]).apply(plane: img, width: w, height: h).values
         func spotStats(_ a: [Float]) -> (mean: Double, worst: Double) {
             var m = 0.0, worst = 0.0
             for (sx, sy) in spots {

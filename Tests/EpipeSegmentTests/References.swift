@@ -2,7 +2,6 @@ import Foundation
 import Dispatch
 import EpipeKernels
 @testable import EpipeSegment
-@testable import EpipeDenoise
 
 // Reference implementations the tests hold the shipped code against (moved out of the product:
 // nothing in Sources calls them). Each is the simple, whole-image form of a streamed or

@@ -2,7 +2,7 @@ import XCTest
 import EpipeTestSupport
 import Foundation
 @testable import EpipeSegment
-import EpipeDenoise
+import EpipeKernels
 
 /// Timing only; runs when EPIPE_BENCH=1 (use `swift test -c release`).
 final class SegmentBench: XCTestCase {
@@ -27,12 +27,12 @@ final class SegmentBench: XCTestCase {
             var ts: [(String, Double)] = []
             var t = Date()
             func lap(_ s: String) { ts.append((s, Date().timeIntervalSince(t))); t = Date() }
-            let sm = EpipeDenoise.Denoise.gaussian(img, width: w, height: h, sigma: 1.5); lap("gauss")
+            let sm = Gaussian.blur(img, width: w, height: h, sigma: 1.5); lap("gauss")
             let th = Threshold.otsu(sm); lap("otsu")
             var mask = sm.map { $0 > th }; lap("mask")
             Segmenter.fillHoles(&mask, width: w, height: h); lap("fill")
             let d = DistanceTransform.edt(mask, width: w, height: h); lap("edt")
-            let ds = EpipeDenoise.Denoise.gaussian(d, width: w, height: h, sigma: 1); lap("gauss2")
+            let ds = Gaussian.blur(d, width: w, height: h, sigma: 1); lap("gauss2")
             let seeds = Segmenter.seedPixels(ds, mask: mask, width: w, height: h, h: 1.2, minDistance: 3); lap("seeds")
             var mk = [UInt32](repeating: 0, count: w * h)
             for (k, p) in seeds.enumerated() { mk[p] = UInt32(k + 1) }

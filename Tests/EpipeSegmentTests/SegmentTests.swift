@@ -1,7 +1,7 @@
 import XCTest
 import EpipeTestSupport
 @testable import EpipeSegment
-import EpipeDenoise
+import EpipeKernels
 
 
 /// Reference 8-connected labelling by flood fill in raster order.
@@ -266,7 +266,7 @@ final class SegmentTests: XCTestCase {
         for trial in 0..<12 {
             let w = 70 + trial * 7, h = 50 + trial * 5, n = w * h
             var f = (0..<n).map { _ in Float.random(in: 0..<1, using: &g) }
-            if trial % 3 != 0 { f = EpipeDenoise.Denoise.gaussian(f, width: w, height: h, sigma: Double(trial % 3) * 1.2) }
+            if trial % 3 != 0 { f = Gaussian.blur(f, width: w, height: h, sigma: Double(trial % 3) * 1.2) }
             if trial % 2 == 0 { f = f.map { ($0 * 40).rounded() / 40 } }   // plateaus and exact ties
             let mask = (0..<n).map { i in trial % 4 == 0 ? true : (sin(Double(i % w) / 5) + cos(Double(i / w) / 4)) > -0.6 }
             let (cc, ncc) = Segmenter.connectedComponents(mask, width: w, height: h)

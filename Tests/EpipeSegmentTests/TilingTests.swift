@@ -1,7 +1,7 @@
 import XCTest
 import EpipeTestSupport
 import Foundation
-import EpipeDenoise
+import EpipeKernels
 @testable import EpipeSegment
 
 /// Synthetic nuclear plane: filled ellipses (intensity ~1) on a dim background with noise,

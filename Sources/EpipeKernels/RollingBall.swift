@@ -1,9 +1,8 @@
 import Foundation
 import Dispatch
-import EpipeKernels
 
 /// ImageJ's rolling ball (ij/plugin/filter/BackgroundSubtracter.java, "legacy" ball, no
-/// presmoothing, no paraboloid), on the infinite edge-replicated plane of `DenoiseOp`:
+/// presmoothing, no paraboloid), on the infinite edge-replicated plane of `FilterOp`:
 ///
 /// 1. Shrink factor `s` = 1 (radius <= 10), 2 (<= 30), 4 (<= 100), else 8; trim percentage 24,
 ///    24, 32, 40. Small radius `rs = max(1, radius / s)`, `xtrim = Int(trim * rs) / 100`,

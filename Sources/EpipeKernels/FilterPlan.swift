@@ -1,16 +1,15 @@
 import Foundation
 import Dispatch
-import EpipeKernels
 
-/// One filter of a `DenoisePlan`.
+/// One filter of a `FilterPlan`.
 ///
 /// Every op is defined on the *infinite* plane: the input image is extended beyond every edge by
 /// edge replication (of the plan's input, once), and each op is evaluated on the whole extended
 /// plane, the next op reading the previous op's (unreplicated) extended result. The plan's
 /// output is the crop to the image. Because each op reads only a bounded neighbourhood
 /// (`halo` pixels in x and y), a band of output rows depends only on input rows within
-/// `DenoisePlan.halo` of it, and band processing is bit-identical to whole-image processing.
-public enum DenoiseOp: Codable, Sendable, Equatable {
+/// `FilterPlan.halo` of it, and band processing is bit-identical to whole-image processing.
+public enum FilterOp: Codable, Sendable, Equatable {
     /// Hot-pixel removal: `m` = median of the 3x3 neighbourhood (centre included);
     /// if `x - m > threshold` then `x := m`. Halo 1. Replacements in the output rows/columns are counted.
     /// (steinbock's `filter_hot_pixels` compares with the *maximum of the 8 neighbours* instead;
@@ -25,7 +24,7 @@ public enum DenoiseOp: Codable, Sendable, Equatable {
     /// or with `lightBackground` `max(0, bg - x)` where `bg` is the background of the negated image,
     /// negated back. Halo `RollingBall.halo`.
     case rollingBall(radius: Double, lightBackground: Bool)
-    /// Separable Gaussian, radius `ceil(3 sigma)` (same arithmetic as `Denoise.gaussian`). Halo = radius.
+    /// Separable Gaussian, radius `ceil(3 sigma)` (see `Gaussian`). Halo = radius.
     case gaussian(sigma: Double)
 
     /// Rows (and columns) of context this op reads on each side.
@@ -34,16 +33,17 @@ public enum DenoiseOp: Codable, Sendable, Equatable {
         case .hotPixels, .median3: return 1
         case .tophat(let r): return 2 * Swift.max(0, r)
         case .rollingBall(let r, _): return RollingBall(radius: r).halo
-        case .gaussian(let s): return Denoise.kernelRadius(sigma: s)
+        case .gaussian(let s): return Gaussian.radius(sigma: s)
         }
     }
 }
 
-/// An ordered list of filters applied to one channel plane (see `DenoiseOp` for the semantics).
-public struct DenoisePlan: Codable, Sendable, Equatable {
-    public var ops: [DenoiseOp]
+/// An ordered list of filters applied to one channel plane (see `FilterOp` for the semantics):
+/// denoise's per-channel preprocessing, segment's nuclear signal, `Gaussian.blur`.
+public struct FilterPlan: Codable, Sendable, Equatable {
+    public var ops: [FilterOp]
 
-    public init(_ ops: [DenoiseOp]) { self.ops = ops }
+    public init(_ ops: [FilterOp]) { self.ops = ops }
 
     /// Rows of context needed above and below a band (and columns left/right, handled inside):
     /// the sum of the ops' halos.
@@ -63,10 +63,24 @@ public struct DenoisePlan: Codable, Sendable, Equatable {
     /// bit for bit, for any band split.
     public func apply(band: UnsafeBufferPointer<Float>, width: Int, haloTop: Int, rows: Int, haloBottom: Int,
                       y0: Int, imageHeight: Int) -> (values: [Float], hotPixels: Int) {
+        let n = rows > 0 && width > 0 ? rows * width : 0
+        var hot = 0
+        let out = [Float](unsafeUninitializedCapacity: n) { buf, count in
+            hot = apply(band: band, width: width, haloTop: haloTop, rows: rows, haloBottom: haloBottom, y0: y0, imageHeight: imageHeight, into: buf)
+            count = n
+        }
+        return (out, hot)
+    }
+
+    /// `apply(band:...)` writing the `rows * width` output values into `out` (which must not
+    /// overlap `band`); returns the number of hot pixels replaced in the output rows.
+    public func apply(band: UnsafeBufferPointer<Float>, width: Int, haloTop: Int, rows: Int, haloBottom: Int,
+                      y0: Int, imageHeight: Int, into out: UnsafeMutableBufferPointer<Float>) -> Int {
         precondition(width >= 0 && rows >= 0 && haloTop >= 0 && haloBottom >= 0)
         precondition(band.count >= (haloTop + rows + haloBottom) * width, "band too small")
         precondition(y0 >= 0 && y0 + rows <= imageHeight, "band outside the image")
-        guard rows > 0, width > 0 else { return ([], 0) }
+        guard rows > 0, width > 0 else { return 0 }
+        precondition(out.count >= rows * width, "output too small")
         let H = halo
         let bandTop = y0 - haloTop, bandRows = haloTop + rows + haloBottom
         // Stage 0: the edge-replicated input on rows y0-H ..< y0+rows+H, columns -H ..< width+H.
@@ -86,12 +100,11 @@ public struct DenoisePlan: Codable, Sendable, Equatable {
             }
         }
         var hot = 0
-        // the last op writes straight into the result array
-        let out = [Float](unsafeUninitializedCapacity: rows * width) { buf, count in
+        // the last op writes straight into `out`
         for (n, op) in ops.enumerated() {
             let h = op.halo
             let next = n == ops.count - 1
-                ? Grid.borrowing(buf.baseAddress!, y0: cur.y0 + h, x0: cur.x0 + h, h: cur.h - 2 * h, w: cur.w - 2 * h)
+                ? Grid.borrowing(out.baseAddress!, y0: cur.y0 + h, x0: cur.x0 + h, h: cur.h - 2 * h, w: cur.w - 2 * h)
                 : Grid.allocate(y0: cur.y0 + h, x0: cur.x0 + h, h: cur.h - 2 * h, w: cur.w - 2 * h)
             switch op {
             case .hotPixels(let t):
@@ -103,17 +116,15 @@ public struct DenoisePlan: Codable, Sendable, Equatable {
             case .rollingBall(let r, let light):
                 RollingBall(radius: r).subtract(cur, next, lightBackground: light)
             case .gaussian(let s):
-                Filters.gaussian(cur, next, kernel: Denoise.gaussianKernel(sigma: s))
+                Filters.gaussian(cur, next, kernel: Gaussian.kernel(sigma: s))
             }
             cur.deallocate()
             cur = next
         }
         precondition(cur.h == rows && cur.w == width && cur.y0 == y0 && cur.x0 == 0)
-        if ops.isEmpty { buf.baseAddress!.update(from: cur.p, count: rows * width) }
+        if ops.isEmpty { out.baseAddress!.update(from: cur.p, count: rows * width) }
         cur.deallocate()
-        count = rows * width
-        }
-        return (out, hot)
+        return hot
     }
 
     /// Frees the scratch buffers the plans keep for reuse between calls (at most 1 GiB).
@@ -226,8 +237,7 @@ enum Filters {
 
     // MARK: Gaussian
 
-    /// Separable Gaussian, vertical pass then horizontal, symmetric pairs (same arithmetic,
-    /// hence the same bits, as `Denoise.process`).
+    /// Separable Gaussian, vertical pass then horizontal, symmetric pairs.
     static func gaussian(_ src: Grid, _ dst: Grid, kernel: [Float]) {
         let r = kernel.count / 2
         let kp = UnsafeMutablePointer<Float>.allocate(capacity: kernel.count)
@@ -498,3 +508,8 @@ enum MaxPick: Pick {
     @inline(__always) static func pick(_ a: Float, _ b: Float) -> Float { b > a ? b : a }
     @inline(__always) static func pick(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD4<Float> { a.replacing(with: b, where: b .> a) }
 }
+
+/// The names these types had in EpipeDenoise, kept while the stage executables are rewritten
+/// (they still say `DenoisePlan`); use `FilterPlan` and `FilterOp` in new code.
+public typealias DenoisePlan = FilterPlan
+public typealias DenoiseOp = FilterOp
