@@ -2,8 +2,8 @@ import Foundation
 
 /// The Gaussian of every module: radius `ceil(3 sigma)`, weights `exp(-i^2 / (2 sigma^2))`
 /// normalised to sum 1, separable (vertical pass, then horizontal), Float accumulation in
-/// symmetric pairs, edge replication. `blur` is `FilterPlan([.gaussian(sigma:)])` on a whole
-/// plane, so a plane blurred here and a band blurred by a plan agree bit for bit.
+/// symmetric pairs, edge replication. `blur` equals `FilterPlan([.gaussian(sigma:)])` on a whole
+/// plane bit for bit, so a plane blurred here and a band blurred by a plan agree.
 public enum Gaussian {
     /// `ceil(3 * sigma)` (0 for sigma <= 0).
     @inlinable public static func radius(sigma: Double) -> Int {
@@ -20,21 +20,58 @@ public enum Gaussian {
         return k.map { Float($0 / s) }
     }
 
-    /// Separable Gaussian of a whole plane, edge replicate. sigma <= 0 copies.
-    public static func blur(_ src: UnsafeBufferPointer<Float>, width: Int, height: Int, sigma: Double,
+    /// Separable Gaussian of a whole plane, edge replicate. sigma <= 0 copies. `dst` must not
+    /// overlap `src`.
+    ///
+    /// The same arithmetic as the plan's Gaussian (`Filters.gaussVertical`, then
+    /// `Filters.gaussHorizontal`, hence the same bits), without the plan's padded copy of the
+    /// plane: interior rows read the source in place, the `r` rows at each edge a window of
+    /// clamped rows; a column beyond the edge has the vertical sum of the edge column.
+    public static func blur(_ src: UnsafeBufferPointer<Float>, width w: Int, height h: Int, sigma: Double,
                             into dst: UnsafeMutableBufferPointer<Float>) {
-        precondition(src.count >= width * height && dst.count >= width * height)
-        guard width > 0, height > 0 else { return }
-        _ = FilterPlan([.gaussian(sigma: sigma)]).apply(band: src, width: width, haloTop: 0, rows: height, haloBottom: 0,
-                                                        y0: 0, imageHeight: height, into: dst)
+        precondition(src.count >= w * h && dst.count >= w * h)
+        guard w > 0, h > 0 else { return }
+        let k = kernel(sigma: sigma)
+        let r = k.count / 2
+        if r == 0 { dst.baseAddress!.update(from: src.baseAddress!, count: w * h); return }
+        let kp = UnsafeMutablePointer<Float>.allocate(capacity: k.count)
+        defer { kp.deallocate() }
+        for i in 0..<k.count { kp[i] = k[i] }
+        let S = UnsafeShared(src.baseAddress!), D = SharedPointer(dst.baseAddress!), K = UnsafeShared(UnsafePointer(kp))
+        parallelChunks(h, minChunk: 16, cost: w * (r + 1)) { a, b in
+            let src = S.value, kp = K.value
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: w + 2 * r)
+            defer { tmp.deallocate() }
+            var window: UnsafeMutablePointer<Float>? = nil
+            defer { window?.deallocate() }
+            for y in a..<b {
+                let top: UnsafePointer<Float>
+                if y >= r && y + r < h {
+                    top = src + (y - r) * w
+                } else {
+                    let win = window ?? .allocate(capacity: (2 * r + 1) * w)
+                    window = win
+                    for j in 0...(2 * r) {
+                        let yy = Swift.min(Swift.max(y - r + j, 0), h - 1)
+                        (win + j * w).update(from: src + yy * w, count: w)
+                    }
+                    top = UnsafePointer(win)
+                }
+                Filters.gaussVertical(tmp + r, top, w, w, r, kp)
+                let first = tmp[r], last = tmp[r + w - 1]
+                for j in 0..<r { tmp[j] = first; tmp[r + w + j] = last }
+                Filters.gaussHorizontal(D.pointer + y * w, tmp, w, r, kp)
+            }
+        }
     }
 
     /// Array convenience for `blur(_:width:height:sigma:into:)`.
     public static func blur(_ src: [Float], width: Int, height: Int, sigma: Double) -> [Float] {
         precondition(src.count >= width * height)
-        return src.withUnsafeBufferPointer {
-            FilterPlan([.gaussian(sigma: sigma)]).apply(band: $0, width: width, haloTop: 0, rows: height, haloBottom: 0,
-                                                        y0: 0, imageHeight: height).values
+        let n = width > 0 && height > 0 ? width * height : 0
+        return [Float](unsafeUninitializedCapacity: n) { buf, count in
+            src.withUnsafeBufferPointer { blur($0, width: width, height: height, sigma: sigma, into: buf) }
+            count = n
         }
     }
 }
