@@ -1,5 +1,4 @@
 import Foundation
-import EpipeDenoise
 import EpipeKernels
 
 /// The whole slide, streamed: nuclei tile by tile (or an imported mask's rows), cells by growing

@@ -1,6 +1,5 @@
 import Foundation
 import Dispatch
-import EpipeDenoise
 import EpipeKernels
 
 /// One thread's view of the slide's planes. Each thread opens its own (a TIFF handle is not
@@ -103,7 +102,7 @@ public enum SlideScan {
     /// slide, streamed in bands of 512 rows; the slide's halves run on two threads, each with its own
     /// reader (counts do not depend on the split). With `map`, values are mapped to (v - offset) x scale
     /// before counting (float images onto the 65536 levels).
-    public static func histogram(open: @escaping @Sendable () throws -> PlaneReader, channels: [Int], plan: DenoisePlan, width w: Int, height h: Int,
+    public static func histogram(open: @escaping @Sendable () throws -> PlaneReader, channels: [Int], plan: FilterPlan, width w: Int, height h: Int,
                         map: (offset: Float, scale: Float)? = nil) throws -> Histogram16 {
         let bandRows = 512
         let nb = (h + bandRows - 1) / bandRows
@@ -160,7 +159,7 @@ public enum SlideScan {
 
     /// One threshold for the slide: Otsu of the mean of `channels` after `plan` (the
     /// segmentation's smoothing and background removal), streamed in bands.
-    public static func threshold(open: @escaping @Sendable () throws -> PlaneReader, channels: [Int], plan: DenoisePlan,
+    public static func threshold(open: @escaping @Sendable () throws -> PlaneReader, channels: [Int], plan: FilterPlan,
                                  width w: Int, height h: Int, integral: Bool) throws -> Float {
         let map = try levelsMap(open: open, channels: channels, width: w, height: h, integral: integral)
         let hist = try histogram(open: open, channels: channels, plan: plan, width: w, height: h, map: map)
@@ -173,7 +172,7 @@ public enum SlideScan {
     public static func membraneLevels(open: @escaping @Sendable () throws -> PlaneReader, channel c: Int, width w: Int, height h: Int,
                                       integral: Bool) throws -> MembraneLevels {
         let map = try levelsMap(open: open, channels: [c], width: w, height: h, integral: integral)
-        let hist = try histogram(open: open, channels: [c], plan: DenoisePlan([]), width: w, height: h, map: map)
+        let hist = try histogram(open: open, channels: [c], plan: FilterPlan([]), width: w, height: h, map: map)
         let lv = MembraneLevels.of(counts: hist.bins)
         guard let m = map else { return lv }
         return MembraneLevels(low: lv.low / m.scale + m.offset, high: lv.high / m.scale + m.offset)

@@ -1,7 +1,7 @@
 import XCTest
 import Foundation
 import EpipeSynth
-import EpipeDenoise
+import EpipeKernels
 @testable import EpipeSegment
 
 /// The slide in memory, as the stage's readers give it.
@@ -158,14 +158,14 @@ final class SlidePipelineTests: XCTestCase {
     func testSlideHistogramAndThreshold() throws {
         let n = Self.side, plane = Self.slide.planes[0]
         let open: @Sendable () throws -> PlaneReader = { MemoryPlanes([plane], width: n) }
-        let h = try SlideScan.histogram(open: open, channels: [0], plan: DenoisePlan([]), width: n, height: n)
+        let h = try SlideScan.histogram(open: open, channels: [0], plan: FilterPlan([]), width: n, height: n)
         var direct = [Int](repeating: 0, count: 65536)
         for v in plane { direct[Int(min(65535, max(0, v)) + 0.5)] += 1 }
         XCTAssertEqual(h.bins, direct)
-        let t16 = try SlideScan.threshold(open: open, channels: [0], plan: DenoisePlan([]), width: n, height: n, integral: true)
+        let t16 = try SlideScan.threshold(open: open, channels: [0], plan: FilterPlan([]), width: n, height: n, integral: true)
         XCTAssertEqual(t16, SlideThreshold.otsu(counts: direct))
         let scaled = plane.map { $0 / 65535 }
-        let tf = try SlideScan.threshold(open: { MemoryPlanes([scaled], width: n) }, channels: [0], plan: DenoisePlan([]), width: n, height: n, integral: false)
+        let tf = try SlideScan.threshold(open: { MemoryPlanes([scaled], width: n) }, channels: [0], plan: FilterPlan([]), width: n, height: n, integral: false)
         let lo = scaled.min()!, hi = scaled.max()!
         XCTAssertEqual(Double(tf), Double(t16) / 65535, accuracy: Double(hi - lo) / 65535 * 2, "the float twin's threshold")
     }
