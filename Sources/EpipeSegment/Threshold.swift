@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 
 public enum Threshold {
     /// Otsu threshold. Foreground is `value > threshold`.
@@ -27,18 +28,7 @@ public enum Threshold {
             if b >= bins { b = bins - 1 }
             hist[b] += 1
         }
-        // bin "value" used for means: level for unit bins, bin centre otherwise
-        var total = 0.0, sumAll = 0.0
-        for i in 0..<bins { total += hist[i]; sumAll += hist[i] * Double(i) }
-        var w0 = 0.0, s0 = 0.0, best = -1.0, bestIdx = 0
-        for i in 0..<(bins - 1) {
-            w0 += hist[i]; s0 += hist[i] * Double(i)
-            let w1 = total - w0
-            if w0 == 0 || w1 == 0 { continue }
-            let m0 = s0 / w0, m1 = (sumAll - s0) / w1
-            let v = w0 * w1 * (m0 - m1) * (m0 - m1)
-            if v > best * (1 + 1e-12) { best = v; bestIdx = i }
-        }
+        let bestIdx = Otsu.split(hist)
         if unit { return Float(lo + Double(bestIdx)) }
         return Float(lo + Double(bestIdx + 1) / scale)
     }
