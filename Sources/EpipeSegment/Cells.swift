@@ -233,11 +233,7 @@ extension Segmenter {
                     F.value.withUnsafeBufferPointer { Fp in
                         R.value.withUnsafeBufferPointer { Rp in
                             OL.value.withUnsafeBufferPointer { Op in OXY.value.withUnsafeBufferPointer { Oxy in
-                                @inline(__always) func key(_ v: Float) -> UInt64 {
-                                    let b = v.bitPattern
-                                    let u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
-                                    return UInt64(u) << 32
-                                }
+                                @inline(__always) func key(_ v: Float) -> UInt64 { UInt64(v.sortKey) << 32 }
                                 for c in c0..<c1 {
                                     let sa = SS.value[c], sb = SS.value[c + 1]
                                     if sa == sb { continue }

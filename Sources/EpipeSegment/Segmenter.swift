@@ -522,9 +522,7 @@ public enum Segmenter {
         byComp.reserveCapacity(nc)
         f.withUnsafeBufferPointer { Fp in
             for (i, p) in cands.enumerated() where keep[i] {
-                let b = Fp[Int(p)].bitPattern
-                let u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
-                byComp.append((cc[Int(p)], UInt64(~u) << 32 | UInt64(UInt32(p))))
+                byComp.append((cc[Int(p)], UInt64(~Fp[Int(p)].sortKey) << 32 | UInt64(UInt32(p))))
             }
         }
         byComp.sort { $0.c != $1.c ? $0.c < $1.c : $0.key < $1.key }
@@ -667,12 +665,7 @@ public enum Segmenter {
                 F.value.withUnsafeBufferPointer { Fp in
                     M.value.withUnsafeBufferPointer { Mp in
                         let O = O.value
-                        @inline(__always) func key(_ v: Float) -> UInt64 {
-                            let b = v.bitPattern
-                            var u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
-                            if highFirst { u = ~u }
-                            return UInt64(u) << 32
-                        }
+                        @inline(__always) func key(_ v: Float) -> UInt64 { UInt64(highFirst ? ~v.sortKey : v.sortKey) << 32 }
                         for c in c0..<c1 {
                             let ma = MS.value[c], mb = MS.value[c + 1]
                             if ma == mb { continue }

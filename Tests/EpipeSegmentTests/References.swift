@@ -53,9 +53,7 @@ extension Segmenter {
                         keys.removeAll(keepingCapacity: true)
                         for k in (ST.value[c] - base)..<(ST.value[c + 1] - base) {
                             let p = L.value[k]
-                            let b = Fp[Int(p)].bitPattern
-                            let u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
-                            keys.append(UInt64(~u) << 32 | UInt64(UInt32(p)))
+                            keys.append(UInt64(~Fp[Int(p)].sortKey) << 32 | UInt64(UInt32(p)))
                         }
                         Segmenter.sortKeysByHigh32(&keys, scratch: &scratch)
                         peaks.removeAll(keepingCapacity: true)
@@ -107,13 +105,7 @@ extension Segmenter {
         var heap = MinHeap(capacity: n)
         defer { heap.deallocate() }
         var age: UInt64 = 0
-        @inline(__always) func key(_ v: Float) -> UInt64 {
-            // order-preserving map of Float to UInt32
-            let b = v.bitPattern
-            var u = (b & 0x8000_0000) != 0 ? ~b : (b | 0x8000_0000)
-            if highFirst { u = ~u }
-            return UInt64(u) << 32
-        }
+        @inline(__always) func key(_ v: Float) -> UInt64 { UInt64(highFirst ? ~v.sortKey : v.sortKey) << 32 }
         f.withUnsafeBufferPointer { F in
             mask.withUnsafeBufferPointer { M in
                 out.withUnsafeMutableBufferPointer { O in
