@@ -186,8 +186,6 @@ extension Segmenter {
         }
         // Components of the region; flood each with its own heap.
         let (cc, ncc) = connectedComponents(region, width: w, height: h)
-        var size = [Int](repeating: 0, count: ncc + 1)
-        var sStart = [Int](repeating: 0, count: ncc + 2)
         let bgK = Int32(K + 1)
         /// A seed floods only into an unlabelled region neighbour, and pixels never become unlabelled,
         /// so a seed without one can be left out (the others keep their relative order: same result).
@@ -202,88 +200,77 @@ extension Segmenter {
             return false
         }
         @inline(__always) func isSeed(_ i: Int) -> Bool { (lab[i] == bgK || (lab[i] != 0 && isOutline(i))) && canFlood(i) }
-        for i in 0..<n {
-            let c = Int(cc[i]); size[c] += 1
-            if isSeed(i) { sStart[c + 1] += 1 }
-        }
-        for c in 0...ncc { sStart[c + 1] += sStart[c] }
-        var seeds = [Int32](repeating: 0, count: sStart[ncc + 1])
-        do {
-            var pos = sStart
-            for i in 0..<n where isSeed(i) { let c = Int(cc[i]); seeds[pos[c]] = Int32(i); pos[c] += 1 }
-        }
-        var sizeStart = [Int](repeating: 0, count: ncc + 2)
-        for c in 0...ncc { sizeStart[c + 1] = sizeStart[c] + size[c] }
-        let bounds = ncc > 0 ? componentChunks(start: sizeStart, count: ncc, total: n - size[0]) : [1]
         var src = [Int32](repeating: -1, count: n)
         for i in 0..<n where lab[i] != 0 { src[i] = Int32(i) }
-        let F = UnsafeShared(f), R = UnsafeShared(region), S = UnsafeShared(size), SD = UnsafeShared(seeds), SS = UnsafeShared(sStart)
-        let OL = UnsafeShared(outline), OS = UnsafeShared(oStart), OXY = UnsafeShared(outXY)
-        let NR = UnsafeShared(nearest), DD = UnsafeShared(d2)
-        lab.withUnsafeMutableBufferPointer { Lb in
-            src.withUnsafeMutableBufferPointer { Sb in
-                let L = UnsafeShared(Lb.baseAddress!), SR = UnsafeShared(Sb.baseAddress!)
-                DispatchQueue.concurrentPerform(iterations: Swift.max(0, bounds.count - 1)) { chunk in
-                    let c0 = bounds[chunk], c1 = bounds[chunk + 1]
-                    var cap = 1
-                    for c in c0..<c1 where SS.value[c + 1] > SS.value[c] { cap = Swift.max(cap, S.value[c]) }
-                    var heap = MinHeap(capacity: cap)
-                    defer { heap.deallocate() }
-                    let lab = L.value, src = SR.value
-                    F.value.withUnsafeBufferPointer { Fp in
-                        R.value.withUnsafeBufferPointer { Rp in
-                            OL.value.withUnsafeBufferPointer { Op in OXY.value.withUnsafeBufferPointer { Oxy in
-                                @inline(__always) func key(_ v: Float) -> UInt64 { UInt64(v.sortKey) << 32 }
-                                for c in c0..<c1 {
-                                    let sa = SS.value[c], sb = SS.value[c + 1]
-                                    if sa == sb { continue }
-                                    var age: UInt64 = 0
-                                    for k in sa..<sb { let i = Int(SD.value[k]); heap.push(key(Fp[i]) | age, Int32(i)); age += 1 }
-                                    while heap.count > 0 {
-                                        let p = Int(heap.pop())
-                                        let l = lab[p], s = Int(src[p])
-                                        let x = p % w, y = p / w
-                                        let sx = s % w, sy = s / w
-                                        let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
-                                        let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
-                                        for dy in y0...y1 {
-                                            for dx in x0...x1 {
-                                                let q = p + dy * w + dx
-                                                if lab[q] != 0 || !Rp[q] { continue }
-                                                var best = s
-                                                let qx = x + dx, qy = y + dy
-                                                if l != bgK && Double((qx - sx) * (qx - sx) + (qy - sy) * (qy - sy)) > D2 {
-                                                    // the nearest nucleus pixel overall, if it is this nucleus's and within reach
-                                                    let nq = Int(NR.value[q])
-                                                    if nq >= 0 && DD.value[q] <= D2 && lab[nq] == l {
-                                                        lab[q] = l; src[q] = Int32(nq)
-                                                        heap.push(key(Fp[q]) | age, Int32(q)); age += 1
-                                                        continue
-                                                    }
-                                                    // exact: the nearest outline pixel of this nucleus
-                                                    var bd = Int.max
-                                                    best = -1
-                                                    for k in OS.value[Int(l)]..<OS.value[Int(l) + 1] {
-                                                        let ex = qx - Int(Oxy[2 * k]), ey = qy - Int(Oxy[2 * k + 1])
-                                                        let dd = ex * ex + ey * ey
-                                                        if dd < bd { bd = dd; best = Int(Op[k]) }
-                                                    }
-                                                    if Double(bd) > D2 { continue }
-                                                }
-                                                lab[q] = l; src[q] = Int32(best)
-                                                heap.push(key(Fp[q]) | age, Int32(q)); age += 1
-                                            }
-                                        }
-                                    }
-                                }
-                            } }
-                        }
-                    }
-                }
-            }
+        if ncc > 0 {
+            let seeds = componentSeeds(components: cc, componentCount: ncc, isSeed: isSeed)
+            lab.withUnsafeMutableBufferPointer { Lb in src.withUnsafeMutableBufferPointer { Sb in
+                f.withUnsafeBufferPointer { Fp in region.withUnsafeBufferPointer { Rp in
+                    outline.withUnsafeBufferPointer { Op in outXY.withUnsafeBufferPointer { Oxy in
+                        oStart.withUnsafeBufferPointer { OS in nearest.withUnsafeBufferPointer { NR in d2.withUnsafeBufferPointer { DD in
+                            let step = MembraneStep(labels: Lb.baseAddress!, source: Sb.baseAddress!, region: Rp.baseAddress!,
+                                                    outline: Op.baseAddress!, outlineXY: Oxy.baseAddress!, outlineStart: OS.baseAddress!,
+                                                    nearest: NR.baseAddress!, nearestD2: DD.baseAddress!, width: w, height: h,
+                                                    reach2: D2, background: bgK)
+                            heapFlood(Fp, highFirst: false, seeds: seeds, step: step)
+                        } } }
+                    } }
+                } }
+            } }
         }
         var out = [UInt32](repeating: 0, count: n)
         for i in 0..<n where lab[i] != 0 && lab[i] != bgK { out[i] = ids[Int(lab[i])] }
         return out
+    }
+
+    /// The membrane watershed's step: a popped pixel's label goes to its unlabelled neighbours in
+    /// the region while they are within `reach2` (squared) of that nucleus: measured from the
+    /// pixel's source (the nucleus pixel it grew from) when that is near, else from the nearest
+    /// nucleus pixel overall if it is this nucleus's, else from this nucleus's nearest outline pixel.
+    struct MembraneStep: FloodStep {
+        let labels: UnsafeMutablePointer<Int32>, source: UnsafeMutablePointer<Int32>
+        let region: UnsafePointer<Bool>
+        let outline: UnsafePointer<Int32>, outlineXY: UnsafePointer<Int32>, outlineStart: UnsafePointer<Int>
+        let nearest: UnsafePointer<Int32>, nearestD2: UnsafePointer<Double>
+        let width: Int, height: Int
+        let reach2: Double
+        let background: Int32
+        @inline(__always) func expand(_ p: Int, _ queue: inout FloodQueue) {
+            let w = width, h = height, D2 = reach2
+            let lab = labels, src = source
+            let l = lab[p], s = Int(src[p])
+            let x = p % w, y = p / w
+            let sx = s % w, sy = s / w
+            let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
+            let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
+            for dy in y0...y1 {
+                for dx in x0...x1 {
+                    let q = p + dy * w + dx
+                    if lab[q] != 0 || !region[q] { continue }
+                    var best = s
+                    let qx = x + dx, qy = y + dy
+                    if l != background && Double((qx - sx) * (qx - sx) + (qy - sy) * (qy - sy)) > D2 {
+                        // the nearest nucleus pixel overall, if it is this nucleus's and within reach
+                        let nq = Int(nearest[q])
+                        if nq >= 0 && nearestD2[q] <= D2 && lab[nq] == l {
+                            lab[q] = l; src[q] = Int32(nq)
+                            queue.push(q)
+                            continue
+                        }
+                        // exact: the nearest outline pixel of this nucleus
+                        var bd = Int.max
+                        best = -1
+                        for k in outlineStart[Int(l)]..<outlineStart[Int(l) + 1] {
+                            let ex = qx - Int(outlineXY[2 * k]), ey = qy - Int(outlineXY[2 * k + 1])
+                            let dd = ex * ex + ey * ey
+                            if dd < bd { bd = dd; best = Int(outline[k]) }
+                        }
+                        if Double(bd) > D2 { continue }
+                    }
+                    lab[q] = l; src[q] = Int32(best)
+                    queue.push(q)
+                }
+            }
+        }
     }
 }

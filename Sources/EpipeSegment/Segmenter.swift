@@ -630,20 +630,55 @@ public enum Segmenter {
     /// roughly equal pixel totals (`componentChunks`), one per parallel worker.
     static func componentMarkers(_ markers: [UInt32], components cc: [UInt32], componentCount ncc: Int)
         -> (size: [Int], mStart: [Int], mList: [Int32], bounds: [Int]) {
+        markers.withUnsafeBufferPointer { M in componentSeeds(components: cc, componentCount: ncc) { M[$0] != 0 } }
+    }
+
+    /// `componentMarkers` with the seeds the pixels where `isSeed` holds (`ncc > 0`).
+    @inline(__always)
+    static func componentSeeds(components cc: [UInt32], componentCount ncc: Int, isSeed: (Int) -> Bool)
+        -> (size: [Int], mStart: [Int], mList: [Int32], bounds: [Int]) {
         let n = cc.count
         var size = [Int](repeating: 0, count: ncc + 1)
         var mStart = [Int](repeating: 0, count: ncc + 2)
         for i in 0..<n {
             let c = Int(cc[i]); size[c] += 1
-            if markers[i] != 0 { mStart[c + 1] += 1 }
+            if isSeed(i) { mStart[c + 1] += 1 }
         }
         for c in 0...ncc { mStart[c + 1] += mStart[c] }
         var mList = [Int32](repeating: 0, count: mStart[ncc + 1])
         var fillPos = mStart
-        for i in 0..<n where markers[i] != 0 { let c = Int(cc[i]); mList[fillPos[c]] = Int32(i); fillPos[c] += 1 }
+        for i in 0..<n where isSeed(i) { let c = Int(cc[i]); mList[fillPos[c]] = Int32(i); fillPos[c] += 1 }
         var sizeStart = [Int](repeating: 0, count: ncc + 2)
         for c in 0...ncc { sizeStart[c + 1] = sizeStart[c] + size[c] }
         return (size, mStart, mList, componentChunks(start: sizeStart, count: ncc, total: n - size[0]))
+    }
+
+    /// The priority flood (Meyer) of `watershed` and of the membrane watershed (`Cells`): each
+    /// component's seeds (`componentSeeds`) are queued in order, then pixels pop in order of `f`
+    /// (ascending; descending with `highFirst`), equal values in the order they were queued, and
+    /// `step.expand` labels each popped pixel's unlabelled neighbours and queues them. One small
+    /// heap per worker; the ranges of components in `bounds` in parallel. A step writes only into
+    /// the popped pixel's component, so the result is that of one global queue.
+    static func heapFlood<Step: FloodStep>(_ f: UnsafeBufferPointer<Float>, highFirst: Bool,
+                                           seeds: (size: [Int], mStart: [Int], mList: [Int32], bounds: [Int]), step: Step) {
+        let (size, mStart, mList, B) = seeds
+        let F = UnsafeShared(f.baseAddress!), S = UnsafeShared(size), ML = UnsafeShared(mList), MS = UnsafeShared(mStart)
+        let X = UnsafeShared(step)
+        DispatchQueue.concurrentPerform(iterations: B.count - 1) { chunk in
+            let c0 = B[chunk], c1 = B[chunk + 1]
+            var cap = 1
+            for c in c0..<c1 where MS.value[c + 1] > MS.value[c] { cap = Swift.max(cap, S.value[c]) }
+            var queue = FloodQueue(heap: MinHeap(capacity: cap), f: F.value, highFirst: highFirst)
+            defer { queue.heap.deallocate() }
+            let step = X.value
+            for c in c0..<c1 {
+                let ma = MS.value[c], mb = MS.value[c + 1]
+                if ma == mb { continue }
+                queue.age = 0
+                for k in ma..<mb { queue.push(Int(ML.value[k])) }
+                while queue.heap.count > 0 { step.expand(Int(queue.heap.pop()), &queue) }
+            }
+        }
     }
 
     /// `watershed` with precomputed 8-connected components of (mask or marker).
@@ -651,41 +686,26 @@ public enum Segmenter {
                           components cc: [UInt32], componentCount ncc: Int) -> [UInt32] {
         var out = markers
         guard ncc > 0 else { return out }
-        let (size, mStart, mList, bounds) = componentMarkers(markers, components: cc, componentCount: ncc)
-        let F = UnsafeShared(f), M = UnsafeShared(mask), S = UnsafeShared(size), ML = UnsafeShared(mList), MS = UnsafeShared(mStart)
-        let B = bounds
-        out.withUnsafeMutableBufferPointer { Ob in
-            let O = UnsafeShared(Ob)
-            DispatchQueue.concurrentPerform(iterations: B.count - 1) { chunk in
-                let c0 = B[chunk], c1 = B[chunk + 1]
-                var cap = 1
-                for c in c0..<c1 where MS.value[c + 1] > MS.value[c] { cap = Swift.max(cap, S.value[c]) }
-                var heap = MinHeap(capacity: cap)
-                defer { heap.deallocate() }
-                F.value.withUnsafeBufferPointer { Fp in
-                    M.value.withUnsafeBufferPointer { Mp in
-                        let O = O.value
-                        @inline(__always) func key(_ v: Float) -> UInt64 { UInt64(highFirst ? ~v.sortKey : v.sortKey) << 32 }
-                        for c in c0..<c1 {
-                            let ma = MS.value[c], mb = MS.value[c + 1]
-                            if ma == mb { continue }
-                            var age: UInt64 = 0
-                            for k in ma..<mb { let i = Int(ML.value[k]); heap.push(key(Fp[i]) | age, Int32(i)); age += 1 }
-                            while heap.count > 0 {
-                                let p = Int(heap.pop())
-                                let lab = O[p]
-                                window3x3(p, width: w, height: h) { q in
-                                    if O[q] != 0 || !Mp[q] { return }
-                                    O[q] = lab
-                                    heap.push(key(Fp[q]) | age, Int32(q)); age += 1
-                                }
-                            }
-                        }
-                    }
-                }
+        let seeds = componentMarkers(markers, components: cc, componentCount: ncc)
+        out.withUnsafeMutableBufferPointer { Ob in f.withUnsafeBufferPointer { Fp in mask.withUnsafeBufferPointer { Mp in
+            heapFlood(Fp, highFirst: highFirst, seeds: seeds,
+                      step: WatershedStep(labels: Ob.baseAddress!, mask: Mp.baseAddress!, width: w, height: h))
+        } } }
+        return out
+    }
+
+    /// `watershed`'s step: a popped pixel's label goes to its unlabelled 8-neighbours in the mask.
+    struct WatershedStep: FloodStep {
+        let labels: UnsafeMutablePointer<UInt32>, mask: UnsafePointer<Bool>
+        let width: Int, height: Int
+        @inline(__always) func expand(_ p: Int, _ queue: inout FloodQueue) {
+            let lab = labels[p]
+            window3x3(p, width: width, height: height) { q in
+                if labels[q] != 0 || !mask[q] { return }
+                labels[q] = lab
+                queue.push(q)
             }
         }
-        return out
     }
 
 
@@ -711,6 +731,25 @@ public enum Segmenter {
             }
         }
         return Int(next)
+    }
+}
+
+/// What `Segmenter.heapFlood` does with a popped pixel: label the neighbours it lets in and queue them.
+protocol FloodStep {
+    func expand(_ p: Int, _ queue: inout FloodQueue)
+}
+
+/// The queue of one flood worker: pixels keyed by (`f` in flood order, then queueing order).
+struct FloodQueue {
+    var heap: MinHeap
+    let f: UnsafePointer<Float>
+    let highFirst: Bool
+    var age: UInt64 = 0
+    init(heap: MinHeap, f: UnsafePointer<Float>, highFirst: Bool) { self.heap = heap; self.f = f; self.highFirst = highFirst }
+    @inline(__always) mutating func push(_ q: Int) {
+        let k = f[q].sortKey
+        heap.push(UInt64(highFirst ? ~k : k) << 32 | age, Int32(q))
+        age += 1
     }
 }
 
