@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "CTIFFShim", dependencies: ["CTIFF"]),
 
         // Libraries: plain inputs and outputs, tested without files where possible.
-        .target(name: "EpipeCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "EpipeCore", dependencies: ["EpipeKernels", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "EpipeImage", dependencies: ["EpipeKernels", "CTIFF", "CTIFFShim", "CPNG", "CZlib", "CDeflate"], swiftSettings: release),
         // Shared kernels of the algorithm modules: Sendable buffer boxes, parallel chunks, histograms.
         .target(name: "EpipeKernels", swiftSettings: release),
@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "EpipeCluster", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeSpatial", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeSynth", dependencies: ["EpipeKernels"], swiftSettings: release),
-        .target(name: "EpipeStore", dependencies: ["EpipeCore"]),
+        .target(name: "EpipeStore", dependencies: ["EpipeCore", "EpipeKernels"]),
         .target(name: "EpipeStage", dependencies: [
             "EpipeCore", "EpipeImage", "EpipeKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

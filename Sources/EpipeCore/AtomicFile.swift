@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,17 +20,9 @@ public enum AtomicFile {
         let tmp = temporaryPath(for: path)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw EpipeError.failed("\(path): cannot create temporary file (\(String(cString: strerror(errno)))); check permissions and free space") }
-        var ok = true
-        data.withUnsafeBytes { raw in
-            var off = 0
-            while off < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
-                if n <= 0 { if errno == EINTR { continue }; ok = false; return }
-                off += n
-            }
-        }
-        let err = errno
-        if ok && fsync(fd) != 0 { ok = false }
+        var err = data.withUnsafeBytes { FileIO.writeAll(fd, $0) }
+        if err == 0 && fsync(fd) != 0 { err = errno }
+        let ok = err == 0
         close(fd)
         guard ok else {
             unlink(tmp)
@@ -105,15 +98,8 @@ public final class AtomicStreamWriter {
 
     private func flush() throws {
         precondition(fd >= 0, "writer closed")
-        var ok = true, err: Int32 = 0
-        buf.withUnsafeBytes { raw in
-            var off = 0
-            while off < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
-                if n <= 0 { if errno == EINTR { continue }; ok = false; err = errno; return }
-                off += n
-            }
-        }
+        let err = buf.withUnsafeBytes { FileIO.writeAll(fd, $0) }
+        let ok = err == 0
         bytesWritten += buf.count
         buf.removeAll(keepingCapacity: true)
         guard ok else { abort(); throw EpipeError.failed("\(path): write failed (\(String(cString: strerror(err)))); check free space") }

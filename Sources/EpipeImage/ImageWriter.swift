@@ -453,15 +453,8 @@ public final class ImageWriter: @unchecked Sendable {
     }
 
     private func writeAt(_ buf: UnsafeRawBufferPointer, offset: UInt64) throws {
-        var done = 0
-        while done < buf.count {
-            let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw err("write failed (\(String(cString: strerror(errno)))); check free disk space")
-            }
-            done += n
-        }
+        let e = FileIO.writeAll(fd, buf, offset: Int64(offset))
+        if e != 0 { throw err("write failed (\(String(cString: strerror(e)))); check free disk space") }
     }
 
     private func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }

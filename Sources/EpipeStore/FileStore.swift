@@ -1,5 +1,6 @@
 import Foundation
 import EpipeCore
+import EpipeKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -83,12 +84,8 @@ public enum Copier {
             if n < 0 { throw EpipeError.failed("\(src): read error (\(String(cString: strerror(errno))))") }
             if n == 0 { break }
             hasher.update(UnsafeRawBufferPointer(start: buf, count: n))
-            var off = 0
-            while off < n {
-                let w = write(ofd, buf + off, n - off)
-                if w <= 0 { if errno == EINTR { continue }; throw EpipeError.failed("\(dst): write error (\(String(cString: strerror(errno)))); check free space") }
-                off += w
-            }
+            let werr = FileIO.writeAll(ofd, UnsafeRawBufferPointer(start: buf, count: n))
+            if werr != 0 { throw EpipeError.failed("\(dst): write error (\(String(cString: strerror(werr)))); check free space") }
             done += Int64(n)
             progress?(done, total)
         }
