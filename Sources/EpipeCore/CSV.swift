@@ -1,6 +1,8 @@
 import Foundation
+import EpipeKernels
 
-/// A small CSV table: a header and rows of fields (RFC 4180 quoting on read and write).
+/// A small CSV table: a header and rows of fields (RFC 4180 quoting on read and write; read by
+/// EpipeKernels' `CSV.parse`).
 public struct CSVTable: Sendable {
     public var header: [String]
     public var rows: [[String]]
@@ -19,7 +21,7 @@ public struct CSVTable: Sendable {
     public static func read(_ path: String) throws -> CSVTable {
         let data = try Files.read(path)
         guard let text = String(data: data, encoding: .utf8) else { throw EpipeError.badInput("\(path): not UTF-8 text") }
-        let recs = parse(text)
+        let recs = CSV.parse(text)
         guard let h = recs.first, !h.isEmpty else { throw EpipeError.badInput("\(path): empty CSV (no header line)") }
         let header = h.map { $0.trimmingCharacters(in: .whitespaces) }
         var rows: [[String]] = []
@@ -32,29 +34,6 @@ public struct CSVTable: Sendable {
             rows.append(r)
         }
         return CSVTable(header: header, rows: rows)
-    }
-
-    static func parse(_ text: String) -> [[String]] {
-        var out: [[String]] = []
-        var row: [String] = []
-        var field = ""
-        var inQ = false
-        var it = text.unicodeScalars.makeIterator()
-        var pending: Unicode.Scalar? = nil
-        while let c = pending ?? it.next() {
-            pending = nil
-            if inQ {
-                if c == "\"" {
-                    if let n = it.next() { if n == "\"" { field.unicodeScalars.append("\"") } else { inQ = false; pending = n } } else { inQ = false }
-                } else { field.unicodeScalars.append(c) }
-            } else if c == "\"" && field.isEmpty { inQ = true }
-            else if c == "," { row.append(field); field = "" }
-            else if c == "\n" { row.append(field); field = ""; out.append(row); row = [] }
-            else if c == "\r" { continue }
-            else { field.unicodeScalars.append(c) }
-        }
-        if !field.isEmpty || !row.isEmpty { row.append(field); out.append(row) }
-        return out
     }
 
     public static func quote(_ s: String) -> String {

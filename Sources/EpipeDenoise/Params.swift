@@ -61,7 +61,7 @@ public struct DenoiseParamError: Error, CustomStringConvertible, Sendable {
 /// epipe-denoise's parameters: defaults, overlaid by job.json `params.denoise`, overlaid by flags, validated
 /// once; the manifest records this struct. Keys are the flags' names.
 public struct DenoiseParams: Codable, Sendable, Equatable {
-    /// The default blank-channel name pattern (EpipeStage's `MarkerTable.defaultBlankPattern`).
+    /// The default blank-channel name pattern (the one definition; EpipeStage's `MarkerTable` takes it).
     public static let defaultBlankPattern = "^(blank|bg[0-9_]*$|background|empty|autofluor|af[0-9]*$)"
 
     public var hotPixels: Setting = "auto"

@@ -37,7 +37,8 @@ final class NamesTests: TempDirTestCase {
         try "cycle,name\n1,X\n".write(toFile: p("bad.csv"), atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try Markers.read(csvPath: p("bad.csv"))) { assertOneLine($0, contains: "bad.csv") }
         XCTAssertThrowsError(try Markers.read(csvPath: p("missing.csv"))) { assertOneLine($0, contains: "missing.csv") }
-        XCTAssertEqual(Markers.splitCSVLine("a,\"b,\"\"c\"\"\",,d"), ["a", "b,\"c\"", "", "d"])
+        XCTAssertEqual(try Markers.table(text: "a,marker_name,c,d\r\n1,\"b,\"\"c\"\"\",,d\r\n\r\n", path: "t.csv").names(), ["b,\"c\""])
+        XCTAssertEqual(try Markers.table(text: "\u{FEFF}marker_name\rX\rY", path: "t.csv").names(), ["X", "Y"], "BOM and CR line ends")
     }
 
     func testOMEXMLEscapingRoundTrip() {

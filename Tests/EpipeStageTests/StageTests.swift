@@ -36,10 +36,22 @@ final class StageTests: XCTestCase {
         XCTAssertEqual(guessNuclear(["CD45", "CD3"]), 0, "none by name: channel 0")
     }
 
-    /// The blank-channel pattern is written in two layers that cannot import each other (the
-    /// markers table here, denoise's params in its algorithm module): they must stay the same.
-    func testBlankPatternIsTheSameInBothLayers() {
-        XCTAssertEqual(MarkerTable.defaultBlankPattern, DenoiseParams.defaultBlankPattern)
+    /// The markers table reads markers.csv with EpipeImage's reader (byte-order mark, CRLF,
+    /// quotes) and takes the blank-channel pattern from denoise's params, its one definition.
+    func testMarkerTableReadsCyclesBlanksAndBackgrounds() throws {
+        let dir = NSTemporaryDirectory() + "epipe-markertable-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = dir + "/markers.csv"
+        try "\u{FEFF}cycle_number,marker_name,background\r\n1,DAPI,\r\n1,Blank1,\r\n2,\"CD3, T\",AF2\r\n2,AF2,\r\n"
+            .write(toFile: p, atomically: true, encoding: .utf8)
+        let t = try MarkerTable(names: ["DAPI", "Blank1", "CD3, T", "AF2"], csvPath: p, blankPattern: DenoiseParams.defaultBlankPattern)
+        XCTAssertEqual(t.cycles, [1, 1, 2, 2])
+        XCTAssertEqual(t.blank, [false, true, false, true], "Blank1 and AF2 by name; AF2 also as CD3's background")
+        XCTAssertEqual(t.background, [nil, nil, "AF2", nil])
+        XCTAssertThrowsError(try MarkerTable(names: ["DAPI"], csvPath: p, blankPattern: DenoiseParams.defaultBlankPattern)) { e in
+            XCTAssertEqual((e as? EpipeError)?.exitCode, 2, "a count that does not match the image is bad input")
+        }
     }
 }
 
