@@ -266,6 +266,7 @@ enum Filters {
     /// Vertical pass of one row: `t[x] = kc*c[x]`, then `t[x] += kp[k]*(row_k[x] + row_{2r-k}[x])`
     /// for k = 0..<r in order (rows `top + j*stride`, centre j = r), 16 columns in registers.
     /// Same operations in the same order per element as the scalar loops it replaced.
+    /// With stride 1 it is the horizontal pass (`gaussHorizontal`).
     @inline(__always)
     static func gaussVertical(_ t: UnsafeMutablePointer<Float>, _ top: UnsafePointer<Float>, _ stride: Int, _ n: Int,
                               _ r: Int, _ kp: UnsafePointer<Float>) {
@@ -291,30 +292,12 @@ enum Filters {
         }
     }
 
-    /// Horizontal pass: `o[x] = kc*t[x+r]`, then `o[x] += kp[k]*(t[x+k] + t[x+2r-k])`, k = 0..<r in order.
+    /// Horizontal pass: `o[x] = kc*t[x+r]`, then `o[x] += kp[k]*(t[x+k] + t[x+2r-k])`, k = 0..<r in
+    /// order: the vertical pass over the row's neighbours (stride 1).
     @inline(__always)
     static func gaussHorizontal(_ o: UnsafeMutablePointer<Float>, _ t: UnsafePointer<Float>, _ n: Int,
                                 _ r: Int, _ kp: UnsafePointer<Float>) {
-        let kc = kp[r], kcv = SIMD4<Float>(repeating: kc)
-        let c = t + r
-        var x = 0
-        while x + 16 <= n {
-            var a0 = kcv * ld(c + x), a1 = kcv * ld(c + x + 4), a2 = kcv * ld(c + x + 8), a3 = kcv * ld(c + x + 12)
-            for k in 0..<r {
-                let w = SIMD4<Float>(repeating: kp[k])
-                let u = t + k + x, d = t + 2 * r - k + x
-                a0 += w * (ld(u) + ld(d)); a1 += w * (ld(u + 4) + ld(d + 4))
-                a2 += w * (ld(u + 8) + ld(d + 8)); a3 += w * (ld(u + 12) + ld(d + 12))
-            }
-            st(o + x, a0); st(o + x + 4, a1); st(o + x + 8, a2); st(o + x + 12, a3)
-            x += 16
-        }
-        while x < n {
-            var a = kc * c[x]
-            for k in 0..<r { a += kp[k] * (t[x + k] + t[x + 2 * r - k]) }
-            o[x] = a
-            x += 1
-        }
+        gaussVertical(o, t, 1, n, r, kp)
     }
 
     // MARK: Flat disk morphology

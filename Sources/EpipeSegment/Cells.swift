@@ -239,37 +239,30 @@ extension Segmenter {
             let w = width, h = height, D2 = reach2
             let lab = labels, src = source
             let l = lab[p], s = Int(src[p])
-            let x = p % w, y = p / w
             let sx = s % w, sy = s / w
-            let y0 = y > 0 ? -1 : 0, y1 = y + 1 < h ? 1 : 0
-            let x0 = x > 0 ? -1 : 0, x1 = x + 1 < w ? 1 : 0
-            for dy in y0...y1 {
-                for dx in x0...x1 {
-                    let q = p + dy * w + dx
-                    if lab[q] != 0 || !region[q] { continue }
-                    var best = s
-                    let qx = x + dx, qy = y + dy
-                    if l != background && Double((qx - sx) * (qx - sx) + (qy - sy) * (qy - sy)) > D2 {
-                        // the nearest nucleus pixel overall, if it is this nucleus's and within reach
-                        let nq = Int(nearest[q])
-                        if nq >= 0 && nearestD2[q] <= D2 && lab[nq] == l {
-                            lab[q] = l; src[q] = Int32(nq)
-                            queue.push(q)
-                            continue
-                        }
-                        // exact: the nearest outline pixel of this nucleus
-                        var bd = Int.max
-                        best = -1
-                        for k in outlineStart[Int(l)]..<outlineStart[Int(l) + 1] {
-                            let ex = qx - Int(outlineXY[2 * k]), ey = qy - Int(outlineXY[2 * k + 1])
-                            let dd = ex * ex + ey * ey
-                            if dd < bd { bd = dd; best = Int(outline[k]) }
-                        }
-                        if Double(bd) > D2 { continue }
+            Segmenter.window3x3(p, width: w, height: h) { q, qx, qy in
+                if lab[q] != 0 || !region[q] { return }
+                var best = s
+                if l != background && Double((qx - sx) * (qx - sx) + (qy - sy) * (qy - sy)) > D2 {
+                    // the nearest nucleus pixel overall, if it is this nucleus's and within reach
+                    let nq = Int(nearest[q])
+                    if nq >= 0 && nearestD2[q] <= D2 && lab[nq] == l {
+                        lab[q] = l; src[q] = Int32(nq)
+                        queue.push(q)
+                        return
                     }
-                    lab[q] = l; src[q] = Int32(best)
-                    queue.push(q)
+                    // exact: the nearest outline pixel of this nucleus
+                    var bd = Int.max
+                    best = -1
+                    for k in outlineStart[Int(l)]..<outlineStart[Int(l) + 1] {
+                        let ex = qx - Int(outlineXY[2 * k]), ey = qy - Int(outlineXY[2 * k + 1])
+                        let dd = ex * ex + ey * ey
+                        if dd < bd { bd = dd; best = Int(outline[k]) }
+                    }
+                    if Double(bd) > D2 { return }
                 }
+                lab[q] = l; src[q] = Int32(best)
+                queue.push(q)
             }
         }
     }

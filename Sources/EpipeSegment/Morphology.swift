@@ -317,4 +317,13 @@ extension Segmenter {
         let xa = x > 0 ? -1 : 0, xb = x + 1 < w ? 1 : 0
         for dy in ya...yb { for dx in xa...xb { body(p + dy * w + dx) } }
     }
+
+    /// `window3x3` that also passes each pixel's column and row.
+    @inline(__always)
+    static func window3x3(_ p: Int, width w: Int, height h: Int, _ body: (_ q: Int, _ x: Int, _ y: Int) -> Void) {
+        let x = p % w, y = p / w
+        let ya = y > 0 ? -1 : 0, yb = y + 1 < h ? 1 : 0
+        let xa = x > 0 ? -1 : 0, xb = x + 1 < w ? 1 : 0
+        for dy in ya...yb { for dx in xa...xb { body(p + dy * w + dx, x + dx, y + dy) } }
+    }
 }
