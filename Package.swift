@@ -34,7 +34,9 @@ let package = Package(
         // Libraries: plain inputs and outputs, tested without files where possible.
         .target(name: "EpipeCore", dependencies: ["EpipeKernels", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "EpipeImage", dependencies: ["EpipeKernels", "CTIFF", "CTIFFShim", "CPNG", "CZlib", "CDeflate"], swiftSettings: release),
-        // Shared kernels of the algorithm modules: Sendable buffer boxes, parallel chunks, histograms.
+        // Shared kernels of the algorithm modules (and the file write loop of EpipeCore/EpipeStore): Sendable
+        // boxes, parallelChunks, the scratch pool, SplitMix64, the filter plan and Gaussian, Otsu, float sort
+        // keys, the CSV reader, histograms, hand-offs. Depends on nothing.
         .target(name: "EpipeKernels", swiftSettings: release),
         .target(name: "EpipeDenoise", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeSegment", dependencies: ["EpipeKernels"], swiftSettings: release),
