@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "EpipeImage", dependencies: ["EpipeKernels", "CTIFF", "CTIFFShim", "CPNG", "CZlib", "CDeflate"], swiftSettings: release),
         // Shared kernels of the algorithm modules (and the file write loop of EpipeCore/EpipeStore): Sendable
         // boxes, parallelChunks, the scratch pool, SplitMix64, the filter plan and Gaussian, Otsu, float sort
-        // keys, the CSV reader, histograms, hand-offs. Depends on nothing.
+        // keys, the CSV reader, a string CodingKey, histograms, hand-offs. Depends on nothing.
         .target(name: "EpipeKernels", swiftSettings: release),
         .target(name: "EpipeDenoise", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeSegment", dependencies: ["EpipeKernels"], swiftSettings: release),

@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 
 /// The parameters of one clustering run, each written here once: its key (the flag's name and
 /// job.json's `params.cluster` key), its default, how it is read and how it is checked. The
@@ -97,14 +98,6 @@ public struct ClusterParams: Codable, Sendable, Equatable {
     }
 
     static func text(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
-
-    struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ s: String) { stringValue = s }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
 }
 
 /// What a clustering run found.

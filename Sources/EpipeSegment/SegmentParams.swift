@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 
 /// The parameters of one segmentation run, each written here once: its key (the flag's name and
 /// job.json's `params.segment` key), its default, how it is read and how it is checked. The
@@ -190,15 +191,6 @@ extension SegmentParams {
         return SegmentPlan(nuclei: np, expand: expand, cellMaxDistance: maxDistance, cellParams: cellParams, growth: growth,
                            tile: tile, overlap: overlap, cellMethod: method)
     }
-}
-
-/// Any string key (to see which keys a params object holds).
-struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ s: String) { stringValue = s }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { return nil }
 }
 
 /// A channel given by name or by index in a list.

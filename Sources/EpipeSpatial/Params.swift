@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 
 /// The parameters of one stats run, each written here once: its key (the flag's name and job.json's
 /// `params.stats` key), its default, how it is read and how it is checked. The runner encodes the
@@ -38,13 +39,5 @@ public struct StatsParams: Codable, Sendable, Equatable {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(label, forKey: .label)
-    }
-
-    struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ s: String) { stringValue = s }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
     }
 }
