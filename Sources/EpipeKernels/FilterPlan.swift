@@ -249,7 +249,6 @@ enum Filters {
             let ew = src.w
             let tmp = UnsafeMutablePointer<Float>.allocate(capacity: ew)
             defer { tmp.deallocate() }
-            let kc = kp[r]
             for y in a..<b {
                 // output row y (relative to dst) = src row y + r; window src rows y ... y+2r
                 let center = src.row(y + r)
@@ -491,8 +490,3 @@ enum MaxPick: Pick {
     @inline(__always) static func pick(_ a: Float, _ b: Float) -> Float { b > a ? b : a }
     @inline(__always) static func pick(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD4<Float> { a.replacing(with: b, where: b .> a) }
 }
-
-/// The names these types had in EpipeDenoise, kept while the stage executables are rewritten
-/// (they still say `DenoisePlan`); use `FilterPlan` and `FilterOp` in new code.
-public typealias DenoisePlan = FilterPlan
-public typealias DenoiseOp = FilterOp
