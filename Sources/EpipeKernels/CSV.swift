@@ -1,5 +1,7 @@
+import Foundation
+
 /// The one CSV reader (RFC 4180 with the usual leniency), for tables epipe writes and for the
-/// markers.csv files people write.
+/// markers.csv files people write; and how epipe writes a field and a number.
 public enum CSV {
     /// The records of `text`: fields separated by commas; a field that begins with a double
     /// quote is quoted (`""` inside stands for one quote; commas and line breaks are data; text
@@ -34,5 +36,54 @@ public enum CSV {
         }
         if !field.isEmpty || !row.isEmpty { row.append(field); out.append(row) }
         return out
+    }
+
+    // MARK: - Writing
+
+    /// A field as written: quoted (inner quotes doubled) when it holds a comma, quote or line break.
+    public static func quote(_ s: String) -> String {
+        var needs = false
+        for b in s.utf8 where b == UInt8(ascii: ",") || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\n") || b == UInt8(ascii: "\r") { needs = true; break }
+        if needs { return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        return s
+    }
+
+    /// Compact decimal rendering for numbers in CSV outputs: integers without a point, else at
+    /// most `digits` decimals with trailing zeros removed; NaN as "NaN".
+    public static func number(_ v: Double, digits: Int = 4) -> String {
+        if v.isNaN { return "NaN" }
+        if v == v.rounded() && abs(v) < 1e15 { return String(Int64(v)) }
+        if let f = fastFixed(v, digits: digits) { return f }
+        var s = String(format: "%.\(digits)f", v)
+        while s.hasSuffix("0") { s.removeLast() }
+        if s.hasSuffix(".") { s.removeLast() }
+        return s
+    }
+
+    private static let pow10: [Double] = (0...9).map { pow(10, Double($0)) }
+
+    /// `%.Nf` with trailing zeros removed, without Foundation formatting: the value scaled by 10^N
+    /// is rounded to an integer when it is far enough from a rounding tie that the scaling's
+    /// error (< 1 ulp) cannot change the result; otherwise nil (the caller uses printf).
+    static func fastFixed(_ v: Double, digits: Int) -> String? {
+        guard digits >= 0 && digits <= 9 && v.isFinite else { return nil }
+        let x = abs(v) * pow10[digits]
+        guard x < 1e15 else { return nil }
+        let fl = x.rounded(.down), frac = x - fl
+        guard abs(frac - 0.5) > 1e-6 else { return nil }
+        var m = Int64(frac > 0.5 ? fl + 1 : fl)
+        if m == 0 { return "0" }
+        let p = Int64(pow10[digits])
+        let ip = m / p
+        var fp = m % p, d = digits
+        while d > 0 && fp % 10 == 0 { fp /= 10; d -= 1 }
+        m = 0
+        var s = v < 0 ? "-" : ""
+        s += String(ip)
+        if d > 0 {
+            let f = String(fp)
+            s += "." + String(repeating: "0", count: d - f.count) + f
+        }
+        return s
     }
 }

@@ -107,11 +107,11 @@ struct SegmentTool: StageTool {
         let wn = try writer(nucPath, "nuclei"), wc = try writer(cellPath, "cells")
         let csv = try AtomicStreamWriter(path: csvPath)
         let statNames = cfg.stats.names
-        try csv.write(CSVRows.header(names, stats: statNames))
+        try csv.write(CellsCSV.header(names, stats: statNames))
         var readBack: [Bool: ImageReader] = [:]
         var io = SlidePipeline.IO(open: open, writeMasks: { y0, n, nuc, cells in
             try wn.writeRows(channel: 0, y0: y0, count: n, nuc); try wc.writeRows(channel: 0, y0: y0, count: n, cells)
-        }, writeRows: { try csv.write(CSVRows.format($0, channels: info.channels, stats: statNames)) },
+        }, writeRows: { try csv.write(CellsCSV.format($0, channels: info.channels, stats: statNames)) },
            finishMasks: { try wn.finish(); try wc.finish() },
            readBack: { cells, y0, n in
             if readBack[cells] == nil { readBack[cells] = try ImageReader(path: cells ? cellPath : nucPath) }
