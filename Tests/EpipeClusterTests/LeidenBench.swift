@@ -22,5 +22,20 @@ final class LeidenBench: XCTestCase {
         let ari = Agreement.adjustedRandIndex(r.labels, truth)
         print(String(format: "bench leiden n=%d d=%d k=15: kNN %.2fs, jaccard graph %.2fs (%d entries), leiden %.2fs (%d passes): %d clusters, Q %.4f, ARI %.4f",
                      m, d, tk, tg, g.entryCount, tl, r.iterations, r.clusterCount, r.quality, ari))
+        // EPIPE_BENCH_DUMP=PREFIX writes PREFIX.edges.csv (i,j,w with i < j), PREFIX.labels.csv
+        // (truth,leiden) to compare with leidenalg on the very same weighted graph.
+        if let prefix = env["EPIPE_BENCH_DUMP"] {
+            var e = ""
+            e.reserveCapacity(g.entryCount * 16)
+            for i in 0..<g.n {
+                for p in g.offsets[i]..<g.offsets[i + 1] where Int(g.targets[p]) > i {
+                    e += "\(i),\(g.targets[p]),\(g.weights[p])\n"
+                }
+            }
+            try e.write(toFile: prefix + ".edges.csv", atomically: true, encoding: .utf8)
+            var l = ""
+            for i in 0..<m { l += "\(truth[i]),\(r.labels[i])\n" }
+            try l.write(toFile: prefix + ".labels.csv", atomically: true, encoding: .utf8)
+        }
     }
 }
