@@ -3,14 +3,16 @@ import Foundation
 import EpipeCluster
 
 /// Timing only; runs when EPIPE_BENCH=1 (use `swift test -c release`). EPIPE_BENCH_N sets the
-/// number of cells (default 200,000; 30 markers, 12 types, kNN 15, resolution 1).
+/// number of cells (default 200,000; 30 markers, 12 types, kNN 15, resolution 1), EPIPE_BENCH_SPREAD
+/// the blobs' spread (default 12: well separated; 60 and above overlap).
 final class LeidenBench: XCTestCase {
     func testBenchKNNJaccardLeiden() throws {
         let env = ProcessInfo.processInfo.environment
         guard env["EPIPE_BENCH"] == "1" else { throw XCTSkip("set EPIPE_BENCH=1") }
         let n = Int(env["EPIPE_BENCH_N"] ?? "") ?? 200_000
         let types = 12, d = 30
-        let (data, truth) = blobs(k: types, perBlob: n / types, d: d, spread: 12, seed: 1)
+        let spread = Double(env["EPIPE_BENCH_SPREAD"] ?? "") ?? 12
+        let (data, truth) = blobs(k: types, perBlob: n / types, d: d, spread: spread, seed: 1)
         let m = truth.count
         var t0 = Date()
         let knn = KNN.exact(data, n: m, d: d, k: 15)
