@@ -5,6 +5,17 @@ import EpipeCluster
 /// Timing only; runs when EPIPE_BENCH=1 (use `swift test -c release`). EPIPE_BENCH_N sets the
 /// number of cells (default 200,000; 30 markers, 12 types, kNN 15, resolution 1), EPIPE_BENCH_SPREAD
 /// the blobs' spread (default 12: well separated; 60 and above overlap).
+///
+/// Cross-check with leidenalg 0.12 (/tmp/epipe-peers from ../shared/bench/setup-peers.sh) on the
+/// dumped weighted graph: igraph Graph(edges) with es["weight"], then
+/// leidenalg.find_partition(g, RBConfigurationVertexPartition, weights="weight",
+/// resolution_parameter=1, seed=0, n_iterations=2 or -1) and g.modularity(membership, weights).
+/// Measured (release, 2 shared cores):
+///   n 24,000 spread 12: ours Q 0.91665 in 0.13 s; leidenalg Q 0.91665 in 2.15 s; same partition.
+///   n 24,000 spread 70: ours Q 0.90783 in 0.18 s; leidenalg Q 0.90783 in 1.70 s; same partition.
+///   n 12,000 spread 400 (no structure): ours Q 0.35487, 18 clusters in 1.11 s (hit the 50-pass
+///   cap); leidenalg Q 0.33967 (n_iterations 2, 1.86 s), 0.35112 (n_iterations -1, 17.4 s).
+///   Exact kNN: 2.1-9.4 s at 12-24k points (n^2: an approximate kNN is needed for 200k).
 final class LeidenBench: XCTestCase {
     func testBenchKNNJaccardLeiden() throws {
         let env = ProcessInfo.processInfo.environment
