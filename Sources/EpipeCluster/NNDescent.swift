@@ -13,12 +13,16 @@ extension KNN {
     ///   plus up to k of the points that list it (reverse neighbours, sampled), are compared
     ///   pairwise (new-new and new-old); each pair may enter both lists. Stops when fewer than
     ///   `delta` x n x k list entries changed in a round, or after `maxRounds`.
+    /// - The lists are `pool` long (default 2k) and cut to k at the end: with k alone the descent
+    ///   settles early on data of high intrinsic dimension (200,000 overlapping 30-d points, k 15:
+    ///   sampled recall 0.84 with lists of 15, 0.989 with lists of 30, in 15 s and 33 s on one core).
     /// - Deterministic for a seed (one thread for now).
-    public static func approximate(_ data: [Double], n: Int, d: Int, k: Int, seed: UInt64 = 0,
+    public static func approximate(_ data: [Double], n: Int, d: Int, k: Int, pool: Int? = nil, seed: UInt64 = 0,
                                    maxRounds: Int = 16, delta: Double = 0.001) -> KNNResult {
         precondition(d >= 1 && data.count == n * d && k >= 0)
-        let k = Swift.max(0, Swift.min(k, n - 1))
-        guard k > 0 else { return KNNResult(n: n, k: 0, indices: [], distances: []) }
+        let want = Swift.max(0, Swift.min(k, n - 1))
+        guard want > 0 else { return KNNResult(n: n, k: 0, indices: [], distances: []) }
+        let k = Swift.max(want, Swift.min(pool ?? 2 * want, n - 1))
         var rng = SplitMix64(seed: seed)
         // per point: k entries sorted by (squared distance, index); `fresh` = not joined yet
         var dist = [Double](repeating: .infinity, count: n * k)
@@ -104,7 +108,14 @@ extension KNN {
                 }
                 if Double(changes) < delta * Double(n * k) { break }
             }
-            return KNNResult(n: n, k: k, indices: idx, distances: dist.map { $0.squareRoot() })
+            guard want < k else { return KNNResult(n: n, k: k, indices: idx, distances: dist.map { $0.squareRoot() }) }
+            var ci = [Int32](), cd = [Double]()
+            ci.reserveCapacity(n * want); cd.reserveCapacity(n * want)
+            for a in 0..<n {
+                ci += idx[(a * k)..<(a * k + want)]
+                for p in (a * k)..<(a * k + want) { cd.append(dist[p].squareRoot()) }
+            }
+            return KNNResult(n: n, k: want, indices: ci, distances: cd)
         }
     }
 }

@@ -41,6 +41,8 @@ final class NNDescentTests: XCTestCase {
         }
         let again = KNN.approximate(b.data, n: n, d: d, k: 15, seed: 1)
         XCTAssertEqual(again.indices, a.indices, "same seed, same lists")
+        XCTAssertEqual(a.k, 15, "lists of the pool (2k) are cut to k")
+        XCTAssertGreaterThanOrEqual(recall(KNN.approximate(b.data, n: n, d: d, k: 15, pool: 15, seed: 1), e), 0.9, "lists of k alone")
     }
 
     func testSmallInputs() {
