@@ -28,11 +28,12 @@ public struct AreaCounts: Sendable {
         for (a, n) in pairs { seen += n; if rank < seen { return a } }
         fatalError("rank out of range")
     }
+    /// The element at rank count / 2 of the sorted areas (0 when empty).
+    public var median: Int { count == 0 ? 0 : value(atRank: count / 2) }
     /// The median and a histogram of `bins` equal bins from 0 to the 99th percentile (larger
     /// areas in the last bin): counts, the bin width, that percentile.
     public func histogram(bins nb: Int = 40) -> (counts: [Int], binWidth: Int, max: Int, median: Int) {
         guard count > 0 else { return ([Int](repeating: 0, count: nb), 1, 0, 0) }
-        let median = value(atRank: count / 2)
         let maxA = value(atRank: Swift.min(count - 1, Int(Double(count) * 0.99)))
         let bw = Swift.max(1, (maxA + nb - 1) / nb)
         var hist = [Int](repeating: 0, count: nb)

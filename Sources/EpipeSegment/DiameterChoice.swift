@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 
 /// The nucleus diameter of a run without `--nucleus-diameter`, with what it was chosen from:
 /// the slide's own estimate (on `SlideScan.diameterSample`) and the prior of
@@ -43,6 +44,7 @@ public struct DiameterChoice: Sendable {
     }
 
     static func describe(source: String, prior: Double?, estimate e: NucleusDiameter.Estimate?, windows: Int, seconds: Double) -> String {
+        func num(_ v: Double, _ digits: Int) -> String { CSV.number(v, digits: digits) }
         let priorText = prior.map { "\(num($0, 1)) px (\(num(NucleusDiameter.priorMicrons, 0)) µm at the pixel size)" }
         let retry = "give --nucleus-diameter if the nuclei look wrong"
         guard let e else { return "nucleus diameter \(priorText ?? "12 px"): no nuclei to measure in the nuclear channel (\(retry))" }
@@ -53,12 +55,5 @@ public struct DiameterChoice: Sendable {
         }
         let why = e.confidence < NucleusDiameter.trustConfidence ? "not confident enough" : "too far from it"
         return "nucleus diameter \(priorText ?? "12 px"); the image's own estimate, \(found), is \(why) (\(retry))"
-    }
-
-    /// `v` with `digits` decimals, trailing zeros removed.
-    static func num(_ v: Double, _ digits: Int) -> String {
-        var s = String(format: "%.\(digits)f", v)
-        if s.contains(".") { while s.hasSuffix("0") { s.removeLast() }; if s.hasSuffix(".") { s.removeLast() } }
-        return s
     }
 }

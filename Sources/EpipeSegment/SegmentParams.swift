@@ -135,12 +135,6 @@ public struct SegmentParams: Codable, Sendable, Equatable {
     /// The extra statistics asked for.
     public var cellStats: CellStats { CellStats.parse(stats).stats }
 
-    /// A channel list param split into trimmed entries; empty for "none"/"off"/"" (and for "auto"
-    /// when `auto` is false).
-    public static func channelList(_ spec: String) -> [String] {
-        ["none", "off", ""].contains(spec.lowercased()) ? [] : spec.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-    }
-
     /// An imported mask path, nil for none.
     public static func maskPath(_ spec: String) -> String? { ["none", "off", ""].contains(spec.lowercased()) ? nil : spec }
 

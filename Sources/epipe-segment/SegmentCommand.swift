@@ -131,7 +131,7 @@ struct SegmentTool: StageTool {
         // 3. QC pictures and metrics.
         let qc = try SegmentPictures.write(run.qc, areas: run.joiner.areas, ctx: ctx, image: open, nuclear: nucs, nuclei: nucPath, cells: cellPath)
         let cellCount = run.joiner.areas.count
-        metrics.merge(["cells": .number(Double(cellCount)), "median_area_px": .number(Double(run.joiner.areas.histogram().median)),
+        metrics.merge(["cells": .number(Double(cellCount)), "median_area_px": .number(Double(run.joiner.areas.median)),
                        "threshold": .number(Double(cfg.nuclei.threshold!)), "nuclear_channel": .string(nucName), "nucleus_diameter_px": .number(diameter),
                        "fraction_segmented": .number((Double(run.segmented) / Double(w * h) * 1e4).rounded() / 1e4),
                        "nuclei_without_cell_fraction": .number((run.joiner.withoutCellFraction * 1e4).rounded() / 1e4),
