@@ -8,6 +8,27 @@ public enum Transform {
         let inv = 1 / cofactor
         for i in x.indices { x[i] = asinh(x[i] * inv) }
     }
+    /// The transform of `kind` in place: arcsinh(x / cofactor), ln(1 + x) or nothing.
+    public static func apply(_ kind: ClusterParams.TransformKind, _ x: inout [Double], cofactor: Double) {
+        switch kind {
+        case .arcsinh: arcsinh(&x, cofactor: cofactor)
+        case .log1p: for i in x.indices { x[i] = Foundation.log1p(x[i]) }
+        case .none: break
+        }
+    }
+    /// The [100 - clip, clip] percentiles of `x` (numpy's default linear interpolation between
+    /// order statistics); (min, max) for clip 100; (0, 0) for no values.
+    public static func percentileBounds(_ x: [Double], clip: Double) -> (Double, Double) {
+        guard !x.isEmpty else { return (0, 0) }
+        if clip >= 100 { return (x.min()!, x.max()!) }
+        let s = x.sorted()
+        func q(_ p: Double) -> Double {
+            let pos = p / 100 * Double(s.count - 1)
+            let i = Int(pos.rounded(.down)), f = pos - Double(i)
+            return i + 1 < s.count ? s[i] + (s[i + 1] - s[i]) * f : s[i]
+        }
+        return (q(100 - clip), q(clip))
+    }
     /// Each column to zero mean, unit population std (ddof 0, like sklearn StandardScaler);
     /// constant columns become all zeros.
     public static func zscore(columns: inout [[Double]]) {

@@ -6,21 +6,59 @@ import EpipeKernels
 /// runner encodes the defaults, overlays job.json and the flags given, decodes this struct once
 /// (which validates it) and records its encoding in the manifest.
 public struct ClusterParams: Codable, Sendable, Equatable {
-    /// Number of k-means clusters, 1...1000 (fewer when there are fewer cells).
+    public enum Method: String, Codable, Sendable, CaseIterable { case kmeans, leiden, flowsom, rules }
+    public enum TransformKind: String, Codable, Sendable, CaseIterable { case arcsinh, log1p, none }
+    public enum KNNMode: String, Codable, Sendable, CaseIterable { case auto, exact, approx }
+
+    /// kmeans | leiden (kNN graph + Leiden, the default) | flowsom (SOM + consensus
+    /// metaclustering) | rules (SCIMAP-style gating with a workflow).
+    public var method: Method = .leiden
+    /// Clusters of kmeans and flowsom's metaclusters, 1...1000 (fewer when there are fewer cells).
     public var k: Int = 8
-    /// arcsinh cofactor: each marker mean x becomes asinh(x / cofactor); > 0.
+    /// arcsinh (asinh(x / cofactor)), log1p (ln(1 + x), SCIMAP's scale) or none.
+    public var transform: TransformKind = .arcsinh
+    /// arcsinh cofactor; > 0.
     public var cofactor: Double = 5
+    /// Each marker's transformed values are clipped to its [100 - clip, clip] percentiles before
+    /// the z-score (50 < clip <= 100; 100 = no clipping), so a few very bright cells do not
+    /// squash a marker's scale.
+    public var clip: Double = 99.9
     /// "auto" (every marker column except nuclear stains and background channels) or
     /// comma-separated column names (job.json may also give a list).
     public var markers: String = "auto"
-    /// Seed of the k-means++ initialisation, 0...2^53.
+    /// Seed of every random choice (k-means++, NN-descent, Leiden, SOM), 0...2^53.
     public var seed: Int = 0
+    /// leiden: neighbours per cell of the kNN graph, 2...200.
+    public var neighbors: Int = 15
+    /// leiden: the resolution of the RB-configuration (modularity) quality, > 0; larger gives
+    /// more, smaller clusters.
+    public var resolution: Double = 1
+    /// leiden: kNN search: exact, approx (NN-descent) or auto (exact up to `exactLimit` cells).
+    public var knn: KNNMode = .auto
+    /// flowsom: the self-organising map's grid, "<x>x<y>" (each 1...100).
+    public var som: String = "10x10"
+    /// rules: marker,gate CSV on the transform's scale; "" = a gate per marker from a
+    /// two-component Gaussian mixture.
+    public var gates: String = ""
+    /// rules: SCIMAP phenotype_workflow.csv (parent, phenotype, then a keyword per marker).
+    public var workflow: String = ""
+    /// cluster,phenotype CSV naming clusters (after a first look); "" = "c<k> <top markers>".
+    public var names: String = ""
 
-    public init(k: Int = 8, cofactor: Double = 5, markers: String = "auto", seed: Int = 0) {
-        self.k = k; self.cofactor = cofactor; self.markers = markers; self.seed = seed
+    /// `knn: auto` searches exactly up to this many cells and by NN-descent above.
+    public static let exactLimit = 10_000
+
+    public init(method: Method = .leiden, k: Int = 8, transform: TransformKind = .arcsinh, cofactor: Double = 5, clip: Double = 99.9,
+                markers: String = "auto", seed: Int = 0, neighbors: Int = 15, resolution: Double = 1, knn: KNNMode = .auto,
+                som: String = "10x10", gates: String = "", workflow: String = "", names: String = "") {
+        self.method = method; self.k = k; self.transform = transform; self.cofactor = cofactor; self.clip = clip
+        self.markers = markers; self.seed = seed; self.neighbors = neighbors; self.resolution = resolution; self.knn = knn
+        self.som = som; self.gates = gates; self.workflow = workflow; self.names = names
     }
 
-    public enum CodingKeys: String, CodingKey, CaseIterable { case k, cofactor, markers, seed }
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case method, k, transform, cofactor, clip, markers, seed, neighbors, resolution, knn, som, gates, workflow, names
+    }
 
     /// A parameter that cannot be used; `message` is one line naming the key.
     public struct Invalid: Error, Sendable, CustomStringConvertible {
@@ -50,11 +88,40 @@ public struct ClusterParams: Codable, Sendable, Equatable {
             guard v == v.rounded(), range.contains(v) else { throw Invalid(message: "\(key.rawValue): expected \(what), got \(Self.text(v))") }
             return Int(v)
         }
+        func real(_ key: CodingKeys, _ ok: (Double) -> Bool, _ what: String) throws -> Double? {
+            guard let v = number(key) else { throw Invalid(message: "\(key.rawValue): expected \(what)") }
+            guard let v else { return nil }
+            guard v.isFinite, ok(v) else { throw Invalid(message: "\(key.rawValue): expected \(what), got \(Self.text(v))") }
+            return v
+        }
+        func string(_ key: CodingKeys) throws -> String? {
+            let a = AnyKey(key.rawValue)
+            guard c.contains(a) else { return nil }
+            guard let s = try? c.decode(String.self, forKey: a) else { throw Invalid(message: "\(key.rawValue): expected a string") }
+            return s.trimmingCharacters(in: .whitespaces)
+        }
+        func choice<E: RawRepresentable & CaseIterable>(_ key: CodingKeys, _: E.Type) throws -> E? where E.RawValue == String {
+            guard let s = try string(key) else { return nil }
+            guard let e = E(rawValue: s.lowercased()) else {
+                throw Invalid(message: "\(key.rawValue): expected one of \(E.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(s)\"")
+            }
+            return e
+        }
+        method = try choice(.method, Method.self) ?? d.method
         k = try whole(.k, 1...1000, "a whole number in 1...1000") ?? d.k
+        transform = try choice(.transform, TransformKind.self) ?? d.transform
+        cofactor = try real(.cofactor, { $0 > 0 }, "a number > 0") ?? d.cofactor
+        clip = try real(.clip, { $0 > 50 && $0 <= 100 }, "a percentile in (50, 100]") ?? d.clip
         seed = try whole(.seed, 0...9_007_199_254_740_992, "a whole number >= 0") ?? d.seed
-        guard let cf = number(.cofactor) else { throw Invalid(message: "cofactor: expected a number > 0") }
-        cofactor = cf ?? d.cofactor
-        guard cofactor > 0, cofactor.isFinite else { throw Invalid(message: "cofactor: expected a number > 0, got \(Self.text(cofactor))") }
+        neighbors = try whole(.neighbors, 2...200, "a whole number in 2...200") ?? d.neighbors
+        resolution = try real(.resolution, { $0 > 0 }, "a number > 0") ?? d.resolution
+        knn = try choice(.knn, KNNMode.self) ?? d.knn
+        som = try string(.som) ?? d.som
+        guard somGrid != nil else { throw Invalid(message: "som: expected <x>x<y> with each in 1...100 (e.g. 10x10), got \"\(som)\"") }
+        gates = try string(.gates) ?? d.gates
+        workflow = try string(.workflow) ?? d.workflow
+        names = try string(.names) ?? d.names
+        if method == .rules && workflow.isEmpty { throw Invalid(message: "workflow: method rules needs a phenotype workflow CSV (--workflow FILE, SCIMAP's format)") }
         let mk = AnyKey(CodingKeys.markers.rawValue)
         if !c.contains(mk) { markers = d.markers }
         else if let s = try? c.decode(String.self, forKey: mk) { markers = s }
@@ -67,8 +134,19 @@ public struct ClusterParams: Codable, Sendable, Equatable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(k, forKey: .k); try c.encode(cofactor, forKey: .cofactor)
+        try c.encode(method, forKey: .method); try c.encode(k, forKey: .k)
+        try c.encode(transform, forKey: .transform); try c.encode(cofactor, forKey: .cofactor); try c.encode(clip, forKey: .clip)
         try c.encode(markers, forKey: .markers); try c.encode(seed, forKey: .seed)
+        try c.encode(neighbors, forKey: .neighbors); try c.encode(resolution, forKey: .resolution); try c.encode(knn, forKey: .knn)
+        try c.encode(som, forKey: .som); try c.encode(gates, forKey: .gates); try c.encode(workflow, forKey: .workflow)
+        try c.encode(names, forKey: .names)
+    }
+
+    /// The SOM grid of `som` ("10x10" -> (10, 10)); nil when malformed.
+    public var somGrid: (x: Int, y: Int)? {
+        let p = som.lowercased().split(separator: "x").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard p.count == 2, let x = p[0], let y = p[1], (1...100).contains(x), (1...100).contains(y) else { return nil }
+        return (x, y)
     }
 
     /// The marker names asked for, trimmed; nil for "auto".
@@ -98,55 +176,4 @@ public struct ClusterParams: Codable, Sendable, Equatable {
     }
 
     static func text(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
-}
-
-/// What a clustering run found.
-public struct ClusterResult: Sendable {
-    /// Clusters in the tables: min(k, max(1, cells)).
-    public var k: Int
-    public var labels: [Int]
-    public var counts: [Int]
-    /// means[cluster][marker] of the z-scored and of the arcsinh-transformed values.
-    public var zMeans: [[Double]]
-    public var asinhMeans: [[Double]]
-    /// "c<i> M1+ M2+" from the (at most two) markers with cluster z-mean > 0.5, else "c<i> low".
-    public var phenotypes: [String]
-    public var inertia: Double
-    public var iterations: Int
-}
-
-public enum Clustering {
-    /// arcsinh(x / cofactor) of each marker column, z-score, k-means (k-means++ from `seed`),
-    /// per-cluster means and phenotype names. `columns[marker][cell]`; `step` is called after
-    /// the transform, after k-means and at the end.
-    public static func run(columns: [[Double]], markers: [String], params: ClusterParams, step: () -> Void = {}) -> ClusterResult {
-        let d = columns.count, n = columns.first?.count ?? 0
-        precondition(markers.count == d)
-        let k = min(params.k, max(1, n))
-        var cols = columns
-        for j in 0..<d { Transform.arcsinh(&cols[j], cofactor: params.cofactor) }
-        let transformed = cols
-        Transform.zscore(columns: &cols)
-        step()
-        var labels = [Int](repeating: 0, count: n)
-        var inertia = 0.0, iters = 0
-        let data = Transform.rowMajor(columns: cols)
-        if n > 0 && d > 0 {
-            let r = KMeans.fit(data, n: n, d: d, k: k, seed: UInt64(params.seed))
-            labels = r.labels; inertia = r.inertia; iters = r.iterations
-        }
-        step()
-        let (counts, zMeans) = ClusterProfile.means(data, n: n, d: d, labels: labels, k: k)
-        let asinhMeans = ClusterProfile.means(columns: transformed, labels: labels, k: k).means
-        let names = (0..<k).map { phenotype(cluster: $0, zMeans: zMeans[$0], markers: markers) }
-        step()
-        return ClusterResult(k: k, labels: labels, counts: counts, zMeans: zMeans, asinhMeans: asinhMeans,
-                             phenotypes: names, inertia: inertia, iterations: iters)
-    }
-
-    /// "c<i> M1+ M2+": the two markers of highest z-mean, those above 0.5; "c<i> low" if none.
-    public static func phenotype(cluster c: Int, zMeans: [Double], markers: [String]) -> String {
-        let top = zMeans.indices.sorted { zMeans[$0] > zMeans[$1] }.prefix(2).filter { zMeans[$0] > 0.5 }
-        return top.isEmpty ? "c\(c) low" : "c\(c) " + top.map { markers[$0] + "+" }.joined(separator: " ")
-    }
 }

@@ -9,37 +9,68 @@ struct ClusterTool: StageTool {
     let flags: [String: JSONValue?]
 
     func params(for job: Job) throws -> [String: JSONValue] { try typedParams(job, defaults: ClusterParams(), flags: flags).record }
-    func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] { try upstream(job, "segment", ["segment/cells.csv"]) }
+
+    /// segment/cells.csv, plus the gates, workflow and names files when given (with their sha256,
+    /// so an edited file reruns the stage).
+    func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] {
+        let p: ClusterParams = try decodeParams(params)
+        return try upstream(job, "segment", ["segment/cells.csv"]) + [("gates", p.gates), ("workflow", p.workflow), ("names", p.names)]
+            .filter { !$0.1.isEmpty }.map { key, path in
+                guard Files.exists(path) else { throw EpipeError.badInput("cluster param \(key): \(path): no such file") }
+                let (h, n) = try Digest.sha256(file: path)
+                return FileRef(path: Files.canonical(path), sha256: h, bytes: n)
+            }
+    }
 
     func run(_ ctx: StageContext) throws -> StageResult {
         let p: ClusterParams = try decodeParams(ctx.params)
-        let table = try CSVTable.read(try ctx.job.path("segment/cells.csv"))
+        let src = "segment/cells.csv"
+        let table = try CSVTable.read(try ctx.job.path(src))
         let (markers, missing) = p.selectMarkers(header: table.header)
         if let w = missing.first {
-            throw EpipeError.badInput("cluster param markers: no column \"\(w)\" in segment/cells.csv; columns: \(ClusterParams.markerColumns(header: table.header).joined(separator: ","))")
+            throw EpipeError.badInput("cluster param markers: no column \"\(w)\" in \(src); columns: \(ClusterParams.markerColumns(header: table.header).joined(separator: ","))")
         }
-        guard !markers.isEmpty else { throw EpipeError.badInput("segment/cells.csv: no marker columns to cluster on; columns: \(table.header.joined(separator: ","))") }
-        let cols = try markers.map { m -> [Double] in
-            guard let c = table.doubles(m) else { throw EpipeError.badInput("segment/cells.csv: no column \(m)") }
-            return c
+        guard !markers.isEmpty else { throw EpipeError.badInput("\(src): no marker columns to cluster on; columns: \(table.header.joined(separator: ","))") }
+        let n = table.rows.count
+        guard n > 0 else { throw EpipeError.badInput("\(src): no cells (a header and no rows); nothing to cluster") }
+        if p.method == .kmeans || p.method == .flowsom, p.k > n {
+            throw EpipeError.badInput("cluster param k: \(p.k) is more than the \(n) cells in \(src); give --k \(n) or less")
         }
-        let prog = ctx.progress("cluster", total: 3, unit: "steps")
-        let r = Clustering.run(columns: cols, markers: markers, params: p) { prog.advance() }
-        let (k, d, n, names, count, mean) = (r.k, markers.count, table.rows.count, r.phenotypes, r.counts, r.zMeans)
-        var out = CSVTable(header: table.header + ["cluster", "phenotype"])
-        out.rows = table.rows.enumerated().map { i, row in row + [String(r.labels[i]), names[r.labels[i]]] }
-        let cellsPath = try ctx.output("cells.csv"); try out.write(cellsPath)
-        var mk = CSVTable(header: ["cluster", "phenotype", "cells"] + markers.map { $0 + "_z" } + markers.map { $0 + "_asinh" })
-        for c in 0..<k { mk.rows.append([String(c), names[c], String(count[c])] + mean[c].map { CSVTable.num($0, digits: 3) } + r.asinhMeans[c].map { CSVTable.num($0, digits: 3) }) }
-        let mPath = try ctx.output("markers.csv"); try mk.write(mPath)
-        // QC: heatmap clusters (name, cells) x markers, coloured by the z of the cluster mean.
-        let hm = Canvas.heatmap(rows: (0..<k).map { "\(names[$0]) (\(count[$0]))" }, columns: markers, values: mean)
-        let q = try ctx.qc("cluster-heatmap.png"); try hm.write(q)
-        return StageResult(outputs: [cellsPath, mPath, q], metrics: [
-            "cells": .number(Double(n)), "k": .number(Double(k)), "markers": .array(markers.map { .string($0) }),
-            "inertia": .number(r.inertia), "iterations": .number(Double(r.iterations)),
-            "cluster_sizes": .array(count.map { .number(Double($0)) }), "phenotypes": .array(names.map { .string($0) }),
-            "warnings": .array(n == 0 ? ["no cells to cluster"] : [])])
+        let cols = markers.map { table.doubles($0)! }
+        func text(_ path: String) throws -> String? {
+            guard !path.isEmpty else { return nil }
+            guard let t = try? String(contentsOfFile: path, encoding: .utf8) else { throw EpipeError.badInput("\(path): cannot read it as UTF-8 text") }
+            return t
+        }
+        let files = ClusterFiles(gates: try text(p.gates), workflow: try text(p.workflow), names: try text(p.names))
+        let prog = ctx.progress("cluster \(p.method.rawValue)", total: 3, unit: "steps")
+        let prepared: PreparedMarkers, r: ClusterResult
+        do {
+            prepared = try Clustering.prepare(columns: cols, markers: markers, params: p)
+            prog.advance()
+            r = try Clustering.run(prepared: prepared, markers: markers, params: p, files: files) { prog.advance() }
+        } catch let e as ClusterInputError {
+            throw EpipeError.badInput(e.message.hasPrefix("names") ? "\(p.names): \(e.message)"
+                : e.message.hasPrefix("workflow") ? "\(p.workflow): \(e.message)" : e.message.hasPrefix("gates") ? "\(p.gates): \(e.message)"
+                : "\(src): \(e.message)")
+        }
+        ctx.log.info("\(ctx.job.spec.name): \(p.method.rawValue) on \(n) cells x \(markers.count) markers: \(r.k) clusters, \(r.quality.name) \(CSVTable.num(r.quality.value, digits: 4))"
+                     + (r.knn.isEmpty ? "" : ", kNN \(r.knn)"))
+        let out = ClusterOutputs(ctx: ctx, table: table, markers: markers, result: r, prepared: prepared, params: p)
+        let written = try out.writeAll()
+        var metrics: [String: JSONValue] = [
+            "method": .string(p.method.rawValue), "cells": .number(Double(n)), "k": .number(Double(r.k)),
+            "markers": .array(markers.map { .string($0) }), "seed": .number(Double(p.seed)),
+            "quality": .object(["name": .string(r.quality.name), "value": .number(r.quality.value)]),
+            "cluster_sizes": .array(r.counts.map { .number(Double($0)) }), "phenotypes": .array(r.phenotypes.map { .string($0) }),
+            "warnings": .array(r.counts.contains(0) ? [.string("some clusters are empty")] : [])]
+        for (key, v) in r.metrics { metrics[key] = .number(v) }
+        if !r.knn.isEmpty { metrics["knn"] = .string(r.knn) }
+        if p.method == .rules {
+            metrics["gates"] = .object(Dictionary(uniqueKeysWithValues: zip(markers, r.gates).map { ($0, .number($1)) }))
+            metrics["rules"] = .array(r.rules.map { .object(["parent": .string($0.parent), "phenotype": .string($0.phenotype), "cells": .number(Double($0.cells))]) })
+        }
+        return StageResult(outputs: written, metrics: metrics)
     }
 }
 
@@ -47,25 +78,47 @@ struct ClusterTool: StageTool {
 struct ClusterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "epipe-cluster",
-        abstract: "Cluster cells into phenotypes: arcsinh, z-score, k-means (k-means++ with a seed).",
+        abstract: "Cell phenotypes: kNN graph + Leiden (default), FlowSOM, k-means, or SCIMAP-style marker gating.",
         discussion: """
-        Reads segment/cells.csv, transforms marker means by arcsinh(x / cofactor), z-scores each marker, \
-        and runs k-means. Writes cluster/cells.csv (the input columns plus cluster and phenotype), \
-        cluster/markers.csv (per-cluster mean of each marker) and a heatmap in cluster/qc/.
+        Reads segment/cells.csv (from epipe-segment, or a table from another tool taken in by \
+        epipe-ingest --cells), transforms the marker means (arcsinh(x / cofactor) by default), clips each \
+        marker to its [100 - clip, clip] percentiles, z-scores, and clusters. Writes cluster/cells.csv \
+        (the input columns plus cluster and phenotype), cluster/markers.csv (per cluster: size, top \
+        markers, mean and z-scored mean of each marker), cluster/cells.zarr (AnnData: anndata.read_zarr \
+        opens it), and QC pictures in cluster/qc/ (clusters x markers heatmap, PCA embedding). \
+        Clusters are numbered by decreasing size; the manifest records the method, params, seed, \
+        sizes and a quality score (modularity for leiden, silhouette on 2,000 cells otherwise).
         """)
 
     @OptionGroup var common: StageOptions
-    @Option(name: .long, help: "Number of clusters, 1...1000. Default \(ClusterParams().k).") var k: Int?
+    @Option(name: .long, help: "leiden (default), flowsom, kmeans or rules.") var method: String?
+    @Option(name: .long, help: "Clusters of kmeans / metaclusters of flowsom, 1...1000. Default \(ClusterParams().k).") var k: Int?
+    @Option(name: .long, help: "arcsinh (default), log1p or none.") var transform: String?
     @Option(name: .long, help: "arcsinh cofactor, > 0. Default \(String(format: "%g", ClusterParams().cofactor)).") var cofactor: Double?
-    @Option(name: .long, help: "Comma-separated marker columns (default \(ClusterParams().markers): all but nuclear/background).") var markers: String?
-    @Option(name: .long, help: "Random seed of the k-means++ initialisation, >= 0. Default \(ClusterParams().seed).") var seed: Int?
+    @Option(name: .long, help: "Clip each marker to its [100-P, P] percentiles, 50 < P <= 100 (100: off). Default \(String(format: "%g", ClusterParams().clip)).") var clip: Double?
+    @Option(name: .long, help: "Comma-separated marker columns (default auto: all but nuclear/background).") var markers: String?
+    @Option(name: .long, help: "Seed of every random choice, >= 0. Default \(ClusterParams().seed).") var seed: Int?
+    @Option(name: .long, help: "leiden: neighbours per cell in the kNN graph, 2...200. Default \(ClusterParams().neighbors).") var neighbors: Int?
+    @Option(name: .long, help: "leiden: resolution (higher: more clusters), > 0. Default \(String(format: "%g", ClusterParams().resolution)).") var resolution: Double?
+    @Option(name: .long, help: "leiden: kNN search exact, approx (NN-descent) or auto (exact up to \(ClusterParams.exactLimit) cells).") var knn: String?
+    @Option(name: .long, help: "flowsom: SOM grid <x>x<y>. Default \(ClusterParams().som).") var som: String?
+    @Option(name: .long, help: "rules: marker,gate CSV on the transform's scale (default: a Gaussian-mixture gate per marker).") var gates: String?
+    @Option(name: .long, help: "rules: SCIMAP phenotype_workflow.csv (parent, phenotype, then pos/neg/allpos/allneg/anypos/anyneg per marker).") var workflow: String?
+    @Option(name: .long, help: "cluster,phenotype CSV naming clusters after a first look.") var names: String?
 
     func run() throws {
         // Flag names are ClusterParams' keys; values are checked where the struct is decoded.
-        let tool = ClusterTool(flags: [ClusterParams.CodingKeys.k.rawValue: k.map { .number(Double($0)) },
-                                       ClusterParams.CodingKeys.cofactor.rawValue: cofactor.map { .number($0) },
-                                       ClusterParams.CodingKeys.markers.rawValue: markers.map { .string($0) },
-                                       ClusterParams.CodingKeys.seed.rawValue: seed.map { .number(Double($0)) }])
+        // Files are recorded by absolute path so the manifest names them wherever it is read.
+        func path(_ s: String?) -> JSONValue? { s.map { .string($0.isEmpty ? "" : Files.canonical($0)) } }
+        typealias K = ClusterParams.CodingKeys
+        let tool = ClusterTool(flags: [
+            K.method.rawValue: method.map { .string($0) }, K.k.rawValue: k.map { .number(Double($0)) },
+            K.transform.rawValue: transform.map { .string($0) }, K.cofactor.rawValue: cofactor.map { .number($0) },
+            K.clip.rawValue: clip.map { .number($0) }, K.markers.rawValue: markers.map { .string($0) },
+            K.seed.rawValue: seed.map { .number(Double($0)) }, K.neighbors.rawValue: neighbors.map { .number(Double($0)) },
+            K.resolution.rawValue: resolution.map { .number($0) }, K.knn.rawValue: knn.map { .string($0) },
+            K.som.rawValue: som.map { .string($0) }, K.gates.rawValue: path(gates), K.workflow.rawValue: path(workflow),
+            K.names.rawValue: path(names)])
         let code = StageRunner(tool: tool, options: common).main()
         if code != 0 { throw EpipeExit(code) }
     }

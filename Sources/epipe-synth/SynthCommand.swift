@@ -43,6 +43,10 @@ struct SynthCommand: ParsableCommand {
     @Option(name: .long, help: "Out-of-focus blur sigma in px (default 0.3 x nucleus diameter).") var outOfFocusSigma: Double?
     @Option(name: .long, help: "Clumps of touching and overlapping nuclei, 0...1 (hard: 1).") var clumping: Double?
     @Option(name: .long, help: "Uneven illumination and background haze, 0...1 (hard: 1).") var unevenIllumination: Double?
+    @Option(name: .long, help: "Write a per-cell table of this many cells instead of slides: OUT/NAME.csv (MCQuant columns) and TRUTH/NAME-types.csv.") var cells: Int?
+    @Option(name: .long, help: "With --cells: markers in the table.") var markers: Int = 30
+    @Option(name: .long, help: "With --cells: cell types.") var types: Int = 10
+    @Option(name: .long, help: "With --cells: lognormal spread of marker means (0.35 separate ... 0.8 overlapping).") var spread: Double = 0.5
     @Flag(name: [.short, .long], help: "No progress on stderr.") var quiet = false
 
     /// The slide config for seed `seed`: defaults, then the preset, then each realism flag given.
@@ -80,6 +84,19 @@ struct SynthCommand: ParsableCommand {
         try Names.validateName(name, what: "--name", path: "epipe-synth")
         _ = try config(seed: seed)   // flags checked before anything is written
         let truthDir = truth ?? (out.hasSuffix("/") ? String(out.dropLast()) : out) + "-truth"
+        if let n = cells {
+            guard n >= 1, n <= 100_000_000, markers >= 1, markers <= 1000, types >= 1, types <= 1000, spread >= 0, spread <= 3 else {
+                throw ValidationError("--cells must be in 1...100000000, --markers and --types in 1...1000, --spread in 0...3")
+            }
+            try Files.mkdir(out); try Files.mkdir(truthDir)
+            let t = CellTable.generate(cells: n, markers: markers, types: types, spread: spread, seed: seed)
+            let path = out + "/" + name + ".csv"
+            try AtomicFile.write(t.truthCSV(), to: truthDir + "/" + name + "-types.csv")
+            try AtomicFile.write(t.csv(), to: path)
+            if !quiet { Term.stderr("epipe-synth: \(path) \(n) cells x \(markers) markers, \(types) types; truth in \(truthDir)") }
+            Term.stdout(path)
+            return
+        }
         try Files.mkdir(out); try Files.mkdir(truthDir)
         for i in 0..<count {
             let cfg = try config(seed: seed + UInt64(i))
