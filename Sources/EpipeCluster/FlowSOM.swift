@@ -236,13 +236,18 @@ public enum FlowSOM {
         for a in 0..<m {
             let c = codes + a * q
             var acc0 = SIMD4<Double>.zero, acc1 = SIMD4<Double>.zero
-            var u = 0
-            while u + 1 < q {
-                let t0 = x[u] - c[u], t1 = x[u + 1] - c[u + 1]
-                acc0 += t0 * t0; acc1 += t1 * t1
-                u += 2
+            var u = 0, pruned = false
+            // partial sums only grow: give up on a code once one reaches the best so far (checked
+            // every 4 vectors; the full sums are computed the same way either way, so the
+            // winner is the one of the plain search)
+            while u + 4 <= q {
+                let t0 = x[u] - c[u], t1 = x[u + 1] - c[u + 1], t2 = x[u + 2] - c[u + 2], t3 = x[u + 3] - c[u + 3]
+                acc0 += t0 * t0; acc1 += t1 * t1; acc0 += t2 * t2; acc1 += t3 * t3
+                u += 4
+                if u < q && (acc0 + acc1).sum() >= best { pruned = true; break }
             }
-            if u < q { let t = x[u] - c[u]; acc0 += t * t }
+            if pruned { continue }
+            while u < q { let t = x[u] - c[u]; acc0 += t * t; u += 1 }
             let s = (acc0 + acc1).sum()
             if s < best { best = s; bi = a }
         }
