@@ -7,6 +7,10 @@ import EpipeKernels
 /// EPIPE_BENCH_N sets the number of cells (default 1,000,000; 30 markers, 10 types of unequal
 /// sizes, centres N(0, EPIPE_BENCH_SEP^2) per marker, default 2.5, cells N(centre, 1), z-scored),
 /// EPIPE_BENCH_TRAIN a training subsample (default: all cells). FlowSOM 10 x 10, rlen 10, k 10.
+/// Measured (release, 2 shared cores), 1,000,000 cells x 30 markers:
+///   all cells trained (10M sequential updates): 10.8 s, ARI 1.0000;
+///   trainingCells 100,000: 1.55 s, ARI 0.9997;  trainingCells 1,000: 0.81 s (mapping every cell
+///   plus the consensus metaclustering), ARI 1.0000.  n 200,000 (all trained): 2.6 s, ARI 0.9651.
 final class FlowSOMBench: XCTestCase {
     func testBenchFlowSOM() throws {
         let env = ProcessInfo.processInfo.environment
