@@ -20,12 +20,12 @@ deps:
 	  echo "make deps: missing libtiff/libpng/zlib development files; run: sudo apt-get install -y $(APT_PKGS)" >&2; exit 2; \
 	fi
 
-## pydeps: a venv with tifffile, numpy and scikit-image for the interoperability tests and the
-## scikit-image cross-checks (skipped when PyPI is unreachable)
+## pydeps: a venv with tifffile, numpy, scikit-image and anndata for the interoperability tests,
+## the scikit-image cross-checks and the AnnData read-back (skipped when PyPI is unreachable)
 pydeps:
-	@if [ -x $(VENV)/bin/python ] && $(VENV)/bin/python -c "import tifffile, numpy, skimage" 2>/dev/null; then :; else \
-	  (python3 -m venv $(VENV) && $(VENV)/bin/pip install -q --disable-pip-version-check tifffile numpy scikit-image) >&2 \
-	  || echo "make pydeps: could not set up $(VENV); tifffile interop tests and scikit-image cross-checks will be skipped" >&2; fi
+	@if [ -x $(VENV)/bin/python ] && $(VENV)/bin/python -c "import tifffile, numpy, skimage, anndata" 2>/dev/null; then :; else \
+	  (python3 -m venv $(VENV) && $(VENV)/bin/pip install -q --disable-pip-version-check tifffile numpy scikit-image anndata) >&2 \
+	  || echo "make pydeps: could not set up $(VENV); tifffile interop tests, scikit-image cross-checks and AnnData read-back will be skipped" >&2; fi
 
 build: deps
 	$(SWIFT) build -c release

@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "EpipeSynth", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeStore", dependencies: ["EpipeCore", "EpipeKernels"]),
         .target(name: "EpipeStage", dependencies: [
-            "EpipeCore", "EpipeImage", "EpipeKernels",
+            "EpipeCore", "EpipeImage", "EpipeKernels", "CDeflate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: glue),
 
