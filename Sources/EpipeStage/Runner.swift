@@ -166,6 +166,10 @@ public final class StageRunner {
 
         var manifest: StageManifest? = nil
         do {
+            if job.spec.isCellTable && !job.spec.stages.contains(stage) {
+                // No image to denoise, and a stage outside the list would not be read by the next one.
+                throw EpipeError.badInput("\(job.dir): a cell-table job (epipe-ingest --cells) runs only its stages \(job.spec.stages.joined(separator: ",")); \(stage) is not one of them")
+            }
             try Files.mkdir(job.stageDir(stage))
             guard let lock = FileLock(path: job.stageDir(stage) + "/.lock") else {
                 throw EpipeError.failed("\(job.stageDir(stage)): cannot lock")
