@@ -13,9 +13,9 @@ import EpipeKernels
 /// - coordinates: `--x` / `--y`, else the first pair of `coordinatePairs` present (steinbock's and
 ///   scikit-image's `centroid-0` is the row, so it is y), renamed `X_centroid` / `Y_centroid`; every
 ///   value must be a finite number.
-/// - every other column is kept, in order, with its values as written. When cluster runs on the table,
-///   columns named `cluster` or `phenotype` are kept as `input_cluster` / `input_phenotype`, so that
-///   cluster's own columns of those names do not shadow them.
+/// - every other column is kept, in order, with its values as written (spaces around a field dropped).
+///   When cluster runs on the table, columns named `cluster` or `phenotype` are kept as `input_cluster` /
+///   `input_phenotype`, so that cluster's own columns of those names do not shadow them.
 /// - a pandas index column (empty first header name) is called `index`; other empty or repeated column
 ///   names are refused.
 public enum CellTable {
@@ -118,7 +118,8 @@ public enum CellTable {
             line = here + breaks(r)
             if r.count == 1 && r[0].isEmpty { continue }
             guard r.count == header.count else { throw bad("line \(here) has \(r.count) fields, the header has \(header.count)") }
-            rows.append(r); rowLine.append(here)
+            rows.append(r.contains(where: padded) ? r.map { padded($0) ? $0.trimmingCharacters(in: .whitespaces) : $0 } : r)
+            rowLine.append(here)
         }
         guard !rows.isEmpty else { throw bad("no cells (a header line and no rows)") }
 
@@ -196,6 +197,12 @@ public enum CellTable {
             warnings.append("no id column (\(idColumns.joined(separator: ", "))): CellID 1..\(rows.count) in row order")
         }
         return Normalised(table: out, id: idName, x: xName, y: yName, tool: guessTool(header: header), warnings: warnings)
+    }
+
+    /// A field with spaces or tabs around it (`1, 2.5`): they are dropped, as epipe's readers do not trim.
+    static func padded(_ f: String) -> Bool {
+        guard let a = f.utf8.first, let z = f.utf8.last else { return false }
+        return a == 32 || a == 9 || z == 32 || z == 9
     }
 
     /// Line breaks inside a record's fields (quoted).

@@ -49,7 +49,7 @@ struct Ingest: ParsableCommand {
     @Option(name: .long, help: "Only take files whose mtime is at least this many seconds old (default \(Int(IngestParams.defaultSettle)); 0 with --cells).")
     var settle: Double?
 
-    @Option(name: .long, help: "Comma-separated stages for new jobs (default: the root's epipe.json).")
+    @Option(name: .long, help: "Comma-separated stages for new jobs (default: the root's epipe.json; with --cells: cluster,stats, or cluster or stats).")
     var stages: String?
 
     @Option(name: .long, help: "Job name (only with a single scan; default: the file name).")

@@ -19,6 +19,7 @@ final class CellTableTests: XCTestCase {
         let mc = try norm("CellID,CD45,X_centroid,Y_centroid,Area\n1,5,10.5,20,30\n2,6,11,21,31\n")
         XCTAssertEqual(mc.table.header, ["CellID", "CD45", "X_centroid", "Y_centroid", "Area"])
         XCTAssertEqual(mc.table.rows[1], ["2", "6", "11", "21", "31"], "values as written")
+        XCTAssertEqual(try norm("CellID, X_centroid, Y_centroid\n1, 2.5 ,\t3\n").table.rows, [["1", "2.5", "3"]], "spaces around fields dropped")
         XCTAssertEqual(mc.id, "CellID"); XCTAssertEqual(mc.tool, "mcquant"); XCTAssertEqual(mc.warnings, [])
         // SCIMAP: X_position/Y_position.
         let sc = try norm("CellID,CD3D,X_position,Y_position\n1,5,10,20\n")
