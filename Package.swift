@@ -50,7 +50,7 @@ let package = Package(
         ], swiftSettings: glue),
 
         // Executables: flags, I/O, manifests.
-        .executableTarget(name: "epipe-ingest", dependencies: ["EpipeStage", "EpipeStore"], swiftSettings: glue),
+        .executableTarget(name: "epipe-ingest", dependencies: ["EpipeStage", "EpipeStore", "EpipeSpatial"], swiftSettings: glue),
         .executableTarget(name: "epipe-denoise", dependencies: ["EpipeStage", "EpipeDenoise", "EpipeKernels"], swiftSettings: glue),
         .executableTarget(name: "epipe-segment", dependencies: ["EpipeStage", "EpipeSegment", "EpipeKernels"], swiftSettings: glue),
         .executableTarget(name: "epipe-cluster", dependencies: ["EpipeStage", "EpipeCluster"], swiftSettings: glue),

@@ -56,9 +56,16 @@ public struct JobSpec: Codable, Sendable, Equatable {
     public var created: String
     public var source: String?
     public var markers: String?   // store URI of a markers.csv that came with the scan, if any
+    /// What `raw` is: absent (or "scan") an image; "cells" a per-cell table (`epipe-ingest --cells`), whose
+    /// segment stage ingest wrote. Optional and additive, so epipe.job/1 readers without it still read the file.
+    public var kind: String?
 
-    public init(id: String, name: String, raw: RawRef, stages: [String], params: [String: [String: JSONValue]] = [:], created: String = Time.iso(Date()), source: String? = nil, markers: String? = nil) {
-        self.id = id; self.name = name; self.raw = raw; self.stages = stages; self.params = params; self.created = created; self.source = source; self.markers = markers
+    public static let scanKind = "scan", cellsKind = "cells"
+    /// The job's raw file is a per-cell table, not an image.
+    public var isCellTable: Bool { kind == Self.cellsKind }
+
+    public init(id: String, name: String, raw: RawRef, stages: [String], params: [String: [String: JSONValue]] = [:], created: String = Time.iso(Date()), source: String? = nil, markers: String? = nil, kind: String? = nil) {
+        self.id = id; self.name = name; self.raw = raw; self.stages = stages; self.params = params; self.created = created; self.source = source; self.markers = markers; self.kind = kind
     }
 
     public func next(after stage: String) -> String? {
@@ -71,6 +78,9 @@ public struct JobSpec: Codable, Sendable, Equatable {
         try Names.validateName(name, what: "job name", path: path)
         for s in stages where !Names.stages.contains(s) {
             throw EpipeError.badInput("\(path): unknown stage \"\(s)\" in \"stages\"; known: \(Names.stages.joined(separator: ","))")
+        }
+        if let k = kind, k != Self.scanKind && k != Self.cellsKind {
+            throw EpipeError.badInput("\(path): unknown \"kind\" \"\(k)\"; this epipe knows \"\(Self.scanKind)\" and \"\(Self.cellsKind)\" (upgrade epipe)")
         }
     }
 }

@@ -68,9 +68,12 @@ extension StageTool {
         }
     }
 
-    /// The raw image of the job as a local path (file:// store).
+    /// The raw image of the job as a local path (file:// store). A cell-table job has no image.
     public func rawPath(_ job: Job) throws -> String {
         let uri = job.spec.raw.uri
+        if job.spec.isCellTable {
+            throw EpipeError.badInput("\(job.dir)/job.json: raw is a per-cell table (kind cells, from epipe-ingest --cells), not an image; epipe-\(stage) has nothing to run on")
+        }
         guard uri.hasPrefix("file://") else {
             throw EpipeError.badInput("\(job.dir)/job.json: raw.uri \(uri) is not a file:// URI; this version reads the file:// store only")
         }
@@ -163,6 +166,10 @@ public final class StageRunner {
 
         var manifest: StageManifest? = nil
         do {
+            if job.spec.isCellTable && !job.spec.stages.contains(stage) {
+                // No image to denoise, and a stage outside the list would not be read by the next one.
+                throw EpipeError.badInput("\(job.dir): a cell-table job (epipe-ingest --cells) runs only its stages \(job.spec.stages.joined(separator: ",")); \(stage) is not one of them")
+            }
             try Files.mkdir(job.stageDir(stage))
             guard let lock = FileLock(path: job.stageDir(stage) + "/.lock") else {
                 throw EpipeError.failed("\(job.stageDir(stage)): cannot lock")
@@ -170,6 +177,21 @@ public final class StageRunner {
             _ = lock
             if !job.spec.stages.contains(stage) {
                 log.warn("\(job.dir): job.json does not list stage \(stage); running it because it was asked for")
+            }
+            // A stage epipe-ingest wrote (segment/ of a --cells job) is complete as it is: nothing to rerun.
+            if let old = job.manifest(stage), old.status == .complete, old.tool.name == "epipe-ingest" {
+                if opts.force {
+                    throw EpipeError.badInput("\(job.manifestPath(stage)): imported by epipe-ingest --cells; \(toolName) --force has nothing to rerun (ingest the changed table instead)")
+                }
+                for o in old.outputs {
+                    let n = Files.size(try job.path(o.path))
+                    if n != nil && (o.bytes == nil || o.bytes == n) { continue }
+                    throw EpipeError.failed("\(job.dir)/\(o.path): missing or changed since epipe-ingest --cells wrote it; ingest the table again into a new root or restore the file")
+                }
+                log.info("\(job.spec.name): up to date (\(stage)/ imported by epipe-ingest --cells)")
+                emit(job: job, status: "up-to-date", seconds: 0, error: nil, outputs: old.outputs.map { $0.path })
+                forward(job)
+                return true
             }
             let params = try tool.params(for: job)
             let inputs = try tool.inputs(for: job, params: params)

@@ -45,6 +45,19 @@ public struct IngestParams: Sendable, Equatable {
         return list
     }
 
+    /// The stages a cell-table job (`--cells`) runs after ingest, when `--stages` is not given.
+    public static let defaultCellStages = ["cluster", "stats"]
+
+    /// The stages of a cell-table job, in order: "segment" (which ingest writes), then `stages` (default
+    /// cluster,stats), which may name only cluster and stats, cluster first. The root's list does not apply.
+    public func cellStageList() throws -> [String] {
+        let list = stages.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? Self.defaultCellStages
+        guard [["cluster"], ["stats"], ["cluster", "stats"]].contains(list) else {
+            throw EpipeError.badInput("--stages \(stages ?? ""): a cell table (--cells) stands in for denoise and segment; give cluster,stats, cluster or stats")
+        }
+        return ["segment"] + list
+    }
+
     /// A name given names exactly one scan.
     public func check(scans: Int) throws {
         if name != nil && scans > 1 { throw EpipeError.badInput("--name: given, but \(scans) scans were found; --name needs exactly one") }

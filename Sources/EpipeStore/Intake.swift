@@ -33,19 +33,8 @@ public struct Intake: Sendable {
     /// copy resumes; `progress(done, total)` as it goes, `copied()` when done), with the markers.csv
     /// beside it if any; registers job `<day>-<name>-<sha256 6>` unless it exists and records the ledger.
     public func take(_ src: String, name: String, mtime: Date, progress: ((Int64, Int64) -> Void)? = nil, copied: () -> Void = {}) throws -> Outcome {
-        let ext = Scans.ext(src)
-        let tmpKey = "\(name)-incoming\(ext)"
-        let raw0 = try store.put(source: src, key: tmpKey, progress: progress)
-        copied()
-        let key = "\(name)-\(raw0.sha256.prefix(8))\(ext)"
-        if Files.exists(store.path(key)) { unlink(store.path(tmpKey)) } else {
-            try AtomicFile.commit(temporary: store.path(tmpKey), to: store.path(key))
-        }
-        let raw = RawRef(uri: store.uri(key), sha256: raw0.sha256, bytes: raw0.bytes)
-        if let p = try ledger.entry(for: src), p.sha256 == raw.sha256, let j = p.job, Files.exists(root.jobsDir + "/" + j + "/job.json") {
-            try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: j))
-            return .unchanged
-        }
+        let (raw, _) = try put(src, name: name, ext: Scans.ext(src), progress: progress, copied: copied) { _ in () }
+        if try unchanged(src, raw: raw, mtime: mtime) { return .unchanged }
         var markersURI: String? = nil
         let mcsv = ((src as NSString).deletingLastPathComponent) + "/markers.csv"
         if Files.exists(mcsv) { markersURI = try store.put(source: mcsv, key: "\(name)-\(raw.sha256.prefix(8))-markers.csv").uri }
@@ -57,5 +46,70 @@ public struct Intake: Sendable {
         }
         try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: id))
         return .registered(id: id, dir: jobDir, raw: raw)
+    }
+
+    /// Takes a per-cell table made by another tool (`epipe-ingest --cells`): copies it into the store as
+    /// `<name>-<sha256 8>.csv` like a scan, checks and normalises the stored copy (`CellTable.normalise`; a
+    /// bad table is removed from the store and nothing is registered), and registers job
+    /// `<day>-<name>-<sha256 6>` of kind "cells" whose segment stage is written here: `segment/cells.csv` (the
+    /// normalised table) and a complete `segment/manifest.json` (tool epipe-ingest, the stored table as
+    /// input, both with sha256), then job.json, then the job is queued for its first stage after segment.
+    /// `stages` must be "segment" then cluster and/or stats. Returns the outcome and the normalised table.
+    public func takeCells(_ src: String, name: String, mtime: Date, options: CellTable.Options, progress: ((Int64, Int64) -> Void)? = nil, copied: () -> Void = {}) throws -> (Outcome, CellTable.Normalised) {
+        precondition(stages.first == "segment" && stages.count > 1, "a cell-table job's stages are segment, then cluster and/or stats")
+        let started = Date()
+        let (raw, table) = try put(src, name: name, ext: ".csv", progress: progress, copied: copied) { stored in
+            try CellTable.normalise(data: try Files.read(stored), source: src, options: options)
+        }
+        if try unchanged(src, raw: raw, mtime: mtime) { return (.unchanged, table) }
+        let id = Scans.jobID(name: name, sha256: raw.sha256)
+        let jobDir = try root.jobDir(id)
+        if !Files.exists(jobDir + "/job.json") {
+            let spec = JobSpec(id: id, name: name, raw: raw, stages: stages, params: params, source: src, kind: JobSpec.cellsKind)
+            try spec.validate(path: root.jobsDir)
+            try root.checkInside(jobDir)
+            // segment/ first, job.json last: a job is registered only with its segment stage complete.
+            let seg = jobDir + "/segment"
+            try Files.mkdir(seg)
+            try table.table.write(seg + "/cells.csv")
+            let (h, n) = try Digest.sha256(file: seg + "/cells.csv")
+            var m = StageManifest(stage: "segment", status: .complete, run: Files.random(hex: 6), tool: ToolRef(name: "epipe-ingest", version: Version.string),
+                                  params: table.params, inputs: [FileRef(path: raw.uri, sha256: raw.sha256, bytes: raw.bytes)],
+                                  outputs: [FileRef(path: "segment/cells.csv", sha256: h, bytes: n)], metrics: table.metrics, started: Time.iso(started))
+            m.finished = Time.iso(Date())
+            m.seconds = (Date().timeIntervalSince(started) * 1000).rounded() / 1000
+            m.peak_rss_bytes = Memory.peakRSS()
+            try AtomicFile.write(JSON.encode(m), to: seg + "/manifest.json")
+            let log = StageLog(tool: "epipe-ingest", file: jobDir + "/logs/segment.log", quiet: true)
+            log.info("\(name): segment/ imported from \(src) (\(table.tool) table, \(table.table.rows.count) cells, sha256 \(raw.sha256.prefix(12)))")
+            for w in table.warnings { log.detail("warning: " + w) }
+            try Job.create(root: root, spec: spec)
+            try Queue(root: root, stage: stages[1]).enqueue(id: id, jobDir: jobDir)
+        }
+        try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: id))
+        return (.registered(id: id, dir: jobDir, raw: raw), table)
+    }
+
+    /// Copies `src` into the store under `<name>-incoming<ext>`, runs `check` on the stored copy (a throw
+    /// removes it and is passed on), then names it `<name>-<sha256 8><ext>`.
+    func put<T>(_ src: String, name: String, ext: String, progress: ((Int64, Int64) -> Void)?, copied: () -> Void, check: (String) throws -> T) throws -> (RawRef, T) {
+        let tmpKey = "\(name)-incoming\(ext)"
+        let raw0 = try store.put(source: src, key: tmpKey, progress: progress)
+        copied()
+        let checked: T
+        do { checked = try check(store.path(tmpKey)) } catch { unlink(store.path(tmpKey)); throw error }
+        let key = "\(name)-\(raw0.sha256.prefix(8))\(ext)"
+        if Files.exists(store.path(key)) { unlink(store.path(tmpKey)) } else {
+            try AtomicFile.commit(temporary: store.path(tmpKey), to: store.path(key))
+        }
+        return (RawRef(uri: store.uri(key), sha256: raw0.sha256, bytes: raw0.bytes), checked)
+    }
+
+    /// Same content as the job the ledger records for `src`, and that job still there: the ledger is
+    /// brought up to date (mtime) and nothing else is done.
+    func unchanged(_ src: String, raw: RawRef, mtime: Date) throws -> Bool {
+        guard let p = try ledger.entry(for: src), p.sha256 == raw.sha256, let j = p.job, Files.exists(root.jobsDir + "/" + j + "/job.json") else { return false }
+        try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: j))
+        return true
     }
 }

@@ -9,12 +9,22 @@ struct StatsTool: StageTool {
     let flags: [String: JSONValue?]
 
     func params(for job: Job) throws -> [String: JSONValue] { try typedParams(job, defaults: StatsParams(), flags: flags).record }
-    func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] { try upstream(job, "cluster", ["cluster/cells.csv"]) }
+    /// The table stats reads: cluster/cells.csv; for a job whose stages do not include cluster (a cell
+    /// table ingested with its own cell types, `epipe-ingest --cells FILE --stages stats`), segment/cells.csv.
+    static func source(_ job: Job) -> (stage: String, file: String) {
+        job.spec.stages.contains("cluster") ? ("cluster", "cluster/cells.csv") : ("segment", "segment/cells.csv")
+    }
+
+    func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] {
+        let s = Self.source(job)
+        return try upstream(job, s.stage, [s.file])
+    }
 
     func run(_ ctx: StageContext) throws -> StageResult {
         let col = (try decodeParams(ctx.params) as StatsParams).label
-        let t = try CSVTable.read(try ctx.job.path("cluster/cells.csv"))
-        guard let labels = t.strings(col) else { throw EpipeError.badInput("cluster/cells.csv: no column \"\(col)\"; columns: \(t.header.joined(separator: ","))") }
+        let file = Self.source(ctx.job).file
+        let t = try CSVTable.read(try ctx.job.path(file))
+        guard let labels = t.strings(col) else { throw EpipeError.badInput("\(file): no column \"\(col)\"; columns: \(t.header.joined(separator: ","))") }
         let f = CellTypeStats.frequencies(labels: labels)
         var out = CSVTable(header: [col, "count", "proportion"])
         for i in 0..<f.types.count { out.rows.append([f.types[i], String(f.counts[i]), CSVTable.num(f.proportions[i], digits: 5)]) }
@@ -41,8 +51,9 @@ struct StatsCommand: ParsableCommand {
         commandName: "epipe-stats",
         abstract: "Cell-type statistics: counts and proportions per phenotype.",
         discussion: """
-        Reads cluster/cells.csv and writes stats/frequencies.csv (type, count, proportion) with a bar \
-        chart and a map of cell types in stats/qc/.
+        Reads cluster/cells.csv (segment/cells.csv when the job's stages do not include cluster, as for \
+        epipe-ingest --cells FILE --stages stats) and writes stats/frequencies.csv (type, count, \
+        proportion) with a bar chart and a map of cell types in stats/qc/.
         """)
 
     @OptionGroup var common: StageOptions
