@@ -158,7 +158,7 @@ public struct ClusterParams: Codable, Sendable, Equatable {
     /// Column-name prefixes (lower case) of nuclear stains and background channels, left out by "auto".
     public static let autoSkip = ["dapi", "hoechst", "dna", "bg", "background", "blank", "autofluor"]
     /// Columns of an MCQuant table that are not per-marker means.
-    public static let shapeColumns: Set<String> = ["CellID", "X_centroid", "Y_centroid", "X_position", "Y_position", "Area", "MajorAxisLength", "MinorAxisLength", "Eccentricity", "Solidity", "Extent", "Orientation", "cluster", "phenotype"]
+    public static let shapeColumns: Set<String> = ["CellID", "X_centroid", "Y_centroid", "X_position", "Y_position", "Area", "MajorAxisLength", "MinorAxisLength", "Eccentricity", "Solidity", "Extent", "Orientation", "cluster", "phenotype", "input_cluster", "input_phenotype", "index"]
 
     /// The marker-mean columns of an MCQuant header (not shape, not `_nucleus`).
     public static func markerColumns(header: [String]) -> [String] {

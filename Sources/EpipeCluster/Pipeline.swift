@@ -139,7 +139,13 @@ public enum Clustering {
                 metrics["passes"] = Double(r.iterations); metrics["neighbors"] = Double(knn.k); metrics["graph_edges"] = Double(g.entryCount / 2)
             } else { quality = .init(name: "modularity", value: 0) }
         case .flowsom:
-            throw ClusterInputError("method flowsom: not built yet")
+            if n > 0 && d > 0 {
+                let grid = p.somGrid ?? (10, 10)
+                let r = FlowSOM.cluster(m.z, n: n, d: d, options: .init(k: p.k, xdim: grid.x, ydim: grid.y, seed: seed))
+                labels = r.labels
+                metrics["som_nodes"] = Double(grid.x * grid.y)
+                metrics["som_nodes_used"] = Double(Set(r.node).count)
+            }
         case .rules:
             throw ClusterInputError("method rules: not built yet")
         }

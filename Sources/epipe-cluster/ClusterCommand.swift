@@ -26,7 +26,11 @@ struct ClusterTool: StageTool {
         let p: ClusterParams = try decodeParams(ctx.params)
         let src = "segment/cells.csv"
         let table = try CSVTable.read(try ctx.job.path(src))
-        let (markers, missing) = p.selectMarkers(header: table.header)
+        var (markers, missing) = p.selectMarkers(header: table.header)
+        // auto leaves out text columns (a sample or image name a table from another tool carries)
+        if p.markerNames == nil, let first = table.rows.first {
+            markers = markers.filter { m in Double(first[table.column(m)!].trimmingCharacters(in: .whitespaces)) != nil }
+        }
         if let w = missing.first {
             throw EpipeError.badInput("cluster param markers: no column \"\(w)\" in \(src); columns: \(ClusterParams.markerColumns(header: table.header).joined(separator: ","))")
         }
