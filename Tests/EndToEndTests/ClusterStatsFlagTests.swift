@@ -52,22 +52,22 @@ final class ClusterStatsFlagTests: E2ECase {
 
     func testClusterK() throws {
         let job = try tableJob()
-        XCTAssertEqual(try cluster(["--k", "2"], job).code, 0)
+        XCTAssertEqual(try cluster(["--method", "kmeans", "--k", "2"], job).code, 0)
         XCTAssertEqual(try CSVTable.read(job + "/cluster/markers.csv").rows.count, 2)
         XCTAssertEqual(try manifest(job, "cluster").params["k"]?.intValue, 2)
         XCTAssertEqual(try manifest(job, "cluster").metrics["k"]?.intValue, 2)
         let two = try sha(job + "/cluster/cells.csv")
-        XCTAssertEqual(try cluster(["--k", "5"], job).code, 0)
+        XCTAssertEqual(try cluster(["--method", "kmeans", "--k", "5"], job).code, 0)
         XCTAssertEqual(try CSVTable.read(job + "/cluster/markers.csv").rows.count, 5)
         XCTAssertEqual(try manifest(job, "cluster").metrics["cluster_sizes"]?.arrayValue?.count, 5)
         XCTAssertNotEqual(try sha(job + "/cluster/cells.csv"), two)
         // job.json params.cluster.k is the default a flag overrides.
-        let j2 = try tableJob(name: "t2", params: ["cluster": ["k": 4]])
+        let j2 = try tableJob(name: "t2", params: ["cluster": ["k": 4, "method": "kmeans"]])
         XCTAssertEqual(try cluster([], j2).code, 0)
         XCTAssertEqual(try CSVTable.read(j2 + "/cluster/markers.csv").rows.count, 4)
-        XCTAssertEqual(try cluster(["--k", "3"], j2).code, 0)
+        XCTAssertEqual(try cluster(["--method", "kmeans", "--k", "3"], j2).code, 0)
         XCTAssertEqual(try CSVTable.read(j2 + "/cluster/markers.csv").rows.count, 3)
-        assertRefused(try cluster(["--k", "0"], job), "k")
+        assertRefused(try cluster(["--method", "kmeans", "--k", "0"], job), "k")
     }
 
     func testClusterCofactor() throws {
@@ -78,9 +78,10 @@ final class ClusterStatsFlagTests: E2ECase {
         XCTAssertEqual(try cluster(["--cofactor", "150"], job).code, 0)
         let big = try CSVTable.read(job + "/cluster/markers.csv")
         XCTAssertEqual(try manifest(job, "cluster").params["cofactor"]?.doubleValue, 150)
-        // asinh(x / 1) > asinh(x / 150) for the positive marker means.
-        let a = one.doubles("CD3_asinh")!.max()!, b = big.doubles("CD3_asinh")!.max()!
-        XCTAssertGreaterThan(a, b + 1, "cofactor 1: \(a), cofactor 150: \(b)")
+        // The cofactor moves the scale the z-scores are taken on: asinh(x / 150) is nearly linear
+        // below 150, so the CD3-high cluster stands further out (in z) than with asinh(x / 1).
+        let a = one.doubles("CD3_z")!.max()!, b = big.doubles("CD3_z")!.max()!
+        XCTAssertGreaterThan(b, a + 0.05, "cofactor 1: \(a), cofactor 150: \(b)")
         assertRefused(try cluster(["--cofactor", "0"], job), "cofactor")
     }
 
@@ -91,7 +92,7 @@ final class ClusterStatsFlagTests: E2ECase {
         XCTAssertEqual(try used(), ["CD3", "CD20", "CD68"], "the nuclear stain is left out by default")
         XCTAssertEqual(try cluster(["--markers", "CD3, CD20"], job).code, 0)
         XCTAssertEqual(try used(), ["CD3", "CD20"])
-        XCTAssertEqual(try CSVTable.read(job + "/cluster/markers.csv").header, ["cluster", "phenotype", "cells", "CD3_z", "CD20_z", "CD3_asinh", "CD20_asinh"])
+        XCTAssertEqual(try CSVTable.read(job + "/cluster/markers.csv").header, ["cluster", "phenotype", "cells", "top_markers", "CD3_mean", "CD20_mean", "CD3_z", "CD20_z"])
         XCTAssertEqual(try cluster(["--markers", "DAPI,CD68"], job).code, 0)
         XCTAssertEqual(try used(), ["DAPI", "CD68"], "named markers are used as given, the nuclear stain too")
         assertRefused(try cluster(["--markers", "CD3,NoSuch"], job), "NoSuch")
@@ -116,18 +117,20 @@ final class ClusterStatsFlagTests: E2ECase {
         // The manifest records the one merged struct: defaults, job.json, flags.
         let job = try tableJob(name: "ok", params: ["cluster": ["k": .string("4"), "seed": 3]])
         XCTAssertEqual(try cluster(["--cofactor", "2"], job).code, 0)
-        XCTAssertEqual(try manifest(job, "cluster").params, ["k": 4, "cofactor": 2, "markers": "auto", "seed": 3])
+        XCTAssertEqual(try manifest(job, "cluster").params, ["method": "leiden", "k": 4, "transform": "arcsinh", "cofactor": 2, "clip": 99.9, "markers": "auto",
+                                                             "seed": 3, "neighbors": 15, "resolution": 1, "knn": "auto", "som": "10x10",
+                                                             "gates": "", "workflow": "", "names": ""])
     }
 
     func testClusterSeed() throws {
         // Uniform noise: k-means has many local optima, so the seed decides which one is found.
         let job = try tableJob(cells: 300, uniform: true)
-        XCTAssertEqual(try cluster(["--k", "8", "--seed", "1"], job).code, 0)
+        XCTAssertEqual(try cluster(["--method", "kmeans", "--k", "8", "--seed", "1"], job).code, 0)
         let s1 = try sha(job + "/cluster/cells.csv")
         XCTAssertEqual(try manifest(job, "cluster").params["seed"]?.intValue, 1)
-        XCTAssertEqual(try cluster(["--k", "8", "--seed", "2"], job).code, 0)
+        XCTAssertEqual(try cluster(["--method", "kmeans", "--k", "8", "--seed", "2"], job).code, 0)
         XCTAssertNotEqual(try sha(job + "/cluster/cells.csv"), s1)
-        XCTAssertEqual(try cluster(["--k", "8", "--seed", "1"], job).code, 0)
+        XCTAssertEqual(try cluster(["--method", "kmeans", "--k", "8", "--seed", "1"], job).code, 0)
         XCTAssertEqual(try sha(job + "/cluster/cells.csv"), s1, "same seed, same assignment")
         assertRefused(try cluster(["--seed=-1"], job), "seed")
     }
@@ -136,7 +139,7 @@ final class ClusterStatsFlagTests: E2ECase {
 
     func testStatsLabel() throws {
         let job = try tableJob()
-        XCTAssertEqual(try cluster(["--k", "3"], job).code, 0)
+        XCTAssertEqual(try cluster(["--method", "kmeans", "--k", "3"], job).code, 0)
         XCTAssertEqual(try exec("epipe-stats", ["-q", job]).code, 0)
         let byPhenotype = try CSVTable.read(job + "/stats/frequencies.csv")
         XCTAssertEqual(byPhenotype.header, ["phenotype", "count", "proportion"])
@@ -156,13 +159,13 @@ final class ClusterStatsFlagTests: E2ECase {
         for (params, word) in [(["lable": JSONValue.string("cluster")], "stats param lable: unknown parameter; known: label"),
                                (["label": .number(3)], "stats param label: "), (["label": .string("")], "stats param label: ")] {
             let job = try tableJob(name: "bad-" + params.keys.first!, params: ["stats": params])
-            XCTAssertEqual(try cluster(["--k", "3"], job).code, 0)
+            XCTAssertEqual(try cluster(["--method", "kmeans", "--k", "3"], job).code, 0)
             let r = try exec("epipe-stats", ["-q", job])
             assertRefused(r, word)
             XCTAssertFalse(Files.exists(job + "/stats/frequencies.csv"))
         }
         let job = try tableJob(name: "ok", params: ["stats": ["label": "cluster"]])
-        XCTAssertEqual(try cluster(["--k", "3"], job).code, 0)
+        XCTAssertEqual(try cluster(["--method", "kmeans", "--k", "3"], job).code, 0)
         XCTAssertEqual(try exec("epipe-stats", ["-q", job]).code, 0)
         XCTAssertEqual(try CSVTable.read(job + "/stats/frequencies.csv").header, ["cluster", "count", "proportion"], "job.json's label")
         XCTAssertEqual(try manifest(job, "stats").params, ["label": "cluster"])

@@ -8,7 +8,7 @@ final class RealTableTests: E2ECase {
         let src = Bin.packageRoot + "/Tests/Data/scimap-33plex/example_data.csv"
         let root = try Root(tmp + "/root")
         let spec = JobSpec(id: "scimap-33plex", name: "scimap-33plex", raw: RawRef(uri: "file://" + src, sha256: try Digest.sha256(file: src).hex, bytes: Files.size(src)!),
-                           stages: ["segment", "cluster", "stats"], params: ["cluster": ["k": 10]])
+                           stages: ["segment", "cluster", "stats"], params: ["cluster": ["k": 10, "method": "kmeans"]])
         let job = try Job.create(root: root, spec: spec)
         // Stand in for a segment run that produced this table.
         try Files.mkdir(job.stageDir("segment"))
