@@ -95,10 +95,13 @@ extension Gating {
     ///
     /// `values` are on the gate's scale; with `log1p: true` they are raw and are clipped first and
     /// then log1p-transformed, SCIMAP's order for `log=True` (the gate is then on the log1p scale).
-    /// The one deliberate difference: sklearn starts EM from a k-means++ k-means with a seeded
-    /// random state; here k-means starts from the (j + 1/2)/k quantiles (1-D Lloyd on the sorted
-    /// values), so the gate is deterministic and close to, not bit-equal to, SCIMAP's (measured on
-    /// scimap's example table in GatingTests). Sums run over fixed blocks, so the result does not
+    /// EM starts, as in sklearn, from the hard labels of a k-means (Lloyd with sklearn's stopping
+    /// rule); the one deliberate difference is its start: sklearn seeds k-means with k-means++ from
+    /// a seeded random state, here with the (j + 1/2)/k quantiles, so the gate is deterministic
+    /// and close to, not bit-equal to, SCIMAP's. The early stop (tol 1e-3) matters: SCIMAP's gates
+    /// are often 0.1 or more from the converged fit's, so this keeps sklearn's. On scimap's example
+    /// table (GatingTests): 12 of 33 gates equal to 1e-6, mean difference 0.003, largest 0.03
+    /// (log1p scale), 98.8% of the labels equal. Sums run over fixed blocks, so the result does not
     /// depend on the number of threads. Non-finite values are dropped.
     public static func autoGate(_ values: [Double], components: Int = 3, log1p applyLog: Bool = false) -> AutoGate {
         var x = values.filter { $0.isFinite }
@@ -145,23 +148,39 @@ extension Gating {
             for i in 1..<n where x[i] != x[i - 1] { d.append(x[i]) }
             centre = (0..<k).map { d[$0 * (d.count - 1) / (k - 1)] }
         }
-        var bounds = [Int](repeating: 0, count: k + 1)
+        var bounds: [Int] = []
         func upperBound(_ v: Double) -> Int {  // first index with x > v
             var l = 0, h = n
             while l < h { let m = (l + h) >> 1; if x[m] > v { h = m } else { l = m + 1 } }
             return l
         }
-        for _ in 0..<300 {
+        func assign() -> [Int] {
             var nb = [Int](repeating: 0, count: k + 1)
             nb[k] = n
             for j in 1..<k { nb[j] = upperBound((centre[j - 1] + centre[j]) / 2) }
-            if nb == bounds { break }
-            bounds = nb
+            return nb
+        }
+        // sklearn's Lloyd stopping rule: labels unchanged, or the squared centre shift at most
+        // 1e-4 times the variance of the data (then the labels are redone from the last centres).
+        var mean = 0.0, ss = 0.0
+        for i in 0..<n { mean += x[i] }
+        mean /= Double(n)
+        for i in 0..<n { let d = x[i] - mean; ss += d * d }
+        let tol = ss / Double(n) * 1e-4
+        var previous: [Int] = []
+        for _ in 0..<300 {
+            bounds = assign()
+            if bounds == previous { break }
+            var shift = 0.0
             for j in 0..<k where bounds[j + 1] > bounds[j] {
                 var s = 0.0
                 for i in bounds[j]..<bounds[j + 1] { s += x[i] }
-                centre[j] = s / Double(bounds[j + 1] - bounds[j])
+                let c = s / Double(bounds[j + 1] - bounds[j])
+                shift += (c - centre[j]) * (c - centre[j])
+                centre[j] = c
             }
+            previous = bounds
+            if shift <= tol { bounds = assign(); break }
         }
         var w = [Double](repeating: 0, count: k), mu = w, v = w
         for j in 0..<k {
