@@ -187,12 +187,12 @@ public enum Gating {
     }
 
     /// Manual gates from a CSV of `marker,gate` lines, on the scale of the values gated (for
-    /// SCIMAP's `log=True`, the log1p scale). A first line whose second cell is not a number is a
-    /// header when its first cell is not a marker either (SCIMAP's "markers,gates", or
-    /// "marker,gate"). An empty gate leaves the marker to the
-    /// automatic gate (as SCIMAP does with a NaN gate). Throws `Invalid` naming the line for a
-    /// gate that is not a finite number, a marker not in `available`, a marker given twice, or a
-    /// third non-empty column (per-image gate columns are not supported).
+    /// SCIMAP's `log=True`, the log1p scale). A first line whose first cell is not a marker and
+    /// whose second cell is not a number is a header (SCIMAP's "markers,gates", or "marker,gate").
+    /// An empty gate leaves the marker to the automatic gate (as SCIMAP does with a NaN gate).
+    /// Throws `Invalid` naming the line for a gate that is not a finite number, a marker not in
+    /// `available`, a marker given twice, or a third non-empty column (per-image gate columns are
+    /// not supported).
     public static func parseGates(_ text: String, available: [String]) throws -> [String: Double] {
         let avail = Set(available)
         var out: [String: Double] = [:], lineOf: [String: Int] = [:]
