@@ -226,11 +226,11 @@ extension Gating {
                                     if lp[j] > mx { mx = lp[j] }
                                 }
                                 var s = 0.0
-                                for j in 0..<k { s += Foundation.exp(lp[j] - mx) }
-                                let lse = mx + Foundation.log(s)
-                                P[base] += lse
+                                for j in 0..<k { lp[j] = Foundation.exp(lp[j] - mx); s += lp[j] }
+                                P[base] += mx + Foundation.log(s)
+                                let inv = 1 / s
                                 for j in 0..<k {
-                                    let r = Foundation.exp(lp[j] - lse)
+                                    let r = lp[j] * inv
                                     R[i * k + j] = r
                                     P[base + 1 + j] += r
                                     P[base + 1 + k + j] += r * xi
