@@ -147,7 +147,34 @@ public enum Clustering {
                 metrics["som_nodes_used"] = Double(Set(r.node).count)
             }
         case .rules:
-            throw ClusterInputError("method rules: not built yet")
+            guard let text = files.workflow else { throw ClusterInputError("workflow: method rules needs a phenotype workflow CSV") }
+            let wf: Gating.Workflow, manual: [String: Double]
+            do {
+                wf = try Gating.Workflow.parse(text, available: markers)
+                manual = try files.gates.map { try Gating.parseGates($0, available: markers) } ?? [:]
+            } catch let e as Gating.Invalid {
+                throw ClusterInputError(e.message)   // "phenotype workflow row ..." or "gates line ..."
+            }
+            let used = Set(wf.rules.flatMap { $0.conditions.map { wf.markers[$0.marker] } })
+            gates = [Double](repeating: .nan, count: d)
+            let todo = (0..<d).filter { used.contains(markers[$0]) && manual[markers[$0]] == nil }
+            let T = UnsafeShared(m.transformed)
+            gates.withUnsafeMutableBufferPointer { gb in
+                let G = SharedPointer(gb.baseAddress!)
+                parallelChunks(todo.count, minChunk: 1, cost: n * 50) { a, b in
+                    for t in a..<b { G[todo[t]] = Gating.autoGate(T.value[todo[t]]).gate }
+                }
+            }
+            for j in 0..<d { if let g = manual[markers[j]] { gates[j] = g } }
+            metrics["gates_automatic"] = Double(todo.count); metrics["gates_manual"] = Double((0..<d).filter { used.contains(markers[$0]) && manual[markers[$0]] != nil }.count)
+            let g = Gating.phenotype(columns: m.transformed, markers: markers, gates: gates, workflow: wf)
+            // clusters = the labels by decreasing count (then name)
+            let order = g.labelCounts.map(\.label)
+            let index = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
+            let code = g.names.map { index[$0]! }
+            labels = g.codes.map { code[Int($0)] }
+            gatedNames = order
+            rules = g.ruleCounts.map { .init(parent: $0.parent, phenotype: $0.phenotype, cells: $0.cells) }
         }
         step()
         let k = (labels.max() ?? -1) + 1

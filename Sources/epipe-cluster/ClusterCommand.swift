@@ -54,9 +54,9 @@ struct ClusterTool: StageTool {
             prog.advance()
             r = try Clustering.run(prepared: prepared, markers: markers, params: p, files: files) { prog.advance() }
         } catch let e as ClusterInputError {
-            throw EpipeError.badInput(e.message.hasPrefix("names") ? "\(p.names): \(e.message)"
-                : e.message.hasPrefix("workflow") ? "\(p.workflow): \(e.message)" : e.message.hasPrefix("gates") ? "\(p.gates): \(e.message)"
-                : "\(src): \(e.message)")
+            let file = e.message.hasPrefix("names") ? p.names : e.message.hasPrefix("phenotype workflow") ? p.workflow
+                : e.message.hasPrefix("gates") ? p.gates : src
+            throw EpipeError.badInput("\(file): \(e.message)")
         }
         ctx.log.info("\(ctx.job.spec.name): \(p.method.rawValue) on \(n) cells x \(markers.count) markers: \(r.k) clusters, \(r.quality.name) \(CSVTable.num(r.quality.value, digits: 4))"
                      + (r.knn.isEmpty ? "" : ", kNN \(r.knn)"))
