@@ -49,7 +49,9 @@ demo: deps build
 	$(BIN)/epipe-ingest --root $(DEMO)/epipe-data --settle 0 $(DEMO)/scans \
 	  | $(BIN)/epipe-denoise | $(BIN)/epipe-segment | $(BIN)/epipe-cluster | $(BIN)/epipe-stats > $(DEMO)/finished.txt
 	@echo; $(BIN)/epipe-status --root $(DEMO)/epipe-data
-	@job=$$(head -1 $(DEMO)/finished.txt); echo; echo "cell-type frequencies ($$job/stats/frequencies.csv):"; column -s, -t < $$job/stats/frequencies.csv; \
+	@job=$$(head -1 $(DEMO)/finished.txt); echo; echo "phenotypes ($$job/cluster/markers.csv; leiden, the default method):"; \
+	  cut -d, -f1-4 $$job/cluster/markers.csv | column -s, -t; \
+	  echo; echo "cell-type frequencies ($$job/stats/frequencies.csv):"; column -s, -t < $$job/stats/frequencies.csv; \
 	  echo; echo "QC pictures:"; ls -1 $$job/*/qc/*.png; \
 	  echo; echo "Look at them with any image viewer; open $$job/denoise/image.ome.tif and $$job/segment/cells.tif in napari or QuPath."
 

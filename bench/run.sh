@@ -3,6 +3,8 @@
 # on the same generated input, in one run. Prints times, ratios and peak RSS. Not a test.
 #   BENCH_SIZE=8192 BENCH_CHANNELS=4 BENCH_BIG=16384 bash bench/run.sh
 # BENCH_BIG=0 skips the large-slide memory check; BENCH_STEPS picks steps (default all).
+# cluster: BENCH_CELLS (default 200000) generated cells x 30 markers against the Python stack;
+# BENCH_CELLS_BIG (default 1000000; 0 skips) for our leiden and flowsom alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=$here/.build/release
@@ -90,10 +92,45 @@ for st in $steps; do case $st in
       row "segment ${big}^2x8" "$E_S" "-" "-" "$E_MIB" "-" "peak RSS must stay < 2 GiB; cells=$(($(wc -l < "$bjob/segment/cells.csv") - 1))"
     fi ;;
   cluster)
-    markers=$(head -1 "$job/segment/cells.csv" | tr ',' '\n' | sed -n "3,$((chans + 1))p" | paste -sd,)
-    ours cluster "$job"
-    peer cluster "$job/segment/cells.csv" --markers "$markers" --k 8
-    row "cluster (k-means)" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "$P_EXTRA" ;;
+    # 200,000 generated cells x 30 markers, 10 known types (epipe-synth --cells), taken in by
+    # epipe-ingest --cells; ours and the Python stack on the same table, ARI of each against the truth.
+    ncells=${BENCH_CELLS:-200000}; nbig=${BENCH_CELLS_BIG:-1000000}
+    table() {  # cells -> job dir of a fresh root on a generated table (sets T_TRUTH)
+      local n=$1 d=$work/table-$1
+      if [[ ! -f $d/t/cells.csv ]]; then
+        echo "bench: generating a ${n}-cell table" >&2
+        $bin/epipe-synth --cells "$n" --markers 30 --types 10 --seed 3 --out "$d/t" --truth "$d/truth" --name cells --quiet >/dev/null
+      fi
+      rm -rf "$d/root"; T_TRUTH=$d/truth/cells-types.csv
+      $bin/epipe-ingest --root "$d/root" --quiet --cells "$d/t/cells.csv"
+    }
+    ari() { python3 "$here/bench/ari.py" "$@" | cut -d' ' -f1; }
+    nk() { python3 -c "import json,sys;print(json.load(open(sys.argv[1]+'/cluster/manifest.json'))['metrics']['k'])" "$1"; }
+    cjob=$(table "$ncells")
+    ctable=$work/table-$ncells/t/cells.csv
+    cmarkers=$(head -1 "$ctable" | cut -d, -f2-31)
+    peer cluster "$ctable" --markers "$cmarkers" --k 20 --labels-out "$work/table-$ncells/peer.csv"
+    pl="-"; pk="-"; pla="-"; pka="-"; pn="-"
+    if [[ -n $peer_py ]]; then
+      pl=$(python3 -c "import json,sys;print(round(float(sys.argv[1].split('leiden_s=')[1].split()[0]),2))" "$P_EXTRA")
+      pk=$(python3 -c "import json,sys;print(round(float(sys.argv[1].split('kmeans_s=')[1].split()[0]),2))" "$P_EXTRA")
+      pn=$(python3 -c "import sys;print(sys.argv[1].split('leiden_clusters=')[1].split()[0])" "$P_EXTRA")
+      pla=$(ari "$work/table-$ncells/peer.csv" "$T_TRUTH" --column leiden); pka=$(ari "$work/table-$ncells/peer.csv" "$T_TRUTH" --column kmeans)
+    fi
+    ours cluster "$cjob" --method leiden --neighbors 15 --resolution 1
+    row "cluster leiden ${ncells}x30" "$E_S" "$pl" "$(ratio "$E_S" "$pl")" "$E_MIB" "$P_MIB" \
+      "ARI epipe $(ari "$cjob/cluster/cells.csv" "$T_TRUTH") ($(nk "$cjob") clusters), peer $pla ($pn clusters)"
+    ours cluster "$cjob" --method kmeans --k 20
+    row "cluster kmeans k20" "$E_S" "$pk" "$(ratio "$E_S" "$pk")" "$E_MIB" "-" "ARI epipe $(ari "$cjob/cluster/cells.csv" "$T_TRUTH"), peer $pka"
+    ours cluster "$cjob" --method flowsom --k 10
+    row "cluster flowsom k10" "$E_S" "-" "-" "$E_MIB" "-" "ARI epipe $(ari "$cjob/cluster/cells.csv" "$T_TRUTH")"
+    if [[ $nbig != 0 ]]; then
+      bjob=$(table "$nbig")
+      for m in leiden flowsom; do
+        ours cluster "$bjob" --method "$m" --k 10
+        row "cluster $m ${nbig}x30" "$E_S" "-" "-" "$E_MIB" "-" "ARI epipe $(ari "$bjob/cluster/cells.csv" "$T_TRUTH") ($(nk "$bjob") clusters)"
+      done
+    fi ;;
   stats)
     ours stats "$job"
     row stats "$E_S" "-" "-" "$E_MIB" "-" "frequencies only" ;;
