@@ -65,10 +65,10 @@ let package = Package(
         .testTarget(name: "EpipeImageTests", dependencies: ["EpipeImage"]),
         .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise", "EpipeKernels", "EpipeTestSupport"]),
         .testTarget(name: "EpipeSegmentTests", dependencies: ["EpipeSegment", "EpipeKernels", "EpipeSynth", "EpipeImage", "EpipeTestSupport"]),
-        .testTarget(name: "EpipeClusterTests", dependencies: ["EpipeCluster", "EpipeKernels", "EpipeTestSupport"]),
+        .testTarget(name: "EpipeClusterTests", dependencies: ["EpipeCluster", "EpipeKernels", "EpipeTestSupport", "EpipeSynth"]),
         .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial", "EpipeTestSupport"]),
         .testTarget(name: "EpipeSynthTests", dependencies: ["EpipeSynth"]),
         .testTarget(name: "EpipeStoreTests", dependencies: ["EpipeStore", "EpipeCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage", "EpipeSegment"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage", "EpipeSegment", "EpipeCluster"]),
     ]
 )

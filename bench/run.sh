@@ -95,18 +95,18 @@ for st in $steps; do case $st in
     # 200,000 generated cells x 30 markers, 10 known types (epipe-synth --cells), taken in by
     # epipe-ingest --cells; ours and the Python stack on the same table, ARI of each against the truth.
     ncells=${BENCH_CELLS:-200000}; nbig=${BENCH_CELLS_BIG:-1000000}
-    table() {  # cells -> job dir of a fresh root on a generated table (sets T_TRUTH)
+    table() {  # cells -> job dir of a fresh root on a generated table
       local n=$1 d=$work/table-$1
       if [[ ! -f $d/t/cells.csv ]]; then
         echo "bench: generating a ${n}-cell table" >&2
         $bin/epipe-synth --cells "$n" --markers 30 --types 10 --seed 3 --out "$d/t" --truth "$d/truth" --name cells --quiet >/dev/null
       fi
-      rm -rf "$d/root"; T_TRUTH=$d/truth/cells-types.csv
+      rm -rf "$d/root"
       $bin/epipe-ingest --root "$d/root" --quiet --cells "$d/t/cells.csv"
     }
     ari() { python3 "$here/bench/ari.py" "$@" | cut -d' ' -f1; }
     nk() { python3 -c "import json,sys;print(json.load(open(sys.argv[1]+'/cluster/manifest.json'))['metrics']['k'])" "$1"; }
-    cjob=$(table "$ncells")
+    cjob=$(table "$ncells"); T_TRUTH=$work/table-$ncells/truth/cells-types.csv
     ctable=$work/table-$ncells/t/cells.csv
     cmarkers=$(head -1 "$ctable" | cut -d, -f2-31)
     peer cluster "$ctable" --markers "$cmarkers" --k 20 --labels-out "$work/table-$ncells/peer.csv"
@@ -125,7 +125,7 @@ for st in $steps; do case $st in
     ours cluster "$cjob" --method flowsom --k 10
     row "cluster flowsom k10" "$E_S" "-" "-" "$E_MIB" "-" "ARI epipe $(ari "$cjob/cluster/cells.csv" "$T_TRUTH")"
     if [[ $nbig != 0 ]]; then
-      bjob=$(table "$nbig")
+      bjob=$(table "$nbig"); T_TRUTH=$work/table-$nbig/truth/cells-types.csv
       for m in leiden flowsom; do
         ours cluster "$bjob" --method "$m" --k 10
         row "cluster $m ${nbig}x30" "$E_S" "-" "-" "$E_MIB" "-" "ARI epipe $(ari "$bjob/cluster/cells.csv" "$T_TRUTH") ($(nk "$bjob") clusters)"

@@ -1,5 +1,6 @@
 import XCTest
 import EpipeTestSupport
+import EpipeSynth
 @testable import EpipeCluster
 
 /// NN-descent against the exact kNN: recall (the fraction of the exact k neighbours found) on
@@ -51,5 +52,36 @@ final class NNDescentTests: XCTestCase {
         XCTAssertEqual(a.k, 3, "k clamps to n - 1")
         XCTAssertEqual(a.indices, KNN.exact(x, n: 4, d: 1, k: 3).indices, "tiny inputs are exact")
         XCTAssertEqual(KNN.approximate([1], n: 1, d: 1, k: 3).k, 0)
+    }
+}
+
+/// Timing and sampled recall of NN-descent on a generated cell table; runs when EPIPE_BENCH=1
+/// (`swift test -c release -Xswiftc -enable-testing --filter NNDescentBench`). EPIPE_BENCH_N
+/// cells (default 200,000), 30 markers, 10 types; recall over 1,000 sampled cells against brute force.
+final class NNDescentBench: XCTestCase {
+    func testBenchCellTable() throws {
+        let env = ProcessInfo.processInfo.environment
+        guard env["EPIPE_BENCH"] == "1" else { throw XCTSkip("set EPIPE_BENCH=1") }
+        let n = Int(env["EPIPE_BENCH_N"] ?? "") ?? 200_000
+        let t = CellTable.generate(cells: n, markers: 30, types: 10, spread: 0.5, seed: 3)
+        let p = try Clustering.prepare(columns: t.columns, markers: t.markers, params: ClusterParams())
+        let t0 = Date()
+        let a = KNN.approximate(p.z, n: n, d: 30, k: 15, seed: 0)
+        let secs = Date().timeIntervalSince(t0)
+        var hit = 0, total = 0
+        for s in 0..<1000 {
+            let i = (s * 7919) % n
+            var best: [(Double, Int)] = []
+            for j in 0..<n where j != i {
+                var d = 0.0
+                for q in 0..<30 { let e = p.z[i * 30 + q] - p.z[j * 30 + q]; d += e * e }
+                best.append((d, j))
+            }
+            best.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+            let truth = Set(best.prefix(15).map { Int32($0.1) })
+            for q in 0..<15 where truth.contains(a.indices[i * 15 + q]) { hit += 1 }
+            total += 15
+        }
+        print(String(format: "NN-descent n=%d d=30 k=15: %.2f s, sampled recall %.4f", n, secs, Double(hit) / Double(total)))
     }
 }
