@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(name: "epipe-synth", dependencies: ["EpipeStage", "EpipeSynth"], swiftSettings: glue),
 
         .target(name: "EpipeTestSupport", dependencies: ["EpipeKernels"], path: "Tests/EpipeTestSupport"),
-        .testTarget(name: "EpipeCoreTests", dependencies: ["EpipeCore"]),
+        .testTarget(name: "EpipeCoreTests", dependencies: ["EpipeCore", "EpipeKernels"]),
         .testTarget(name: "EpipeStageTests", dependencies: ["EpipeStage", "EpipeCore", "EpipeImage", "EpipeDenoise", "EpipeTestSupport"]),
         .testTarget(name: "EpipeKernelsTests", dependencies: ["EpipeKernels", "EpipeTestSupport"]),
         .testTarget(name: "EpipeImageTests", dependencies: ["EpipeImage"]),

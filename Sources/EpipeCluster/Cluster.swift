@@ -67,20 +67,30 @@ public struct KMeansResult: Sendable {
 
 public enum KMeans {
     /// data row-major n x d. Greedy k-means++ initialisation (2 + ln k local trials per centre,
-    /// as scikit-learn) driven by SplitMix64(seed); Lloyd iterations until no label changes or
-    /// maxIter; `nInit` restarts (seeds derived from `seed`) keep the lowest inertia.
+    /// as scikit-learn) driven by SplitMix64(seed); Lloyd iterations until no label changes, the
+    /// centres move less than `tol` x the mean feature variance (scikit-learn's rule), or maxIter;
+    /// `nInit` restarts (seeds derived from `seed`; 1 as scikit-learn's "auto" for k-means++) keep
+    /// the lowest inertia.
     /// Degenerate inputs: n == 0 -> empty result; if the data has fewer than k distinct points
     /// only that many centroids are returned (k' = centroids.count). Empty clusters during
     /// Lloyd are re-seeded from the point farthest from its centroid.
-    public static func fit(_ data: [Double], n: Int, d: Int, k: Int, seed: UInt64 = 0, maxIter: Int = 300, nInit: Int = 3) -> KMeansResult {
+    public static func fit(_ data: [Double], n: Int, d: Int, k: Int, seed: UInt64 = 0, maxIter: Int = 300, nInit: Int = 1, tol: Double = 1e-4) -> KMeansResult {
         precondition(data.count == n * d && k >= 1 && d >= 1)
         guard n > 0 else { return KMeansResult(labels: [], centroids: [], inertia: 0, iterations: 0) }
+        // scikit-learn: tol times the mean of the features' variances
+        var meanVar = 0.0
+        for j in 0..<d {
+            var s = 0.0, ss = 0.0
+            for i in 0..<n { let v = data[i * d + j]; s += v; ss += v * v }
+            meanVar += max(0, ss / Double(n) - (s / Double(n)) * (s / Double(n)))
+        }
+        let tolAbs = tol * meanVar / Double(d)
         var best: KMeansResult? = nil
         var master = SplitMix64(seed: seed)
         for _ in 0..<max(1, nInit) {
             var rng = SplitMix64(seed: master.next())
             let c0 = plusPlusInit(data, n: n, d: d, k: k, rng: &rng)
-            let r = lloyd(data, n: n, d: d, initial: c0, maxIter: maxIter)
+            let r = lloyd(data, n: n, d: d, initial: c0, maxIter: maxIter, tol: tolAbs)
             if best == nil || r.inertia < best!.inertia { best = r }
         }
         return best!
@@ -157,15 +167,17 @@ public enum KMeans {
         return s
     }
 
-    /// Lloyd iterations from the given centroids (parallel assignment over points).
-    public static func lloyd(_ data: [Double], n: Int, d: Int, initial: [[Double]], maxIter: Int = 300) -> KMeansResult {
+    /// Lloyd iterations from the given centroids (parallel assignment over points) until no label
+    /// changes or the centres move less than `tol` in total (squared; scikit-learn's rule with its
+    /// tol 1e-4 times the mean variance of the features), or `maxIter`.
+    public static func lloyd(_ data: [Double], n: Int, d: Int, initial: [[Double]], maxIter: Int = 300, tol: Double = 0) -> KMeansResult {
         let k = initial.count
         precondition(k >= 1 && data.count == n * d)
         var cent = [Double](repeating: 0, count: k * d)
         for c in 0..<k { for j in 0..<d { cent[c * d + j] = initial[c][j] } }
         var labels = [Int](repeating: -1, count: n)
         var dists = [Double](repeating: 0, count: n)
-        var iter = 0
+        var iter = 0, stop = false
         let parts = n * k * d >= 200_000 ? 2 : 1
         while true {
             // assignment
@@ -184,10 +196,18 @@ public enum KMeans {
                                     for i in a..<b {
                                         var bd = Double.infinity, bl = 0
                                         let xi = x.baseAddress! + i * d
+                                        let raw = UnsafeRawPointer(xi), d4 = d & ~3
                                         for q in 0..<k {
-                                            let cq = c.baseAddress! + q * d
-                                            var s = 0.0
-                                            for j in 0..<d { let t = xi[j] - cq[j]; s += t * t }
+                                            let cq = c.baseAddress! + q * d, rc = UnsafeRawPointer(cq)
+                                            // four lanes at a time (a fixed summation order: deterministic)
+                                            var acc = SIMD4<Double>.zero
+                                            var j = 0
+                                            while j < d4 {
+                                                let t = raw.loadUnaligned(fromByteOffset: j * 8, as: SIMD4<Double>.self) - rc.loadUnaligned(fromByteOffset: j * 8, as: SIMD4<Double>.self)
+                                                acc += t * t; j += 4
+                                            }
+                                            var s = acc.sum()
+                                            while j < d { let t = xi[j] - cq[j]; s += t * t; j += 1 }
                                             if s < bd { bd = s; bl = q }
                                         }
                                         if L.value[i] != bl { ch += 1; L.value[i] = bl }
@@ -201,7 +221,7 @@ public enum KMeans {
                 }
             }
             changed = changedParts.reduce(0, +)
-            if changed == 0 || iter >= maxIter { break }
+            if changed == 0 || iter >= maxIter || stop { break }
             iter += 1
             // update
             var sums = [Double](repeating: 0, count: k * d)
@@ -220,9 +240,15 @@ public enum KMeans {
                 for j in 0..<d { sums[old * d + j] -= data[far * d + j]; sums[c * d + j] = data[far * d + j] }
                 counts[c] = 1; labels[far] = c; dists[far] = 0
             }
+            var shift = 0.0
             for c in 0..<k where counts[c] > 0 {
-                for j in 0..<d { cent[c * d + j] = sums[c * d + j] / Double(counts[c]) }
+                for j in 0..<d {
+                    let v = sums[c * d + j] / Double(counts[c])
+                    shift += (v - cent[c * d + j]) * (v - cent[c * d + j]); cent[c * d + j] = v
+                }
             }
+            // scikit-learn's stopping rule: the centres moved less than tol (squared, summed)
+            if shift <= tol { stop = true }   // one more assignment, so labels match the centres
         }
         let inertia = dists.reduce(0, +)
         let cents = (0..<k).map { Array(cent[$0 * d ..< $0 * d + d]) }

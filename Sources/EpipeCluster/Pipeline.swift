@@ -114,6 +114,7 @@ public enum Clustering {
         var labels = [Int](repeating: 0, count: n)
         var metrics: [String: Double] = [:]
         var quality = ClusterResult.Quality(name: "silhouette", value: 0)
+        let started = Date()
         var knnMode = "", rules: [ClusterResult.RuleCount] = [], gates: [Double] = [], gatedNames: [String]? = nil
         switch p.method {
         case .kmeans:
@@ -176,6 +177,7 @@ public enum Clustering {
             gatedNames = order
             rules = g.ruleCounts.map { .init(parent: $0.parent, phenotype: $0.phenotype, cells: $0.cells) }
         }
+        metrics["method_seconds"] = Date().timeIntervalSince(started)
         step()
         let k = (labels.max() ?? -1) + 1
         let kk = max(1, k)

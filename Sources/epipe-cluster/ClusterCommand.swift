@@ -25,22 +25,26 @@ struct ClusterTool: StageTool {
     func run(_ ctx: StageContext) throws -> StageResult {
         let p: ClusterParams = try decodeParams(ctx.params)
         let src = "segment/cells.csv"
-        let table = try CSVTable.read(try ctx.job.path(src))
-        var (markers, missing) = p.selectMarkers(header: table.header)
-        // auto leaves out text columns (a sample or image name a table from another tool carries)
-        if p.markerNames == nil, let first = table.rows.first {
-            markers = markers.filter { m in Double(first[table.column(m)!].trimmingCharacters(in: .whitespaces)) != nil }
-        }
+        let path = try ctx.job.path(src)
+        let (header, first) = try CSVStream.head(path)
+        var (markers, missing) = p.selectMarkers(header: header)
         if let w = missing.first {
-            throw EpipeError.badInput("cluster param markers: no column \"\(w)\" in \(src); columns: \(ClusterParams.markerColumns(header: table.header).joined(separator: ","))")
+            throw EpipeError.badInput("cluster param markers: no column \"\(w)\" in \(src); columns: \(ClusterParams.markerColumns(header: header).joined(separator: ","))")
         }
-        guard !markers.isEmpty else { throw EpipeError.badInput("\(src): no marker columns to cluster on; columns: \(table.header.joined(separator: ","))") }
-        let n = table.rows.count
+        // auto leaves out text columns (a sample or image name a table from another tool carries)
+        if p.markerNames == nil, let first {
+            markers = markers.filter { m in Double(first[header.firstIndex(of: m)!]) != nil }
+        }
+        guard !markers.isEmpty else { throw EpipeError.badInput("\(src): no marker columns to cluster on; columns: \(header.joined(separator: ","))") }
+        // the columns, not the rows: a million cells cost their numbers only
+        let shape = header.filter { ClusterParams.shapeColumns.contains($0) && !["CellID", "cluster", "phenotype"].contains($0) }
+        let table = try CSVColumns.read(path, numbers: markers + shape, strings: ["CellID"])
+        let n = table.count
         guard n > 0 else { throw EpipeError.badInput("\(src): no cells (a header and no rows); nothing to cluster") }
         if p.method == .kmeans || p.method == .flowsom, p.k > n {
             throw EpipeError.badInput("cluster param k: \(p.k) is more than the \(n) cells in \(src); give --k \(n) or less")
         }
-        let cols = markers.map { table.doubles($0)! }
+        let cols = markers.map { table.numbers[$0]! }
         func text(_ path: String) throws -> String? {
             guard !path.isEmpty else { return nil }
             guard let t = try? String(contentsOfFile: path, encoding: .utf8) else { throw EpipeError.badInput("\(path): cannot read it as UTF-8 text") }

@@ -7,7 +7,7 @@ import EpipeCluster
 /// Everything epipe-cluster writes: the two tables, the AnnData store and the QC pictures.
 struct ClusterOutputs {
     let ctx: StageContext
-    let table: CSVTable
+    let table: CSVColumns
     let markers: [String]
     let result: ClusterResult
     let prepared: PreparedMarkers
@@ -24,17 +24,16 @@ struct ClusterOutputs {
 
     /// cluster/cells.csv: the input rows (a previous cluster/phenotype pair replaced) plus cluster, phenotype.
     func cells() throws -> String {
-        let keep = table.header.indices.filter { !["cluster", "phenotype"].contains(table.header[$0]) }
-        var t = CSVTable(header: keep.map { table.header[$0] } + ["cluster", "phenotype"])
-        t.rows = table.rows.enumerated().map { i, row in keep.map { row[$0] } + [String(result.labels[i]), result.phenotypes[result.labels[i]]] }
-        let path = try ctx.output("cells.csv"); try t.write(path)
+        let path = try ctx.output("cells.csv")
+        let (lab, names) = (result.labels, result.phenotypes)
+        try table.rewrite(to: path, drop: ["cluster", "phenotype"], appending: ["cluster", "phenotype"]) { [String(lab[$0]), names[lab[$0]]] }
         return path
     }
 
     /// cluster/markers.csv: per cluster its size, its markers by decreasing z-mean (those above
     /// 0.5, at most 8), then each marker's mean (of the table's values) and z-scored mean.
     func markerTable() throws -> String {
-        let raw = ClusterProfile.means(columns: markers.map { table.doubles($0)! }, labels: result.labels, k: result.k).means
+        let raw = ClusterProfile.means(columns: markers.map { table.numbers[$0]! }, labels: result.labels, k: result.k).means
         var t = CSVTable(header: ["cluster", "phenotype", "cells", "top_markers"] + markers.map { $0 + "_mean" } + markers.map { $0 + "_z" })
         for c in 0..<result.k {
             let z = result.zMeans[c]
@@ -49,19 +48,18 @@ struct ClusterOutputs {
     /// cluster/cells.zarr: X = the marker means, obs = CellID (index), cluster, phenotype and the
     /// shape columns, var = markers, obsm["spatial"] = the centroids.
     func zarr() throws -> [String] {
-        let n = table.rows.count, d = markers.count
-        let cols = markers.map { table.doubles($0)! }
+        let n = table.count, d = markers.count
         var x = [Float](repeating: 0, count: n * d)
-        for j in 0..<d { for i in 0..<n { x[i * d + j] = Float(cols[j][i]) } }
-        let ids = table.strings("CellID") ?? (1...max(1, n)).prefix(n).map(String.init)
+        for (j, m) in markers.enumerated() { let c = table.numbers[m]!; for i in 0..<n { x[i * d + j] = Float(c[i]) } }
+        let ids = table.strings["CellID"] ?? (0..<n).map { String($0 + 1) }
         var obs: [AnnDataZarr.Column] = [.categorical("cluster", result.labels.map(String.init)),
                                          .categorical("phenotype", result.labels.map { result.phenotypes[$0] })]
-        let xy = [("X_centroid", "Y_centroid"), ("X_position", "Y_position")].first { table.column($0.0) != nil && table.column($0.1) != nil }
         for c in table.header where ClusterParams.shapeColumns.contains(c) && !["CellID", "cluster", "phenotype"].contains(c) {
-            obs.append(.float(c, table.doubles(c)!))
+            if let v = table.numbers[c] { obs.append(.float(c, v)) }
         }
+        let xy = [("X_centroid", "Y_centroid"), ("X_position", "Y_position")].first { table.numbers[$0.0] != nil && table.numbers[$0.1] != nil }
         let spatial: [Double]? = xy.map { (cx, cy) in
-            let (a, b) = (table.doubles(cx)!, table.doubles(cy)!)
+            let (a, b) = (table.numbers[cx]!, table.numbers[cy]!)
             var s = [Double](repeating: 0, count: 2 * n)
             for i in 0..<n { s[2 * i] = a[i]; s[2 * i + 1] = b[i] }
             return s

@@ -110,7 +110,8 @@ final class PipelineTests: E2ECase {
     /// (4) two --drain workers on one queue of 8 jobs: every job done exactly once, and forwarded.
     func testTwoDrainWorkersProcessEachJobOnce() throws {
         let scans = tmp + "/scans", root = tmp + "/root"
-        _ = try synth(scans, count: 8, size: 160, channels: 3)
+        // 200 px: every slide has cells (epipe-cluster refuses a table without any)
+        _ = try synth(scans, count: 8, size: 200, channels: 3)
         let ing = try exec("epipe-ingest", ["--root", root, "--settle", "0", "--quiet", scans])
         XCTAssertEqual(ing.code, 0, ing.err)
         XCTAssertEqual(ing.lines.count, 8)
