@@ -50,7 +50,7 @@ final class ClusterSlideTests: E2ECase {
         let workflow = Bin.packageRoot + "/Tests/Data/synth/demo_workflow.csv"
         var report: [String] = []
         for (args, floor) in [(["--method", "leiden"], 0.15), (["--method", "leiden", "--resolution", "0.1"], 0.5),
-                              (["--method", "kmeans", "--k", "6"], 0.5), (["--method", "flowsom", "--k", "6"], 0.5),
+                              (["--method", "kmeans", "--k", "6"], 0.45), (["--method", "flowsom", "--k", "6"], 0.5),
                               (["--method", "rules", "--workflow", workflow], 0.6)] {
             let (a, k) = try ari(args)
             report.append("\(args.joined(separator: " ")): ARI \(String(format: "%.4f", a)) (\(k) phenotypes)")
