@@ -51,6 +51,8 @@ demo: deps build
 	@echo; $(BIN)/epipe-status --root $(DEMO)/epipe-data
 	@job=$$(head -1 $(DEMO)/finished.txt); echo; echo "phenotypes ($$job/cluster/markers.csv; leiden, the default method):"; \
 	  cut -d, -f1-4 $$job/cluster/markers.csv | column -s, -t; \
+	  echo "(Leiden at resolution 1 splits a cell type into several clusters, as scanpy does; merge them by naming"; \
+	  echo " them: epipe-cluster --force --names names.csv $$job (cluster,phenotype lines), or try --resolution 0.2)"; \
 	  echo; echo "cell-type frequencies ($$job/stats/frequencies.csv):"; column -s, -t < $$job/stats/frequencies.csv; \
 	  echo; echo "QC pictures:"; ls -1 $$job/*/qc/*.png; \
 	  echo; echo "Look at them with any image viewer; open $$job/denoise/image.ome.tif and $$job/segment/cells.tif in napari or QuPath."
