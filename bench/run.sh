@@ -120,6 +120,9 @@ for st in $steps; do case $st in
     ours cluster "$cjob" --method leiden --neighbors 15 --resolution 1
     row "cluster leiden ${ncells}x30" "$E_S" "$pl" "$(ratio "$E_S" "$pl")" "$E_MIB" "$P_MIB" \
       "ARI epipe $(ari "$cjob/cluster/cells.csv" "$T_TRUTH") ($(nk "$cjob") clusters), peer $pla ($pn clusters)"
+    ours cluster "$cjob" --method leiden --neighbors 15 --resolution 1 --weights none
+    row "  same, --weights none" "$E_S" "$pl" "$(ratio "$E_S" "$pl")" "$E_MIB" "-" \
+      "ARI epipe $(ari "$cjob/cluster/cells.csv" "$T_TRUTH") ($(nk "$cjob") clusters); unweighted kNN edges as the peer's graph"
     ours cluster "$cjob" --method kmeans --k 20
     row "cluster kmeans k20" "$E_S" "$pk" "$(ratio "$E_S" "$pk")" "$E_MIB" "-" "ARI epipe $(ari "$cjob/cluster/cells.csv" "$T_TRUTH"), peer $pka"
     ours cluster "$cjob" --method flowsom --k 10

@@ -9,6 +9,7 @@ public struct ClusterParams: Codable, Sendable, Equatable {
     public enum Method: String, Codable, Sendable, CaseIterable { case kmeans, leiden, flowsom, rules }
     public enum TransformKind: String, Codable, Sendable, CaseIterable { case arcsinh, log1p, none }
     public enum KNNMode: String, Codable, Sendable, CaseIterable { case auto, exact, approx }
+    public enum GraphWeights: String, Codable, Sendable, CaseIterable { case jaccard, none }
 
     /// kmeans | leiden (kNN graph + Leiden, the default) | flowsom (SOM + consensus
     /// metaclustering) | rules (SCIMAP-style gating with a workflow).
@@ -35,6 +36,10 @@ public struct ClusterParams: Codable, Sendable, Equatable {
     public var resolution: Double = 1
     /// leiden: kNN search: exact, approx (NN-descent) or auto (exact up to `exactLimit` cells).
     public var knn: KNNMode = .auto
+    /// leiden: edge weights of the kNN graph: jaccard (PhenoGraph: the Jaccard index of the two
+    /// cells' neighbour sets, themselves included) or none (every kNN edge weighs 1, as a
+    /// scikit-learn + igraph pipeline builds it). Measured: none splits less (README).
+    public var weights: GraphWeights = .jaccard
     /// flowsom: the self-organising map's grid, "<x>x<y>" (each 1...100).
     public var som: String = "10x10"
     /// rules: marker,gate CSV on the transform's scale; "" = a gate per marker from a
@@ -50,14 +55,14 @@ public struct ClusterParams: Codable, Sendable, Equatable {
 
     public init(method: Method = .leiden, k: Int = 8, transform: TransformKind = .arcsinh, cofactor: Double = 5, clip: Double = 99.9,
                 markers: String = "auto", seed: Int = 0, neighbors: Int = 15, resolution: Double = 1, knn: KNNMode = .auto,
-                som: String = "10x10", gates: String = "", workflow: String = "", names: String = "") {
+                weights: GraphWeights = .jaccard, som: String = "10x10", gates: String = "", workflow: String = "", names: String = "") {
         self.method = method; self.k = k; self.transform = transform; self.cofactor = cofactor; self.clip = clip
         self.markers = markers; self.seed = seed; self.neighbors = neighbors; self.resolution = resolution; self.knn = knn
-        self.som = som; self.gates = gates; self.workflow = workflow; self.names = names
+        self.weights = weights; self.som = som; self.gates = gates; self.workflow = workflow; self.names = names
     }
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case method, k, transform, cofactor, clip, markers, seed, neighbors, resolution, knn, som, gates, workflow, names
+        case method, k, transform, cofactor, clip, markers, seed, neighbors, resolution, knn, weights, som, gates, workflow, names
     }
 
     /// A parameter that cannot be used; `message` is one line naming the key.
@@ -116,6 +121,7 @@ public struct ClusterParams: Codable, Sendable, Equatable {
         neighbors = try whole(.neighbors, 2...200, "a whole number in 2...200") ?? d.neighbors
         resolution = try real(.resolution, { $0 > 0 }, "a number > 0") ?? d.resolution
         knn = try choice(.knn, KNNMode.self) ?? d.knn
+        weights = try choice(.weights, GraphWeights.self) ?? d.weights
         som = try string(.som) ?? d.som
         guard somGrid != nil else { throw Invalid(message: "som: expected <x>x<y> with each in 1...100 (e.g. 10x10), got \"\(som)\"") }
         gates = try string(.gates) ?? d.gates
@@ -138,6 +144,7 @@ public struct ClusterParams: Codable, Sendable, Equatable {
         try c.encode(transform, forKey: .transform); try c.encode(cofactor, forKey: .cofactor); try c.encode(clip, forKey: .clip)
         try c.encode(markers, forKey: .markers); try c.encode(seed, forKey: .seed)
         try c.encode(neighbors, forKey: .neighbors); try c.encode(resolution, forKey: .resolution); try c.encode(knn, forKey: .knn)
+        try c.encode(weights, forKey: .weights)
         try c.encode(som, forKey: .som); try c.encode(gates, forKey: .gates); try c.encode(workflow, forKey: .workflow)
         try c.encode(names, forKey: .names)
     }

@@ -131,7 +131,8 @@ public enum Clustering {
                 let knn = exact ? KNN.exact(m.z, n: n, d: d, k: p.neighbors)
                                 : KNN.approximate(m.z, n: n, d: d, k: p.neighbors, seed: seed)
                 metrics["knn_seconds"] = Date().timeIntervalSince(t0); t0 = Date()
-                let g = Graph.jaccard(knn)
+                var g = Graph.jaccard(knn)
+                if p.weights == .none { g.weights = [Double](repeating: 1, count: g.weights.count) }
                 metrics["graph_seconds"] = Date().timeIntervalSince(t0); t0 = Date()
                 let r = Leiden.cluster(g, resolution: p.resolution, seed: seed)
                 metrics["leiden_seconds"] = Date().timeIntervalSince(t0)

@@ -73,7 +73,7 @@ struct ClusterTool: StageTool {
             "cluster_sizes": .array(r.counts.map { .number(Double($0)) }), "phenotypes": .array(r.phenotypes.map { .string($0) }),
             "warnings": .array(r.counts.contains(0) ? [.string("some clusters are empty")] : [])]
         for (key, v) in r.metrics { metrics[key] = .number(v) }
-        if !r.knn.isEmpty { metrics["knn"] = .string(r.knn) }
+        if !r.knn.isEmpty { metrics["knn"] = .string(r.knn); metrics["graph_weights"] = .string(p.weights.rawValue) }
         if p.method == .rules {
             metrics["gates"] = .object(Dictionary(uniqueKeysWithValues: zip(markers, r.gates).map { ($0, .number($1)) }))
             metrics["rules"] = .array(r.rules.map { .object(["parent": .string($0.parent), "phenotype": .string($0.phenotype), "cells": .number(Double($0.cells))]) })
@@ -109,6 +109,7 @@ struct ClusterCommand: ParsableCommand {
     @Option(name: .long, help: "leiden: neighbours per cell in the kNN graph, 2...200. Default \(ClusterParams().neighbors).") var neighbors: Int?
     @Option(name: .long, help: "leiden: resolution (higher: more clusters), > 0. Default \(String(format: "%g", ClusterParams().resolution)).") var resolution: Double?
     @Option(name: .long, help: "leiden: kNN search exact, approx (NN-descent) or auto (exact up to \(ClusterParams.exactLimit) cells).") var knn: String?
+    @Option(name: .long, help: "leiden: kNN graph edge weights jaccard (PhenoGraph, default) or none (every edge 1).") var weights: String?
     @Option(name: .long, help: "flowsom: SOM grid <x>x<y>. Default \(ClusterParams().som).") var som: String?
     @Option(name: .long, help: "rules: marker,gate CSV on the transform's scale (default: a Gaussian-mixture gate per marker).") var gates: String?
     @Option(name: .long, help: "rules: SCIMAP phenotype_workflow.csv (parent, phenotype, then pos/neg/allpos/allneg/anypos/anyneg per marker).") var workflow: String?
@@ -125,6 +126,7 @@ struct ClusterCommand: ParsableCommand {
             K.clip.rawValue: clip.map { .number($0) }, K.markers.rawValue: markers.map { .string($0) },
             K.seed.rawValue: seed.map { .number(Double($0)) }, K.neighbors.rawValue: neighbors.map { .number(Double($0)) },
             K.resolution.rawValue: resolution.map { .number($0) }, K.knn.rawValue: knn.map { .string($0) },
+            K.weights.rawValue: weights.map { .string($0) },
             K.som.rawValue: som.map { .string($0) }, K.gates.rawValue: path(gates), K.workflow.rawValue: path(workflow),
             K.names.rawValue: path(names)])
         let code = StageRunner(tool: tool, options: common).main()

@@ -43,6 +43,15 @@ extension ClusterStatsFlagTests {
         XCTAssertGreaterThan(try metric(job, "graph_edges")?.intValue ?? 0, few)
         XCTAssertEqual(try cluster(["--resolution", "4"], job).code, 0)
         XCTAssertGreaterThan(try metric(job, "k")?.intValue ?? 0, 3, "a higher resolution splits the populations")
+        // edge weights: Jaccard (default) or none; the same edges, different weights, so the
+        // modularity of the (unchanged or changed) partition differs
+        XCTAssertEqual(try cluster([], job).code, 0)
+        XCTAssertEqual(try metric(job, "graph_weights"), .string("jaccard"))
+        let qj = try metric(job, "quality")?.objectValue?["value"]?.doubleValue ?? 0
+        XCTAssertEqual(try cluster(["--weights", "none"], job).code, 0)
+        XCTAssertEqual(try metric(job, "graph_weights"), .string("none"))
+        XCTAssertNotEqual(try metric(job, "quality")?.objectValue?["value"]?.doubleValue ?? 0, qj, accuracy: 1e-6)
+        assertRefused(try cluster(["--weights", "umap"], job), "weights")
         assertRefused(try cluster(["--neighbors", "1"], job), "neighbors")
         assertRefused(try cluster(["--resolution", "0"], job), "resolution")
         assertRefused(try cluster(["--knn", "hnsw"], job), "knn")

@@ -118,7 +118,7 @@ final class ClusterStatsFlagTests: E2ECase {
         let job = try tableJob(name: "ok", params: ["cluster": ["k": .string("4"), "seed": 3]])
         XCTAssertEqual(try cluster(["--cofactor", "2"], job).code, 0)
         XCTAssertEqual(try manifest(job, "cluster").params, ["method": "leiden", "k": 4, "transform": "arcsinh", "cofactor": 2, "clip": 99.9, "markers": "auto",
-                                                             "seed": 3, "neighbors": 15, "resolution": 1, "knn": "auto", "som": "10x10",
+                                                             "seed": 3, "neighbors": 15, "resolution": 1, "knn": "auto", "weights": "jaccard", "som": "10x10",
                                                              "gates": "", "workflow": "", "names": ""])
     }
 

@@ -11,7 +11,7 @@ final class ParamsTests: XCTestCase {
     func testDefaultsAndRoundTrip() throws {
         XCTAssertEqual(try decode("{}"), ClusterParams())
         let p = ClusterParams(method: .flowsom, k: 3, transform: .log1p, cofactor: 150, clip: 99, markers: "CD3, CD20", seed: 9, neighbors: 30,
-                              resolution: 0.5, knn: .approx, som: "7x5", gates: "/g.csv", workflow: "/w.csv", names: "/n.csv")
+                              resolution: 0.5, knn: .approx, weights: .none, som: "7x5", gates: "/g.csv", workflow: "/w.csv", names: "/n.csv")
         XCTAssertEqual(try JSONDecoder().decode(ClusterParams.self, from: JSONEncoder().encode(p)), p)
         XCTAssertEqual(p.somGrid?.x, 7); XCTAssertEqual(p.somGrid?.y, 5)
         // What the manifest records: every key.
@@ -36,10 +36,10 @@ final class ParamsTests: XCTestCase {
                              (#"{"method": "louvain"}"#, "method: expected one of kmeans, leiden, flowsom, rules, got \"louvain\""),
                              (#"{"transform": "log"}"#, "transform: expected one of arcsinh, log1p, none"), (#"{"clip": 50}"#, "clip: expected a percentile in (50, 100], got 50"),
                              (#"{"clip": 101}"#, "clip: "), (#"{"neighbors": 1}"#, "neighbors: expected a whole number in 2...200, got 1"),
-                             (#"{"resolution": 0}"#, "resolution: expected a number > 0, got 0"), (#"{"knn": "hnsw"}"#, "knn: expected one of auto, exact, approx"),
+                             (#"{"resolution": 0}"#, "resolution: expected a number > 0, got 0"), (#"{"knn": "hnsw"}"#, "knn: expected one of auto, exact, approx"), (#"{"weights": "umap"}"#, "weights: expected one of jaccard, none"),
                              (#"{"som": "10"}"#, "som: expected <x>x<y>"), (#"{"som": "0x4"}"#, "som: "), (#"{"gates": 3}"#, "gates: expected a string"),
                              (#"{"method": "rules"}"#, "workflow: method rules needs a phenotype workflow CSV"),
-                             (#"{"kk": 3}"#, "kk: unknown parameter; known: method, k, transform, cofactor, clip, markers, seed, neighbors, resolution, knn, som, gates, workflow, names")] {
+                             (#"{"kk": 3}"#, "kk: unknown parameter; known: method, k, transform, cofactor, clip, markers, seed, neighbors, resolution, knn, weights, som, gates, workflow, names")] {
             let m = message(json)
             XCTAssertTrue(m.hasPrefix(want), "\(json): \(m)")
             XCTAssertFalse(m.contains("\n"), m)
