@@ -123,49 +123,10 @@ public enum AnnDataZarr {
         AtomicFile.syncDirectory(of: path)
     }
 
-    // MARK: - JSON
+    // MARK: - JSON (EpipeCore's JSONValue, written with sorted keys as every epipe JSON file)
 
-    /// A JSON value with ordered object keys (zarr metadata written as anndata lays it out).
-    indirect enum JSON {
-        case string(String), int(Int), double(Double), bool(Bool), null
-        case array([JSON]), object([(String, JSON)])
-
-        func text(_ indent: String = "") -> String {
-            switch self {
-            case .string(let s): return JSON.quote(s)
-            case .int(let i): return String(i)
-            case .double(let v):
-                if v == v.rounded(), abs(v) < 1e15 { return String(format: "%.1f", v) }
-                return "\(v)"
-            case .bool(let b): return b ? "true" : "false"
-            case .null: return "null"
-            case .array(let a):
-                if a.isEmpty { return "[]" }
-                let inner = indent + "    "
-                return "[\n" + a.map { inner + $0.text(inner) }.joined(separator: ",\n") + "\n" + indent + "]"
-            case .object(let o):
-                if o.isEmpty { return "{}" }
-                let inner = indent + "    "
-                return "{\n" + o.map { inner + JSON.quote($0.0) + ": " + $0.1.text(inner) }.joined(separator: ",\n") + "\n" + indent + "}"
-            }
-        }
-
-        static func quote(_ s: String) -> String {
-            var out = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                default:
-                    if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-                }
-            }
-            return out + "\""
-        }
-    }
+    static func object(_ pairs: [(String, JSONValue)]) -> JSONValue { .object(Dictionary(pairs, uniquingKeysWith: { $1 })) }
+    static func encoded(_ v: JSONValue) throws -> [UInt8] { Array(try JSON.encode(v)) }
 
     // MARK: - Writer
 
@@ -173,8 +134,8 @@ public enum AnnDataZarr {
         let root: String
         let chunkBytes: Int
         let level: Int32 = 4
-        /// Consolidated metadata: key (e.g. "obs/.zattrs") -> value, in write order.
-        var meta: [(String, JSON)] = []
+        /// Consolidated metadata: key (e.g. "obs/.zattrs") -> value.
+        var meta: [(String, JSONValue)] = []
 
         init(root: String, chunkBytes: Int) { self.root = root; self.chunkBytes = chunkBytes }
 
@@ -225,12 +186,12 @@ public enum AnnDataZarr {
             }
             for g in ["layers", "obsp", "uns", "varm", "varp"] { try group(g, attrs: dictAttrs) }
             // consolidated metadata
-            let cons = JSON.object([("metadata", .object(meta)), ("zarr_consolidated_format", .int(1))])
-            try file(".zmetadata", Array(cons.text().utf8))
+            let cons = AnnDataZarr.object([("metadata", AnnDataZarr.object(meta)), ("zarr_consolidated_format", .number(1))])
+            try file(".zmetadata", try AnnDataZarr.encoded(cons))
         }
 
-        let arrayAttrs: [(String, JSON)] = [("encoding-type", .string("array")), ("encoding-version", .string("0.2.0"))]
-        let dictAttrs: [(String, JSON)] = [("encoding-type", .string("dict")), ("encoding-version", .string("0.1.0"))]
+        let arrayAttrs: [(String, JSONValue)] = [("encoding-type", .string("array")), ("encoding-version", .string("0.2.0"))]
+        let dictAttrs: [(String, JSONValue)] = [("encoding-type", .string("dict")), ("encoding-version", .string("0.1.0"))]
 
         func full(_ p: String) -> String { p.isEmpty ? root : root + "/" + p }
         func key(_ p: String, _ k: String) -> String { p.isEmpty ? k : p + "/" + k }
@@ -244,42 +205,42 @@ public enum AnnDataZarr {
             try FileManager.default.createDirectory(atPath: full(p), withIntermediateDirectories: true)
         }
 
-        func group(_ p: String, attrs: [(String, JSON)]) throws {
+        func group(_ p: String, attrs: [(String, JSONValue)]) throws {
             try dir(p)
-            let g = JSON.object([("zarr_format", .int(2))]), a = JSON.object(attrs)
-            try file(key(p, ".zgroup"), Array(g.text().utf8))
-            try file(key(p, ".zattrs"), Array(a.text().utf8))
+            let g = AnnDataZarr.object([("zarr_format", .number(2))]), a = AnnDataZarr.object(attrs)
+            try file(key(p, ".zgroup"), try AnnDataZarr.encoded(g))
+            try file(key(p, ".zattrs"), try AnnDataZarr.encoded(a))
             meta.append((key(p, ".zgroup"), g)); meta.append((key(p, ".zattrs"), a))
         }
 
-        func arrayMeta(_ p: String, shape: [Int], chunks: [Int], dtype: String, fill: JSON, filters: JSON, attrs: [(String, JSON)]) throws {
+        func arrayMeta(_ p: String, shape: [Int], chunks: [Int], dtype: String, fill: JSONValue, filters: JSONValue, attrs: [(String, JSONValue)]) throws {
             try dir(p)
-            let z = JSON.object([
-                ("chunks", .array(chunks.map { .int($0) })),
-                ("compressor", .object([("id", .string("zlib")), ("level", .int(Int(level)))])),
+            let z = AnnDataZarr.object([
+                ("chunks", .array(chunks.map { .number(Double($0)) })),
+                ("compressor", AnnDataZarr.object([("id", .string("zlib")), ("level", .number(Double(level)))])),
                 ("dimension_separator", .string(".")),
                 ("dtype", .string(dtype)),
                 ("fill_value", fill),
                 ("filters", filters),
                 ("order", .string("C")),
-                ("shape", .array(shape.map { .int($0) })),
-                ("zarr_format", .int(2)),
+                ("shape", .array(shape.map { .number(Double($0)) })),
+                ("zarr_format", .number(2)),
             ])
-            let a = JSON.object(attrs)
-            try file(key(p, ".zarray"), Array(z.text().utf8))
-            try file(key(p, ".zattrs"), Array(a.text().utf8))
+            let a = AnnDataZarr.object(attrs)
+            try file(key(p, ".zarray"), try AnnDataZarr.encoded(z))
+            try file(key(p, ".zattrs"), try AnnDataZarr.encoded(a))
             meta.append((key(p, ".zarray"), z)); meta.append((key(p, ".zattrs"), a))
         }
 
         /// A numeric array of `rows` (x `cols` when 2-d), chunked by rows; `fill(lo, hi, out)`
         /// writes rows lo..<hi at the start of `out` (the rest of the chunk stays zero).
-        func numeric(_ p: String, rows: Int, cols: Int?, dtype: String, itemBytes: Int, float: Bool, attrs: [(String, JSON)],
+        func numeric(_ p: String, rows: Int, cols: Int?, dtype: String, itemBytes: Int, float: Bool, attrs: [(String, JSONValue)],
                      fill: @escaping @Sendable (Int, Int, UnsafeMutableRawBufferPointer) -> Void) throws {
             let rowBytes = itemBytes * max(cols ?? 1, 1)
             let chunkRows = max(1, min(max(rows, 1), chunkBytes / rowBytes))
             let shape = cols.map { [rows, $0] } ?? [rows]
             let chunks = cols.map { [chunkRows, max($0, 1)] } ?? [chunkRows]
-            try arrayMeta(p, shape: shape, chunks: chunks, dtype: dtype, fill: float ? .double(0) : .int(0), filters: .null, attrs: attrs)
+            try arrayMeta(p, shape: shape, chunks: chunks, dtype: dtype, fill: float ? .number(0) : .number(0), filters: .null, attrs: attrs)
             guard rows > 0, (cols ?? 1) > 0 else { return }
             let count = (rows + chunkRows - 1) / chunkRows
             let suffix = cols == nil ? "" : ".0"
@@ -292,13 +253,13 @@ public enum AnnDataZarr {
         }
 
         /// A string-array (vlen-utf8), chunked by about `chunkBytes` of text.
-        func strings(_ p: String, _ v: [String], attrs: [(String, JSON)]? = nil) throws {
+        func strings(_ p: String, _ v: [String], attrs: [(String, JSONValue)]? = nil) throws {
             let n = v.count
             var total = 0
             for s in v.prefix(10_000) { total += s.utf8.count + 4 }
             let avg = max(8, total / max(1, min(n, 10_000)))
             let chunkItems = max(1, min(max(n, 1), chunkBytes / avg))
-            try arrayMeta(p, shape: [n], chunks: [chunkItems], dtype: "|O", fill: .string(""), filters: .array([.object([("id", .string("vlen-utf8"))])]),
+            try arrayMeta(p, shape: [n], chunks: [chunkItems], dtype: "|O", fill: .string(""), filters: .array([AnnDataZarr.object([("id", .string("vlen-utf8"))])]),
                           attrs: attrs ?? [("encoding-type", .string("string-array")), ("encoding-version", .string("0.2.0"))])
             guard n > 0 else { return }
             let count = (n + chunkItems - 1) / chunkItems
