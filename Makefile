@@ -21,11 +21,15 @@ deps:
 	fi
 
 ## pydeps: a venv with tifffile, numpy, scikit-image and anndata for the interoperability tests,
-## the scikit-image cross-checks and the AnnData read-back (skipped when PyPI is unreachable)
+## the scikit-image cross-checks and the AnnData read-back, and squidpy for the enrichment cross-check
+## (each skipped when PyPI is unreachable)
 pydeps:
 	@if [ -x $(VENV)/bin/python ] && $(VENV)/bin/python -c "import tifffile, numpy, skimage, anndata" 2>/dev/null; then :; else \
 	  (python3 -m venv $(VENV) && $(VENV)/bin/pip install -q --disable-pip-version-check tifffile numpy scikit-image anndata) >&2 \
 	  || echo "make pydeps: could not set up $(VENV); tifffile interop tests, scikit-image cross-checks and AnnData read-back will be skipped" >&2; fi
+	@if [ -x $(VENV)/bin/python ] && ! $(VENV)/bin/python -c "import squidpy" 2>/dev/null; then \
+	  $(VENV)/bin/pip install -q --disable-pip-version-check squidpy >&2 \
+	  || echo "make pydeps: could not install squidpy into $(VENV); the squidpy cross-check of epipe-stats will be skipped" >&2; fi
 
 build: deps
 	$(SWIFT) build -c release
@@ -54,6 +58,11 @@ demo: deps build
 	  echo "(Leiden at resolution 1 splits a cell type into several clusters, as scanpy does; merge them by naming"; \
 	  echo " them: epipe-cluster --force --names names.csv $$job (cluster,phenotype lines), or try --resolution 0.2)"; \
 	  echo; echo "cell-type frequencies ($$job/stats/frequencies.csv):"; column -s, -t < $$job/stats/frequencies.csv; \
+	  echo; echo "the five strongest interactions (stats/interactions.csv, kNN 6, 1000 permutations; each pair once):"; \
+	  awk -F, 'NR > 1 && $$5 != "" && $$1 <= $$2 { z = $$5 + 0; a = z < 0 ? -z : z; q = z < 0 ? $$9 : $$8; \
+	    printf "%s,%s,%s,%.1f,%s,%s,%s\n", a, $$1, $$2, z, $$3, $$4, q }' $$job/stats/interactions.csv \
+	    | sort -t, -k1,1gr | head -5 | cut -d, -f2- \
+	    | (echo "type_a,type_b,z,observed,expected,q"; cat) | column -s, -t; \
 	  echo; echo "QC pictures:"; ls -1 $$job/*/qc/*.png; \
 	  echo; echo "Look at them with any image viewer; open $$job/denoise/image.ome.tif and $$job/segment/cells.tif in napari or QuPath."
 

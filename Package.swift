@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "EpipeDenoise", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeSegment", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeCluster", dependencies: ["EpipeKernels"], swiftSettings: release),
-        .target(name: "EpipeSpatial", dependencies: ["EpipeKernels"], swiftSettings: release),
+        .target(name: "EpipeSpatial", dependencies: ["EpipeKernels", "EpipeCluster"], swiftSettings: release),
         .target(name: "EpipeSynth", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeStore", dependencies: ["EpipeCore", "EpipeKernels"]),
         .target(name: "EpipeStage", dependencies: [
@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "EpipeDenoiseTests", dependencies: ["EpipeDenoise", "EpipeKernels", "EpipeTestSupport"]),
         .testTarget(name: "EpipeSegmentTests", dependencies: ["EpipeSegment", "EpipeKernels", "EpipeSynth", "EpipeImage", "EpipeTestSupport"]),
         .testTarget(name: "EpipeClusterTests", dependencies: ["EpipeCluster", "EpipeKernels", "EpipeTestSupport", "EpipeSynth"]),
-        .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial", "EpipeTestSupport"]),
+        .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial", "EpipeTestSupport", "EpipeCluster", "EpipeSynth"]),
         .testTarget(name: "EpipeSynthTests", dependencies: ["EpipeSynth"]),
         .testTarget(name: "EpipeStoreTests", dependencies: ["EpipeStore", "EpipeCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage", "EpipeSegment", "EpipeCluster"]),

@@ -5,6 +5,7 @@
 # BENCH_BIG=0 skips the large-slide memory check; BENCH_STEPS picks steps (default all).
 # cluster: BENCH_CELLS (default 200000) generated cells x 30 markers against the Python stack;
 # BENCH_CELLS_BIG (default 1000000; 0 skips) for our leiden and flowsom alone.
+# stats: BENCH_STATS_CELLS (default 1000000) generated cells against squidpy.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=$here/.build/release
@@ -135,6 +136,27 @@ for st in $steps; do case $st in
       done
     fi ;;
   stats)
-    ours stats "$job"
-    row stats "$E_S" "-" "-" "$E_MIB" "-" "frequencies only" ;;
+    # 1,000,000 generated cells, 10 types in planted niches (epipe-synth --cells --layout niches), taken in
+    # by epipe-ingest --cells --stages stats. The peer: squidpy spatial_neighbors (kNN 6) + nhood_enrichment
+    # (1000 permutations) on the same CSV; ours the same graph and permutations (--neighborhoods 0), then
+    # the same with cellular neighbourhoods, the radius graph and the Delaunay graph.
+    nst=${BENCH_STATS_CELLS:-1000000}; sd=$work/spatial-$nst
+    if [[ ! -f $sd/t/cells.csv ]]; then
+      echo "bench: generating a ${nst}-cell spatial table" >&2
+      $bin/epipe-synth --cells "$nst" --types 10 --layout niches --seed 5 --out "$sd/t" --truth "$sd/truth" --name cells --quiet >/dev/null
+    fi
+    rm -rf "$sd/root"
+    sjob=$($bin/epipe-ingest --root "$sd/root" --quiet --cells "$sd/t/cells.csv" --stages stats)
+    steps_of() { python3 -c "import json,sys;m=json.load(open(sys.argv[1]+'/stats/manifest.json'))['metrics'];print(', '.join(f'{k[8:]} {v:.2f} s' for k,v in sorted(m.items()) if k.startswith('seconds_'))+f', {int(m[\"edges\"])} edges')" "$1"; }
+    peer nhood "$sd/t/cells.csv" --label phenotype
+    ours stats "$sjob" --neighborhoods 0
+    agree="-"
+    [[ -n $peer_py ]] && agree=$($peer_py "$here/bench/nhood_agree.py" "$sd/t/cells.csv" "$sjob/stats/interactions.csv" 2>/dev/null | tail -1)
+    row "stats knn6+1000 perms" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "${nst} cells; $(steps_of "$sjob"); z vs squidpy: $agree"
+    ours stats "$sjob"
+    row "  + neighbourhoods 10" "$E_S" "-" "-" "$E_MIB" "-" "$(steps_of "$sjob")"
+    ours stats "$sjob" --graph radius --radius 20
+    row "stats radius 20 px" "$E_S" "-" "-" "$E_MIB" "-" "$(steps_of "$sjob")"
+    ours stats "$sjob" --graph delaunay --max-edge 60
+    row "stats delaunay" "$E_S" "-" "-" "$E_MIB" "-" "$(steps_of "$sjob")" ;;
 esac; done

@@ -201,58 +201,66 @@ public struct KDTree2D: Sendable {
         return out
     }
 
-    /// kNN of every point (excluding itself), parallel over points; row i holds up to k
-    /// neighbour indices sorted by distance then index.
-    public func knnGraph(k: Int) -> [[Int]] {
+    /// The directed kNN graph: each point to its k nearest others (ties by index), row i sorted
+    /// by distance then index; parallel over points in tree order (consecutive queries touch the
+    /// same leaves). k is capped at count - 1.
+    public func knnGraph(k k0: Int) -> SpatialGraph {
         let n = xs.count
-        var out = [[Int]](repeating: [], count: n)
-        guard k > 0, n > 0 else { return out }
+        let k = Swift.max(0, Swift.min(k0, n - 1))
+        guard k > 0 else { return SpatialGraph(offsets: [Int](repeating: 0, count: n + 1), targets: []) }
+        var out = [Int32](repeating: 0, count: n * k)
         let me = self
         out.withUnsafeMutableBufferPointer { o in
             let O = UnsafeShared(o)
-            let chunks = max(1, min(64, n / 256))
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            parallelChunks(n, minChunk: 4096) { lo, hi in
                 let s = Scratch(k: k + 1)
                 me.withBuffers { N, X, Y, I in
-                    // queries in tree order: consecutive queries touch the same leaves
-                    for j in (n * c / chunks)..<(n * (c + 1) / chunks) {
+                    for j in lo..<hi {
                         let i = Int(I[j])
                         let cnt = me.knn(X[j], Y[j], k + 1, s, N, X, Y, I)
-                        var row: [Int] = []
-                        row.reserveCapacity(k)
-                        for j in 0..<cnt where Int(s.id[j]) != i && row.count < k { row.append(Int(s.id[j])) }
-                        O.value[i] = row
+                        var w = i * k
+                        for m in 0..<cnt where Int(s.id[m]) != i && w < (i + 1) * k { O.value[w] = s.id[m]; w += 1 }
                     }
                 }
             }
         }
-        return out
+        return SpatialGraph(uniform: k, targets: out)
     }
 
-    /// Neighbours within `radius` of every point (excluding itself), parallel over points;
-    /// row i is sorted ascending.
-    public func radiusGraph(radius r: Double) -> [[Int]] {
+    /// The undirected radius graph: every pair at distance <= r (each edge in both rows), rows
+    /// sorted ascending, no self edges; parallel over points, each chunk's rows gathered then joined.
+    public func radiusGraph(radius r: Double) -> SpatialGraph {
         let n = xs.count
-        var out = [[Int]](repeating: [], count: n)
-        guard n > 0, r >= 0 else { return out }
+        guard n > 0, r >= 0 else { return SpatialGraph(offsets: [Int](repeating: 0, count: n + 1), targets: []) }
+        // rows are gathered per chunk of original indices, so the join is in index order
+        let chunks = Swift.max(1, Swift.min(256, n / 2048))
+        var parts = [[Int32]](repeating: [], count: chunks)
+        var degree = [Int](repeating: 0, count: n)
         let me = self
-        out.withUnsafeMutableBufferPointer { o in
-            let O = UnsafeShared(o)
-            let chunks = max(1, min(64, n / 256))
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let s = Scratch(k: 1)
-                var tmp: [Int] = []
-                me.withBuffers { N, X, Y, I in
-                    for j in (n * c / chunks)..<(n * (c + 1) / chunks) {
-                        let i = Int(I[j])
-                        tmp.removeAll(keepingCapacity: true)
-                        me.radius(X[j], Y[j], r * r, s.stack, &tmp, N, X, Y, I)
-                        tmp.sort()
-                        O.value[i] = tmp.filter { $0 != i }
+        parts.withUnsafeMutableBufferPointer { pp in
+            degree.withUnsafeMutableBufferPointer { dd in
+                let P = UnsafeShared(pp), D = UnsafeShared(dd)
+                DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                    let s = Scratch(k: 1)
+                    var tmp: [Int] = [], part: [Int32] = []
+                    me.withBuffers { N, X, Y, I in
+                        for i in (n * c / chunks)..<(n * (c + 1) / chunks) {
+                            tmp.removeAll(keepingCapacity: true)
+                            me.radius(me.xs[i], me.ys[i], r * r, s.stack, &tmp, N, X, Y, I)
+                            tmp.sort()
+                            var d = 0
+                            for j in tmp where j != i { part.append(Int32(j)); d += 1 }
+                            D.value[i] = d
+                        }
                     }
+                    P.value[c] = part
                 }
             }
         }
-        return out
+        var offsets = [Int](repeating: 0, count: n + 1)
+        for i in 0..<n { offsets[i + 1] = offsets[i] + degree[i] }
+        var targets = [Int32](); targets.reserveCapacity(offsets[n])
+        for p in parts { targets.append(contentsOf: p) }
+        return SpatialGraph(offsets: offsets, targets: targets)
     }
 }

@@ -143,6 +143,7 @@ struct SegmentTool: StageTool {
         } else if cellMask == nil {
             metrics["expand_px"] = .number(Double(plan.expand))
         }
+        if let px = info.physicalSizeX { metrics["pixel_size_um"] = .number(px) }
         if let px = info.physicalSizeX { metrics["cells_per_mm2"] = .number((Double(cellCount) / (Double(w * h) * px * px * 1e-6)).rounded()) }
         timer.lap("QC")
         ctx.log.detail("timings: " + timer.text)

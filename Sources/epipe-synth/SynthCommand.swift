@@ -47,6 +47,8 @@ struct SynthCommand: ParsableCommand {
     @Option(name: .long, help: "With --cells: markers in the table.") var markers: Int = 30
     @Option(name: .long, help: "With --cells: cell types.") var types: Int = 10
     @Option(name: .long, help: "With --cells: lognormal spread of marker means (0.35 separate ... 0.8 overlapping).") var spread: Double = 0.5
+    @Option(name: .long, help: "With --cells: write positions and cell types instead of markers (OUT/NAME.csv: CellID, X_centroid, Y_centroid, phenotype; TRUTH/NAME-types.csv: CellID, type, niche): uniform (types independent of position) or niches (planted niches of --niches groups of types).") var layout: String?
+    @Option(name: .long, help: "With --layout niches: the number of niches.") var niches: Int = 4
     @Flag(name: [.short, .long], help: "No progress on stderr.") var quiet = false
 
     /// The slide config for seed `seed`: defaults, then the preset, then each realism flag given.
@@ -89,8 +91,19 @@ struct SynthCommand: ParsableCommand {
                 throw ValidationError("--cells must be in 1...100000000, --markers and --types in 1...1000, --spread in 0...3")
             }
             try Files.mkdir(out); try Files.mkdir(truthDir)
-            let t = CellTable.generate(cells: n, markers: markers, types: types, spread: spread, seed: seed)
             let path = out + "/" + name + ".csv"
+            if let layout {
+                guard let l = SpatialCells.Layout(rawValue: layout), niches >= 1, niches <= 100 else {
+                    throw ValidationError("--layout must be one of \(SpatialCells.Layout.allCases.map(\.rawValue).joined(separator: ", ")); --niches in 1...100")
+                }
+                let t = SpatialCells.generate(cells: n, types: types, layout: l, niches: niches, seed: seed)
+                try AtomicFile.write(t.truthCSV(), to: truthDir + "/" + name + "-types.csv")
+                try AtomicFile.write(t.csv(), to: path)
+                if !quiet { Term.stderr("epipe-synth: \(path) \(n) cells, \(types) types, \(l.rawValue) layout; truth in \(truthDir)") }
+                Term.stdout(path)
+                return
+            }
+            let t = CellTable.generate(cells: n, markers: markers, types: types, spread: spread, seed: seed)
             try AtomicFile.write(t.truthCSV(), to: truthDir + "/" + name + "-types.csv")
             try AtomicFile.write(t.csv(), to: path)
             if !quiet { Term.stderr("epipe-synth: \(path) \(n) cells x \(markers) markers, \(types) types; truth in \(truthDir)") }

@@ -168,10 +168,10 @@ final class ClusterStatsFlagTests: E2ECase {
         XCTAssertEqual(try cluster(["--method", "kmeans", "--k", "3"], job).code, 0)
         XCTAssertEqual(try exec("epipe-stats", ["-q", job]).code, 0)
         XCTAssertEqual(try CSVTable.read(job + "/stats/frequencies.csv").header, ["cluster", "count", "proportion"], "job.json's label")
-        XCTAssertEqual(try manifest(job, "stats").params, ["label": "cluster"])
+        XCTAssertEqual(try manifest(job, "stats").params["label"], "cluster")
         XCTAssertEqual(try exec("epipe-stats", ["-q", "--force", "--label", "phenotype", job]).code, 0)
         XCTAssertEqual(try CSVTable.read(job + "/stats/frequencies.csv").header, ["phenotype", "count", "proportion"], "the flag wins")
-        XCTAssertEqual(try manifest(job, "stats").params, ["label": "phenotype"])
+        XCTAssertEqual(try manifest(job, "stats").params["label"], "phenotype")
     }
 
     // MARK: flags every stage shares (StageOptions), through epipe-cluster and epipe-stats

@@ -114,6 +114,7 @@ final class SegmentStageTests: E2ECase {
         XCTAssertEqual(m["cells"]?.doubleValue, Double(ids.count))
         let sorted = area.sorted()
         XCTAssertEqual(m["median_area_px"]?.doubleValue, sorted[sorted.count / 2])
+        XCTAssertEqual(m["pixel_size_um"]?.doubleValue, 0.5, "the image's OME pixel size, for epipe-stats --radius-um")
     }
 
     /// A float32 image (epipe-denoise --float) thresholds like its uint16 twin: the slide histogram maps

@@ -23,6 +23,6 @@ final class SpatialBench: XCTestCase {
         for i in 0..<100_000 { acc &+= t.nearest(x: xs[i], y: ys[i], k: 11).count }
         print(String(format: "bench kdtree 100k single nearest(11) queries: %.3fs", Date().timeIntervalSince(t4)), acc)
         print(String(format: "bench kdtree n=1M: build %.3fs, knnGraph(10) %.3fs, radiusGraph(50) %.3fs (%d, %d)",
-                     t1.timeIntervalSince(t0), t2.timeIntervalSince(t1), t3.timeIntervalSince(t2), gk[0].count, gr.count))
+                     t1.timeIntervalSince(t0), t2.timeIntervalSince(t1), t3.timeIntervalSince(t2), gk.edges, gr.edges))
     }
 }

@@ -37,7 +37,7 @@ final class SpatialTests: XCTestCase {
                     XCTAssertEqual(t.within(x: qx, y: qy, radius: r), ref, "n=\(n) r=\(r)")
                 }
             }
-            let graph = t.knnGraph(k: 4)
+            let graph = t.knnGraph(k: 4).rows
             for i in stride(from: 0, to: n, by: max(1, n / 37)) {
                 XCTAssertEqual(graph[i], bruteKNN(xs, ys, xs[i], ys[i], 5).filter { $0 != i }.prefix(4).map { $0 })
             }
@@ -45,7 +45,7 @@ final class SpatialTests: XCTestCase {
         do {
             let xs = (0..<800).map { _ in Double.random(in: 0..<100, using: &g) }
             let ys = (0..<800).map { _ in Double.random(in: 0..<100, using: &g) }
-            let rg = KDTree2D(x: xs, y: ys).radiusGraph(radius: 6)
+            let rg = KDTree2D(x: xs, y: ys).radiusGraph(radius: 6).rows
             for i in 0..<800 {
                 let ref = (0..<800).filter { $0 != i && (xs[$0] - xs[i]) * (xs[$0] - xs[i]) + (ys[$0] - ys[i]) * (ys[$0] - ys[i]) <= 36 }
                 XCTAssertEqual(rg[i], ref)
