@@ -72,7 +72,7 @@ final class PipelineTests: E2ECase {
     /// (2) epipe-ingest DIR | epipe-denoise | epipe-segment | epipe-cluster | epipe-stats
     func testShellPipeline() throws {
         let scans = tmp + "/scans", root = tmp + "/root"
-        _ = try synth(scans, count: 2, size: 256, channels: 4)
+        _ = try synth(scans, count: 2, size: 320, channels: 4)
         let r = try sh("set -o pipefail; epipe-ingest --root \(root) --settle 0 --quiet \(scans) | epipe-denoise -q | epipe-segment -q | epipe-cluster -q | epipe-stats -q --json")
         XCTAssertEqual(r.code, 0, r.err)
         XCTAssertEqual(r.lines.count, 2)
