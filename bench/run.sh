@@ -50,7 +50,7 @@ ours() {
 peer() {
   P_S="-"; P_MIB="-"; P_EXTRA=""
   [[ -z $peer_py ]] && return 0
-  local out; out=$($peer_py "$shared/bench/peer_baseline.py" "$@")
+  local out; out=$($peer_py "$shared/bench/peer_baseline.py" "$@" | tail -1)  # the JSON line (squidpy logs to stdout)
   P_S=$(jget "$out" seconds); P_MIB=$(jget "$out" peak_rss_mib)
   P_EXTRA=$(python3 -c "import json,sys;d=json.loads(sys.argv[1]);print(' '.join(f'{k}={v}' for k,v in d.items() if k not in ('step','seconds','peak_rss_mib')))" "$out")
 }
