@@ -75,43 +75,12 @@ public struct ClusterParams: Codable, Sendable, Equatable {
     /// strings ("8"), markers as a list. Unknown keys are refused so a typo is not silently ignored.
     public init(from decoder: Decoder) throws {
         let d = ClusterParams()
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        let known = Set(CodingKeys.allCases.map(\.rawValue))
-        if let bad = c.allKeys.map(\.stringValue).filter({ !known.contains($0) }).sorted().first {
-            throw Invalid(message: "\(bad): unknown parameter; known: \(CodingKeys.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        func number(_ key: CodingKeys) -> Double?? {
-            let a = AnyKey(key.rawValue)
-            guard c.contains(a) else { return .some(nil) }
-            if let v = try? c.decode(Double.self, forKey: a) { return v }
-            if let s = try? c.decode(String.self, forKey: a), let v = Double(s.trimmingCharacters(in: .whitespaces)) { return v }
-            return nil
-        }
-        func whole(_ key: CodingKeys, _ range: ClosedRange<Double>, _ what: String) throws -> Int? {
-            guard let v = number(key) else { throw Invalid(message: "\(key.rawValue): expected \(what)") }
-            guard let v else { return nil }
-            guard v == v.rounded(), range.contains(v) else { throw Invalid(message: "\(key.rawValue): expected \(what), got \(Self.text(v))") }
-            return Int(v)
-        }
-        func real(_ key: CodingKeys, _ ok: (Double) -> Bool, _ what: String) throws -> Double? {
-            guard let v = number(key) else { throw Invalid(message: "\(key.rawValue): expected \(what)") }
-            guard let v else { return nil }
-            guard v.isFinite, ok(v) else { throw Invalid(message: "\(key.rawValue): expected \(what), got \(Self.text(v))") }
-            return v
-        }
-        func string(_ key: CodingKeys) throws -> String? {
-            let a = AnyKey(key.rawValue)
-            guard c.contains(a) else { return nil }
-            guard let s = try? c.decode(String.self, forKey: a) else { throw Invalid(message: "\(key.rawValue): expected a string") }
-            return s.trimmingCharacters(in: .whitespaces)
-        }
-        func choice<E: RawRepresentable & CaseIterable>(_ key: CodingKeys, _: E.Type) throws -> E? where E.RawValue == String {
-            guard let s = try string(key) else { return nil }
-            guard let e = E(rawValue: s.lowercased()) else {
-                throw Invalid(message: "\(key.rawValue): expected one of \(E.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(s)\"")
-            }
-            return e
-        }
+        let r = try ParamReader(decoder, known: CodingKeys.allCases.map(\.rawValue)) { Invalid(message: $0) }
+        func whole(_ key: CodingKeys, _ range: ClosedRange<Double>, _ what: String) throws -> Int? { try r.whole(key.rawValue, range, what) }
+        func real(_ key: CodingKeys, _ ok: (Double) -> Bool, _ what: String) throws -> Double? { try r.real(key.rawValue, ok, what) }
+        func string(_ key: CodingKeys) throws -> String? { try r.string(key.rawValue) }
+        func choice<E: RawRepresentable & CaseIterable>(_ key: CodingKeys, _ e: E.Type) throws -> E? where E.RawValue == String { try r.choice(key.rawValue, e) }
+        let c = r.container
         method = try choice(.method, Method.self) ?? d.method
         k = try whole(.k, 1...1000, "a whole number in 1...1000") ?? d.k
         transform = try choice(.transform, TransformKind.self) ?? d.transform
@@ -182,5 +151,4 @@ public struct ClusterParams: Codable, Sendable, Equatable {
         return (kept.isEmpty ? all : kept, [])
     }
 
-    static func text(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
 }

@@ -58,35 +58,12 @@ public struct StatsParams: Codable, Sendable, Equatable {
     /// strings ("6"). Unknown keys are refused so a typo is not silently ignored.
     public init(from decoder: Decoder) throws {
         let d = StatsParams()
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        let known = Set(CodingKeys.allCases.map(\.rawValue))
-        if let bad = c.allKeys.map(\.stringValue).filter({ !known.contains($0) }).sorted().first {
-            throw Invalid(message: "\(bad): unknown parameter; known: \(CodingKeys.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        func number(_ key: CodingKeys) -> Double?? {
-            let a = AnyKey(key.rawValue)
-            guard c.contains(a), (try? c.decodeNil(forKey: a)) != true else { return .some(nil) }
-            if let v = try? c.decode(Double.self, forKey: a) { return v }
-            if let s = try? c.decode(String.self, forKey: a), let v = Double(s.trimmingCharacters(in: .whitespaces)) { return v }
-            return nil
-        }
-        func whole(_ key: CodingKeys, _ range: ClosedRange<Double>, _ what: String) throws -> Int? {
-            guard let v = number(key) else { throw Invalid(message: "\(key.rawValue): expected \(what)") }
-            guard let v else { return nil }
-            guard v == v.rounded(), range.contains(v) else { throw Invalid(message: "\(key.rawValue): expected \(what), got \(Self.text(v))") }
-            return Int(v)
-        }
-        func positive(_ key: CodingKeys) throws -> Double? {
-            guard let v = number(key) else { throw Invalid(message: "\(key.rawValue): expected a number > 0") }
-            guard let v else { return nil }
-            guard v.isFinite, v > 0 else { throw Invalid(message: "\(key.rawValue): expected a number > 0, got \(Self.text(v))") }
-            return v
-        }
+        let r = try ParamReader(decoder, known: CodingKeys.allCases.map(\.rawValue)) { Invalid(message: $0) }
+        func whole(_ key: CodingKeys, _ range: ClosedRange<Double>, _ what: String) throws -> Int? { try r.whole(key.rawValue, range, what) }
+        func positive(_ key: CodingKeys) throws -> Double? { try r.real(key.rawValue, { $0 > 0 }, "a number > 0") }
         func column(_ key: CodingKeys) throws -> String? {
-            let a = AnyKey(key.rawValue)
-            guard c.contains(a) else { return nil }
-            guard let s = try? c.decode(String.self, forKey: a) else { throw Invalid(message: "\(key.rawValue): expected a column name (a string)") }
-            guard !s.trimmingCharacters(in: .whitespaces).isEmpty else { throw Invalid(message: "\(key.rawValue): expected a column name, got \"\(s)\"") }
+            guard let s = try r.string(key.rawValue, "a column name (a string)") else { return nil }
+            guard !s.isEmpty else { throw Invalid(message: "\(key.rawValue): expected a column name, got \"\"") }
             return s
         }
         label = try column(.label) ?? d.label
@@ -141,5 +118,4 @@ public struct StatsParams: Codable, Sendable, Equatable {
         return um / px
     }
 
-    static func text(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
 }

@@ -40,14 +40,6 @@ final class ClusterStatsFlagTests: E2ECase {
     func sha(_ path: String) throws -> String { try Digest.sha256(file: path).hex }
     func cluster(_ args: [String], _ job: String) throws -> RunResult { try exec("epipe-cluster", ["-q", "--force"] + args + [job]) }
 
-    /// Usage or bad input: exit 2 and one line that names the problem.
-    func assertRefused(_ r: RunResult, _ word: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(r.code, 2, r.err, file: file, line: line)
-        XCTAssertEqual(r.errLines.count, 1, r.err, file: file, line: line)
-        XCTAssertTrue(r.err.contains(word), "\(word): \(r.err)", file: file, line: line)
-        XCTAssertEqual(r.out, "", file: file, line: line)
-    }
-
     // MARK: epipe-cluster
 
     func testClusterK() throws {

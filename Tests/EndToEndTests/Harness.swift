@@ -78,6 +78,14 @@ class E2ECase: XCTestCase {
         return r.lines
     }
 
+    /// Usage or bad input: exit 2 and one line that names the problem.
+    func assertRefused(_ r: RunResult, _ word: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.code, 2, r.err, file: file, line: line)
+        XCTAssertEqual(r.errLines.count, 1, r.err, file: file, line: line)
+        XCTAssertTrue(r.err.contains(word), "\(word): \(r.err)", file: file, line: line)
+        XCTAssertEqual(r.out, "", file: file, line: line)
+    }
+
     func manifest(_ job: String, _ stage: String) throws -> StageManifest { try StageManifest.load(job + "/" + stage + "/manifest.json") }
 
     func assertComplete(_ job: String, file: StaticString = #filePath, line: UInt = #line) throws {

@@ -42,13 +42,6 @@ final class StatsSpatialTests: E2ECase {
     func metric(_ job: String, _ key: String) throws -> Double? { try manifest(job, "stats").metrics[key]?.doubleValue }
     func table(_ job: String, _ file: String) throws -> CSVTable { try CSVTable.read(job + "/stats/" + file) }
 
-    func assertRefused(_ r: RunResult, _ word: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(r.code, 2, r.err, file: file, line: line)
-        XCTAssertEqual(r.errLines.count, 1, r.err, file: file, line: line)
-        XCTAssertTrue(r.err.contains(word), "\(word): \(r.err)", file: file, line: line)
-        XCTAssertEqual(r.out, "", file: file, line: line)
-    }
-
     func testOutputsTablesPicturesAndMetrics() throws {
         let j = try job(try niches(), name: "a")
         let r = try exec("epipe-stats", ["-q", j])
