@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "EpipeCluster", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeSpatial", dependencies: ["EpipeKernels", "EpipeCluster"], swiftSettings: release),
         .target(name: "EpipeSynth", dependencies: ["EpipeKernels"], swiftSettings: release),
-        .target(name: "EpipeStore", dependencies: ["EpipeCore", "EpipeKernels"]),
+        .target(name: "EpipeStore", dependencies: ["EpipeCore", "EpipeKernels", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "EpipeStage", dependencies: [
             "EpipeCore", "EpipeImage", "EpipeKernels", "CDeflate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "EpipeClusterTests", dependencies: ["EpipeCluster", "EpipeKernels", "EpipeTestSupport", "EpipeSynth"]),
         .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial", "EpipeTestSupport", "EpipeCluster", "EpipeSynth"]),
         .testTarget(name: "EpipeSynthTests", dependencies: ["EpipeSynth"]),
-        .testTarget(name: "EpipeStoreTests", dependencies: ["EpipeStore", "EpipeCore"]),
+        .testTarget(name: "EpipeStoreTests", dependencies: ["EpipeStore", "EpipeCore", "EpipeTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage", "EpipeSegment", "EpipeCluster"]),
     ]
 )
