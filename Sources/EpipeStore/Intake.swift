@@ -8,11 +8,13 @@ import Glibc
 /// one job is registered per distinct content and queued for its first stage, and the ledger
 /// records what was taken so that a rerun skips it. The caller checks the image first.
 public struct Intake: Sendable {
-    public let root: Root, store: FileStore, ledger: Ledger
+    public let root: Root, store: any ObjectStore, ledger: Ledger
     /// Stages (in order) and per-job params of new jobs.
     public let stages: [String], params: [String: [String: JSONValue]]
+    /// For an s3:// store: the endpoint and region recorded in each new job's raw reference.
+    public var endpoint: String? = nil, region: String? = nil
 
-    public init(root: Root, store: FileStore, ledger: Ledger, stages: [String], params: [String: [String: JSONValue]]) {
+    public init(root: Root, store: any ObjectStore, ledger: Ledger, stages: [String], params: [String: [String: JSONValue]]) {
         precondition(!stages.isEmpty)
         self.root = root; self.store = store; self.ledger = ledger; self.stages = stages; self.params = params
     }
@@ -23,28 +25,54 @@ public struct Intake: Sendable {
         case registered(id: String, dir: String, raw: RawRef)
     }
 
-    /// Whether the ledger has `src` at this size and mtime, with its copy still in the store.
+    /// Bytes sent to the store by this intake's puts (less than their size when a transfer resumed
+    /// or an object was already there).
+    public var sent: Int64 { counter.value }
+    let counter = Counter()
+    final class Counter: @unchecked Sendable {
+        let lock = NSLock(); var v: Int64 = 0
+        var value: Int64 { lock.lock(); defer { lock.unlock() }; return v }
+        func add(_ n: Int64) { lock.lock(); v += n; lock.unlock() }
+    }
+
+    /// Whether the ledger has `src` at this size and mtime, verified in the store, with its copy still
+    /// there (a file:// copy is looked for; an s3:// one is trusted to the ledger's verification, as a
+    /// nightly run over thousands of files should not ask the server about each: --checksum re-checks).
     public func alreadyTaken(_ src: String, bytes: Int64, mtime: Date) throws -> Bool {
-        guard let e = try ledger.entry(for: src) else { return false }
-        return e.bytes == bytes && e.mtime == mtime.timeIntervalSince1970 && Files.exists(String(e.dest.dropFirst(7)))
+        guard let e = try ledger.entry(for: src), e.bytes == bytes, e.mtime == mtime.timeIntervalSince1970 else { return false }
+        if e.dest.hasPrefix("file://") { return Files.exists(String(e.dest.dropFirst(7))) }
+        return e.verified != nil
+    }
+
+    /// Moves a file that is not a scan (scanner metadata, logs, a markers.csv) to `key` as it is, and
+    /// records it in the ledger (no job).
+    public func carry(_ src: String, key: String, mtime: Date, progress: ((Int64, Int64) -> Void)? = nil) throws -> PutResult {
+        let r = try store.put(source: src, key: { _ in key }, progress: progress)
+        counter.add(r.sent)
+        try ledger.record(LedgerEntry(source: src, bytes: r.raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: r.raw.sha256, dest: r.raw.uri, job: nil, verified: Time.iso(Date())))
+        return r
     }
 
     /// Copies `src` into the store as `<name>-<sha256 8><ext>` (end-to-end checksums; an interrupted
     /// copy resumes; `progress(done, total)` as it goes, `copied()` when done), with the markers.csv
     /// beside it if any; registers job `<day>-<name>-<sha256 6>` unless it exists and records the ledger.
     public func take(_ src: String, name: String, mtime: Date, progress: ((Int64, Int64) -> Void)? = nil, copied: () -> Void = {}) throws -> Outcome {
-        let (raw, _) = try put(src, name: name, ext: Scans.ext(src), progress: progress, copied: copied) { _ in () }
+        var (raw, _) = try put(src, name: name, ext: Scans.ext(src), progress: progress, copied: copied) { _ in () }
+        if raw.uri.hasPrefix("s3://") { raw.endpoint = endpoint; raw.region = region }
         if try unchanged(src, raw: raw, mtime: mtime) { return .unchanged }
         var markersURI: String? = nil
         let mcsv = ((src as NSString).deletingLastPathComponent) + "/markers.csv"
-        if Files.exists(mcsv) { markersURI = try store.put(source: mcsv, key: "\(name)-\(raw.sha256.prefix(8))-markers.csv").uri }
+        if Files.exists(mcsv) {
+            let r = try store.put(source: mcsv, key: { _ in "\(name)-\(raw.sha256.prefix(8))-markers.csv" }, progress: nil)
+            counter.add(r.sent); markersURI = r.raw.uri
+        }
         let id = Scans.jobID(name: name, sha256: raw.sha256)
         let jobDir = root.jobsDir + "/" + id
         if !Files.exists(jobDir + "/job.json") {
             try Job.create(root: root, spec: JobSpec(id: id, name: name, raw: raw, stages: stages, params: params, source: src, markers: markersURI))
             try Queue(root: root, stage: stages[0]).enqueue(id: id, jobDir: jobDir)
         }
-        try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: id))
+        try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: id, verified: Time.iso(Date())))
         return .registered(id: id, dir: jobDir, raw: raw)
     }
 
@@ -58,9 +86,10 @@ public struct Intake: Sendable {
     public func takeCells(_ src: String, name: String, mtime: Date, options: CellTable.Options, progress: ((Int64, Int64) -> Void)? = nil, copied: () -> Void = {}) throws -> (Outcome, CellTable.Normalised) {
         precondition(stages.first == "segment" && stages.count > 1, "a cell-table job's stages are segment, then cluster and/or stats")
         let started = Date()
-        let (raw, table) = try put(src, name: name, ext: ".csv", progress: progress, copied: copied) { stored in
-            try CellTable.normalise(data: try Files.read(stored), source: src, options: options)
+        var (raw, table) = try put(src, name: name, ext: ".csv", progress: progress, copied: copied) { source in
+            try CellTable.normalise(data: try Files.read(source), source: src, options: options)
         }
+        if raw.uri.hasPrefix("s3://") { raw.endpoint = endpoint; raw.region = region }
         if try unchanged(src, raw: raw, mtime: mtime) { return (.unchanged, table) }
         let id = Scans.jobID(name: name, sha256: raw.sha256)
         let jobDir = try root.jobDir(id)
@@ -86,30 +115,25 @@ public struct Intake: Sendable {
             try Job.create(root: root, spec: spec)
             try Queue(root: root, stage: stages[1]).enqueue(id: id, jobDir: jobDir)
         }
-        try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: id))
+        try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: id, verified: Time.iso(Date())))
         return (.registered(id: id, dir: jobDir, raw: raw), table)
     }
 
-    /// Copies `src` into the store under `<name>-incoming<ext>`, runs `check` on the stored copy (a throw
-    /// removes it and is passed on), then names it `<name>-<sha256 8><ext>`.
+    /// Runs `check` on the source (a throw stops here: nothing is stored), then copies it into the store
+    /// as `<name>-<sha256 8><ext>`.
     func put<T>(_ src: String, name: String, ext: String, progress: ((Int64, Int64) -> Void)?, copied: () -> Void, check: (String) throws -> T) throws -> (RawRef, T) {
-        let tmpKey = "\(name)-incoming\(ext)"
-        let raw0 = try store.put(source: src, key: tmpKey, progress: progress)
+        let checked = try check(src)
+        let r = try store.put(source: src, key: { "\(name)-\($0.prefix(8))\(ext)" }, progress: progress)
+        counter.add(r.sent)
         copied()
-        let checked: T
-        do { checked = try check(store.path(tmpKey)) } catch { unlink(store.path(tmpKey)); throw error }
-        let key = "\(name)-\(raw0.sha256.prefix(8))\(ext)"
-        if Files.exists(store.path(key)) { unlink(store.path(tmpKey)) } else {
-            try AtomicFile.commit(temporary: store.path(tmpKey), to: store.path(key))
-        }
-        return (RawRef(uri: store.uri(key), sha256: raw0.sha256, bytes: raw0.bytes), checked)
+        return (r.raw, checked)
     }
 
     /// Same content as the job the ledger records for `src`, and that job still there: the ledger is
     /// brought up to date (mtime) and nothing else is done.
     func unchanged(_ src: String, raw: RawRef, mtime: Date) throws -> Bool {
         guard let p = try ledger.entry(for: src), p.sha256 == raw.sha256, let j = p.job, Files.exists(root.jobsDir + "/" + j + "/job.json") else { return false }
-        try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: j))
+        try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: j, verified: Time.iso(Date())))
         return true
     }
 }

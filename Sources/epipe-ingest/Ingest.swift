@@ -12,13 +12,20 @@ struct Ingest: ParsableCommand {
         commandName: "epipe-ingest",
         abstract: "Copy new or changed scans into the store with end-to-end checksums and register one job per scan.",
         discussion: """
-        Scans folders (recursively) and files for TIFF/OME-TIFF/QPTIFF images whose mtime is older \
-        than --settle seconds, copies each new or changed one into the root's store (SHA-256 of the \
-        source while reading, re-read and compared after writing; an interrupted copy resumes), records \
-        it in ROOT/ledger, writes ROOT/jobs/<id>/job.json and queues the job for its first stage. \
-        Prints each new job directory on stdout, so it can start a pipeline:
+        Moves every file under the folders given (recursively; hidden ones skipped), the files given, or \
+        paths on stdin (-), narrowed by --include/--exclude globs, whose mtime is older than --settle \
+        seconds, into the store: the root's (file://, the default) or --to s3://bucket/prefix on any \
+        S3-compatible server (--endpoint, --region; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/\
+        AWS_SESSION_TOKEN or ~/.aws/credentials and --profile). TIFF/OME-TIFF/QPTIFF images are checked \
+        and become jobs (ROOT/jobs/<id>/job.json, queued for their first stage); other files travel to \
+        files/<folder>/<path>. The source's SHA-256 is computed while reading and the stored copy is \
+        verified (file://: re-read; s3://: part checksums, object metadata, HEAD) before ROOT/ledger records \
+        it; a file whose size and mtime the ledger has is skipped (--checksum re-hashes). An interrupted \
+        copy or multipart upload resumes. Each run is reported in ROOT/ingest/runs/<time>.json. Prints each \
+        new job directory on stdout, so it can start a pipeline:
 
           epipe-ingest /mnt/scanner | epipe-denoise | epipe-segment | epipe-cluster | epipe-stats
+          epipe-ingest --to s3://lab-scans/raw --endpoint https://s3.lab.example /mnt/scanner
 
         A markers.csv beside a scan (MCMICRO's form, column marker_name) travels with it.
 
@@ -85,55 +92,59 @@ struct Ingest: ParsableCommand {
     @Argument(help: "Folders or image files to ingest.")
     var paths: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("Destination store: s3://bucket/prefix on any S3-compatible server, or file:///path (default: the root's epipe.json store, ROOT/store).", valueName: "uri"))
+    var to: String?
+
+    @Option(name: .long, help: ArgumentHelp("S3 endpoint URL (default https://s3.<region>.amazonaws.com); path-style addressing.", valueName: "url"))
+    var endpoint: String?
+
+    @Option(name: .long, help: "S3 region (default: epipe.json's, else us-east-1).")
+    var region: String?
+
+    @Option(name: .long, help: "Profile of the shared credentials file (default: AWS_PROFILE, else default); AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN win.")
+    var profile: String?
+
+    @Option(name: .long, help: ArgumentHelp("Only files whose relative path or name matches one of these globs (may repeat).", valueName: "glob"))
+    var include: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Leave out files whose relative path or name matches (may repeat; wins over --include).", valueName: "glob"))
+    var exclude: [String] = []
+
+    @Flag(name: .long, help: "Re-hash every source, also those whose size and mtime match the ledger, and re-send any whose content or stored copy differs.")
+    var checksum = false
+
+    @Option(name: .customLong("part-size"), help: "S3 multipart part size in MiB (5...5120; default 64). Smaller files go in one PUT.")
+    var partSize: Int = 64
+
+    @Option(name: .long, help: "S3 parts in flight (1...64; default 4).")
+    var parallel: Int = 4
+
+    @Option(name: .long, help: "S3 attempts per request before a file fails (1...20; default 6), with exponential backoff and jitter between them.")
+    var retries: Int = 6
+
+    @Option(name: .long, help: ArgumentHelp("Bandwidth limit in MB/s for what is sent (default: none).", valueName: "MB/s"))
+    var bwlimit: Double?
+
+    @Flag(name: .customLong("dry-run"), help: "List what would move and the estimated time; move nothing, register nothing.")
+    var dryRun = false
+
+    @Flag(name: .customLong("delete-source-after-verify"), help: "Delete each source file once its stored copy's size and sha256 are confirmed equal to it.")
+    var deleteSourceAfterVerify = false
+
     func run() throws {
         if let cells { return try runCells(cells) }
         let cellFlags = [("--x", xColumn), ("--y", yColumn), ("--id", idColumn), ("--label", label)].filter { $0.1 != nil }.map { $0.0 }
         if let f = cellFlags.first { throw EpipeError.badInput("\(f): only with --cells FILE (a per-cell table)") }
-        let sources = paths + from
-        guard !sources.isEmpty else { throw ValidationError("give at least one folder or file to ingest (or --from DIR), or --cells FILE") }
-        let p = try IngestParams(settle: settle ?? IngestParams.defaultSettle, stages: stages, name: name, param: param, maxPixels: maxPixels)
-        let root = try Root(Root.resolve(self.root))
-        let cfg = try root.config()
-        let stageList = try p.stageList(config: cfg)
-        let intake = Intake(root: root, store: try FileStore(uri: cfg.store), ledger: try Ledger(dir: root.ledgerDir), stages: stageList, params: p.params)
-        let log = StageLog(tool: "epipe-ingest", file: root.path + "/ledger/ingest.log", quiet: quiet)
-
-        let files = try Scans.collect(sources)
-        try p.check(scans: files.count)
-        var worst: Int32 = 0
-        var newJobs = 0, unchanged = 0, settling = 0
-        let now = Date()
-        for f in files {
-            let src = Files.canonical(f)
-            guard let size = Files.size(src), let mtime = Files.mtime(src) else { continue }
-            if now.timeIntervalSince(mtime) < p.settle { settling += 1; log.detail("\(src): modified \(Int(now.timeIntervalSince(mtime))) s ago, waiting for --settle \(Int(p.settle)) s"); continue }
-            if try intake.alreadyTaken(src, bytes: size, mtime: mtime) { unchanged += 1; continue }
-            do {
-                // Check the image before copying: a bad scan never becomes a job.
-                let info = try ImageReader(path: src, maxPixels: p.maxPixels).info
-                let jobName = p.name ?? Scans.jobName(src)
-                try Names.validateName(jobName, what: "job name", path: src)
-                let prog = ProgressReporter(label: "\(jobName) copy", total: Int(max(1, size >> 20)), unit: "MiB", quiet: quiet || size < (64 << 20))
-                var last = 0
-                let outcome = try intake.take(src, name: jobName, mtime: mtime, progress: { d, _ in
-                    let mb = Int(d >> 20); if mb > last { prog.advance(mb - last); last = mb }
-                }, copied: { prog.finish() })
-                guard case .registered(let id, let jobDir, let raw) = outcome else { unchanged += 1; continue }
-                log.info("\(jobName): \(info.width)x\(info.height)x\(info.channels) \(info.pixelType.rawValue), \(raw.bytes) bytes, sha256 \(raw.sha256.prefix(12)) -> job \(id)")
-                newJobs += 1
-                if json {
-                    Term.stdout(JSON.line(StageEvent(stage: "ingest", job: Files.canonical(jobDir), id: id, name: jobName, status: "complete", next: stageList.first)))
-                } else { Term.stdout(Files.canonical(jobDir)) }
-            } catch {
-                worst = max(worst, (error as? EpipeError)?.exitCode ?? 2)
-                let msg = describe(error)
-                log.error(msg.hasPrefix(src) || msg.hasPrefix(f) ? msg : "\(src): \(msg)")
-            }
+        var sources = (paths + from).filter { $0 != "-" }
+        if (paths + from).contains("-") {
+            while let line = readLine() { let t = line.trimmingCharacters(in: .whitespaces); if !t.isEmpty { sources.append(t) } }
         }
-        if newJobs + unchanged + settling > 0 || files.isEmpty {
-            log.info("\(newJobs) new job(s), \(unchanged) unchanged, \(settling) still settling, \(files.count) scan(s) seen")
-        }
-        if worst != 0 { throw EpipeExit(worst) }
+        guard !sources.isEmpty else { throw ValidationError("give at least one folder or file to ingest (or --from DIR, or - for paths on stdin), or --cells FILE") }
+        guard (5...5120).contains(partSize) else { throw EpipeError.badInput("--part-size \(partSize): expected 5...5120 MiB (S3's limits)") }
+        guard (1...20).contains(retries) else { throw EpipeError.badInput("--retries \(retries): expected 1...20") }
+        guard (1...64).contains(parallel) else { throw EpipeError.badInput("--parallel \(parallel): expected 1...64") }
+        if let b = bwlimit, !(b > 0) { throw EpipeError.badInput("--bwlimit \(b): expected MB/s > 0") }
+        try IngestRun(flags: self, sources: sources).run()
     }
 
     /// `--cells FILE`: one per-cell table becomes one job (see the discussion above).

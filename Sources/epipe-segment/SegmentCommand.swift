@@ -16,27 +16,30 @@ struct SegmentTool: StageTool {
         let (p, record) = try typedParams(job, defaults: SegmentParams(), flags: flags)
         // channel names too, when the image can be read already (else the run reports what is missing);
         // checked here, before the stage starts, so that a bad value leaves the last run's manifest alone
-        if let path = try? imageInput(job).path, let r = try? ImageReader(path: path, markersCSV: markers(job)) {
+        // (not for a raw scan still in an s3:// store: it is fetched only when the stage runs)
+        let remote = !job.spec.stages.contains("denoise") && job.spec.raw.uri.hasPrefix("s3://")
+        if !remote, let path = try? imagePath(job), let r = try? ImageReader(path: path, markersCSV: markers(job)) {
             if p.nuclear != "auto" { _ = try channelIndices(p.nuclear, names: r.info.channelNames, what: "--nuclear") }
             _ = try channelIndices(p.membrane, names: r.info.channelNames, what: "--membrane")
         }
         return record
     }
 
-    func markers(_ job: Job) -> String? { job.spec.markers.map { String($0.dropFirst(7)) } }
+    func markers(_ job: Job) -> String? { markersPath(job) }
 
-    /// The denoised image when the job has that stage, else the raw scan.
-    func imageInput(_ job: Job) throws -> (path: String, ref: FileRef) {
-        if job.spec.stages.contains("denoise") {
-            let r = try upstream(job, "denoise", ["denoise/image.ome.tif"])[0]
-            return (try job.path(r.path), r)
-        }
-        return (try rawPath(job), FileRef(path: job.spec.raw.uri, sha256: job.spec.raw.sha256, bytes: job.spec.raw.bytes))
+    /// The denoised image when the job has that stage, else the raw scan: its record (no download)
+    /// and, when the stage runs, its local path (a raw scan in an s3:// store is fetched then).
+    func imageRef(_ job: Job) throws -> FileRef {
+        if job.spec.stages.contains("denoise") { return try upstream(job, "denoise", ["denoise/image.ome.tif"])[0] }
+        return FileRef(path: job.spec.raw.uri, sha256: job.spec.raw.sha256, bytes: job.spec.raw.bytes)
+    }
+    func imagePath(_ job: Job) throws -> String {
+        job.spec.stages.contains("denoise") ? try job.path(try imageRef(job).path) : try rawPath(job)
     }
 
     func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef] {
         let p: SegmentParams = try decodeParams(params)
-        var refs = [try imageInput(job).ref]
+        var refs = [try imageRef(job)]
         for (k, f) in [("nuclei-mask", p.nucleiMask), ("cells-mask", p.cellsMask)] {
             guard let f = SegmentParams.maskPath(f) else { continue }
             _ = try openMask(f, k, job: job)   // checked before the stage starts: a wrong mask leaves the last run alone
@@ -49,7 +52,7 @@ struct SegmentTool: StageTool {
     /// An imported label mask (Cellpose, Mesmer, StarDist, ...), of the image's size.
     func openMask(_ f: String, _ key: String, job: Job) throws -> ImageReader {
         guard Files.exists(f) else { throw EpipeError.badInput("\(f): \(key) not found; give a uint32/uint16 label TIFF") }
-        let m = try ImageReader(path: f), img = try ImageReader(path: imageInput(job).path)
+        let m = try ImageReader(path: f), img = try ImageReader(path: imagePath(job))
         guard img.info.width == m.info.width, img.info.height == m.info.height else {
             throw EpipeError.badInput("\(f): \(key) is \(m.info.width)x\(m.info.height), the image is \(img.info.width)x\(img.info.height); give the mask made from this image")
         }
@@ -58,7 +61,7 @@ struct SegmentTool: StageTool {
 
     func run(_ ctx: StageContext) throws -> StageResult {
         let p: SegmentParams = try decodeParams(ctx.params)
-        let imgPath = try imageInput(ctx.job).path, markersCSV = markers(ctx.job)
+        let imgPath = try imagePath(ctx.job), markersCSV = markers(ctx.job)
         let open: @Sendable () throws -> PlaneReader = { try ImageReader(path: imgPath, markersCSV: markersCSV) }
         let info = try ImageReader(path: imgPath, markersCSV: markersCSV).info
         let w = info.width, h = info.height, names = info.channelNames

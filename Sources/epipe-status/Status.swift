@@ -72,6 +72,12 @@ struct Status: ParsableCommand {
             }
         }
         out += "\n" + r.summary.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        if let i = r.last_ingest {
+            func n(_ k: String) -> String { i[k]?.stringValue ?? "?" }
+            let mb = String(format: "%.1f", (i["bytes_transferred"]?.doubleValue ?? 0) / 1e6)
+            out += "\nlast ingest \(n("started"))\(i["dry_run"]?.boolValue == true ? " (dry run)" : "") to \(n("destination")): \(n("seen")) seen, "
+                + "\(n("skipped")) unchanged, \(n("transferred")) transferred (\(mb) MB, \(n("mb_per_second")) MB/s), \(n("failed")) failed; \(n("path"))"
+        }
         print(out)
     }
 

@@ -23,32 +23,42 @@ final class StoreTests: XCTestCase {
         let data = try randomFile(src, bytes: 20 << 20 | 12345, seed: 1)
         let store = try FileStore(base: tmp + "/store")
         var calls = 0
-        let ref = try store.put(source: src, key: "scan-1.tif") { _, _ in calls += 1 }
+        let put = try store.put(source: src, key: { "scan-\($0.prefix(8)).tif" }) { _, _ in calls += 1 }
+        let ref = put.raw, key = "scan-\(ref.sha256.prefix(8)).tif"
+        XCTAssertEqual(put.key, key); XCTAssertEqual(put.sent, Int64(data.count))
         XCTAssertEqual(ref.sha256, Digest.sha256(data))
         XCTAssertEqual(ref.bytes, Int64(data.count))
-        XCTAssertEqual(ref.uri, "file://" + store.base + "/scan-1.tif")
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: store.path("scan-1.tif"))), data)
+        XCTAssertEqual(ref.uri, "file://" + store.root + "/" + key); XCTAssertEqual(store.base, "file://" + store.root)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: store.path(key))), data)
         XCTAssertGreaterThan(calls, 1)
-        XCTAssertEqual(Files.list(store.base), ["scan-1.tif"], "no partial left behind")
-        XCTAssertThrowsError(try store.put(source: src, key: "../escape.tif"))
+        XCTAssertEqual(Files.list(store.root), [key], "no partial left behind")
+        XCTAssertTrue(try store.verify(key: key, sha256: ref.sha256, bytes: ref.bytes))
+        XCTAssertFalse(try store.verify(key: key, sha256: String(repeating: "0", count: 64), bytes: ref.bytes))
+        XCTAssertThrowsError(try store.put(source: src, key: { _ in "../escape.tif" }, progress: nil))
+        // fetch: back out, checked; a wrong expected digest is refused and leaves nothing
+        try store.fetch(key: key, to: tmp + "/back.tif", sha256: ref.sha256, progress: nil)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: tmp + "/back.tif")), data)
+        XCTAssertThrowsError(try store.fetch(key: key, to: tmp + "/bad.tif", sha256: String(repeating: "1", count: 64), progress: nil))
+        XCTAssertFalse(Files.exists(tmp + "/bad.tif"))
+        try store.delete(key: key); XCTAssertFalse(Files.exists(store.path(key))); try store.delete(key: key)
     }
 
     func testInterruptedCopyResumesAndBadPartialIsReplaced() throws {
         let src = tmp + "/scan.tif"
         let data = try randomFile(src, bytes: 19 << 20, seed: 2)
         let store = try FileStore(base: tmp + "/store")
-        let partial = store.base + "/.s.tif.partial"
+        let partial = store.partialPath(for: src)
         // A partial holding the first 9 MiB of the source: the copy continues from there.
         try data.prefix(9 << 20).write(to: URL(fileURLWithPath: partial))
         var first: Int64 = -1
-        let ref = try store.put(source: src, key: "s.tif") { d, _ in if first < 0 { first = d } }
+        let ref = try store.put(source: src, key: { _ in "s.tif" }) { d, _ in if first < 0 { first = d } }.raw
         XCTAssertEqual(first, 9 << 20, "resumed after the matching prefix")
         XCTAssertEqual(ref.sha256, Digest.sha256(data))
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: store.path("s.tif"))), data)
         // A partial that does not match the source is discarded and the copy starts over.
         var wrong = data.prefix(5 << 20); wrong[100] ^= 0xFF
-        try wrong.write(to: URL(fileURLWithPath: store.base + "/.t.tif.partial"))
-        let r2 = try store.put(source: src, key: "t.tif")
+        try wrong.write(to: URL(fileURLWithPath: store.partialPath(for: src)))
+        let r2 = try store.put(source: src, key: { _ in "t.tif" }, progress: nil).raw
         XCTAssertEqual(r2.sha256, Digest.sha256(data))
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: store.path("t.tif"))), data)
     }

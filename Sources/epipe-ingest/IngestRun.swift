@@ -1,0 +1,188 @@
+import Foundation
+import EpipeCore
+import EpipeImage
+import EpipeStage
+import EpipeStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One run of epipe-ingest over folders and files: select, skip what the ledger has, move the rest
+/// (scans become jobs, other files travel), report. Runs on one root are serialised by an flock on
+/// ROOT/ingest/.lock, so two nightly runs never move one file twice.
+struct IngestRun {
+    let flags: Ingest
+    let sources: [String]
+
+    func run() throws {
+        let f = flags
+        let p = try IngestParams(settle: f.settle ?? IngestParams.defaultSettle, stages: f.stages, name: f.name, param: f.param, maxPixels: f.maxPixels)
+        let root = try Root(Root.resolve(f.root))
+        try Files.mkdir(root.path + "/ingest")
+        guard let lock = FileLock(path: root.path + "/ingest/.lock") else { throw EpipeError.failed("\(root.path)/ingest/.lock: cannot lock") }
+        defer { withExtendedLifetime(lock) {} }
+        let cfg = try root.config()
+        let stageList = try p.stageList(config: cfg)
+        let opener = StoreOpener(flags: f, root: root, config: cfg)
+        let store = try opener.open()
+        var intake = Intake(root: root, store: store, ledger: try Ledger(dir: root.ledgerDir), stages: stageList, params: p.params)
+        (intake.endpoint, intake.region) = opener.s3Location
+        let log = StageLog(tool: "epipe-ingest", file: root.path + "/ledger/ingest.log", quiet: f.quiet)
+        let started = Date()
+        var report = IngestRunReport(started: started, destination: store.base, sources: sources.map(Files.canonical), dryRun: f.dryRun)
+
+        let (files, excluded) = try Selection.collect(sources, include: f.include, exclude: f.exclude)
+        try p.check(scans: files.filter(\.isScan).count)
+        report.seen = files.count; report.excluded = excluded
+        // 1. what has to move
+        var todo: [SourceFile] = []
+        let now = Date()
+        for s in files {
+            let kind = s.isScan ? "scan" : "file"
+            if now.timeIntervalSince(s.mtime) < p.settle {
+                report.settling += 1; report.items.append(.init(source: s.path, bytes: s.bytes, kind: kind, status: "settling"))
+                log.detail("\(s.path): modified \(Int(now.timeIntervalSince(s.mtime))) s ago, waiting for --settle \(Int(p.settle)) s")
+                continue
+            }
+            if try intake.alreadyTaken(s.path, bytes: s.bytes, mtime: s.mtime) && (!f.checksum || (try stillSame(s, intake))) {
+                report.skipped += 1; report.items.append(.init(source: s.path, bytes: s.bytes, kind: kind, status: "unchanged")); continue
+            }
+            todo.append(s)
+        }
+        let total = todo.reduce(Int64(0)) { $0 + $1.bytes }
+        if f.dryRun {
+            let rate = Self.lastRate(root) ?? 100
+            for s in todo {
+                Term.stdout("\(s.isScan ? "scan" : "file") \(s.path) (\(s.bytes) bytes) -> \(s.isScan ? store.base + "/" + Scans.jobName(s.path) + "-<sha256>" + Scans.ext(s.path) : store.uri(s.carryKey))")
+                report.items.append(.init(source: s.path, bytes: s.bytes, kind: s.isScan ? "scan" : "file", status: "would-transfer"))
+            }
+            report.transferred = todo.count; report.bytesTransferred = total
+            log.info("dry run: \(todo.count) file(s), \(String(format: "%.1f", Double(total) / 1e6)) MB would move to \(store.base); about \(Self.duration(Double(total) / 1e6 / rate)) at \(String(format: "%.0f", rate)) MB/s (\(Self.lastRate(root) == nil ? "assumed" : "the last run's rate"))")
+            try finish(&report, started: started, root: root, log: log, print: false)
+            return
+        }
+        // 2. move it: one bar over all bytes
+        let prog = ProgressReporter(label: "ingest", total: Int(max(1, total >> 20)), unit: "MiB", quiet: f.quiet || total < (64 << 20))
+        var doneMiB = 0
+        var base: Int64 = 0
+        let tick: (Int64, Int64) -> Void = { d, _ in
+            let mb = Int((base + d) >> 20); if mb > doneMiB { prog.advance(mb - doneMiB); doneMiB = mb }
+        }
+        var worst: Int32 = 0
+        for s in todo {
+            let sentBefore = intake.sent
+            var item = IngestRunReport.Item(source: s.path, bytes: s.bytes, kind: s.isScan ? "scan" : "file", status: "failed")
+            do {
+                if s.isScan {
+                    // Check the image before moving it: a bad scan never becomes a job.
+                    let info = try ImageReader(path: s.path, maxPixels: p.maxPixels).info
+                    let jobName = p.name ?? Scans.jobName(s.path)
+                    try Names.validateName(jobName, what: "job name", path: s.path)
+                    let outcome = try intake.take(s.path, name: jobName, mtime: s.mtime, progress: tick)
+                    switch outcome {
+                    case .unchanged:
+                        item.status = "unchanged"
+                    case .registered(let id, let jobDir, let raw):
+                        item.status = "transferred"; item.dest = raw.uri; item.sha256 = raw.sha256; item.job = id
+                        log.info("\(jobName): \(info.width)x\(info.height)x\(info.channels) \(info.pixelType.rawValue), \(raw.bytes) bytes, sha256 \(raw.sha256.prefix(12)) -> job \(id)")
+                        report.newJobs += 1
+                        if f.json {
+                            Term.stdout(JSON.line(StageEvent(stage: "ingest", job: Files.canonical(jobDir), id: id, name: jobName, status: "complete", next: stageList.first)))
+                        } else { Term.stdout(Files.canonical(jobDir)) }
+                    }
+                } else {
+                    let r = try intake.carry(s.path, key: s.carryKey, mtime: s.mtime, progress: tick)
+                    item.status = "transferred"; item.dest = r.raw.uri; item.sha256 = r.raw.sha256
+                    log.detail("\(s.path): \(r.raw.bytes) bytes -> \(r.raw.uri)")
+                }
+                if item.status == "transferred" && f.deleteSourceAfterVerify, let sha = item.sha256, let dest = item.dest {
+                    let key = String(dest.dropFirst(store.base.count + 1))
+                    if try store.verify(key: key, sha256: sha, bytes: s.bytes) {
+                        if unlink(s.path) != 0 { log.warn("\(s.path): verified in the store but could not be deleted (\(String(cString: strerror(errno))))") }
+                    } else {
+                        throw EpipeError.failed("\(s.path): the stored copy \(dest) does not match on re-check; the source is kept")
+                    }
+                }
+            } catch {
+                worst = max(worst, (error as? EpipeError)?.exitCode ?? 2)
+                let msg = describe(error)
+                item.error = msg
+                log.error(msg.hasPrefix(s.path) ? msg : "\(s.path): \(msg)")
+            }
+            item.sent = intake.sent - sentBefore
+            base += s.bytes
+            switch item.status {
+            case "transferred": report.transferred += 1; report.bytesTransferred += s.bytes
+            case "unchanged": report.skipped += 1
+            default: report.failed += 1
+            }
+            report.items.append(item)
+        }
+        prog.finish()
+        report.bytesSent = intake.sent
+        try finish(&report, started: started, root: root, log: log, print: true)
+        if worst != 0 { throw EpipeExit(worst) }
+    }
+
+    /// --checksum: the source re-hashed still equals the ledger's sha256 and the stored copy verifies.
+    func stillSame(_ s: SourceFile, _ intake: Intake) throws -> Bool {
+        guard let e = try intake.ledger.entry(for: s.path), e.dest.hasPrefix(intake.store.base + "/") else { return false }
+        guard try Digest.sha256(file: s.path).hex == e.sha256 else { return false }
+        guard try intake.store.verify(key: String(e.dest.dropFirst(intake.store.base.count + 1)), sha256: e.sha256, bytes: e.bytes) else { return false }
+        var v = e; v.verified = Time.iso(Date()); try intake.ledger.record(v)
+        return true
+    }
+
+    func finish(_ report: inout IngestRunReport, started: Date, root: Root, log: StageLog, print: Bool) throws {
+        let secs = Date().timeIntervalSince(started)
+        report.finished = Time.iso(Date()); report.seconds = (secs * 1000).rounded() / 1000
+        report.mbPerSecond = secs > 0 ? (Double(report.bytesTransferred) / 1e6 / secs * 10).rounded() / 10 : 0
+        let path = try report.save(in: root.path + "/ingest/runs")
+        // a run whose every file failed has said so, one line each; otherwise the summary
+        if report.failed == 0 || report.transferred + report.skipped + report.settling > 0 {
+            log.info(report.summary + "; report \(path)")
+        }
+    }
+
+    /// MB/s of the latest run that moved at least 64 MB, from ROOT/ingest/runs.
+    static func lastRate(_ root: Root) -> Double? {
+        let dir = root.path + "/ingest/runs"
+        for f in Files.list(dir).filter({ $0.hasSuffix(".json") }).sorted().reversed() {
+            guard let d = try? Files.read(dir + "/" + f), let r = try? JSONDecoder().decode(IngestRunReport.self, from: d) else { continue }
+            if !r.dryRun && r.bytesTransferred >= 64_000_000 && r.mbPerSecond > 0 { return r.mbPerSecond }
+        }
+        return nil
+    }
+
+    static func duration(_ s: Double) -> String {
+        s < 90 ? "\(Int(s.rounded())) s" : s < 5400 ? "\(Int((s / 60).rounded())) min" : String(format: "%.1f h", s / 3600)
+    }
+}
+
+/// The store a run moves into: --to, else the root's epipe.json store.
+struct StoreOpener {
+    let flags: Ingest
+    let root: Root
+    let config: RootConfig
+
+    func open() throws -> any ObjectStore {
+        let uri = flags.to ?? config.store
+        if uri.hasPrefix("file://") {
+            for (flag, given) in [("--endpoint", flags.endpoint != nil), ("--region", flags.region != nil), ("--profile", flags.profile != nil)] where given {
+                throw EpipeError.badInput("\(flag): only for an s3:// destination; the destination is \(uri)")
+            }
+            return try FileStore(uri: uri, bytesPerSecond: flags.bwlimit.map { $0 * 1e6 })
+        }
+        guard uri.hasPrefix("s3://") else { throw EpipeError.badInput("--to \(uri): expected s3://bucket/prefix or file:///path") }
+        var o = StoreAccess.S3Options(endpoint: flags.endpoint, region: flags.region, profile: flags.profile).resolved(config.s3)
+        o.partSize = flags.partSize << 20; o.parallel = flags.parallel; o.retries = flags.retries
+        o.bytesPerSecond = flags.bwlimit.map { $0 * 1e6 }
+        return try StoreAccess.open(uri: uri, s3: o, stateDir: root.path + "/ingest/uploads", check: !flags.dryRun)
+    }
+
+    /// The endpoint and region new jobs record for an s3:// store.
+    var s3Location: (endpoint: String?, region: String?) {
+        let o = StoreAccess.S3Options(endpoint: flags.endpoint, region: flags.region, profile: flags.profile).resolved(config.s3)
+        return (o.endpoint, o.region)
+    }
+}
