@@ -57,6 +57,7 @@ public enum CSV {
         var s = String(format: "%.\(digits)f", v)
         while s.hasSuffix("0") { s.removeLast() }
         if s.hasSuffix(".") { s.removeLast() }
+        if s == "-0" { return "0" }   // a tiny negative rounded to zero
         return s
     }
 
