@@ -177,7 +177,7 @@ struct StoreOpener {
         var o = StoreAccess.S3Options(endpoint: flags.endpoint, region: flags.region, profile: flags.profile).resolved(config.s3)
         o.partSize = flags.partSize << 20; o.parallel = flags.parallel; o.retries = flags.retries
         o.bytesPerSecond = flags.bwlimit.map { $0 * 1e6 }
-        return try StoreAccess.open(uri: uri, s3: o, stateDir: root.path + "/ingest/uploads", check: !flags.dryRun)
+        return try StoreAccess.open(uri: uri, s3: o, stateDir: root.path + "/ingest/uploads", check: true)
     }
 
     /// The endpoint and region new jobs record for an s3:// store.

@@ -147,4 +147,32 @@ final class IngestS3Tests: E2ECase {
         let store = try StoreAccess.open(uri: "s3://scans/raw", s3: .init(endpoint: weed.endpoint), stateDir: tmp + "/state")
         XCTAssertTrue(try store.verify(key: "files/gone/a.bin", sha256: Digest.sha256(data), bytes: Int64(data.count)))
     }
+
+    /// Credentials from the shared credentials file by --profile; the region given is what job.json
+    /// records; the store and endpoint may come from epipe.json instead of flags.
+    func testProfileRegionAndEpipeJSON() throws {
+        let d = tmp + "/p"
+        _ = try synth(d, size: 96, channels: 2)
+        try Files.mkdir(tmp + "/.aws")
+        try "[default]\naws_access_key_id = nobody\naws_secret_access_key = nothing\n\n[lab]\naws_access_key_id = \(weed.accessKey)\naws_secret_access_key = \(weed.secretKey)\n"
+            .write(toFile: tmp + "/.aws/credentials", atomically: true, encoding: .utf8)
+        let noKeys = ["HOME": tmp, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""]
+        let wrong = try exec("epipe-ingest", ["--root", tmp + "/root", "--settle", "0", "--endpoint", weed.endpoint, "--to", "s3://scans/prof", d], env: noKeys)
+        XCTAssertEqual(wrong.code, 2, "the default profile's keys are refused: \(wrong.err)")
+        let r = try exec("epipe-ingest", ["--root", tmp + "/root", "--settle", "0", "--endpoint", weed.endpoint, "--to", "s3://scans/prof",
+                                          "--profile", "lab", "--region", "eu-west-3", d], env: noKeys)
+        XCTAssertEqual(r.code, 0, r.err)
+        let spec = try Job(dir: r.lines[0]).spec
+        XCTAssertEqual(spec.raw.region, "eu-west-3"); XCTAssertTrue(spec.raw.uri.hasPrefix("s3://scans/prof/"))
+        XCTAssertFalse(try String(contentsOfFile: r.lines[0] + "/job.json", encoding: .utf8).contains(weed.secretKey))
+        // epipe.json: store and endpoint there, no flags
+        let root2 = tmp + "/root2"
+        _ = try Root(root2)
+        var cfg = try Root(root2).config()
+        cfg.store = "s3://scans/fromcfg"; cfg.s3 = .init(endpoint: weed.endpoint)
+        try AtomicFile.write(JSON.encode(cfg), to: root2 + "/epipe.json")
+        let c = try exec("epipe-ingest", ["--root", root2, "--settle", "0", d], env: env)
+        XCTAssertEqual(c.code, 0, c.err)
+        XCTAssertTrue(try Job(dir: c.lines[0]).spec.raw.uri.hasPrefix("s3://scans/fromcfg/"))
+    }
 }
