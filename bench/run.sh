@@ -180,6 +180,7 @@ for st in $steps; do case $st in
     pk=$( { /usr/bin/time -f %M bash -c "sha256sum '$src'/*.bin >/dev/null && cp -r '$src' '$work/ingest-cp' && sha256sum '$work/ingest-cp'/*.bin >/dev/null && sync" >/dev/null; } 2>&1 | tail -1 )
     t1=$(date +%s.%N); P_S=$(secs "$t0" "$t1"); P_MIB=$((pk / 1024))
     row "ingest file:// ${nf}x${mib}M" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "epipe $(mbps "$E_S") MB/s, cp+sha256sum+sync $(mbps "$P_S") MB/s"
+    rm -rf "$work/ingest-root" "$work/ingest-cp"
     weed=$here/.venv/bin/weed; aws=$here/.venv/bin/aws
     if [[ -x $weed && -x $aws ]]; then
       wd=$work/weed; rm -rf "$wd"; mkdir -p "$wd/data"
@@ -200,6 +201,7 @@ for st in $steps; do case $st in
       t1=$(date +%s.%N); P_S=$(secs "$t0" "$t1"); P_MIB=$((pk / 1024))
       row "ingest s3:// ${nf}x${mib}M" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "epipe $(mbps "$E_S") MB/s (64 MiB parts x4, HEAD-verified), aws s3 cp $(mbps "$P_S") MB/s"
       kill "$wpid"; sleep 2; kill -9 "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null
+      rm -rf "$wd" "$work/ingest-root-s3"
     else
       echo "bench: no SeaweedFS or awscli in $here/.venv (make pydeps); s3 row skipped" >&2
     fi ;;
