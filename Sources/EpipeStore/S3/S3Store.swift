@@ -329,9 +329,10 @@ public struct S3Store: ObjectStore {
         })
         let all = parts.compactMap { $0 }
         guard all.count == plan.count else { throw EpipeError.failed("\(uri(k)): \(plan.count - all.count) parts were not sent; rerun to resume") }
+        // the multipart ETag (MD5 of the parts' MD5s) is checked when every part's MD5 was computed
         var concat = Data()
-        for m in md5s { if let m { concat.append(m) } }
-        let expectedETag = SigV4.hex(Insecure.MD5.hash(data: concat)) + "-\(plan.count)"
+        for m in md5s.dropFirst() { if let m { concat.append(m) } }
+        let expectedETag: String? = md5s.dropFirst().allSatisfy({ $0 != nil }) ? SigV4.hex(Insecure.MD5.hash(data: concat)) + "-\(plan.count)" : nil
 
         do {
             try client.completeMultipartUpload(bucket: bucket, key: ok, uploadId: uploadId, parts: all)
@@ -386,30 +387,48 @@ public struct S3Store: ObjectStore {
 
     /// Reads the file once: its SHA-256 and the SHA-256 of each part of `plan`.
     func hashPass(fd: Int32, source: String, plan: Plan, progress: (Int64) -> Void) throws -> (String, [Data]) {
+        // The whole file's SHA-256 is sequential; the parts' are not: they are hashed on a second
+        // thread from their own reads (the page cache serves the second read), so pass 1 costs about
+        // one hash of the file in wall time on two cores, not two.
+        final class Parts: @unchecked Sendable { var sums: [Data] = []; var error: Error? }
+        let partsBox = Parts()
+        let group = DispatchGroup()
+        DispatchQueue.global().async(group: group) {
+            let cap = 8 << 20
+            let buf = UnsafeMutableRawPointer.allocate(byteCount: cap, alignment: 64)
+            defer { buf.deallocate() }
+            for n in 1...max(1, plan.count) where plan.count > 0 {
+                var h = SHA256()
+                var off = plan.offset(n), left = plan.length(n)
+                while left > 0 {
+                    let r = pread(fd, buf, min(cap, left), off_t(off))
+                    if r < 0 && errno == EINTR { continue }
+                    if r <= 0 { partsBox.error = EpipeError.failed("\(source): the file shrank while it was read; rerun when it is complete"); return }
+                    h.update(bufferPointer: UnsafeRawBufferPointer(start: buf, count: r))
+                    off += Int64(r); left -= r
+                }
+                partsBox.sums.append(Data(h.finalize()))
+            }
+        }
         let cap = 8 << 20
         let buf = UnsafeMutableRawPointer.allocate(byteCount: cap, alignment: 64)
         defer { buf.deallocate() }
-        var whole = SHA256(), part = SHA256()
-        var parts: [Data] = []
-        var off: Int64 = 0, inPart = 0
+        var whole = SHA256()
+        var off: Int64 = 0
+        var failure: Error? = nil
         while off < plan.size {
             let want = Int(min(Int64(cap), plan.size - off))
             let n = pread(fd, buf, want, off_t(off))
-            if n < 0 { if errno == EINTR { continue }; throw EpipeError.failed("\(source): read error (\(String(cString: strerror(errno))))") }
-            if n == 0 { throw EpipeError.failed("\(source): the file shrank while it was read; rerun when it is complete") }
+            if n < 0 { if errno == EINTR { continue }; failure = EpipeError.failed("\(source): read error (\(String(cString: strerror(errno))))"); break }
+            if n == 0 { failure = EpipeError.failed("\(source): the file shrank while it was read; rerun when it is complete"); break }
             whole.update(bufferPointer: UnsafeRawBufferPointer(start: buf, count: n))
-            var used = 0
-            while used < n {
-                let take = min(n - used, plan.partSize - inPart)
-                part.update(bufferPointer: UnsafeRawBufferPointer(start: buf + used, count: take))
-                used += take; inPart += take
-                if inPart == plan.partSize { parts.append(Data(part.finalize())); part = SHA256(); inPart = 0 }
-            }
             off += Int64(n)
             progress(off)
         }
-        if inPart > 0 { parts.append(Data(part.finalize())) }
-        return (SigV4.hex(whole.finalize()), parts)
+        group.wait()
+        if let failure { throw failure }
+        if let e = partsBox.error { throw e }
+        return (SigV4.hex(whole.finalize()), partsBox.sums)
     }
 
     /// What the part workers share (read-only, plus the counter).
@@ -421,35 +440,66 @@ public struct S3Store: ObjectStore {
             self.store = store; self.fd = fd; self.source = source; self.plan = plan; self.objectKey = objectKey; self.uploadId = uploadId
             self.checksums = checksums; self.partSHA = partSHA; self.have = have; self.counter = counter
         }
+        deinit { for b in free { b.deallocate() } }
 
-        /// Part `n`: read, checked against pass 1, skipped when the server has it, else sent.
-        func part(_ n: Int) throws -> (part: S3Part, md5: Data) {
+        // Part buffers are reused (at most `parallel` of them live): a fresh 64 MiB buffer a part
+        // would be mapped, zeroed and faulted in page by page each time.
+        let lock = NSLock()
+        var free: [UnsafeMutableRawPointer] = []
+        func takeBuffer() -> UnsafeMutableRawPointer {
+            lock.lock(); defer { lock.unlock() }
+            return free.popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: plan.partSize, alignment: 64)
+        }
+        func giveBack(_ b: UnsafeMutableRawPointer) { lock.lock(); free.append(b); lock.unlock() }
+
+        /// Part `n`: read; skipped when the server has it (its ETag is our MD5); else sent with the
+        /// SHA-256 pass 1 computed as its checksum and signed payload hash, so the server itself
+        /// refuses a part whose bytes are not the ones pass 1 read (the file changed since, or the
+        /// bytes were damaged on the way). Hashing here again is then needed only to say which of the
+        /// two happened, or where the server checks no SHA-256 (then the ETag, an MD5, is checked).
+        func part(_ n: Int) throws -> (part: S3Part, md5: Data?) {
             let len = plan.length(n)
-            var body = Data(count: len)
+            let buffer = takeBuffer()
+            defer { giveBack(buffer) }
             var got = 0
-            try body.withUnsafeMutableBytes { (p: UnsafeMutableRawBufferPointer) in
-                while got < len {
-                    let r = pread(fd, p.baseAddress! + got, len - got, off_t(plan.offset(n) + Int64(got)))
-                    if r < 0 { if errno == EINTR { continue }; throw EpipeError.failed("\(source): read error (\(String(cString: strerror(errno))))") }
-                    if r == 0 { break }
-                    got += r
+            while got < len {
+                let r = pread(fd, buffer + got, len - got, off_t(plan.offset(n) + Int64(got)))
+                if r < 0 { if errno == EINTR { continue }; throw EpipeError.failed("\(source): read error (\(String(cString: strerror(errno))))") }
+                if r == 0 { break }
+                got += r
+            }
+            // the buffer goes back to the pool when this returns; nothing keeps `body` beyond the request
+            let body = Data(bytesNoCopy: buffer, count: got, deallocator: .none)
+            let sha = partSHA[n - 1]
+            func changed() -> EpipeError {
+                EpipeError.failed("\(source): the file changed while it was being sent (part \(n)); nothing was completed, rerun when it is stable")
+            }
+            guard got == len else { throw changed() }
+            if let p = have[n], p.size == Int64(len) {
+                let md5 = Data(Insecure.MD5.hash(data: body))
+                if p.etag.lowercased() == SigV4.hex(md5), Data(SHA256.hash(data: body)) == sha {
+                    return (S3Part(number: n, etag: p.etag, size: p.size, checksumSHA256: checksums ? sha.base64EncodedString() : nil), md5)
                 }
             }
-            let sha = Data(SHA256.hash(data: body))
-            guard got == len, sha == partSHA[n - 1] else {
-                throw EpipeError.failed("\(source): the file changed while it was being sent (part \(n)); nothing was completed, rerun when it is stable")
-            }
-            let md5 = Data(Insecure.MD5.hash(data: body))
-            if let p = have[n], p.size == Int64(len), p.etag.lowercased() == SigV4.hex(md5) {
-                return (S3Part(number: n, etag: p.etag, size: p.size, checksumSHA256: checksums ? sha.base64EncodedString() : nil), md5)
-            }
+            let plain = !(checksums && store.client.checksumsEnabled)
+            if plain { guard Data(SHA256.hash(data: body)) == sha else { throw changed() } }
             try store.config.hooks.beforePart?(n)
-            var sent = try store.client.uploadPart(bucket: store.bucket, key: objectKey, uploadId: uploadId, number: n, body: body,
+            var sent: S3Part
+            do {
+                sent = try store.client.uploadPart(bucket: store.bucket, key: objectKey, uploadId: uploadId, number: n, body: body,
                                                    checksum: checksums, sha256: sha, counter: counter)
-            if S3Store.isPlainMD5(sent.etag) && sent.etag.lowercased() != SigV4.hex(md5) {
-                throw EpipeError.failed("\(store.uri(objectKey)): part \(n) was stored with other bytes than were sent (ETag \(sent.etag)); rerun to resume")
+            } catch {
+                if Data(SHA256.hash(data: body)) != sha { throw changed() }
+                throw error
             }
-            if sent.etag.isEmpty { sent.etag = SigV4.hex(md5) }
+            var md5: Data? = nil
+            if plain || !store.client.checksumsEnabled {
+                let m = Data(Insecure.MD5.hash(data: body)); md5 = m
+                if S3Store.isPlainMD5(sent.etag) && sent.etag.lowercased() != SigV4.hex(m) {
+                    throw EpipeError.failed("\(store.uri(objectKey)): part \(n) was stored with other bytes than were sent (ETag \(sent.etag)); rerun to resume")
+                }
+                if sent.etag.isEmpty { sent.etag = SigV4.hex(m) }
+            }
             return (sent, md5)
         }
     }
