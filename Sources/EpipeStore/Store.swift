@@ -24,6 +24,14 @@ public protocol ObjectStore: Sendable {
     func fetch(key: String, to path: String, sha256: String?, progress: ((Int64, Int64) -> Void)?) throws
     /// Removes `key` (no error when it is not there).
     func delete(key: String) throws
+    /// See the extension: a hint that `source` comes next.
+    func prepare(source: String)
+}
+
+extension ObjectStore {
+    /// A hint that `source` is put next: a store may start work on it (S3 hashes it ahead, so the
+    /// hashing overlaps the transfer before). Nothing by default.
+    public func prepare(source: String) {}
 }
 
 public struct PutResult: Sendable, Equatable {

@@ -69,7 +69,8 @@ struct IngestRun {
             let mb = Int((base + d) >> 20); if mb > doneMiB { prog.advance(mb - doneMiB); doneMiB = mb }
         }
         var worst: Int32 = 0
-        for s in todo {
+        for (i, s) in todo.enumerated() {
+            if i + 1 < todo.count { store.prepare(source: todo[i + 1].path) }   // S3: hash the next while this one travels
             let sentBefore = intake.sent
             var item = IngestRunReport.Item(source: s.path, bytes: s.bytes, kind: s.isScan ? "scan" : "file", status: "failed")
             do {

@@ -106,8 +106,19 @@ final class IngestS3Tests: E2ECase {
         p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
         p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
         try p.run()
-        Thread.sleep(forTimeInterval: 3)
+        // kill once the server holds at least two parts of the upload (ListParts), whatever the
+        // server's own start-up delays
+        let client = try S3Client(config: S3Config(credentials: S3Credentials(accessKeyId: weed.accessKey, secretAccessKey: weed.secretKey),
+                                                   endpoint: weed.endpoint, retries: 2, backoffBase: 0.05))
+        let deadline = Date().addingTimeInterval(30)
+        var onServer = 0
+        while onServer < 2 && Date() < deadline && p.isRunning {
+            Thread.sleep(forTimeInterval: 0.1)
+            if let u = try? client.listMultipartUploads(bucket: "scans", prefix: "raw/files/big/").first,
+               let parts = try? client.listParts(bucket: "scans", key: u.key, uploadId: u.uploadId) { onServer = parts.parts.count }
+        }
         kill(p.processIdentifier, SIGKILL); p.waitUntilExit()
+        XCTAssertGreaterThanOrEqual(onServer, 2, "parts on the server when the upload was killed")
         let r = try ingest(["--to", "s3://scans/raw", "--part-size", "5", d])
         XCTAssertEqual(r.code, 0, r.err)
         let sent = try XCTUnwrap(try lastReport()["bytes_sent"] as? Int)

@@ -73,6 +73,55 @@ public struct S3Store: ObjectStore {
     public let stateDir: String
     public let client: S3Client
     let bucketChecked = Flag()
+    let prepared = Prepared()
+
+    /// Digests of files hashed ahead (`prepare`), by path, size and mtime; each taken once.
+    final class Prepared: @unchecked Sendable {
+        struct Entry { var bytes: Int64; var mtime: Date; var partSize: Int; var group: DispatchGroup; var result: (String, [Data])? }
+        private let lock = NSLock()
+        private var entries: [String: Entry] = [:]
+        func start(_ path: String, bytes: Int64, mtime: Date, partSize: Int) -> DispatchGroup? {
+            lock.lock(); defer { lock.unlock() }
+            guard entries[path] == nil, entries.count < 4 else { return nil }
+            let g = DispatchGroup(); g.enter()
+            entries[path] = Entry(bytes: bytes, mtime: mtime, partSize: partSize, group: g, result: nil)
+            return g
+        }
+        func finish(_ path: String, _ r: (String, [Data])?) {
+            lock.lock(); let g = entries[path]?.group; entries[path]?.result = r; lock.unlock()
+            g?.leave()
+        }
+        /// The digests of `path` if it was prepared with this size, mtime and part size (waiting
+        /// for a hashing still under way); nil otherwise.
+        func take(_ path: String, bytes: Int64, mtime: Date, partSize: Int) -> (String, [Data])? {
+            lock.lock(); let e = entries[path]; lock.unlock()
+            guard let e, e.bytes == bytes, e.mtime == mtime, e.partSize == partSize else { return nil }
+            e.group.wait()
+            lock.lock(); defer { lock.unlock() }
+            let r = entries[path]?.result
+            entries[path] = nil
+            return r
+        }
+    }
+
+    /// Hashes a file the caller will put next (a multipart-sized one), on another thread, so its
+    /// pass 1 overlaps the sending of the file before: the put then finds the digests ready. A
+    /// file changed in between is caught by size and mtime here, and by the server, which checks
+    /// every part against the digest sent with it.
+    public func prepare(source: String) {
+        guard let size = Files.size(source), let mtime = Files.mtime(source) else { return }
+        let ps = partSize(for: size)
+        guard size >= Int64(config.partSize), let g = prepared.start(source, bytes: size, mtime: mtime, partSize: ps) else { return }
+        _ = g
+        let me = self
+        DispatchQueue.global(qos: .utility).async {
+            let fd = open(source, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { me.prepared.finish(source, nil); return }
+            defer { close(fd) }
+            let r = try? me.hashPass(fd: fd, source: source, plan: Plan(size: size, partSize: ps)) { _ in }
+            me.prepared.finish(source, r)
+        }
+    }
 
     final class Flag: @unchecked Sendable {
         private let lock = NSLock()
@@ -274,7 +323,13 @@ public struct S3Store: ObjectStore {
         // Pass 1: the whole file's SHA-256 (names the key, goes into the metadata) and each
         // part's, to check in pass 2 that the bytes sent are the bytes hashed.
         var plan = Plan(size: size, partSize: partSize(for: size))
-        var (sha, partSHA) = try hashPass(fd: fd, source: source, plan: plan) { progress?($0 / 2, size) }
+        var sha: String, partSHA: [Data]
+        if let mtime = Files.mtime(source), let ready = prepared.take(source, bytes: size, mtime: mtime, partSize: plan.partSize) {
+            (sha, partSHA) = ready
+            progress?(size / 2, size)
+        } else {
+            (sha, partSHA) = try hashPass(fd: fd, source: source, plan: plan) { progress?($0 / 2, size) }
+        }
         let k = key(sha)
         try validate(k)
         let ok = objectKey(k)
@@ -387,48 +442,57 @@ public struct S3Store: ObjectStore {
 
     /// Reads the file once: its SHA-256 and the SHA-256 of each part of `plan`.
     func hashPass(fd: Int32, source: String, plan: Plan, progress: (Int64) -> Void) throws -> (String, [Data]) {
-        // The whole file's SHA-256 is sequential; the parts' are not: they are hashed on a second
-        // thread from their own reads (the page cache serves the second read), so pass 1 costs about
-        // one hash of the file in wall time on two cores, not two.
-        final class Parts: @unchecked Sendable { var sums: [Data] = []; var error: Error? }
-        let partsBox = Parts()
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) {
-            let cap = 8 << 20
-            let buf = UnsafeMutableRawPointer.allocate(byteCount: cap, alignment: 64)
-            defer { buf.deallocate() }
-            for n in 1...max(1, plan.count) where plan.count > 0 {
-                var h = SHA256()
-                var off = plan.offset(n), left = plan.length(n)
-                while left > 0 {
-                    let r = pread(fd, buf, min(cap, left), off_t(off))
-                    if r < 0 && errno == EINTR { continue }
-                    if r <= 0 { partsBox.error = EpipeError.failed("\(source): the file shrank while it was read; rerun when it is complete"); return }
-                    h.update(bufferPointer: UnsafeRawBufferPointer(start: buf, count: r))
-                    off += Int64(r); left -= r
-                }
-                partsBox.sums.append(Data(h.finalize()))
-            }
+        // One read of the file: this thread hashes the whole file (sequential by nature) while a
+        // serial queue hashes the parts from the same buffers, a chunk behind, so pass 1 costs about
+        // one hash of the file in wall time on two cores and one read.
+        final class PartState: @unchecked Sendable { var h = SHA256(); var inPart = 0; var sums: [Data] = [] }
+        final class Buffers: @unchecked Sendable {
+            let ptrs: [UnsafeMutableRawPointer]
+            init(_ n: Int, _ cap: Int) { ptrs = (0..<n).map { _ in UnsafeMutableRawPointer.allocate(byteCount: cap, alignment: 64) } }
+            deinit { for p in ptrs { p.deallocate() } }
         }
-        let cap = 8 << 20
-        let buf = UnsafeMutableRawPointer.allocate(byteCount: cap, alignment: 64)
-        defer { buf.deallocate() }
+        let cap = 8 << 20, nbuf = 3
+        let bufs = Buffers(nbuf, cap)
+        let free = DispatchSemaphore(value: nbuf)
+        let queue = DispatchQueue(label: "epipe.s3.parthash")
+        let st = PartState()
+        let partSize = plan.partSize
         var whole = SHA256()
-        var off: Int64 = 0
+        var off: Int64 = 0, idx = 0
         var failure: Error? = nil
         while off < plan.size {
+            free.wait()
+            let buf = bufs.ptrs[idx % nbuf]; idx += 1
             let want = Int(min(Int64(cap), plan.size - off))
-            let n = pread(fd, buf, want, off_t(off))
-            if n < 0 { if errno == EINTR { continue }; failure = EpipeError.failed("\(source): read error (\(String(cString: strerror(errno))))"); break }
-            if n == 0 { failure = EpipeError.failed("\(source): the file shrank while it was read; rerun when it is complete"); break }
+            var n = 0
+            while true {
+                n = pread(fd, buf, want, off_t(off))
+                if n < 0 && errno == EINTR { continue }
+                break
+            }
+            if n < 0 { failure = EpipeError.failed("\(source): read error (\(String(cString: strerror(errno))))"); free.signal(); break }
+            if n == 0 { failure = EpipeError.failed("\(source): the file shrank while it was read; rerun when it is complete"); free.signal(); break }
             whole.update(bufferPointer: UnsafeRawBufferPointer(start: buf, count: n))
+            let count = n, slot = (idx - 1) % nbuf
+            queue.async {
+                let buf = bufs.ptrs[slot]
+                var used = 0
+                while used < count {
+                    let take = min(count - used, partSize - st.inPart)
+                    st.h.update(bufferPointer: UnsafeRawBufferPointer(start: buf + used, count: take))
+                    used += take; st.inPart += take
+                    if st.inPart == partSize { st.sums.append(Data(st.h.finalize())); st.h = SHA256(); st.inPart = 0 }
+                }
+                free.signal()
+            }
             off += Int64(n)
             progress(off)
         }
-        group.wait()
+        queue.sync {}
+        withExtendedLifetime(bufs) {}
         if let failure { throw failure }
-        if let e = partsBox.error { throw e }
-        return (SigV4.hex(whole.finalize()), partsBox.sums)
+        if st.inPart > 0 { st.sums.append(Data(st.h.finalize())) }
+        return (SigV4.hex(whole.finalize()), st.sums)
     }
 
     /// What the part workers share (read-only, plus the counter).
