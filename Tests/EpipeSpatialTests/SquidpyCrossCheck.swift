@@ -30,15 +30,17 @@ sq.gr.spatial_neighbors(a, coord_type="generic", n_neighs=6)
 sq.gr.nhood_enrichment(a, cluster_key="c", n_perms=1000, seed=0, show_progress_bar=False)
 adj = a.obsp["spatial_connectivities"].tocsr(); adj.sort_indices()
 r = a.uns["c_nhood_enrichment"]
-json.dump({"types": list(a.obs["c"].cat.categories), "z": np.asarray(r["zscore"]).tolist(), "count": np.asarray(r["count"]).tolist(),
+json.dump({"types": list(a.obs["c"].cat.categories), "z": [[float(v) if np.isfinite(v) else None for v in row] for row in np.asarray(r["zscore"])], "count": np.asarray(r["count"]).tolist(),
            "indptr": adj.indptr.tolist(), "indices": adj.indices.tolist()}, open(sys.argv[2], "w"))
 """#
 
-    func run(_ s: SpatialCells, _ py: String) throws -> (types: [String], z: [[Double]], count: [[Int]], rows: [[Int]]) {
+    func run(_ s: SpatialCells, _ py: String) throws -> (types: [String], z: [[Double]], count: [[Int]], rows: [[Int]]) { try run(csv: s.csv(), py) }
+
+    func run(csv: String, _ py: String) throws -> (types: [String], z: [[Double]], count: [[Int]], rows: [[Int]]) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sqx-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try s.csv().write(toFile: dir + "/cells.csv", atomically: true, encoding: .utf8)
+        try csv.write(toFile: dir + "/cells.csv", atomically: true, encoding: .utf8)
         try Self.script.write(toFile: dir + "/sq.py", atomically: true, encoding: .utf8)
         let p = Process(); p.executableURL = URL(fileURLWithPath: py); p.arguments = [dir + "/sq.py", dir + "/cells.csv", dir + "/out.json"]
         p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
@@ -51,19 +53,22 @@ json.dump({"types": list(a.obs["c"].cat.categories), "z": np.asarray(r["zscore"]
     }
 
     func check(_ s: SpatialCells, _ what: String, minR: Double) throws {
+        // the coordinates as squidpy reads them (one decimal in the CSV)
+        try check(csv: s.csv(), x: s.x.map { ($0 * 10).rounded() / 10 }, y: s.y.map { ($0 * 10).rounded() / 10 },
+                  labels: s.types.map { s.typeNames[$0] }, what, minR: minR)
+    }
+
+    func check(csv: String, x: [Double], y: [Double], labels: [String], _ what: String, minR: Double) throws {
         let py = try python()
-        let sq = try run(s, py)
-        // the coordinates as squidpy read them (one decimal in the CSV)
-        let x = s.x.map { ($0 * 10).rounded() / 10 }, y = s.y.map { ($0 * 10).rounded() / 10 }
+        let sq = try run(csv: csv, py)
         let graph = KDTree2D(x: x, y: y).knnGraph(k: 6)
         XCTAssertEqual(graph.rows.map { $0.sorted() }, sq.rows, "\(what): the same kNN graph")
-        let labels = s.types.map { s.typeNames[$0] }
         let index = Dictionary(uniqueKeysWithValues: sq.types.enumerated().map { ($1, Int32($0)) })
         let t = sq.types.count
         let r = Enrichment.run(graph: graph, labels: labels.map { index[$0]! }, types: t, perms: 1000, seed: 0)
         var a: [Double] = [], b: [Double] = [], maxDiff = 0.0
         for i in 0..<t {
-            for j in 0..<t {
+            for j in 0..<t where r.z[i * t + j].isFinite && sq.z[i][j].isFinite {
                 XCTAssertEqual(r.observed[i * t + j], sq.count[i][j], "\(what): observed count \(sq.types[i]),\(sq.types[j])")
                 a.append(r.z[i * t + j]); b.append(sq.z[i][j]); maxDiff = max(maxDiff, abs(r.z[i * t + j] - sq.z[i][j]))
             }
@@ -84,5 +89,26 @@ json.dump({"types": list(a.obs["c"].cat.categories), "z": np.asarray(r["zscore"]
     /// mean and spread (the observed counts are identical).
     func testZScoresMatchSquidpyUniform() throws {
         try check(SpatialCells.generate(cells: 6000, types: 6, layout: .uniform, seed: 6), "uniform", minR: 0.99)
+    }
+
+    /// Real cells: SCIMAP's 33-plex example (3,029 cells of a human tonsil, CyCIF; Tests/Data/scimap-33plex,
+    /// provenance there) typed by SCIMAP's own manual-gate phenotypes (23 types).
+    func testZScoresMatchSquidpyOnRealCells() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Data/scimap-33plex").path
+        let table = try String(contentsOfFile: dir + "/example_data.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let h = table[0]
+        let id = h.firstIndex(of: "CellID")!, xi = h.firstIndex(of: "X_position")!, yi = h.firstIndex(of: "Y_position")!
+        var phen: [String: String] = [:]
+        for l in try String(contentsOfFile: dir + "/scimap_phenotypes_manual.csv", encoding: .utf8).split(separator: "\n").dropFirst() {
+            let f = l.split(separator: ",", maxSplits: 1).map(String.init); if f.count == 2 { phen[f[0]] = f[1] }
+        }
+        var csv = "CellID,X_centroid,Y_centroid,phenotype\n", x: [Double] = [], y: [Double] = [], labels: [String] = []
+        for r in table.dropFirst() where r.count == h.count {
+            let p = try XCTUnwrap(phen[r[id]])
+            csv += "\(r[id]),\(r[xi]),\(r[yi]),\(p)\n"
+            x.append(Double(r[xi])!); y.append(Double(r[yi])!); labels.append(p)
+        }
+        XCTAssertEqual(labels.count, 3029)
+        try check(csv: csv, x: x, y: y, labels: labels, "real cells (SCIMAP 33-plex, manual phenotypes)", minR: 0.99)
     }
 }
