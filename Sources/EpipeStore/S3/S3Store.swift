@@ -74,6 +74,21 @@ public struct S3Store: ObjectStore {
     public let client: S3Client
     let bucketChecked = Flag()
     let prepared = Prepared()
+    let buffers = BufferPool()
+
+    /// Part buffers, reused across parts and files (at most `parallel` of one size live at once):
+    /// a fresh 64 MiB buffer a part would be mapped, zeroed and faulted in page by page each time,
+    /// which measured as most of an upload's system time.
+    final class BufferPool: @unchecked Sendable {
+        private let lock = NSLock()
+        private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+        func take(_ size: Int) -> UnsafeMutableRawPointer {
+            lock.lock(); defer { lock.unlock() }
+            return free[size]?.popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        }
+        func give(_ b: UnsafeMutableRawPointer, _ size: Int) { lock.lock(); free[size, default: []].append(b); lock.unlock() }
+        deinit { for (_, l) in free { for b in l { b.deallocate() } } }
+    }
 
     /// Digests of files hashed ahead (`prepare`), by path, size and mtime; each taken once.
     final class Prepared: @unchecked Sendable {
@@ -504,17 +519,8 @@ public struct S3Store: ObjectStore {
             self.store = store; self.fd = fd; self.source = source; self.plan = plan; self.objectKey = objectKey; self.uploadId = uploadId
             self.checksums = checksums; self.partSHA = partSHA; self.have = have; self.counter = counter
         }
-        deinit { for b in free { b.deallocate() } }
-
-        // Part buffers are reused (at most `parallel` of them live): a fresh 64 MiB buffer a part
-        // would be mapped, zeroed and faulted in page by page each time.
-        let lock = NSLock()
-        var free: [UnsafeMutableRawPointer] = []
-        func takeBuffer() -> UnsafeMutableRawPointer {
-            lock.lock(); defer { lock.unlock() }
-            return free.popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: plan.partSize, alignment: 64)
-        }
-        func giveBack(_ b: UnsafeMutableRawPointer) { lock.lock(); free.append(b); lock.unlock() }
+        func takeBuffer() -> UnsafeMutableRawPointer { store.buffers.take(plan.partSize) }
+        func giveBack(_ b: UnsafeMutableRawPointer) { store.buffers.give(b, plan.partSize) }
 
         /// Part `n`: read; skipped when the server has it (its ETag is our MD5); else sent with the
         /// SHA-256 pass 1 computed as its checksum and signed payload hash, so the server itself
