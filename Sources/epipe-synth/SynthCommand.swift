@@ -93,20 +93,21 @@ struct SynthCommand: ParsableCommand {
             try Files.mkdir(out); try Files.mkdir(truthDir)
             let path = out + "/" + name + ".csv"
             if let layout {
-                guard let l = SpatialCells.Layout(rawValue: layout), niches >= 1, niches <= 100 else {
+                guard SpatialCells.Layout(rawValue: layout) != nil, niches >= 1, niches <= 100 else {
                     throw ValidationError("--layout must be one of \(SpatialCells.Layout.allCases.map(\.rawValue).joined(separator: ", ")); --niches in 1...100")
                 }
-                let t = SpatialCells.generate(cells: n, types: types, layout: l, niches: niches, seed: seed)
-                try AtomicFile.write(t.truthCSV(), to: truthDir + "/" + name + "-types.csv")
-                try AtomicFile.write(t.csv(), to: path)
-                if !quiet { Term.stderr("epipe-synth: \(path) \(n) cells, \(types) types, \(l.rawValue) layout; truth in \(truthDir)") }
-                Term.stdout(path)
-                return
             }
-            let t = CellTable.generate(cells: n, markers: markers, types: types, spread: spread, seed: seed)
-            try AtomicFile.write(t.truthCSV(), to: truthDir + "/" + name + "-types.csv")
-            try AtomicFile.write(t.csv(), to: path)
-            if !quiet { Term.stderr("epipe-synth: \(path) \(n) cells x \(markers) markers, \(types) types; truth in \(truthDir)") }
+            let (csv, truthCSV, what): (String, String, String)
+            if let layout, let l = SpatialCells.Layout(rawValue: layout) {
+                let t = SpatialCells.generate(cells: n, types: types, layout: l, niches: niches, seed: seed)
+                (csv, truthCSV, what) = (t.csv(), t.truthCSV(), "\(n) cells, \(types) types, \(l.rawValue) layout")
+            } else {
+                let t = CellTable.generate(cells: n, markers: markers, types: types, spread: spread, seed: seed)
+                (csv, truthCSV, what) = (t.csv(), t.truthCSV(), "\(n) cells x \(markers) markers, \(types) types")
+            }
+            try AtomicFile.write(truthCSV, to: truthDir + "/" + name + "-types.csv")
+            try AtomicFile.write(csv, to: path)
+            if !quiet { Term.stderr("epipe-synth: \(path) \(what); truth in \(truthDir)") }
             Term.stdout(path)
             return
         }

@@ -36,6 +36,19 @@ final class IngestS3Tests: E2ECase {
         let f = try XCTUnwrap(Files.list(dir).filter { $0.hasSuffix(".json") }.sorted().last)
         return try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/" + f))) as! [String: Any]
     }
+    /// epipe-ingest of `dir` to s3://scans/raw in 5 MiB parts, one at a time, at 8 MB/s, started in
+    /// the background (to be killed, or to lose its server, mid-upload).
+    func slowUpload(_ dir: String, _ extra: [String] = [], stderr: Pipe? = nil) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Bin.path("epipe-ingest"))
+        p.arguments = ["--root", tmp + "/root", "--settle", "0", "-q", "--endpoint", weed.endpoint, "--to", "s3://scans/raw",
+                       "--part-size", "5", "--parallel", "1", "--bwlimit", "8"] + extra + [dir]
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        if let stderr { p.standardError = stderr } else { p.standardError = FileHandle.nullDevice }
+        try p.run()
+        return p
+    }
     func randomFile(_ path: String, mib: Int, seed: UInt64) throws -> Data {
         var data = Data(count: mib << 20)
         data.withUnsafeMutableBytes { p in var s = seed; for i in 0..<p.count { s = s &* 6364136223846793005 &+ 1442695040888963407; p[i] = UInt8(truncatingIfNeeded: s >> 33) } }
@@ -99,13 +112,7 @@ final class IngestS3Tests: E2ECase {
         let d = tmp + "/big"
         try Files.mkdir(d)
         let data = try randomFile(d + "/archive.bin", mib: 40, seed: 3)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Bin.path("epipe-ingest"))
-        p.arguments = ["--root", tmp + "/root", "--settle", "0", "-q", "--endpoint", weed.endpoint, "--to", "s3://scans/raw",
-                       "--part-size", "5", "--parallel", "1", "--bwlimit", "8", d]
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try slowUpload(d)
         // kill once the server holds at least two parts of the upload (ListParts), whatever the
         // server's own start-up delays
         let client = try S3Client(config: S3Config(credentials: S3Credentials(accessKeyId: weed.accessKey, secretAccessKey: weed.secretKey),
@@ -135,14 +142,8 @@ final class IngestS3Tests: E2ECase {
         let d = tmp + "/gone"
         try Files.mkdir(d)
         let data = try randomFile(d + "/a.bin", mib: 30, seed: 5)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Bin.path("epipe-ingest"))
         let errPipe = Pipe()
-        p.arguments = ["--root", tmp + "/root", "--settle", "0", "-q", "--endpoint", weed.endpoint, "--to", "s3://scans/raw",
-                       "--part-size", "5", "--parallel", "1", "--bwlimit", "8", "--retries", "2", d]
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-        p.standardOutput = FileHandle.nullDevice; p.standardError = errPipe
-        try p.run()
+        let p = try slowUpload(d, ["--retries", "2"], stderr: errPipe)
         Thread.sleep(forTimeInterval: 1.5)
         weed.kill()
         let err = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

@@ -1,7 +1,6 @@
 import Foundation
 import EpipeCore
 import EpipeKernels
-import EpipeStage
 
 /// `epipe-stats --cohort ROOT`: gathers the per-image results of every job under ROOT whose stats
 /// stage is complete into ROOT/cohort/, to compare samples. Nothing is pooled: each row is one job's
@@ -10,8 +9,8 @@ import EpipeStage
 /// - interactions.csv: job, name, type_a, type_b, observed, expected, z, q_enriched, q_depleted;
 /// - frequencies.png: one stacked bar of type proportions per job;
 /// - cohort.json: the jobs included (with their stats run) and those left out with the reason.
-enum Cohort {
-    static func run(rootPath: String, json: Bool) throws {
+public enum Cohort {
+    public static func run(rootPath: String, json: Bool) throws {
         let root = try Root(rootPath, create: false)
         var included: [(job: Job, freq: CSVTable, inter: CSVTable?)] = []
         var skipped: [(String, String)] = []
