@@ -207,7 +207,7 @@ for st in $steps; do case $st in
       pk=$( { /usr/bin/time -f %M "$aws" --endpoint-url "$ep" s3 cp --recursive --only-show-errors --checksum-algorithm SHA256 "$src" s3://bench/aws-sha256/ >/dev/null; } 2>&1 | tail -1 )
       t1=$(date +%s.%N); P_S=$(secs "$t0" "$t1"); P_MIB=$((pk / 1024))
       row "  aws --checksum SHA256" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "aws s3 cp --checksum-algorithm SHA256 $(mbps "$P_S") MB/s (per-part SHA-256 as epipe)"
-      kill "$wpid"; sleep 2; kill -9 "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null
+      kill "$wpid"; sleep 2; kill -9 "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null || true
       rm -rf "$wd" "$work/ingest-root-s3"
     else
       echo "bench: no SeaweedFS or awscli in $here/.venv (make pydeps); s3 row skipped" >&2

@@ -52,30 +52,64 @@ public struct Queue: Sendable {
 
     public func heartbeat(_ c: Claim) { touch(c.path) }
 
+    /// True while the claim is still its worker's: false once it was given back to new/ (by
+    /// `epipe-status --requeue-stale` or another worker's stale reaping), when the worker must stop.
+    public func holds(_ c: Claim) -> Bool { Files.exists(c.path) }
+
+    /// Moves a finished claim to done/ or failed/; the entry's mtime is then the finish time.
     public func finish(_ c: Claim, ok: Bool) {
         let dest = sub(ok ? "done" : "failed") + "/" + c.id
-        if rename(c.path, dest) == 0 { AtomicFile.syncDirectory(of: dest) }
+        if rename(c.path, dest) == 0 { touch(dest); AtomicFile.syncDirectory(of: dest) }
     }
 
     /// Retires the pending entry (in new/) of a job that a direct run finished, to done/ or
     /// failed/. A claimed entry (in cur/) is left to its worker.
     public func retire(id: String, ok: Bool) {
-        _ = rename(sub("new") + "/" + id, sub(ok ? "done" : "failed") + "/" + id)
+        let dest = sub(ok ? "done" : "failed") + "/" + id
+        if rename(sub("new") + "/" + id, dest) == 0 { touch(dest) }
     }
 
-    /// Returns claims whose heartbeat is older than staleAfter to new/. Returns their ids.
-    @discardableResult
-    public func reapStale(staleAfter: TimeInterval) -> [String] {
-        var back: [String] = []
-        let now = Date()
-        for name in Files.list(sub("cur")) where name.contains("@") {
-            let p = sub("cur") + "/" + name
-            guard let m = Files.mtime(p), now.timeIntervalSince(m) > staleAfter else { continue }
-            let id = String(name[..<name.firstIndex(of: "@")!])
-            // the heartbeat's age alone decides (the claim's owner is not asked)
-            if rename(p, sub("new") + "/" + id) == 0 { back.append(id) }
+    /// Gives the claim named `name` in cur/ (`<id>@<host>.<pid>`) back to new/; false when it is gone.
+    public func giveBack(claim name: String) -> Bool {
+        guard let at = name.firstIndex(of: "@") else { return false }
+        let to = sub("new") + "/" + String(name[..<at])
+        guard rename(sub("cur") + "/" + name, to) == 0 else { return false }
+        touch(to); AtomicFile.syncDirectory(of: to)
+        return true
+    }
+
+    /// A claim whose worker is taken for gone: its heartbeat is older than the limit, or its owner is
+    /// a process of this host that no longer exists (killed: no need to wait out the limit).
+    public struct StaleClaim: Sendable {
+        public var name: String; public var id: String; public var owner: String
+        /// Seconds since the last heartbeat.
+        public var age: Double
+        public var ownerGone: Bool
+        public var describe: String {
+            ownerGone ? "claimed by \(owner), a process that is gone; epipe-status --requeue-stale gives it back"
+                : "claimed by \(owner), no heartbeat for \(ProgressReporter.clock(age)); epipe-status --requeue-stale gives it back"
         }
-        return back
+    }
+
+    public func staleClaims(staleAfter: TimeInterval, now: Date = Date()) -> [StaleClaim] {
+        entries("cur").compactMap { name in
+            guard let at = name.firstIndex(of: "@"), let m = Files.mtime(sub("cur") + "/" + name) else { return nil }
+            let owner = String(name[name.index(after: at)...])
+            let age = max(0, now.timeIntervalSince(m)).rounded()
+            var gone = false
+            if let dot = owner.lastIndex(of: "."), String(owner[..<dot]) == Host.name, let pid = Int32(owner[owner.index(after: dot)...]) {
+                gone = kill(pid, 0) != 0 && errno == ESRCH
+            }
+            guard age > staleAfter || gone else { return nil }
+            return StaleClaim(name: name, id: String(name[..<at]), owner: owner, age: age, ownerGone: gone)
+        }
+    }
+
+    /// Gives stale claims back to new/ and returns them. The claim's owner is not asked: should it
+    /// still run, it stops when it finds its claim gone.
+    @discardableResult
+    public func reapStale(staleAfter: TimeInterval) -> [StaleClaim] {
+        staleClaims(staleAfter: staleAfter).filter { giveBack(claim: $0.name) }
     }
 
     public struct Counts: Codable, Sendable { public var new: Int; public var cur: Int; public var done: Int; public var failed: Int }

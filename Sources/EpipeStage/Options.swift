@@ -38,10 +38,10 @@ public struct StageOptions: ParsableArguments, Sendable {
 }
 
 /// Parses a command, maps usage errors to exit 2, runs it.
-public func runMain<C: ParsableCommand>(_ type: C.Type) -> Never {
+public func runMain<C: ParsableCommand>(_ type: C.Type, arguments: [String]? = nil) -> Never {
     tuneAllocator()
     do {
-        var cmd = try type.parseAsRoot()
+        var cmd = try type.parseAsRoot(arguments)
         try cmd.run()
         exit(0)
     } catch let e as EpipeExit {

@@ -118,8 +118,9 @@ public final class StageRunner {
             do { root = try Root(rootPath, create: true) } catch { fail(error, job: nil); return worst }
             let q = Queue(root: root, stage: stage)
             repeat {
-                let back = q.reapStale(staleAfter: opts.staleAfter)
-                for id in back { Term.stderr("\(toolName): returned stale claim \(id) to queue/\(stage)/new") }
+                for c in q.reapStale(staleAfter: opts.staleAfter) {
+                    Term.stderr("\(toolName): returned stale claim \(c.id) to queue/\(stage)/new (\(c.ownerGone ? "its worker \(c.owner) is gone" : "no heartbeat for \(ProgressReporter.clock(c.age))"))")
+                }
                 while let c = (try? q.claim()) ?? nil {
                     let ok = runOne(jobDir: c.jobDir, claim: (q, c))
                     q.finish(c, ok: ok)
@@ -161,9 +162,12 @@ public final class StageRunner {
         let run = Files.random(hex: 6)
         var heartbeat: DispatchSourceTimer? = nil
         if let (q, c) = claim {
+            // A beat at least four times per --stale-after (at most every 10 s); a claim given back
+            // meanwhile (epipe-status --requeue-stale) stops this worker before it writes anything more.
+            let every = max(0.2, min(10, opts.staleAfter / 4))
             let t = DispatchSource.makeTimerSource(queue: .global())
-            t.schedule(deadline: .now() + 10, repeating: 10)
-            t.setEventHandler { q.heartbeat(c) }
+            t.schedule(deadline: .now() + every, repeating: every)
+            t.setEventHandler { if q.holds(c) { q.heartbeat(c) } else { Self.claimLost(c, log: log) } }
             t.resume(); heartbeat = t
         }
         defer { heartbeat?.cancel() }
@@ -227,6 +231,7 @@ public final class StageRunner {
                 let (h, n) = try Digest.sha256(file: abs)
                 outs.append(FileRef(path: ctx.rel(abs), sha256: h, bytes: n))
             }
+            if let (q, c) = claim, !q.holds(c) { Self.claimLost(c, log: log) }
             m = box.current()
             m.status = .complete
             m.outputs = outs
@@ -255,6 +260,14 @@ public final class StageRunner {
             if claim == nil { Queue(root: job.root, stage: stage).retire(id: job.spec.id, ok: false) }
             return false
         }
+    }
+
+    /// The worker's claim was given back to the queue while it ran (it was taken for stale): another
+    /// worker owns the job now, so this one stops at once, exit 75, leaving the stage's manifest as
+    /// it was (running: the next run overwrites it) and its temporary files to that run's sweep.
+    static func claimLost(_ c: Queue.Claim, log: StageLog) -> Never {
+        log.error("\(c.id): the claim \(c.path) was given back to the queue (taken for stale); stopping so that the worker now holding the job runs it alone")
+        _exit(75)
     }
 
     func upToDate(_ old: StageManifest, job: Job, params: [String: JSONValue], inputs: [FileRef]) -> Bool {

@@ -2,105 +2,144 @@ import Foundation
 import ArgumentParser
 import EpipeCore
 import EpipeStage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "epipe-status",
-        abstract: "Show queues, job states, progress and ETA, errors, QC pictures; verify outputs. Reads only.",
+        abstract: "Show queues, throughput, job states, progress and ETA, errors; verify outputs; metrics for Prometheus.",
         discussion: """
-        Without job arguments: a table of the queues and of every job. With job directories or ids: \
-        each stage's status, metrics, error, the last log lines and where its QC pictures are. \
-        --verify re-hashes every output a complete manifest lists (and the raw scan) and reports any \
-        mismatch (exit 1).
+        Without job arguments: per stage queue counts (new, running, done, failed, stale), completions \
+        in the last hour and day, the oldest waiting entry's age and the failures with their first error \
+        line; then every job with each stage's state, newest first, and a count line; then the last \
+        ingest run. With job directories or ids: each stage's timings, peak memory, key metrics, \
+        outputs, QC pictures and last log lines, the job's warnings and, for a failed or stale job, the \
+        command that retries it. --json prints any view as one JSON document (schema epipe.status/1, \
+        see epipe(5)). Reads only, except --requeue-stale (moves stale claims back to their queue) and \
+        --prometheus (writes its file). Exit status: 0; 1 when --verify found damage or --fail-on \
+        matched; 2 bad usage or input.
         """)
 
     @Option(name: .long, help: "The epipe root (else $EPIPE_ROOT, else ./epipe-data).")
     var root: String?
 
-    @Flag(name: .long, help: "Machine-readable JSON on stdout.")
+    @Flag(name: .long, help: "Machine-readable JSON on stdout (one line per redraw with --watch).")
     var json = false
 
-    @Flag(name: .long, help: "Re-hash outputs and raw scans and compare with the manifests.")
+    @Flag(name: .long, help: "Re-hash outputs and raw scans against the manifests, list files no manifest lists (orphans), and give each job a verdict: ok, orphans or damaged (exit 1).")
     var verify = false
 
-    @Option(name: .long, help: "Claims older than this many seconds without heartbeat are reported stale.")
+    @Option(name: .long, help: "Claims without a heartbeat for this many seconds are stale.")
     var staleAfter: Double = 600
+
+    @Flag(name: .long, help: "Give stale claims back to their queue (their worker, should it still run, stops when it notices).")
+    var requeueStale = false
+
+    @Option(name: .long, help: "Order of the jobs: time (newest first) or name.")
+    var sort: String = "time"
+
+    @Option(name: .long, help: "Show only jobs in these states (comma-separated: \(StatusReport.jobStates.joined(separator: ","))).")
+    var state: String?
+
+    @Option(name: .long, help: "Exit 1 when any job is in one of these states (comma-separated job states, or damaged/orphans with --verify).")
+    var failOn: String?
+
+    @Option(name: .long, help: "Redraw every SECONDS (default 2) until interrupted; in place on a terminal.")
+    var watch: Double?
+
+    @Option(name: .long, help: "Also write the operators' metrics (Prometheus text format) to FILE, atomically, for node_exporter's textfile collector.")
+    var prometheus: String?
 
     @Argument(help: "Job directories or job ids for a detailed view.")
     var jobs: [String] = []
 
+    func states(_ s: String?, extra: [String] = []) throws -> Set<String>? {
+        guard let s else { return nil }
+        let set = Set(s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        let known = StatusReport.jobStates + extra
+        if let bad = set.first(where: { !known.contains($0) }) {
+            throw EpipeError.badInput("unknown state \"\(bad)\"; known: \(known.joined(separator: ","))")
+        }
+        return set
+    }
+
+    func check() throws {
+        guard ["time", "name"].contains(sort) else { throw EpipeError.badInput("--sort \(sort): use time or name") }
+        _ = try states(state); _ = try states(failOn, extra: ["damaged", "orphans"])
+        if let w = watch, !(w > 0) { throw EpipeError.badInput("--watch \(w): give a number of seconds above 0") }
+        guard staleAfter >= 0 else { throw EpipeError.badInput("--stale-after \(staleAfter): give seconds, 0 or more") }
+    }
+
     func run() throws {
+        try check()
         let r = try Root(Root.resolve(root), create: false)
         let ids = jobs.isEmpty ? nil : try StatusReport.jobIDs(jobs, root: r)
-        let report = StatusReport(root: r, ids: ids, detail: !jobs.isEmpty, verify: verify, staleAfter: staleAfter)
-        if json {
-            Term.stdout(String(decoding: try JSON.encode(report), as: UTF8.self).trimmingCharacters(in: .newlines))
-        } else if jobs.isEmpty {
-            printTables(report)
-        } else {
-            printDetail(report)
-        }
-        if verify && report.mismatches > 0 { throw EpipeExit(1) }
-    }
-
-    func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-    func cell(_ s: StatusReport.StageState) -> String {
-        switch s.status {
-        case "running": return "running " + (s.percent.map { String(format: "%.0f%%", $0) } ?? "") + (s.eta_seconds.map { " ETA " + ProgressReporter.clock($0) } ?? "")
-        case "complete": return "done" + (s.seconds.map { String(format: " %.1fs", $0) } ?? "")
-        default: return s.status
-        }
-    }
-
-    func printTables(_ r: StatusReport) {
-        var out = "root \(r.root)\n\nQUEUE      NEW  CLAIMED  DONE  FAILED  STALE\n"
-        for q in r.queues { out += pad(q.stage, 9) + String(format: "%5d %8d %5d %7d %6d\n", q.new, q.cur, q.done, q.failed, q.stale) }
-        out += "\n"
-        if r.jobs.isEmpty { out += "no jobs yet: epipe-ingest DIR registers one per scan\n" }
-        else {
-            let idw = max(6, r.jobs.map { $0.id.count }.max() ?? 6) + 2
-            var head = pad("JOB", idw) + pad("STATE", 10)
-            for s in Names.stages { head += pad(s.uppercased(), 18) }
-            out += head + "\n"
-            for j in r.jobs {
-                var line = pad(j.id, idw) + pad(j.state, 10)
-                for s in Names.stages { line += pad(j.stages.first { $0.stage == s }.map(cell) ?? "-", 18) }
-                out += line + "\n"
-                for s in j.stages where s.error != nil { out += "    \(s.stage): \(s.error!)\n" }
-                for v in j.verify ?? [] { out += "    verify: \(v)\n" }
+        if let p = prometheus {
+            let d = (p as NSString).deletingLastPathComponent.isEmpty ? "." : (p as NSString).deletingLastPathComponent
+            guard Files.isDirectory(d), access(d, W_OK) == 0 else {
+                throw EpipeError.badInput("--prometheus \(p): \(d) is not a writable directory; create it or choose another path")
             }
         }
-        out += "\n" + r.summary.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        if let i = r.last_ingest {
-            func n(_ k: String) -> String { i[k]?.stringValue ?? "?" }
-            let mb = String(format: "%.1f", (i["bytes_transferred"]?.doubleValue ?? 0) / 1e6)
-            out += "\nlast ingest \(n("started"))\(i["dry_run"]?.boolValue == true ? " (dry run)" : "") to \(n("destination")): \(n("seen")) seen, "
-                + "\(n("skipped")) unchanged, \(n("transferred")) transferred (\(mb) MB, \(n("mb_per_second")) MB/s), \(n("failed")) failed; \(n("path"))"
-        }
-        print(out)
-    }
-
-    func printDetail(_ r: StatusReport) {
-        for j in r.jobs {
-            print("\(j.id)  (\(j.name))  \(j.state)\n  dir \(j.dir)\n  created \(j.created)")
-            for s in j.stages {
-                print("  \(pad(s.stage, 8)) \(cell(s))")
-                if let e = s.error { print("           error: \(e)") }
-                if let m = s.metrics, !m.isEmpty {
-                    let keys = m.keys.sorted().filter { k in if case .object = m[k]! { return false }; if case .array = m[k]! { return false }; return true }
-                    for k in keys.prefix(12) { print("           \(k): \(m[k]!)") }
-                }
-                for q in s.qc ?? [] { print("           qc: \(q)") }
-                let logp = j.dir + "/logs/" + s.stage + ".log"
-                if s.status == "failed", let t = try? String(contentsOfFile: logp, encoding: .utf8) {
-                    for l in t.split(separator: "\n").suffix(3) { print("           log: \(l)") }
-                }
+        var query = StatusReport.Query(ids: ids, detail: !jobs.isEmpty, verify: verify, staleAfter: staleAfter, states: try states(state), sort: sort)
+        query.logLines = jobs.isEmpty ? 0 : 5
+        let tty = isatty(1) == 1
+        while true {
+            if requeueStale { requeue(r) }
+            let report = StatusReport(root: r, query: query)
+            if let p = prometheus {
+                let all = query.states == nil && ids == nil && !query.verify ? report : StatusReport(root: r, query: StatusReport.Query(staleAfter: staleAfter))
+                try AtomicFile.write(StatusPrometheus.render(all, root: r), to: p)
             }
-            for v in j.verify ?? [] { print("  verify: \(v)") }
-            if let v = j.verify, v.isEmpty { print("  verify: every output matches its manifest") }
+            let text: String
+            if json { text = String(decoding: try JSON.encode(report), as: UTF8.self).trimmingCharacters(in: .newlines) }
+            else { text = jobs.isEmpty ? StatusText.overview(report) : StatusText.detail(report) }
+            guard let every = watch else {
+                Term.stdout(text)
+                if let code = exitCode(report) { throw EpipeExit(code) }
+                return
+            }
+            if json { Term.stdout(JSON.line(report)) }
+            else if tty { Term.stdout("\u{1B}[H\u{1B}[2J" + text + "\n\nevery \(every) s; Ctrl-C stops") }
+            else { Term.stdout(text + "\n") }
+            usleep(useconds_t(min(every, 86400) * 1_000_000))
         }
     }
 
-    static func main() { runMain(Self.self) }
+    /// 1 when --verify found damage or --fail-on matched (with a line on stderr saying which).
+    func exitCode(_ r: StatusReport) -> Int32? {
+        var code: Int32? = verify && r.mismatches > 0 ? 1 : nil
+        if let want = try? states(failOn, extra: ["damaged", "orphans"]) {
+            let hit = r.jobs.filter { want.contains($0.state) || ($0.verdict.map { want.contains($0) } ?? false) }
+            if !hit.isEmpty {
+                Term.stderr("epipe-status: \(hit.count) job\(hit.count == 1 ? "" : "s") matched --fail-on \(failOn!): " + hit.prefix(5).map { "\($0.id) (\($0.verdict.flatMap { want.contains($0) ? $0 : nil } ?? $0.state))" }.joined(separator: ", "))
+                code = 1
+            }
+        }
+        return code
+    }
+
+    func requeue(_ r: Root) {
+        for s in Names.stages {
+            for c in Queue(root: r, stage: s).reapStale(staleAfter: staleAfter) {
+                Term.stderr("epipe-status: \(c.id): requeued to queue/\(s)/new (\(c.ownerGone ? "its worker \(c.owner) is gone" : "claimed by \(c.owner), no heartbeat for \(ProgressReporter.clock(c.age))"))")
+            }
+        }
+    }
+
+    /// `--watch` may come without its number of seconds: then 2.
+    static func arguments() -> [String] {
+        var a = Array(CommandLine.arguments.dropFirst())
+        var i = 0
+        while i < a.count {
+            if a[i] == "--" { break }
+            if a[i] == "--watch" && (i + 1 == a.count || Double(a[i + 1]) == nil) { a[i] = "--watch=2" }
+            i += 1
+        }
+        return a
+    }
+
+    static func main() { runMain(Self.self, arguments: arguments()) }
 }

@@ -180,7 +180,8 @@ final class IngestStatusFlagTests: E2ECase {
         XCTAssertEqual(try stale(["--stale-after", "60"]), 1)
         XCTAssertEqual(try stale(["--stale-after", "300"]), 0)
         let table = try exec("epipe-status", ["--root", root, "--stale-after", "60"])
-        let line = table.lines.first { $0.hasPrefix("denoise ") } ?? ""   // new, claimed, done (the first job), failed, stale
-        XCTAssertEqual(line.split(separator: " ").map(String.init), ["denoise", "0", "1", "1", "0", "1"], table.out)
+        // new, running, done (the first job), failed, stale, done in the last hour and day, oldest waiting
+        let line = table.lines.first { $0.hasPrefix("denoise ") } ?? ""
+        XCTAssertEqual(line.split(separator: " ").map(String.init), ["denoise", "0", "1", "1", "0", "1", "1", "1", "-"], table.out)
     }
 }
