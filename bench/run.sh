@@ -191,22 +191,31 @@ for st in $steps; do case $st in
       wpid=$!
       for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:18333 && break; sleep 0.2; done
       ep=http://127.0.0.1:18333
-      "$aws" --endpoint-url "$ep" s3 mb s3://bench >/dev/null 2>&1
+      if ! "$aws" --endpoint-url "$ep" s3 mb s3://bench >/dev/null 2>&1; then
+        echo "bench: SeaweedFS did not answer on $ep (ports 18333, 19333, 18080, 18888 and those + 10000 must be free; see $wd/weed.log)" >&2
+        kill -9 "$wpid" 2>/dev/null; exit 1
+      fi
       # warm the server (its first writes grow volumes) so neither timed run pays for that
       "$aws" --endpoint-url "$ep" s3 cp --only-show-errors "$src/f1.bin" s3://bench/warm/f1.bin >/dev/null 2>&1
+      # Wall time, peak RSS and the client's CPU seconds (user + sys); the server's CPU seconds over
+      # the run (every process of this SeaweedFS), since client and server share this machine's cores.
+      srv_cpu() { local t=0 p; for p in $(pgrep -f "s3.port=18333"); do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat 2>/dev/null || echo 0))); done; echo $t; }
+      timed() {  # timed VAR CMD... -> VAR_S, VAR_MIB, VAR_CPU, VAR_SRV
+        local v=$1 t0 t1 out c0 c1; shift
+        c0=$(srv_cpu); t0=$(date +%s.%N)
+        out=$( { /usr/bin/time -f "%M %U %S" "$@" >/dev/null; } 2>&1 | tail -1 )
+        t1=$(date +%s.%N); c1=$(srv_cpu)
+        read -r kib u sy <<< "$out"
+        printf -v "${v}_S" %s "$(secs "$t0" "$t1")"; printf -v "${v}_MIB" %s $((kib / 1024))
+        printf -v "${v}_CPU" %s "$(python3 -c "print(round($u + $sy, 1))")"; printf -v "${v}_SRV" %s "$(python3 -c "print(round(($c1 - $c0) / 100, 1))")"
+      }
       rm -rf "$work/ingest-root-s3"
-      t0=$(date +%s.%N)
-      kib=$( { /usr/bin/time -f %M $bin/epipe-ingest --quiet --root "$work/ingest-root-s3" --settle 0 --to s3://bench/epipe --endpoint "$ep" "$src" >/dev/null; } 2>&1 | tail -1 )
-      t1=$(date +%s.%N); E_S=$(secs "$t0" "$t1"); E_MIB=$((kib / 1024))
-      t0=$(date +%s.%N)
-      pk=$( { /usr/bin/time -f %M "$aws" --endpoint-url "$ep" s3 cp --recursive --only-show-errors "$src" s3://bench/aws/ >/dev/null; } 2>&1 | tail -1 )
-      t1=$(date +%s.%N); P_S=$(secs "$t0" "$t1"); P_MIB=$((pk / 1024))
-      row "ingest s3:// ${nf}x${mib}M" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "epipe $(mbps "$E_S") MB/s (64 MiB parts x4, HEAD-verified), aws s3 cp $(mbps "$P_S") MB/s"
+      timed E $bin/epipe-ingest --quiet --root "$work/ingest-root-s3" --settle 0 --to s3://bench/epipe --endpoint "$ep" "$src"
+      timed P "$aws" --endpoint-url "$ep" s3 cp --recursive --only-show-errors "$src" s3://bench/aws/
+      row "ingest s3:// ${nf}x${mib}M" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "epipe $(mbps "$E_S") MB/s (64 MiB parts x4, HEAD-verified), aws s3 cp $(mbps "$P_S") MB/s; client CPU s epipe $E_CPU aws $P_CPU; server CPU s $E_SRV / $P_SRV"
       # the same with awscli checking SHA-256 per part as epipe does (its default is CRC32)
-      t0=$(date +%s.%N)
-      pk=$( { /usr/bin/time -f %M "$aws" --endpoint-url "$ep" s3 cp --recursive --only-show-errors --checksum-algorithm SHA256 "$src" s3://bench/aws-sha256/ >/dev/null; } 2>&1 | tail -1 )
-      t1=$(date +%s.%N); P_S=$(secs "$t0" "$t1"); P_MIB=$((pk / 1024))
-      row "  aws --checksum SHA256" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "aws s3 cp --checksum-algorithm SHA256 $(mbps "$P_S") MB/s (per-part SHA-256 as epipe)"
+      timed P "$aws" --endpoint-url "$ep" s3 cp --recursive --only-show-errors --checksum-algorithm SHA256 "$src" s3://bench/aws-sha256/
+      row "  aws --checksum SHA256" "$E_S" "$P_S" "$(ratio "$E_S" "$P_S")" "$E_MIB" "$P_MIB" "aws s3 cp --checksum-algorithm SHA256 $(mbps "$P_S") MB/s (per-part SHA-256 as epipe); client CPU s epipe $E_CPU aws $P_CPU; server CPU s $E_SRV / $P_SRV"
       kill "$wpid"; sleep 2; kill -9 "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null || true
       rm -rf "$wd" "$work/ingest-root-s3"
     else
