@@ -31,7 +31,7 @@ public enum StatusText {
     }
 
     public static func overview(_ r: StatusReport) -> String {
-        var out = "root \(r.root)  (\(r.generated))\n\n"
+        var out = "root \(r.root)\n\n"
         out += "QUEUE      NEW  RUNNING  DONE  FAILED  STALE  DONE/1H  DONE/24H  OLDEST WAITING\n"
         for q in r.queues {
             out += pad(q.stage, 9) + String(format: "%5d %8d %5d %7d %6d %8d %9d  ", q.new, q.cur, q.done, q.failed, q.stale, q.done_last_hour, q.done_last_day)

@@ -144,7 +144,11 @@ struct Ingest: ParsableCommand {
         guard (1...20).contains(retries) else { throw EpipeError.badInput("--retries \(retries): expected 1...20") }
         guard (1...64).contains(parallel) else { throw EpipeError.badInput("--parallel \(parallel): expected 1...64") }
         if let b = bwlimit, !(b > 0) { throw EpipeError.badInput("--bwlimit \(b): expected MB/s > 0") }
-        try IngestRun(flags: self, sources: sources).run()
+        var o = IngestOptions()
+        (o.root, o.settle, o.stages, o.name, o.param, o.maxPixels, o.json, o.quiet) = (root, settle, stages, name, param, maxPixels, json, quiet)
+        (o.to, o.endpoint, o.region, o.profile, o.include, o.exclude, o.checksum) = (to, endpoint, region, profile, include, exclude, checksum)
+        (o.partSize, o.parallel, o.retries, o.bwlimit, o.dryRun, o.deleteSourceAfterVerify) = (partSize, parallel, retries, bwlimit, dryRun, deleteSourceAfterVerify)
+        try IngestRun(options: o, sources: sources).run()
     }
 
     /// `--cells FILE`: one per-cell table becomes one job (see the discussion above).

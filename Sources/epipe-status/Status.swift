@@ -102,8 +102,8 @@ struct Status: ParsableCommand {
                 return
             }
             if json { Term.stdout(JSON.line(report)) }
-            else if tty { Term.stdout("\u{1B}[H\u{1B}[2J" + text + "\n\nevery \(every) s; Ctrl-C stops") }
-            else { Term.stdout(text + "\n") }
+            else if tty { Term.stdout("\u{1B}[H\u{1B}[2J" + text + "\n\n\(report.generated), every \(every) s; Ctrl-C stops") }
+            else { Term.stdout(report.generated + "\n" + text + "\n") }
             usleep(useconds_t(min(every, 86400) * 1_000_000))
         }
     }

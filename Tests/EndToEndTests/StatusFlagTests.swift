@@ -156,14 +156,14 @@ final class StatusFlagTests: E2ECase {
             p.terminate(); p.waitUntilExit()
             return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         }
-        let plain = try watch(["--watch", "0.2"], seconds: 1.5)
+        let plain = try watch(["--watch", "0.1"], seconds: 2)
         XCTAssertGreaterThanOrEqual(plain.components(separatedBy: "root \(root)").count - 1, 3, plain)
         XCTAssertFalse(plain.contains("\u{1B}[2J"), "no screen control when stdout is not a terminal")
-        let js = try watch(["--watch", "0.2", "--json"], seconds: 1.5).split(separator: "\n")
+        let js = try watch(["--watch", "0.1", "--json"], seconds: 2).split(separator: "\n")
         XCTAssertGreaterThanOrEqual(js.count, 3)
         for l in js { XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any])?["schema"] as? String, "epipe.status/1") }
         // --watch without its number: every 2 s, the first drawing at once; a job argument after it stays a job
-        let one = try watch(["--watch", "--state", "failed"], seconds: 0.8)
+        let one = try watch(["--watch", "--state", "failed"], seconds: 1.5)
         XCTAssertEqual(one.components(separatedBy: "root \(root)").count - 1, 1, one)
         assertRefused(try exec("epipe-status", ["--root", root, "--watch", "0"]), "--watch")
     }

@@ -1,20 +1,49 @@
 import Foundation
 import EpipeCore
 import EpipeImage
-import EpipeStage
 import EpipeStore
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// What one epipe-ingest run is asked (its flags, as plain values).
+public struct IngestOptions: Sendable {
+    public var root: String? = nil
+    public var settle: Double? = nil
+    public var stages: String? = nil
+    public var name: String? = nil
+    public var param: [String] = []
+    public var maxPixels: Int = IngestParams.defaultMaxPixels
+    public var json = false
+    public var quiet = false
+    /// Destination: nil the root's epipe.json store; else file:///path or s3://bucket/prefix.
+    public var to: String? = nil
+    public var endpoint: String? = nil
+    public var region: String? = nil
+    public var profile: String? = nil
+    public var include: [String] = []
+    public var exclude: [String] = []
+    public var checksum = false
+    /// MiB per multipart part; parts in flight; attempts per request.
+    public var partSize = 64
+    public var parallel = 4
+    public var retries = 6
+    /// MB/s; nil unlimited.
+    public var bwlimit: Double? = nil
+    public var dryRun = false
+    public var deleteSourceAfterVerify = false
+    public init() {}
+}
+
 /// One run of epipe-ingest over folders and files: select, skip what the ledger has, move the rest
 /// (scans become jobs, other files travel), report. Runs on one root are serialised by an flock on
 /// ROOT/ingest/.lock, so two nightly runs never move one file twice.
-struct IngestRun {
-    let flags: Ingest
+public struct IngestRun {
+    let flags: IngestOptions
     let sources: [String]
+    public init(options: IngestOptions, sources: [String]) { flags = options; self.sources = sources }
 
-    func run() throws {
+    public func run() throws {
         let f = flags
         let p = try IngestParams(settle: f.settle ?? IngestParams.defaultSettle, stages: f.stages, name: f.name, param: f.param, maxPixels: f.maxPixels)
         let root = try Root(Root.resolve(f.root))
@@ -146,7 +175,7 @@ struct IngestRun {
     }
 
     /// MB/s of the latest run that moved at least 64 MB, from ROOT/ingest/runs.
-    static func lastRate(_ root: Root) -> Double? {
+    public static func lastRate(_ root: Root) -> Double? {
         let dir = root.path + "/ingest/runs"
         for f in Files.list(dir).filter({ $0.hasSuffix(".json") }).sorted().reversed() {
             guard let d = try? Files.read(dir + "/" + f), let r = try? JSONDecoder().decode(IngestRunReport.self, from: d) else { continue }
@@ -162,7 +191,7 @@ struct IngestRun {
 
 /// The store a run moves into: --to, else the root's epipe.json store.
 struct StoreOpener {
-    let flags: Ingest
+    let flags: IngestOptions
     let root: Root
     let config: RootConfig
 
