@@ -20,6 +20,7 @@ enum JobPage {
         }
         b += "<nav class=\"toc\"><a href=\"#provenance\">Provenance</a>"
         b += job.stages.map { "<a href=\"#stage-\(HTML.esc($0.name))\">\(HTML.esc($0.name))</a>" }.joined() + "</nav>"
+        b += attention(job)
         b += overview(job)
         b += provenance(spec, job: job)
         for s in job.stages { b += stage(s, job: job) }
@@ -28,6 +29,21 @@ enum JobPage {
 
     static func badge(_ status: String) -> String {
         "<span class=\"badge st-\(HTML.esc(status))\">\(HTML.esc(status))</span>"
+    }
+
+    /// Above everything: each failed stage's error and the warnings, linked to their sections.
+    static func attention(_ job: JobView) -> String {
+        var s = ""
+        for st in job.stages where st.isBad {
+            s += "<div class=\"error\"><b><a href=\"#stage-\(HTML.esc(st.name))\">\(HTML.esc(st.name))</a> \(HTML.esc(st.status)):</b> \(HTML.esc(st.error ?? "no error recorded"))</div>"
+        }
+        let w = job.stages.filter { !$0.warnings.isEmpty }
+        if !w.isEmpty {
+            s += "<ul class=\"warnings\">" + w.flatMap { st in
+                st.warnings.map { "<li><a href=\"#stage-\(HTML.esc(st.name))\">\(HTML.esc(st.name))</a>: \(HTML.esc($0))</li>" }
+            }.joined() + "</ul>"
+        }
+        return s
     }
 
     /// One table: each stage's status, tool, timing, peak memory, warnings and pictures.
@@ -104,9 +120,12 @@ enum JobPage {
         let warnings = st.warnings
         if !warnings.isEmpty { s += "<ul class=\"warnings\">" + warnings.map { "<li>\(HTML.esc($0))</li>" }.joined() + "</ul>" }
         if !m.metrics.isEmpty { s += MetricsHTML.render(stage: st.name, metrics: m.metrics, warnings: warnings) }
-        let pics = st.pictures
+        let pics = st.pictures.map { ($0, HTML.href($0.path) == nil ? nil : PNGSize.of(job.dir + "/" + $0.path)) }
         if !pics.isEmpty {
-            s += "<h3>QC pictures</h3><div class=\"figs\">" + pics.map { figure($0, job: job, stage: st.name) }.joined() + "</div>"
+            // Mostly wide pictures (before/after pairs): two a row; else three, a wide one spanning two.
+            let wide = 2 * pics.filter { ($0.1?.width ?? 0) >= 900 }.count > pics.count
+            s += "<h3>QC pictures</h3><div class=\"figs\(wide ? " two" : "")\">"
+            s += pics.map { figure($0.0, size: $0.1, job: job, stage: st.name, spanWide: !wide) }.joined() + "</div>"
         }
         s += "<details><summary>Params (\(m.params.count))</summary>\(m.params.isEmpty ? "<p class=\"muted\">none</p>" : MetricsHTML.keyValue(m.params))</details>"
         s += "<details><summary>Inputs (\(m.inputs.count)) and outputs (\(m.outputs.count)) with sha256</summary>"
@@ -127,16 +146,16 @@ enum JobPage {
 
     /// One QC picture: scaled to fit, a link to the full-size file; a note instead when the file is
     /// missing, not a PNG, or its path would leave the job directory.
-    static func figure(_ ref: FileRef, job: JobView, stage: String) -> String {
+    static func figure(_ ref: FileRef, size: (width: Int, height: Int)?, job: JobView, stage: String, spanWide: Bool) -> String {
         let cap = caption(ref.path, stage: stage)
         guard let href = HTML.href(ref.path) else {
             return "<figure class=\"missing\"><figcaption>\(HTML.esc(ref.path)): path leaves the job directory; not shown</figcaption></figure>"
         }
-        guard let size = PNGSize.of(job.dir + "/" + ref.path) else {
+        guard let size else {
             let why = Files.exists(job.dir + "/" + ref.path) ? "not a readable PNG" : "missing"
             return "<figure class=\"missing\"><figcaption><b>\(HTML.esc(cap))</b>: \(HTML.esc(ref.path)) is \(why)</figcaption></figure>"
         }
-        let cls = size.width >= 1800 ? " class=\"full\"" : size.width >= 900 ? " class=\"wide\"" : ""
+        let cls = size.width >= 1800 ? " class=\"full\"" : size.width >= 900 && spanWide ? " class=\"wide\"" : ""
         return "<figure\(cls)><a href=\"\(href)\"><img src=\"\(href)\" alt=\"\(HTML.esc(cap))\" width=\"\(size.width)\" height=\"\(size.height)\"></a>"
             + "<figcaption><b>\(HTML.esc(cap))</b> · <a href=\"\(href)\">\(HTML.esc(ref.path))</a> · \(size.width) × \(size.height) px\(ref.bytes.map { " · " + HTML.bytes($0) } ?? "")</figcaption></figure>"
     }

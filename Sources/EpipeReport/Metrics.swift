@@ -60,31 +60,34 @@ enum MetricsHTML {
         return "<div class=\"cards\">" + c.map { "<div class=\"card\"><b>\(HTML.esc($0.0))</b><span>\(HTML.esc($0.1))</span></div>" }.joined() + "</div>"
     }
 
-    /// Denoise's per-channel QC: one row a channel, in channel order, with what was done to it.
+    /// Denoise's per-channel QC: one row a channel, in channel order; before and after side by side,
+    /// then the recipe of each channel.
     static func perChannel(_ m: [String: JSONValue], warnings: [String]) -> String {
         let ch = ChannelQC.list(m)
-        var recipe: [String: String] = [:]
-        for line in m["recipe"]?.arrayValue ?? [] {
-            if let s = line.stringValue, let r = s.range(of: ": ") { recipe[String(s[..<r.lowerBound])] = String(s[r.upperBound...]) }
-        }
-        let cols: [(String, String)] = [("background_before", "background before"), ("background_after", "background after"),
-                                        ("p99_before", "p99 before"), ("p99_after", "p99 after"), ("signal_to_background", "signal / background"),
-                                        ("focus", "focus"), ("hot_pixels_replaced", "hot pixels replaced"), ("saturated_fraction", "saturated fraction")]
-        let known = Set(cols.map { $0.0 } + ["blank", "processed"])
+        let pairs: [(String, String, String)] = [("background_before", "background_after", "background (p10)"), ("p99_before", "p99_after", "p99"),
+                                                 ("mean_before", "mean_after", "mean")]
+        let singles: [(String, String)] = [("signal_to_background", "signal / background"), ("focus", "focus"),
+                                           ("hot_pixels_replaced", "hot pixels"), ("saturated_fraction", "saturated")]
+        let known = Set(pairs.flatMap { [$0.0, $0.1] } + singles.map { $0.0 } + ["blank", "processed"])
         let others = Array(Set(ch.flatMap { $0.values.keys }).subtracting(known)).sorted()
+        func v(_ c: ChannelQC, _ k: String) -> String { c.values[k].flatMap(scalar).map(HTML.esc) ?? "—" }
         var s = "<h3>Per channel</h3><div class=\"wrap\"><table><thead><tr><th>channel</th>"
-        s += cols.map { "<th class=\"n\">\(HTML.esc($0.1))</th>" }.joined()
-        s += "<th>blank</th>" + others.map { "<th class=\"n\">\(HTML.esc($0.replacingOccurrences(of: "_", with: " ")))</th>" }.joined()
-        s += "<th>recipe</th></tr></thead><tbody>"
+        s += pairs.map { "<th class=\"n\">\(HTML.esc($0.2))<br><span class=\"muted\">before → after</span></th>" }.joined()
+        s += singles.map { "<th class=\"n\">\(HTML.esc($0.1))</th>" }.joined()
+        s += others.map { "<th class=\"n\">\(HTML.esc($0.replacingOccurrences(of: "_", with: " ")))</th>" }.joined()
+        s += "<th>blank</th></tr></thead><tbody>"
         for c in ch {
             let warn = warnings.first { $0.hasPrefix(c.name + ": ") }
             s += "<tr><th\(warn.map { " class=\"warn\" title=\"\(HTML.esc($0))\"" } ?? "")>\(HTML.esc(c.name))\(warn != nil ? " ⚠" : "")</th>"
-            s += cols.map { "<td class=\"n\">\(c.values[$0.0].flatMap(scalar).map(HTML.esc) ?? "—")</td>" }.joined()
-            s += "<td>\(c.blank ? "<b>blank</b>" : "no")</td>"
+            s += pairs.map { "<td class=\"n\">\(v(c, $0.0)) → \(v(c, $0.1))</td>" }.joined()
+            s += singles.map { "<td class=\"n\">\(v(c, $0.0))</td>" }.joined()
             s += others.map { "<td class=\"n\">\(c.values[$0].map(text) ?? "—")</td>" }.joined()
-            s += "<td class=\"muted\">\(HTML.esc(recipe[c.name] ?? ""))</td></tr>"
+            s += "<td>\(c.blank ? "<b>blank</b>" : "no")</td></tr>"
         }
-        return s + "</tbody></table></div>"
+        s += "</tbody></table></div>"
+        let recipe = m["recipe"]?.arrayValue?.compactMap { $0.stringValue } ?? []
+        if !recipe.isEmpty { s += "<h3>Recipe</h3><ul class=\"recipe\">" + recipe.map { "<li>\(HTML.esc($0))</li>" }.joined() + "</ul>" }
+        return s
     }
 
     /// Cluster sizes with their phenotypes and share of cells, largest first as the stage lists them.

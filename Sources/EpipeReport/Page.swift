@@ -4,7 +4,7 @@ import Foundation
 /// requests from anywhere else), with a footer that a small script fills after `load`.
 enum Page {
     /// `body` is HTML already escaped.
-    static func document(title: String, body: String) -> String {
+    static func document(title: String, body: String, wide: Bool = false) -> String {
         """
         <!DOCTYPE html>
         <html lang="en">
@@ -18,10 +18,10 @@ enum Page {
         <script>\(script)</script>
         </head>
         <body>
-        <main>
+        <main\(wide ? " class=\"wide\"" : "")>
         \(body)
         </main>
-        <footer><div id="qc-status" data-images="" data-broken="" data-errors="0"></div></footer>
+        <footer\(wide ? " class=\"wide\"" : "")><div id="qc-status" data-images="" data-broken="" data-errors="0"></div></footer>
         </body>
         </html>
 
@@ -61,7 +61,7 @@ enum Page {
     footer{max-width:1200px;margin:0 auto;padding:8px 20px 24px;color:var(--muted);font-size:12px}
     h1{font-size:22px;margin:4px 0}
     h2{font-size:18px;margin:0 0 8px;display:flex;align-items:center;gap:8px;flex-wrap:wrap}
-    h3{font-size:14px;margin:14px 0 6px;color:var(--muted);text-transform:uppercase;letter-spacing:.04em}
+    h3{font-size:14px;margin:14px 0 6px;color:var(--muted)}
     a{color:var(--run)}
     code,.mono,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace;font-size:12px}
     .muted{color:var(--muted)}
@@ -76,19 +76,19 @@ enum Page {
     .wrap{overflow-x:auto;max-width:100%}
     .hash{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:11px;word-break:break-all}
     .badge{display:inline-block;border-radius:10px;padding:1px 8px;font-size:12px;font-weight:600;color:#fff;background:var(--pend);white-space:nowrap}
-    .st-complete{background:var(--ok)}.st-failed,.st-dead,.st-invalid{background:var(--bad)}.st-running{background:var(--run)}
-    .st-partial{background:#8250df}.st-pending,.st-queued{background:var(--pend)}
     .cards{display:flex;flex-wrap:wrap;gap:8px;margin:6px 0 10px}
     .card{border:1px solid var(--line);border-radius:6px;padding:6px 10px;min-width:110px;background:var(--soft)}
     .card b{display:block;font-size:18px;font-variant-numeric:tabular-nums}
     .card span{color:var(--muted);font-size:12px}
     .note{background:var(--soft);border-left:4px solid var(--pend);padding:8px 12px;margin:6px 0}
-    .error{background:var(--badbg);border-left:4px solid var(--bad);padding:8px 12px;margin:6px 0;white-space:pre-wrap;word-break:break-word}
+    .error{background:var(--badbg);border-left:4px solid var(--bad);padding:8px 12px;margin:6px 0 12px;white-space:pre-wrap;word-break:break-word}
     ul.warnings{background:var(--warnbg);border-left:4px solid var(--warn);margin:6px 0;padding:8px 12px 8px 28px}
     pre.log{background:#111820;color:#e6edf3;padding:8px 12px;border-radius:6px;overflow-x:auto;white-space:pre-wrap;word-break:break-word;margin:4px 0}
     details{margin:6px 0}
+    ul.recipe{margin:4px 0;padding-left:20px;color:var(--muted);font-size:12px}
     summary{cursor:pointer;color:var(--run)}
-    .figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px;margin:8px 0}
+    .figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));grid-auto-flow:dense;gap:12px;margin:8px 0}
+    .figs.two{grid-template-columns:repeat(auto-fill,minmax(480px,1fr))}
     figure{margin:0;border:1px solid var(--line);border-radius:6px;padding:6px;background:var(--soft)}
     figure.wide{grid-column:span 2}
     figure.full{grid-column:1/-1}
@@ -99,18 +99,24 @@ enum Page {
     .bar i{display:block;height:10px;background:#4e79a7;border-radius:2px}
     tr.flagged td:first-child{box-shadow:inset 4px 0 0 var(--bad)}
     tr.warned td:first-child{box-shadow:inset 4px 0 0 var(--warn)}
-    td.out{background:var(--badbg);color:var(--bad);font-weight:700}
+    td.out{background:var(--badbg);color:var(--bad);font-weight:700;white-space:nowrap}
     td.warn,th.warn{background:var(--warnbg);color:var(--warn)}
     td.out::after{content:" \\2691"}
-    .flags{font-size:12px;min-width:220px}
+    .flags{font-size:12px;min-width:150px;white-space:nowrap}
+    ul.flags{white-space:normal}
     .flags .bad{color:var(--bad)}.flags .warn{color:var(--warn)}
     .pills{white-space:nowrap}
     .pill{display:inline-block;width:12px;height:12px;border-radius:3px;margin-right:2px;background:var(--pend);vertical-align:middle}
     .legend{font-size:12px;color:var(--muted)}
     table.jobs{font-size:13px}
     table.jobs th{position:sticky;top:0;z-index:1}
-    table.jobs td.job{position:sticky;left:0;background:var(--bg);min-width:160px}
+    table.jobs td.job{position:sticky;left:0;background:var(--bg);white-space:nowrap}
     footer .bad{color:var(--bad);font-weight:600}
-    @media (max-width:760px){figure.wide{grid-column:auto}}
+    .badge.st-complete{background:var(--ok)}.badge.st-failed,.badge.st-dead,.badge.st-invalid{background:var(--bad)}.badge.st-running{background:var(--run)}
+    .badge.st-partial{background:#8250df}.badge.st-pending,.badge.st-queued{background:var(--pend)}
+    .pill.st-complete{background:var(--ok)}.pill.st-failed,.pill.st-dead,.pill.st-invalid{background:var(--bad)}.pill.st-running{background:var(--run)}
+    .pill.st-partial{background:#8250df}.pill.st-pending,.pill.st-queued{background:var(--pend)}
+    main.wide,footer.wide{max-width:none}
+    @media (max-width:760px){figure.wide{grid-column:auto}.figs.two{grid-template-columns:1fr}}
     """
 }

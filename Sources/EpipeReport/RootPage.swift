@@ -49,7 +49,9 @@ struct Flag: Sendable, Equatable {
     enum Level: String, Sendable { case bad, warn }
     var level: Level
     var column: String?
+    /// The whole reason, and a few words of it for the table.
     var text: String
+    var brief: String
 }
 
 /// The root page's table: rows, the columns compared, and each row's flags.
@@ -100,21 +102,24 @@ struct RootTable: Sendable {
 
     static func flags(_ r: JobRow, z: [String: Double], rows: [JobRow], centre: [String: (median: Double, count: Int)]) -> [Flag] {
         var f: [Flag] = []
-        if let e = r.invalid { f.append(Flag(level: .bad, column: nil, text: "job.json: " + e)) }
-        for s in r.failed { f.append(Flag(level: .bad, column: "stages", text: "\(s.name) \(s.status): \(s.error ?? "")")) }
+        if let e = r.invalid { f.append(Flag(level: .bad, column: nil, text: "job.json: " + e, brief: "job.json unreadable")) }
+        for s in r.failed { f.append(Flag(level: .bad, column: "stages", text: "\(s.name) \(s.status): \(s.error ?? "")", brief: "\(s.name) \(s.status)")) }
         for (k, v) in z.sorted(by: { abs($0.value) > abs($1.value) }) where abs(v) > RobustZ.threshold {
             let c = centre[k]!
-            f.append(Flag(level: .bad, column: k, text: "\(label(k)) \(HTML.num(r.numbers[k]!)) is far from the median \(HTML.num(c.median)) of \(c.count) jobs (robust z \(String(format: "%+.1f", v)))"))
+            let z = String(format: "%+.1f", v)
+            f.append(Flag(level: .bad, column: k, text: "\(label(k)) \(HTML.num(r.numbers[k]!)) is far from the median \(HTML.num(c.median)) of \(c.count) jobs (robust z \(z))",
+                          brief: "\(label(k)) z \(z)"))
         }
         for c in r.channels where c.blank {
             let having = rows.filter { $0.channels.contains { $0.name == c.name } }
             let blank = having.filter { $0.channels.contains { $0.name == c.name && $0.blank } }.count
             if 2 * blank < having.count {
-                f.append(Flag(level: .warn, column: "focus:" + c.name, text: "\(c.name) is blank here, not in \(having.count - blank) of \(having.count) jobs"))
+                f.append(Flag(level: .warn, column: "focus:" + c.name, text: "\(c.name) is blank here, not in \(having.count - blank) of \(having.count) jobs", brief: "\(c.name) blank"))
             }
         }
         if !r.warnings.isEmpty {
-            f.append(Flag(level: .warn, column: "warnings", text: "\(r.warnings.count) warning\(r.warnings.count == 1 ? "" : "s"): " + r.warnings.joined(separator: "; ")))
+            let n = "\(r.warnings.count) warning\(r.warnings.count == 1 ? "" : "s")"
+            f.append(Flag(level: .warn, column: "warnings", text: n + ": " + r.warnings.joined(separator: "; "), brief: n))
         }
         return f
     }
@@ -132,7 +137,7 @@ enum RootPage {
         let marked = t.rows.indices.filter { !t.flags[$0].isEmpty }
         if t.rows.isEmpty {
             b += "<p class=\"note\">No jobs yet: run epipe-ingest --root \(HTML.esc(root)) on a folder of scans.</p>"
-            return Page.document(title: "epipe QC report", body: b)
+            return Page.document(title: "epipe QC report", body: b, wide: true)
         }
         if marked.isEmpty {
             b += "<p class=\"note\">Nothing marked: no failed stage, no warning, no value far from the other jobs'.</p>"
@@ -150,7 +155,7 @@ enum RootPage {
         b += "z = (value − median) / (1.4826 · MAD), at least \(HTML.num(RobustZ.relativeFloor * 100))% of the median, with \(RobustZ.minCount) or more jobs. "
         b += "Hover a marked cell for its z. Focus and background are denoise's per-channel focus and raw 10th percentile. Stage squares: "
         b += ["complete", "running", "failed", "pending"].map { "<span class=\"pill st-\($0)\"></span>\($0)" }.joined(separator: " ") + ".</p>"
-        return Page.document(title: "epipe QC report", body: b)
+        return Page.document(title: "epipe QC report", body: b, wide: true)
     }
 
     static func table(_ t: RootTable) -> String {
@@ -159,9 +164,8 @@ enum RootPage {
         let span = t.channels.isEmpty ? "" : " rowspan=\"2\""
         h += "<th\(span)>job</th><th\(span)>state</th><th\(span)>stages</th><th\(span)>created</th>"
         h += cols.map { "<th class=\"n\"\(span) title=\"\(HTML.esc($0.help))\">\(HTML.esc($0.label))</th>" }.joined()
-        h += "<th class=\"n\"\(span)>warnings</th><th\(span)>failed</th>"
-        h += t.channels.map { "<th colspan=\"2\" style=\"text-align:center\">\(HTML.esc($0))</th>" }.joined()
-        h += "<th\(span)>why marked</th></tr>"
+        h += "<th class=\"n\"\(span)>warnings</th><th\(span)>failed</th><th\(span)>why marked</th>"
+        h += t.channels.map { "<th colspan=\"2\" style=\"text-align:center\">\(HTML.esc($0))</th>" }.joined() + "</tr>"
         if !t.channels.isEmpty {
             h += "<tr>" + t.channels.map { _ in "<th class=\"n\" title=\"denoise: focus (normalised)\">focus</th><th class=\"n\" title=\"denoise: raw background (10th percentile)\">bg</th>" }.joined() + "</tr>"
         }
@@ -174,12 +178,13 @@ enum RootPage {
             h += "<td class=\"job\">\(name)<br><span class=\"muted mono\">\(HTML.esc(r.id))</span>\(r.kind == JobSpec.cellsKind ? " <span class=\"muted\">(cells)</span>" : "")</td>"
             h += "<td><span class=\"badge st-\(HTML.esc(r.state))\">\(HTML.esc(r.state))</span></td>"
             h += "<td class=\"pills\">" + r.stages.map { "<span class=\"pill st-\(HTML.esc($0.status))\" title=\"\(HTML.esc($0.name + ": " + $0.status))\"></span>" }.joined() + "</td>"
-            h += "<td class=\"muted\">\(HTML.esc(r.created))</td>"
+            h += "<td class=\"muted\" title=\"\(HTML.esc(r.created))\" style=\"white-space:nowrap\">\(HTML.esc(String(r.created.prefix(10))))</td>"
             for c in cols { h += cell(r.numbers[c.key], key: c.key, row: i, t) }
             let wt = r.warnings.joined(separator: "\n")
             h += "<td class=\"n\(r.warnings.isEmpty ? "" : " warn")\"\(wt.isEmpty ? "" : " title=\"\(HTML.esc(wt))\"")>\(r.warnings.count)</td>"
             let failed = r.failed
             h += failed.isEmpty ? "<td></td>" : "<td class=\"out\" title=\"\(HTML.esc(failed.map { "\($0.name): \($0.error ?? "")" }.joined(separator: "\n")))\">\(HTML.esc(failed.map { $0.name }.joined(separator: ", ")))</td>"
+            h += "<td class=\"flags\">" + fl.map { "<div class=\"\($0.level.rawValue)\" title=\"\(HTML.esc($0.text))\">\(HTML.esc($0.brief))</div>" }.joined() + "</td>"
             for c in t.channels {
                 let ch = r.channels.first { $0.name == c }
                 if let ch, ch.blank, let f = fl.first(where: { $0.column == "focus:" + c }) {
@@ -188,7 +193,7 @@ enum RootPage {
                     h += cell(r.numbers["focus:" + c], key: "focus:" + c, row: i, t) + cell(r.numbers["bg:" + c], key: "bg:" + c, row: i, t)
                 }
             }
-            h += "<td class=\"flags\">" + fl.map { "<div class=\"\($0.level.rawValue)\">\(HTML.esc(short($0.text)))</div>" }.joined() + "</td></tr>"
+            h += "</tr>"
         }
         return h + "</tbody></table></div>"
     }
@@ -202,7 +207,4 @@ enum RootPage {
         }
         return "<td class=\"n\">\(HTML.esc(HTML.num(v)))</td>"
     }
-
-    /// A flag's text cut for the table (the list above the table has it whole).
-    static func short(_ s: String, max: Int = 160) -> String { s.count > max ? String(s.prefix(max - 1)) + "…" : s }
 }

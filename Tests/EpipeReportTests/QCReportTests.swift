@@ -80,7 +80,7 @@ final class QCReportTests: XCTestCase {
         // nested metrics as tables: per channel in channel order, clusters, frequencies, top pairs
         let dapi = try XCTUnwrap(html.range(of: "<th>DAPI</th>")), cd45 = try XCTUnwrap(html.range(of: "<th>CD45</th>"))
         XCTAssertLessThan(dapi.lowerBound, cd45.lowerBound)
-        for s in ["background before", "signal / background", "hot pixels replaced", "saturated fraction", "c0 PanCK+", "70.0%", "modularity", "Most enriched pairs", "-8.25"] {
+        for s in ["background (p10)", "480 → 34", "signal / background", "hot pixels", "saturated", "Recipe", "c0 PanCK+", "70.0%", "modularity", "Most enriched pairs", "-8.25"] {
             XCTAssertTrue(html.contains(s), s)
         }
         // every QC picture of every manifest: an <img> inside a link to the file, by relative path
