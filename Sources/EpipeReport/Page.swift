@@ -102,6 +102,12 @@ enum Page {
     td.out{background:var(--badbg);color:var(--bad);font-weight:700;white-space:nowrap}
     td.warn,th.warn{background:var(--warnbg);color:var(--warn)}
     td.out::after{content:" \\2691"}
+    td.ch div{padding:0 2px;border-radius:2px}
+    td.ch div.bgv{color:var(--muted)}
+    td.ch div.out{background:var(--badbg);color:var(--bad);font-weight:700}
+    td.ch div.out::after{content:" \\2691"}
+    td.ch div.warn{background:var(--warnbg);color:var(--warn)}
+    table.jobs th.n{white-space:normal}
     .flags{font-size:12px;min-width:150px;white-space:nowrap}
     ul.flags{white-space:normal}
     .flags .bad{color:var(--bad)}.flags .warn{color:var(--warn)}

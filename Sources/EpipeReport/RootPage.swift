@@ -145,7 +145,7 @@ enum RootPage {
             b += "<section id=\"marked\"><h2>\(marked.count) of \(t.rows.count) job\(t.rows.count == 1 ? "" : "s") to look at</h2><ul>"
             for i in marked {
                 let r = t.rows[i]
-                b += "<li><a href=\"#job-\(HTML.esc(r.id))\">\(HTML.esc(r.name))</a> <span class=\"muted\">(\(HTML.esc(r.id)))</span><ul class=\"flags\">"
+                b += "<li id=\"marked-\(HTML.esc(r.id))\"><a href=\"#job-\(HTML.esc(r.id))\">\(HTML.esc(r.name))</a> <span class=\"muted\">(\(HTML.esc(r.id)))</span><ul class=\"flags\">"
                 b += t.flags[i].map { "<li class=\"\($0.level.rawValue)\">\(HTML.esc($0.text))</li>" }.joined() + "</ul></li>"
             }
             b += "</ul></section>"
@@ -161,15 +161,11 @@ enum RootPage {
     static func table(_ t: RootTable) -> String {
         let cols = RootTable.columns.filter { c in t.rows.contains { $0.numbers[c.key] != nil } }
         var h = "<div class=\"wrap\"><table class=\"jobs\"><thead><tr>"
-        let span = t.channels.isEmpty ? "" : " rowspan=\"2\""
-        h += "<th\(span)>job</th><th\(span)>state</th><th\(span)>stages</th><th\(span)>created</th>"
-        h += cols.map { "<th class=\"n\"\(span) title=\"\(HTML.esc($0.help))\">\(HTML.esc($0.label))</th>" }.joined()
-        h += "<th class=\"n\"\(span)>warnings</th><th\(span)>failed</th><th\(span)>why marked</th>"
-        h += t.channels.map { "<th colspan=\"2\" style=\"text-align:center\">\(HTML.esc($0))</th>" }.joined() + "</tr>"
-        if !t.channels.isEmpty {
-            h += "<tr>" + t.channels.map { _ in "<th class=\"n\" title=\"denoise: focus (normalised)\">focus</th><th class=\"n\" title=\"denoise: raw background (10th percentile)\">bg</th>" }.joined() + "</tr>"
-        }
-        h += "</thead><tbody>"
+        h += "<th>job</th><th>state</th><th>stages</th><th>created</th>"
+        h += cols.map { "<th class=\"n\" title=\"\(HTML.esc($0.help))\">\(HTML.esc($0.label))</th>" }.joined()
+        h += "<th class=\"n\">warnings</th><th>failed</th>"
+        h += t.channels.map { "<th class=\"n\" title=\"denoise, per channel: focus (above) and raw background, 10th percentile (below)\">\(HTML.esc($0))<br><span class=\"muted\">focus<br>bg</span></th>" }.joined()
+        h += "<th>why marked</th></tr></thead><tbody>"
         for (i, r) in t.rows.enumerated() {
             let fl = t.flags[i]
             let rowClass = fl.contains { $0.level == .bad } ? "flagged" : fl.isEmpty ? "" : "warned"
@@ -184,27 +180,37 @@ enum RootPage {
             h += "<td class=\"n\(r.warnings.isEmpty ? "" : " warn")\"\(wt.isEmpty ? "" : " title=\"\(HTML.esc(wt))\"")>\(r.warnings.count)</td>"
             let failed = r.failed
             h += failed.isEmpty ? "<td></td>" : "<td class=\"out\" title=\"\(HTML.esc(failed.map { "\($0.name): \($0.error ?? "")" }.joined(separator: "\n")))\">\(HTML.esc(failed.map { $0.name }.joined(separator: ", ")))</td>"
-            h += "<td class=\"flags\">" + fl.map { "<div class=\"\($0.level.rawValue)\" title=\"\(HTML.esc($0.text))\">\(HTML.esc($0.brief))</div>" }.joined() + "</td>"
             for c in t.channels {
-                let ch = r.channels.first { $0.name == c }
-                if let ch, ch.blank, let f = fl.first(where: { $0.column == "focus:" + c }) {
-                    h += "<td class=\"n warn\" title=\"\(HTML.esc(f.text))\">blank</td>" + cell(r.numbers["bg:" + c], key: "bg:" + c, row: i, t)
+                guard let ch = r.channels.first(where: { $0.name == c }) else { h += "<td class=\"n muted\">—</td>"; continue }
+                let focus: String
+                if ch.blank, let f = fl.first(where: { $0.column == "focus:" + c }) {
+                    focus = "<div class=\"warn\" title=\"\(HTML.esc(f.text))\">blank</div>"
                 } else {
-                    h += cell(r.numbers["focus:" + c], key: "focus:" + c, row: i, t) + cell(r.numbers["bg:" + c], key: "bg:" + c, row: i, t)
+                    focus = value(r.numbers["focus:" + c], key: "focus:" + c, row: i, t, tag: "div")
                 }
+                h += "<td class=\"n ch\">" + focus + value(r.numbers["bg:" + c], key: "bg:" + c, row: i, t, tag: "div", extra: "bgv") + "</td>"
             }
-            h += "</tr>"
+            h += "<td class=\"flags\">" + fl.prefix(3).map { "<div class=\"\($0.level.rawValue)\" title=\"\(HTML.esc($0.text))\">\(HTML.esc($0.brief))</div>" }.joined()
+            if fl.count > 3 {
+                h += "<div title=\"\(HTML.esc(fl.dropFirst(3).map { $0.text }.joined(separator: "\n")))\"><a href=\"#marked-\(HTML.esc(r.id))\">+\(fl.count - 3) more</a></div>"
+            }
+            h += "</td></tr>"
         }
         return h + "</tbody></table></div>"
     }
 
     /// A numeric cell, marked with its z when beyond the threshold.
     static func cell(_ v: Double?, key: String, row: Int, _ t: RootTable) -> String {
-        guard let v else { return "<td class=\"n muted\">—</td>" }
+        value(v, key: key, row: row, t, tag: "td", extra: "n")
+    }
+
+    /// A value in `tag` (with class `extra`), class "out" and its z as the title when beyond the threshold.
+    static func value(_ v: Double?, key: String, row: Int, _ t: RootTable, tag: String, extra: String = "") -> String {
+        guard let v else { return "<\(tag) class=\"\(extra) muted\">—</\(tag)>" }
         if let z = t.z[row][key], abs(z) > RobustZ.threshold, let c = t.centre[key] {
             let tip = "robust z \(String(format: "%+.1f", z)): median \(HTML.num(c.median)) over \(c.count) jobs"
-            return "<td class=\"n out\" title=\"\(HTML.esc(tip))\">\(HTML.esc(HTML.num(v)))</td>"
+            return "<\(tag) class=\"\(extra) out\" title=\"\(HTML.esc(tip))\">\(HTML.esc(HTML.num(v)))</\(tag)>"
         }
-        return "<td class=\"n\">\(HTML.esc(HTML.num(v)))</td>"
+        return "<\(tag)\(extra.isEmpty ? "" : " class=\"\(extra)\"")>\(HTML.esc(HTML.num(v)))</\(tag)>"
     }
 }

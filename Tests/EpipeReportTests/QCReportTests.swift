@@ -190,8 +190,9 @@ final class QCReportTests: XCTestCase {
         XCTAssertEqual(html.components(separatedBy: "<tr id=\"job-").count - 1, 8)
         XCTAssertEqual(html.components(separatedBy: "class=\"flagged\"").count - 1, 1)
         XCTAssertTrue(html.contains("<tr id=\"job-2026-11-30-zbad-ffffff\" class=\"flagged\">"))
-        XCTAssertTrue(html.contains("<td class=\"n out\" title=\"robust z +"))
-        XCTAssertTrue(html.contains(">30\u{2009}000</td>"))
+        XCTAssertTrue(html.contains("<td class=\"n out\" title=\"robust z -"))
+        XCTAssertTrue(html.contains("<div class=\"bgv out\" title=\"robust z +") && html.contains(">30\u{2009}000</div>"))
+        XCTAssertTrue(html.contains("<div class=\"warn\" title=\"CD3 is blank here, not in 7 of 8 jobs\">blank</div>"))
         XCTAssertTrue(html.contains("1 of 8 jobs to look at"))
         XCTAssertTrue(html.contains("DAPI background 30\u{2009}000 is far from the median"))
     }
@@ -234,5 +235,32 @@ final class QCReportTests: XCTestCase {
         XCTAssertThrowsError(try QCReport.writeJob(root: root, id: "../x"))
         // an empty root still gets a page
         XCTAssertTrue(try read(try QCReport.writeRoot(root: root)).contains("No jobs yet"))
+        // a job.json that cannot be read: a row that says why, no page; writeJob refuses it
+        try Files.mkdir(root.jobsDir + "/2026-11-30-broken-eeeeee")
+        try "{".write(toFile: root.jobsDir + "/2026-11-30-broken-eeeeee/job.json", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try QCReport.writeJob(root: root, id: "2026-11-30-broken-eeeeee"))
+        let html = try read(try QCReport.writeRoot(root: root))
+        XCTAssertTrue(html.contains("job.json unreadable") && html.contains("not valid JSON"))
+        XCTAssertFalse(html.contains("href=\"jobs/2026-11-30-broken-eeeeee/report.html\""))
+        XCTAssertFalse(Files.exists(root.jobsDir + "/2026-11-30-broken-eeeeee/report.html"))
+    }
+
+    func testRunningAndDeadStages() throws {
+        let root = try Root(tmp + "/root")
+        let j = try job(root, "2026-11-30-run-gggggg", stages: ["denoise", "segment"])
+        var m = try manifest(j, "denoise", .running)
+        m.progress = ProgressRef(done: 3, total: 4, unit: "bands")
+        try AtomicFile.write(JSON.encode(m), to: j.manifestPath("denoise"))
+        let k = try job(root, "2026-11-30-dead-hhhhhh", stages: ["denoise", "segment"])
+        m.pid = 99_999_999
+        try AtomicFile.write(JSON.encode(m), to: k.manifestPath("denoise"))
+        try QCReport.writeRoot(root: root)
+        let running = try read(j.dir + "/report.html"), dead = try read(k.dir + "/report.html")
+        XCTAssertTrue(running.contains("Running 75% (3 of 4 bands)"), running)
+        XCTAssertTrue(dead.contains("worker pid 99999999 on \(Host.name) is gone"))
+        let t = RootTable(rows: root.allJobIDs().map { JobRow(JobView.load(root: root, id: $0), linked: true) })
+        XCTAssertEqual(t.rows.map { $0.state }, ["failed", "running"])
+        XCTAssertEqual(t.flags[0].first?.brief, "denoise dead")
+        XCTAssertEqual(t.flags[1], [])
     }
 }
