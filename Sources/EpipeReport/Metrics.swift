@@ -26,7 +26,7 @@ enum MetricsHTML {
         }
         let rest = m.filter { !shown.contains($0.key) }
         if !rest.isEmpty {
-            out += "<details\(stage == "denoise" || stage == "cluster" || stage == "stats" ? "" : " open")><summary>All metrics (\(rest.count))</summary>"
+            out += "<details\(stage == "denoise" || stage == "cluster" || stage == "stats" ? "" : " open")><summary>\(shown.count > 1 ? "Other metrics" : "Metrics") (\(rest.count))</summary>"
             out += keyValue(rest) + "</details>"
         }
         return out
@@ -126,7 +126,8 @@ enum MetricsHTML {
             let o = r.objectValue ?? [:]
             s += "<tr>" + keys.map { k in
                 let v = o[k]
-                let numeric = v?.doubleValue != nil && { if case .number = v! { return true }; return false }()
+                var numeric = false
+                if case .number? = v { numeric = true }
                 return "<td\(numeric ? " class=\"n\"" : "")>\(v.map(text) ?? "—")</td>"
             }.joined() + "</tr>"
         }

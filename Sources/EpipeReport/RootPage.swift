@@ -77,8 +77,8 @@ struct RootTable: Sendable {
 
     init(rows: [JobRow]) {
         self.rows = rows
-        var ch: [String] = []
-        for r in rows { for c in r.channels where !ch.contains(c.name) { ch.append(c.name) } }
+        var ch: [String] = [], seen: Set<String> = []
+        for r in rows { for c in r.channels where seen.insert(c.name).inserted { ch.append(c.name) } }
         channels = ch
         let keys = Self.columns.map { $0.key } + ch.flatMap { ["focus:" + $0, "bg:" + $0] }
         var z = [[String: Double]](repeating: [:], count: rows.count)
@@ -91,7 +91,9 @@ struct RootTable: Sendable {
         }
         self.z = z
         self.centre = centre
-        flags = rows.indices.map { i in Self.flags(rows[i], z: z[i], rows: rows, centre: centre) }
+        var share: [String: (having: Int, blank: Int)] = [:]
+        for r in rows { for c in r.channels { share[c.name, default: (0, 0)].having += 1; if c.blank { share[c.name]!.blank += 1 } } }
+        flags = rows.indices.map { i in Self.flags(rows[i], z: z[i], blankShare: share, centre: centre) }
     }
 
     static func label(_ key: String) -> String {
@@ -100,7 +102,11 @@ struct RootTable: Sendable {
         return columns.first { $0.key == key }?.label ?? key
     }
 
-    static func flags(_ r: JobRow, z: [String: Double], rows: [JobRow], centre: [String: (median: Double, count: Int)]) -> [Flag] {
+    /// A row's flags: job.json unreadable, failed stages, values beyond the z threshold, a channel
+    /// blank here but not in most jobs that have it (`blankShare`: jobs with the channel, and with it
+    /// blank), warnings.
+    static func flags(_ r: JobRow, z: [String: Double], blankShare: [String: (having: Int, blank: Int)],
+                      centre: [String: (median: Double, count: Int)]) -> [Flag] {
         var f: [Flag] = []
         if let e = r.invalid { f.append(Flag(level: .bad, column: nil, text: "job.json: " + e, brief: "job.json unreadable")) }
         for s in r.failed { f.append(Flag(level: .bad, column: "stages", text: "\(s.name) \(s.status): \(s.error ?? "")", brief: "\(s.name) \(s.status)")) }
@@ -111,11 +117,8 @@ struct RootTable: Sendable {
                           brief: "\(label(k)) z \(z)"))
         }
         for c in r.channels where c.blank {
-            let having = rows.filter { $0.channels.contains { $0.name == c.name } }
-            let blank = having.filter { $0.channels.contains { $0.name == c.name && $0.blank } }.count
-            if 2 * blank < having.count {
-                f.append(Flag(level: .warn, column: "focus:" + c.name, text: "\(c.name) is blank here, not in \(having.count - blank) of \(having.count) jobs", brief: "\(c.name) blank"))
-            }
+            guard let (having, blank) = blankShare[c.name], 2 * blank < having else { continue }
+            f.append(Flag(level: .warn, column: "focus:" + c.name, text: "\(c.name) is blank here, not in \(having - blank) of \(having) jobs", brief: "\(c.name) blank"))
         }
         if !r.warnings.isEmpty {
             let n = "\(r.warnings.count) warning\(r.warnings.count == 1 ? "" : "s")"
