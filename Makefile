@@ -81,7 +81,10 @@ demo: deps build
 	    | sort -t, -k1,1gr | head -5 | cut -d, -f2- \
 	    | (echo "type_a,type_b,z,observed,expected,q"; cat) | column -s, -t; \
 	  echo; echo "QC pictures:"; ls -1 $$job/*/qc/*.png; \
-	  echo; echo "Look at them with any image viewer; open $$job/denoise/image.ome.tif and $$job/segment/cells.tif in napari or QuPath."
+	  $(BIN)/epipe-status --root $(DEMO)/epipe-data --report 2>/dev/null > $(DEMO)/report-path.txt; \
+	  echo; echo "QC report (open in a browser; every picture, metric and checksum of the run):"; \
+	  echo "  root: $$(cat $(DEMO)/report-path.txt)"; echo "  job:  $$job/report.html"; rm -f $(DEMO)/report-path.txt; \
+	  echo; echo "Look at the pictures with any image viewer; open $$job/denoise/image.ome.tif and $$job/segment/cells.tif in napari or QuPath."
 
 ## bench: times epipe against the Python stack on the same generated input (not a test)
 bench: deps build

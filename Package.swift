@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(name: "epipe-segment", dependencies: ["EpipeStage", "EpipeSegment", "EpipeKernels"], swiftSettings: glue),
         .executableTarget(name: "epipe-cluster", dependencies: ["EpipeStage", "EpipeCluster"], swiftSettings: glue),
         .executableTarget(name: "epipe-stats", dependencies: ["EpipeStage", "EpipeSpatial"], swiftSettings: glue),
-        .executableTarget(name: "epipe-status", dependencies: ["EpipeStage"], swiftSettings: glue),
+        .executableTarget(name: "epipe-status", dependencies: ["EpipeStage", "EpipeReport"], swiftSettings: glue),
         .executableTarget(name: "epipe-synth", dependencies: ["EpipeStage", "EpipeSynth"], swiftSettings: glue),
 
         .target(name: "EpipeTestSupport", dependencies: ["EpipeKernels"], path: "Tests/EpipeTestSupport"),

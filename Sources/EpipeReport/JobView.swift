@@ -1,5 +1,6 @@
 import Foundation
 import EpipeCore
+import EpipeStage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,15 +35,9 @@ struct JobView: Sendable {
     var invalid: String?
     var stages: [Stage]
 
-    /// failed (a stage failed, died or is unreadable; or job.json is), complete (every stage),
-    /// running, partial (some complete) or queued; as `epipe-status` counts jobs.
-    var state: String {
-        if invalid != nil || stages.contains(where: { $0.isBad }) { return "failed" }
-        if !stages.isEmpty && stages.allSatisfy({ $0.status == "complete" }) { return "complete" }
-        if stages.contains(where: { $0.status == "running" }) { return "running" }
-        if stages.contains(where: { $0.status == "complete" }) { return "partial" }
-        return "queued"
-    }
+    /// The job's state as `epipe-status` counts it (StatusReport.jobState): failed, stale (a worker
+    /// died), complete, running, partial or queued; invalid when job.json cannot be read.
+    var state: String { invalid != nil ? "invalid" : StatusReport.jobState(stages.map { $0.status }) }
     var name: String { spec?.name ?? id }
     func stage(_ s: String) -> Stage? { stages.first { $0.name == s } }
     /// Every warning of every stage, as "stage: warning".

@@ -143,7 +143,7 @@ enum RootPage {
             return Page.document(title: "epipe QC report", body: b, wide: true)
         }
         if marked.isEmpty {
-            b += "<p class=\"note\">Nothing marked: no failed stage, no warning, no value far from the other jobs'.</p>"
+            b += "<p class=\"note\">Nothing marked: no failed stage, no warning, no value far from the other jobs' values.</p>"
         } else {
             b += "<section id=\"marked\"><h2>\(marked.count) of \(t.rows.count) job\(t.rows.count == 1 ? "" : "s") to look at</h2><ul>"
             for i in marked {

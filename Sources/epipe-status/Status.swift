@@ -2,6 +2,7 @@ import Foundation
 import ArgumentParser
 import EpipeCore
 import EpipeStage
+import EpipeReport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,6 +54,9 @@ struct Status: ParsableCommand {
     @Option(name: .long, help: "Also write the operators' metrics (Prometheus text format) to FILE, atomically, for node_exporter's textfile collector.")
     var prometheus: String?
 
+    @Flag(name: .long, help: "Write the QC report: with jobs, each one's jobs/<id>/report.html; without (or with the root itself), ROOT/report.html and every job's page. Prints the paths.")
+    var report = false
+
     @Argument(help: "Job directories or job ids for a detailed view.")
     var jobs: [String] = []
 
@@ -76,6 +80,7 @@ struct Status: ParsableCommand {
     func run() throws {
         try check()
         let r = try Root(Root.resolve(root), create: false)
+        if report { return try writeReports(r) }
         let ids = jobs.isEmpty ? nil : try StatusReport.jobIDs(jobs, root: r)
         if let p = prometheus {
             let d = (p as NSString).deletingLastPathComponent.isEmpty ? "." : (p as NSString).deletingLastPathComponent
@@ -119,6 +124,18 @@ struct Status: ParsableCommand {
             }
         }
         return code
+    }
+
+    /// --report: the root's page (and every job's) when no job, or the root itself, is named; else each job's page.
+    func writeReports(_ r: Root) throws {
+        let canon = Files.canonical(r.path)
+        if jobs.isEmpty || jobs.contains(where: { Files.canonical($0) == canon }) {
+            let path = try QCReport.writeRoot(root: r)
+            Term.stdout(path)
+            if !json { Term.stderr("epipe-status: wrote \(path) and the page of each of its \(r.allJobIDs().count) jobs") }
+            return
+        }
+        for id in try StatusReport.jobIDs(jobs, root: r) { Term.stdout(try QCReport.writeJob(root: r, id: id)) }
     }
 
     func requeue(_ r: Root) {

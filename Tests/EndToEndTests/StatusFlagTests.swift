@@ -191,4 +191,29 @@ final class StatusFlagTests: E2ECase {
         XCTAssertEqual(j["verify"] as? [String], [done + "/stats/frequencies.csv: missing"])
         XCTAssertEqual(j["orphans"] as? [String], ["segment/qc/overlay-crop-9.png"])
     }
+
+    func testReportFlag() throws {
+        let (root, done, failed, _) = try mixedRoot()
+        let id = (done as NSString).lastPathComponent
+        // a job's page only
+        let one = try exec("epipe-status", ["--root", root, "--report", id])
+        XCTAssertEqual(one.code, 0, one.err)
+        XCTAssertEqual(one.lines, [done + "/report.html"])
+        XCTAssertFalse(Files.exists(root + "/report.html")); XCTAssertFalse(Files.exists(failed + "/report.html"))
+        let page = try String(contentsOfFile: done + "/report.html", encoding: .utf8)
+        XCTAssertTrue(page.contains("segment/qc/area-histogram.png"), "every QC picture linked")
+        // the root's page and every job's: with no job, or with the root itself
+        for args in [["--report"], ["--report", root]] {
+            try? FileManager.default.removeItem(atPath: root + "/report.html")
+            let all = try exec("epipe-status", ["--root", root] + args)
+            XCTAssertEqual(all.code, 0, all.err)
+            XCTAssertEqual(all.lines, [Files.canonical(root) + "/report.html"])
+            XCTAssertTrue(Files.exists(failed + "/report.html"))
+            let index = try String(contentsOfFile: root + "/report.html", encoding: .utf8)
+            XCTAssertTrue(index.contains("jobs/\(id)/report.html"), "links to each job's page")
+        }
+        assertRefused(try exec("epipe-status", ["--root", root, "--report", "no-such-job"]), "no-such-job")
+        // a report is not an orphan
+        XCTAssertEqual(try exec("epipe-status", ["--root", root, "--verify", id]).code, 0)
+    }
 }

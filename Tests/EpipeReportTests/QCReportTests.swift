@@ -259,7 +259,7 @@ final class QCReportTests: XCTestCase {
         XCTAssertTrue(running.contains("Running 75% (3 of 4 bands)"), running)
         XCTAssertTrue(dead.contains("worker pid 99999999 on \(Host.name) is gone"))
         let t = RootTable(rows: root.allJobIDs().map { JobRow(JobView.load(root: root, id: $0), linked: true) })
-        XCTAssertEqual(t.rows.map { $0.state }, ["failed", "running"])
+        XCTAssertEqual(t.rows.map { $0.state }, ["stale", "running"], "a dead worker: stale, as epipe-status says")
         XCTAssertEqual(t.flags[0].first?.brief, "denoise dead")
         XCTAssertEqual(t.flags[1], [])
     }
