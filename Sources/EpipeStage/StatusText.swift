@@ -91,9 +91,9 @@ public enum StatusText {
                     out.append("           outputs: " + (files + zarr.sorted()).map { j.dir + "/" + $0 }.joined(separator: " "))
                 }
                 for q in s.qc ?? [] { out.append("           qc: \(q)") }
-                if s.status != "complete" && s.status != "skipped" || s.error != nil {
-                    for l in s.log ?? [] { out.append("           log: \(l)") }
-                }
+                // the log's last lines: all that were read for a stage that did not complete, two otherwise
+                let log = s.log ?? []
+                for l in (s.status == "complete" ? Array(log.suffix(2)) : log) { out.append("           log: \(l)") }
             }
             for w in j.warnings ?? [] { out.append("  warning: \(w)") }
             if let c = j.retry { out.append("  retry: \(c)") }
