@@ -90,6 +90,10 @@ demo: deps build
 bench: deps build
 	bash bench/run.sh
 
+## bench-scale: a generated 32768 x 32768 x 8 slide through every stage; time, MPix/s, peak RSS (< 4 GiB)
+bench-scale: deps build
+	bash bench/scale.sh
+
 install: build man
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
 	for b in $(BINARIES); do install -m 755 $(BIN)/$$b $(DESTDIR)$(PREFIX)/bin/$$b; done
