@@ -8,7 +8,7 @@ APT_PKGS := libtiff-dev libpng-dev zlib1g-dev pkg-config
 BINARIES := epipe-ingest epipe-denoise epipe-segment epipe-cluster epipe-stats epipe-status epipe-synth
 DEMO ?= $(CURDIR)/demo
 
-.PHONY: deps pydeps browser build debug test demo bench install man clean
+.PHONY: deps pydeps browser build debug test demo bench bench-scale install man clean
 
 ## deps: system libraries (apt-get when root and missing; else prints the command and exits 2)
 deps:
