@@ -33,7 +33,8 @@ public struct Queue: Sendable {
         unlink(sub("done") + "/" + id); unlink(sub("failed") + "/" + id)
     }
 
-    func claims(of id: String) -> [String] { Files.list(sub("cur")).filter { $0.hasPrefix(id + "@") } }
+    /// The claims (names in cur/) of job `id`.
+    public func claims(of id: String) -> [String] { Files.list(sub("cur")).filter { $0.hasPrefix(id + "@") } }
 
     /// Claims one entry; nil when new/ is empty.
     public func claim() throws -> Claim? {

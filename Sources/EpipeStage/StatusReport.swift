@@ -179,7 +179,10 @@ public struct StatusReport: Codable, Sendable {
             if let c = stale {
                 ss.status = "stale"; ss.error = c.describe
             } else if m.host == Host.name && kill(m.pid, 0) != 0 && errno == ESRCH {
-                if Files.exists(Queue(root: job.root, stage: s).sub("new") + "/" + job.spec.id) {
+                let q = Queue(root: job.root, stage: s)
+                if !q.claims(of: job.spec.id).isEmpty {
+                    // another worker holds it now and has not yet written its own manifest
+                } else if Files.exists(q.sub("new") + "/" + job.spec.id) {
                     ss.status = "pending"; ss.error = "requeued: worker pid \(m.pid) on \(m.host) stopped"
                 } else {
                     ss.status = "dead"; ss.error = "worker pid \(m.pid) on \(m.host) is gone; rerun the stage"

@@ -236,6 +236,16 @@ final class StatusReportTests: XCTestCase {
         }
     }
 
+    /// A dead worker's job claimed again by a live one that has not yet written its own manifest: running.
+    func testDeadWorkersJobClaimedAgainIsRunning() throws {
+        let k = try everyCase()
+        let q = Queue(root: k.root, stage: "denoise")
+        try AtomicFile.write(k.jobs["h-dead"]!.dir + "\n", to: q.sub("cur") + "/h-dead@\(Host.name).\(getpid())")
+        let r = StatusReport(root: k.root, query: .init(ids: ["h-dead"]), now: t0)
+        XCTAssertEqual(r.jobs[0].stages[0].status, "running"); XCTAssertEqual(r.jobs[0].state, "running")
+        XCTAssertEqual(r.queues[0].stale, 1, "only c-stale's claim")
+    }
+
     func testJobState() {
         XCTAssertEqual(StatusReport.jobState(["complete", "complete"]), "complete")
         XCTAssertEqual(StatusReport.jobState(["complete", "skipped"]), "complete")
