@@ -50,7 +50,7 @@ let package = Package(
         ], swiftSettings: glue),
 
         // The QC report (ROOT/report.html, jobs/<id>/report.html) from job.json and the manifests.
-        .target(name: "EpipeReport", dependencies: ["EpipeCore", "EpipeStage"], swiftSettings: glue),
+        .target(name: "EpipeReport", dependencies: ["EpipeCore", "EpipeKernels", "EpipeStage"], swiftSettings: glue),
 
         // Executables: flags, I/O, manifests.
         .executableTarget(name: "epipe-ingest", dependencies: ["EpipeStage", "EpipeStore", "EpipeSpatial"], swiftSettings: glue),

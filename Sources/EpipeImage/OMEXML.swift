@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 
 /// The bits of OME-XML that epipe needs, from the first Image/Pixels element.
 struct OMEMetadata: Equatable {
@@ -158,23 +159,7 @@ enum OMEXML {
         return out
     }
 
-    static func escape(_ s: String) -> String {
-        var out = ""
-        for ch in s {
-            switch ch {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            case "\n": out += "&#10;"
-            case "\r": out += "&#13;"
-            case "\t": out += "&#9;"
-            default: out.append(ch)
-            }
-        }
-        return out
-    }
+    static func escape(_ s: String) -> String { Markup.escape(s) }
 
     private static func fmt(_ d: Double) -> String {
         // shortest round-trip representation

@@ -1,24 +1,11 @@
 import Foundation
+import EpipeKernels
 
 /// Escaping and formatting for the report pages. Every piece of text that comes from a file
 /// (names, paths, params, metrics, errors, log lines) goes through `esc` or `href`.
 enum HTML {
     /// Text or attribute value with & < > " ' escaped.
-    static func esc(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s.unicodeScalars {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
-    }
+    static func esc(_ s: String) -> String { Markup.escape(s) }
 
     /// Characters a relative URL path keeps as they are; everything else (':' '?' '#' '%' spaces...)
     /// is percent-encoded, so a file name can neither start a scheme nor end the path.

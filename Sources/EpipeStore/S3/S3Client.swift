@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -610,20 +611,7 @@ final class S3XML {
         return (x.text("Code") ?? "", x.text("Message") ?? "")
     }
 
-    static func escape(_ s: String) -> String {
-        var o = ""
-        for c in s {
-            switch c {
-            case "&": o += "&amp;"
-            case "<": o += "&lt;"
-            case ">": o += "&gt;"
-            case "\"": o += "&quot;"
-            case "'": o += "&apos;"
-            default: o.append(c)
-            }
-        }
-        return o
-    }
+    static func escape(_ s: String) -> String { Markup.escape(s) }
 
     final class Builder: NSObject, XMLParserDelegate {
         var stack: [S3XML] = []
