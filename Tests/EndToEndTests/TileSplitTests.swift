@@ -20,15 +20,13 @@ final class TileSplitTests: E2ECase {
 
     /// Runs the parts `parts` of `tool` at once (as array tasks would), each exit 0.
     func runParts(_ tool: String, _ flags: [String], n: Int, parts: [Int], job: String) {
-        let codes = UnsafeMutablePointer<Int32>.allocate(capacity: parts.count)
-        defer { codes.deallocate() }
-        let errs = NSMutableArray()
+        final class Results: @unchecked Sendable { let lock = NSLock(); var codes: [Int: Int32] = [:]; var errs: [String] = [] }
+        let out = Results()
         DispatchQueue.concurrentPerform(iterations: parts.count) { k in
             let r = try? exec(tool, ["-q"] + flags + ["--tiles", "\(n)", "--tile", "\(parts[k])", job])
-            codes[k] = r?.code ?? -1
-            if let r, r.code != 0 { errs.add(r.err) }
+            out.lock.lock(); out.codes[k] = r?.code ?? -1; if let r, r.code != 0 { out.errs.append(r.err) }; out.lock.unlock()
         }
-        for k in 0..<parts.count { XCTAssertEqual(codes[k], 0, "\(tool) part \(parts[k]): \(errs)") }
+        for k in 0..<parts.count { XCTAssertEqual(out.codes[k], 0, "\(tool) part \(parts[k]): \(out.errs)") }
     }
 
     func testSplitEqualsSingleRunAndDownstreamRuns() throws {
@@ -134,7 +132,7 @@ final class TileSplitTests: E2ECase {
     func testBadTileValuesAreRefusedWithOneLine() throws {
         let j = tmp + "/no-job"
         assertRefused(try exec("epipe-denoise", ["--tiles", "3", "--tile", "3", j]), "out of range")
-        assertRefused(try exec("epipe-denoise", ["--tiles", "3", "--tile", "-1", j]), "out of range")
+        assertRefused(try exec("epipe-denoise", ["--tiles", "3", "--tile=-1", j]), "out of range")
         assertRefused(try exec("epipe-denoise", ["--tiles", "0", "--tile", "0", j]), "at least 1")
         assertRefused(try exec("epipe-denoise", ["--tile", "1", j]), "--tile needs --tiles")
         assertRefused(try exec("epipe-denoise", ["--tiles", "2", j]), "needs --tile")
