@@ -41,6 +41,18 @@ public struct FocusAccumulator: Sendable {
 
     public var complete: Bool { !seen.contains(false) }
 
+    /// The per-row sums of rows `r` (all seen), to carry to another process (`setRows`).
+    public func rows(_ r: Range<Int>) -> (sum: [Double], sum2: [Double], val: [Double]) {
+        precondition(r.allSatisfy { seen[$0] }, "rows not added")
+        return (Array(rowSum[r]), Array(rowSum2[r]), Array(rowVal[r]))
+    }
+
+    /// Rows from `y0` as `rows` returned them (e.g. by the part of the slide that added them).
+    public mutating func setRows(_ y0: Int, sum: [Double], sum2: [Double], val: [Double]) {
+        precondition(sum.count == sum2.count && sum.count == val.count && y0 >= 0 && y0 + sum.count <= height)
+        for k in 0..<sum.count { rowSum[y0 + k] = sum[k]; rowSum2[y0 + k] = sum2[k]; rowVal[y0 + k] = val[k]; seen[y0 + k] = true }
+    }
+
     /// Variance of the Laplacian over the rows added so far.
     public var variance: Double {
         var n = 0, s = 0.0, s2 = 0.0

@@ -6,9 +6,13 @@ import EpipeKernels
 /// thread at a time (so one object per channel, no lock).
 public final class ChannelHistograms: @unchecked Sendable {
     public private(set) var before = Histogram16(), after = Histogram16()
+    /// The sum of each band added, in order (a part's merge re-adds them in order, so `sum` is
+    /// bitwise that of the whole run).
+    public private(set) var beforeSums: [Double] = [], afterSums: [Double] = []
     public init() {}
-    public func addBefore(_ band: UnsafeBufferPointer<Float>) { before.add(band) }
-    public func addAfter(_ band: UnsafeBufferPointer<Float>) { after.add(band) }
+    public init(before: Histogram16, after: Histogram16) { self.before = before; self.after = after }
+    public func addBefore(_ band: UnsafeBufferPointer<Float>) { beforeSums.append(before.add(band)) }
+    public func addAfter(_ band: UnsafeBufferPointer<Float>) { afterSums.append(after.add(band)) }
 }
 
 /// One channel's QC metrics as the manifest records them (`per_channel.<name>`), and its warning.

@@ -40,6 +40,20 @@ public struct DenoiseSetup: Sendable {
     public func illumination(width w: Int, height h: Int, dark: Float?, darkImage: Bool,
                              flatPlane: ((Int) throws -> [Float])?, read: (Int, Int, Int) throws -> [Float],
                              estimating: (Int) -> () -> Void = { _ in {} }) throws -> [Illumination] {
+        illumination(flat: try flatFields(width: w, height: h, flatPlane: flatPlane, read: read, estimating: estimating), dark: dark, darkImage: darkImage)
+    }
+
+    /// The illumination models from the flat-fields (`flatFields`) and the dark-field.
+    public func illumination(flat: [FlatField?], dark: Float?, darkImage: Bool) -> [Illumination] {
+        flat.map { Illumination(flat: $0, dark: dark ?? 0, darkImage: darkImage) }
+    }
+
+    /// Whether the flat-fields are estimated from the image (a whole-slide pass), not read from a given one.
+    public func estimatesFlatFields(given: Bool) -> Bool { !given && !flatChannels.isEmpty }
+
+    /// Each channel's flat-field (nil: none), from `flatPlane` or estimated in a pass over `read`.
+    public func flatFields(width w: Int, height h: Int, flatPlane: ((Int) throws -> [Float])?, read: (Int, Int, Int) throws -> [Float],
+                           estimating: (Int) -> () -> Void = { _ in {} }) throws -> [FlatField?] {
         var flat = [FlatField?](repeating: nil, count: recipes.count)
         let flatC = flatChannels
         if let flatPlane, !flatC.isEmpty {
@@ -49,7 +63,7 @@ public struct DenoiseSetup: Sendable {
             let est = try DenoiseStream.estimateFlatFields(width: w, height: h, channels: flatC, bandRows: bandRows, read: read, bandDone: bandDone)
             for (c, f) in est { flat[c] = f }
         }
-        return flat.map { Illumination(flat: $0, dark: dark ?? 0, darkImage: darkImage) }
+        return flat
     }
 
     /// The band stream for an image with these illumination models.

@@ -88,8 +88,11 @@ public struct DenoiseStream: Sendable {
     /// Streams the image. `read(c, y0, n)` = n rows of channel c from y0 (row-major floats); `readDark(c, y0, n)`
     /// the same rows of the dark-field image (needed when an `Illumination` has `darkImage`); `input(c, y0, rows, band)`
     /// sees each band's raw rows; `emit(c, y0, rows, values)` receives the result. Called for several channels at
-    /// once, one channel by one thread at a time; `bandDone` after each band.
-    public func run(read: @escaping @Sendable (Int, Int, Int) throws -> [Float],
+    /// once, one channel by one thread at a time; `bandDone` after each band. `bands` = the bands to run
+    /// (default all): a part of the slide (`--tiles N --tile I`) runs its range of bands, reading their
+    /// context rows itself, and emits exactly the rows the whole run emits for them.
+    public func run(bands: Range<Int>? = nil,
+                    read: @escaping @Sendable (Int, Int, Int) throws -> [Float],
                     readDark: (@Sendable (Int, Int, Int) throws -> [Float])? = nil,
                     input: @escaping @Sendable (Int, Int, Int, UnsafeBufferPointer<Float>) -> Void,
                     emit: @escaping @Sendable (Int, Int, Int, [Float]) throws -> Void,
@@ -97,7 +100,9 @@ public struct DenoiseStream: Sendable {
         let w = width, h = height, C = channels, halo = self.halo, recs = recipes, illum = illumination, blankW = blankWeights
         let state = (0..<C).map { _ in StreamState(width: w, height: h) }
         let anyBlanks = recs.contains { $0.blanks }
-        for b in 0..<bands {
+        let range = bands ?? 0..<self.bands
+        precondition(range.lowerBound >= 0 && range.upperBound <= self.bands, "bands out of range")
+        for b in range {
             let y0 = b * bandRows, rows = Swift.min(bandRows, h - y0)
             // Channel c needs rows lo..<hi of its hot-pixel-corrected input: the band and its later
             // filters' context (fewer rows at the image edges; the filters replicate the true edge rows).

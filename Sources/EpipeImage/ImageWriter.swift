@@ -7,8 +7,13 @@ import EpipeKernels
 /// horizontal predictor (2) for integer types (none for float32), tiles of `tileSize` (edge tiles zero padded).
 ///
 /// Rows of each channel must arrive in increasing y order; channels may be interleaved band by band.
-/// A tile row is compressed (tiles in parallel) and appended to the file as soon as it is complete,
-/// so memory is at most one partial tile row per channel that currently has one. IFDs are written
+/// A tile row is compressed (tiles in parallel) and appended to the file as soon as it is complete and
+/// its turn has come: the file's layout is canonical, tile row by tile row of level 0 and, within one,
+/// channel by channel (each channel's pyramid tiles with the level-0 tile row that completed them),
+/// whatever order the channels' rows arrive in from several threads. So the same rows give the same
+/// bytes, however they were split into calls (band size, parts of a slide merged). Compressed tile rows
+/// that arrive ahead of their turn wait in memory (at most the rows written ahead of the slowest
+/// channel); memory is otherwise at most one partial tile row per channel that currently has one. IFDs are written
 /// at the end by `finish()`, which fsyncs the temporary file and renames it into place.
 ///
 /// With `pyramidLevels > 0`, each page also gets that many 2x-reduced levels as SubIFDs
@@ -60,6 +65,11 @@ public final class ImageWriter: @unchecked Sendable {
         var hasPending = false
     }
     private var chans: [[Chan]]                        // [level][channel]
+    /// Level-0 rows of each channel fully processed (pyramid and flushes included).
+    private var rowsDone: [Int]
+    /// The next (level-0 tile row, channel) whose tiles go to the file; later ones wait in `held`.
+    private var commitEpoch = 0, commitChannel = 0
+    private var held: [[(epoch: Int, level: Int, index: Int, bytes: [UInt8])]]
     private var freeBufs: [[UnsafeMutableRawPointer]]  // per level
     private var rowScratch: [UnsafeMutableRawPointer]  // per level: one downsampled row
 
@@ -118,6 +128,8 @@ public final class ImageWriter: @unchecked Sendable {
             }
         }
         freeBufs = levels.map { _ in [] }
+        rowsDone = [Int](repeating: 0, count: channelNames.count)
+        held = channelNames.map { _ in [] }
         rowScratch = levels.map { UnsafeMutableRawPointer.allocate(byteCount: $0.width * pixelType.byteCount, alignment: 64) }
         let tilesAcross = levels[0].tilesAcross
         slots = min(tilesAcross, max(2, ProcessInfo.processInfo.activeProcessorCount * 4))
@@ -210,7 +222,34 @@ public final class ImageWriter: @unchecked Sendable {
             let dst = rowSlot(level: 0, channel: c)
             fill(r, dst)
             try rowAdded(level: 0, channel: c, row: dst)
+            rowsDone[c] += 1
         }
+        try commitReady()
+    }
+
+    /// Whether channel c is past level-0 tile row e.
+    private func passed(_ e: Int, _ c: Int) -> Bool { rowsDone[c] >= min(lv[0].height, (e + 1) * tileSize) }
+
+    /// Writes the held tiles of every (tile row, channel) whose turn has come, in canonical order.
+    private func commitReady() throws {
+        while commitEpoch < lv[0].tilesDown && passed(commitEpoch, commitChannel) {
+            let c = commitChannel
+            while let h = held[c].first, h.epoch == commitEpoch {
+                try h.bytes.withUnsafeBytes { try place(level: h.level, channel: c, index: h.index, $0) }
+                held[c].removeFirst()
+            }
+            commitChannel += 1
+            if commitChannel == channels { commitChannel = 0; commitEpoch += 1 }
+        }
+    }
+
+    /// Appends one compressed tile to the file.
+    private func place(level L: Int, channel c: Int, index idx: Int, _ bytes: UnsafeRawBufferPointer) throws {
+        let off = fileEnd
+        try writeAt(bytes, offset: off)
+        chans[L][c].offsets[idx] = off
+        chans[L][c].counts[idx] = UInt64(bytes.count)
+        fileEnd = off + UInt64(bytes.count)
     }
 
     /// Where the next row of (level, channel) goes in its tile-row buffer.
@@ -282,6 +321,10 @@ public final class ImageWriter: @unchecked Sendable {
         let src = UnsafeShared(UnsafeRawPointer(buf))
         let scr = UnsafeShared(scratch), cbuf = UnsafeShared(compBuf)
         let clen = UnsafeShared(compLen), cst = UnsafeShared(compStatus)
+        // the level-0 tile row this flush belongs to; its turn, or wait
+        let epoch = (chans[0][c].nextRow - 1) / tileSize
+        try commitReady()
+        let now = epoch == commitEpoch && c == commitChannel
         var tx0 = 0
         while tx0 < tilesAcross {
             let n = min(slots, tilesAcross - tx0)
@@ -306,12 +349,10 @@ public final class ImageWriter: @unchecked Sendable {
                 guard compStatus[i] == Z_OK else {
                     throw err("zlib compression failed (code \(compStatus[i])); retry, or check free memory")
                 }
-                let off = fileEnd
-                try writeAt(UnsafeRawBufferPointer(start: compBuf + i * cb, count: compLen[i]), offset: off)
                 let idx = ty * tilesAcross + first + i
-                chans[L][c].offsets[idx] = off
-                chans[L][c].counts[idx] = UInt64(compLen[i])
-                fileEnd = off + UInt64(compLen[i])
+                let tile = UnsafeRawBufferPointer(start: compBuf + i * cb, count: compLen[i])
+                if now { try place(level: L, channel: c, index: idx, tile) }
+                else { held[c].append((epoch, L, idx, [UInt8](tile))) }
             }
             tx0 += n
         }
@@ -339,6 +380,8 @@ public final class ImageWriter: @unchecked Sendable {
             abortLocked()
             throw err("channel \(c) (\(channelNames[c])) has \(ch.nextRow) of \(height) rows; write all rows of every channel before finish()")
         }
+        do { try commitReady() } catch { abortLocked(); throw error }
+        precondition(held.allSatisfy { $0.isEmpty }, "tiles left unwritten")
         do {
             try writeIFDs()
             guard fsync(fd) == 0 else { throw err("fsync failed (\(String(cString: strerror(errno)))); check the disk") }

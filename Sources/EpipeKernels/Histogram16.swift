@@ -5,7 +5,9 @@ public struct Histogram16 {
     public var n = 0
     public var sum = 0.0
     public init() {}
-    public mutating func add(_ v: UnsafeBufferPointer<Float>) {
+    /// Counts the values; returns their sum (added to `sum`).
+    @discardableResult
+    public mutating func add(_ v: UnsafeBufferPointer<Float>) -> Double {
         var s = 0.0
         bins.withUnsafeMutableBufferPointer { b in
             let bp = b.baseAddress!
@@ -17,6 +19,7 @@ public struct Histogram16 {
         }
         sum += s
         n += v.count
+        return s
     }
     /// Adds another histogram's counts (e.g. of another part of the image).
     public mutating func merge(_ o: Histogram16) {

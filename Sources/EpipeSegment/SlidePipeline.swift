@@ -43,6 +43,10 @@ public enum SlidePipeline {
         public var open: () throws -> PlaneReader
         public var nucleiMask: ((Int, Int) throws -> [UInt32])? = nil
         public var cellsMask: ((Int, Int) throws -> [UInt32])? = nil
+        /// Nuclei labelled elsewhere (the parts of a slide, `SegmentParts`): rows [y0, y0 + count) of
+        /// each band (tile row), exactly as the labeller would emit them; instead of labelling here.
+        /// Unlike an imported mask, everything else runs as in the whole run (rows streamed by CellID).
+        public var nucleiBands: ((Int, Int) throws -> [UInt32])? = nil
         public var writeMasks: (_ y0: Int, _ rows: Int, _ nuclei: [UInt32], _ cells: [UInt32]) throws -> Void
         /// Per-cell rows in increasing CellID (imported masks: all at the end).
         public var writeRows: ([CellRowJoiner.Joined]) throws -> Void
@@ -161,8 +165,9 @@ public enum SlidePipeline {
             Segmenter.nuclei(plane, width: tw, height: th, params: params).labels
         }
         let grid = TileGrid(width: w, height: cfg.height, tile: cfg.tile, overlap: cfg.overlap)
-        let nucReader = io.nucleiMask == nil ? try io.open() : reader
-        let shared = UnsafeShared((labeller: labeller, nucReader: nucReader, nucMask: io.nucleiMask, grid: grid, nucs: cfg.nuclearChannels))
+        let given = io.nucleiMask ?? io.nucleiBands
+        let nucReader = given == nil ? try io.open() : reader
+        let shared = UnsafeShared((labeller: labeller, nucReader: nucReader, nucMask: given, grid: grid, nucs: cfg.nuclearChannels))
         try Handoff<Band>(capacity: 1).run(produce: { out in
             let s = shared.value
             if let nm = s.nucMask {

@@ -98,7 +98,16 @@ public final class TiledLabeller: @unchecked Sendable {
     /// threads but never concurrently (serialised by a lock). `emit(y0, rows, labels)` receives
     /// the final global labels band by band (bands = core tile rows, in order, on the calling
     /// thread), ids 1...N unique over the slide. Returns N.
-    public func run(read: (Int, Int, Int, Int) throws -> [Float], emit: (Int, Int, [UInt32]) throws -> Void) throws -> Int {
+    ///
+    /// `tileRows` (default all) runs only those tile rows, ids from 1. A part of a slide
+    /// (`--tiles N --tile I`) that starts one tile row early (the lead row, whose bands it discards)
+    /// gets for its own tile rows exactly the labels of the whole run, less a constant: the objects
+    /// of tile rows above the lead row never reach below it (`overlap <= tile`), and the lead row's
+    /// objects are those of the whole run (an object's fate depends only on its tile's window), so
+    /// the pixels they carry into the part's first band and the conflicts there are the same. The
+    /// whole run's ids are the part's minus the lead row's count plus the objects of the tile rows
+    /// before the part's (see `SegmentParts`).
+    public func run(tileRows: Range<Int>? = nil, read: (Int, Int, Int, Int) throws -> [Float], emit: (Int, Int, [UInt32]) throws -> Void) throws -> Int {
         let g = grid, W = g.width, T = g.tile, ov = g.overlap
         guard W > 0 && g.height > 0 else { return 0 }
         precondition((T + ov) * W < Int(Int32.max), "band too large")
@@ -110,7 +119,9 @@ public final class TiledLabeller: @unchecked Sendable {
         var prevFirst: UInt32 = 1        // first id of the previous band's objects
         var prevAnchors: [Int] = []      // their anchors, sorted (final id = prevFirst + k)
         let seg = segment
-        for r in 0..<g.rows {
+        let rowRange = tileRows ?? 0..<g.rows
+        precondition(rowRange.lowerBound >= 0 && rowRange.upperBound <= g.rows, "tile rows out of range")
+        for r in rowRange {
             let (by0, bh) = g.band(r)
             let st = RowState()
             let B = UnsafeShared(buf)

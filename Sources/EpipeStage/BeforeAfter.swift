@@ -1,5 +1,6 @@
 import Foundation
 import EpipeImage
+import EpipeKernels
 
 /// Per channel a thumbnail of a stage's input and one of its result, filled while the bands stream by
 /// (one thread per channel at a time, as `Thumbnail` needs), and the QC pictures drawn from them.
@@ -9,6 +10,27 @@ public final class BeforeAfter: @unchecked Sendable {
     public init(channels: Int, width: Int, height: Int, maxSide: Int = 512) {
         before = (0..<channels).map { _ in Thumbnail(srcWidth: width, srcHeight: height, maxSide: maxSide) }
         after = (0..<channels).map { _ in Thumbnail(srcWidth: width, srcHeight: height, maxSide: maxSide) }
+    }
+
+    /// The thumbnails' rows that source rows `r` touch, encoded for the merge of the parts of a slide.
+    public func encode(rows r: Range<Int>) -> [UInt8] {
+        var w = ByteWriter()
+        for t in before + after {
+            let s = t.state(rows: r)
+            w.int(s.rows.lowerBound); w.int(s.rows.upperBound); w.doubles(s.sum); w.ints(s.cnt)
+        }
+        return w.bytes
+    }
+
+    /// Adds a part's `encode(rows:)`.
+    public func add(encoded bytes: [UInt8]) throws {
+        var r = ByteReader(bytes)
+        for t in before + after {
+            let lo = try r.int(), hi = try r.int(), sum = try r.doubles(), cnt = try r.ints()
+            guard lo >= 0, hi >= lo, hi <= t.height, sum.count == (hi - lo) * t.width, cnt.count == sum.count else { throw ByteReader.Truncated() }
+            t.add(state: (lo..<hi, sum, cnt))
+        }
+        guard r.atEnd else { throw ByteReader.Truncated() }
     }
 
     /// Channel c's input | result, contrast-stretched, captioned "<name> before" and "after".

@@ -14,15 +14,17 @@ public final class StageContext: @unchecked Sendable {
     public let log: StageLog
     let progressSink: @Sendable (ProgressRef) -> Void
     let quiet: Bool
+    /// The folder inside the stage's where this run writes ("parts/3" for part 3), nil = the stage's own.
+    public let subdir: String?
 
-    init(job: Job, stage: String, params: [String: JSONValue], inputs: [FileRef], log: StageLog, quiet: Bool, progressSink: @escaping @Sendable (ProgressRef) -> Void) {
-        self.job = job; self.stage = stage; self.params = params; self.inputs = inputs; self.log = log; self.quiet = quiet; self.progressSink = progressSink
+    init(job: Job, stage: String, params: [String: JSONValue], inputs: [FileRef], log: StageLog, quiet: Bool, subdir: String? = nil, progressSink: @escaping @Sendable (ProgressRef) -> Void) {
+        self.job = job; self.stage = stage; self.params = params; self.inputs = inputs; self.log = log; self.quiet = quiet; self.subdir = subdir; self.progressSink = progressSink
     }
 
-    public var dir: String { job.stageDir(stage) }
-    /// Absolute path of an output inside this stage's folder (job-relative name returned by `rel`).
+    public var dir: String { job.stageDir(stage) + (subdir.map { "/" + $0 } ?? "") }
+    /// Absolute path of an output inside this stage's folder (or the part's: `subdir`; job-relative name returned by `rel`).
     public func output(_ name: String) throws -> String {
-        let p = try job.path(stage + "/" + name)
+        let p = try job.path(stage + "/" + (subdir.map { $0 + "/" } ?? "") + name)
         try Files.mkdir((p as NSString).deletingLastPathComponent)
         try job.root.checkInside(p)
         return p
@@ -48,10 +50,14 @@ public protocol StageTool {
     /// The files this stage reads, with their recorded digests (no re-hashing of big inputs).
     func inputs(for job: Job, params: [String: JSONValue]) throws -> [FileRef]
     func run(_ ctx: StageContext) throws -> StageResult
+    /// Checked after the up-to-date check, before the stage's running manifest is written: a refusal
+    /// here (e.g. `--merge` with parts missing) leaves the stage as it was. Default: nothing.
+    func precheck(_ job: Job, params: [String: JSONValue], inputs: [FileRef]) throws
 }
 
 extension StageTool {
     public var toolName: String { "epipe-" + stage }
+    public func precheck(_ job: Job, params: [String: JSONValue], inputs: [FileRef]) throws {}
 
     /// The outputs of an upstream stage, from its complete manifest.
     public func upstream(_ job: Job, _ stage: String, _ files: [String]) throws -> [FileRef] {
@@ -103,9 +109,17 @@ extension StageTool {
 public final class StageRunner {
     let tool: any StageTool
     let opts: StageOptions
+    /// `--tiles N --tile I`: run that part of each job instead of the whole stage.
+    let part: (index: Int, count: Int)?
     var worst: Int32 = 0
 
-    public init(tool: any StageTool, options: StageOptions) { self.tool = tool; self.opts = options }
+    public init(tool: any StageTool, options: StageOptions, part: (index: Int, count: Int)? = nil) { self.tool = tool; self.opts = options; self.part = part }
+
+    /// One job: the part asked for, else the whole stage.
+    func runJob(_ jobDir: String) -> Bool {
+        if let p = part { return runPart(jobDir: jobDir, index: p.index, count: p.count) }
+        return runOne(jobDir: jobDir, claim: nil)
+    }
 
     var stage: String { tool.stage }
     var toolName: String { "epipe-" + tool.stage }
@@ -129,7 +143,7 @@ public final class StageRunner {
             } while opts.watch
         }
         var any = !opts.jobs.isEmpty
-        for j in opts.jobs { _ = runOne(jobDir: j, claim: nil) }
+        for j in opts.jobs { _ = runJob(j) }
         if !opts.drain && !opts.watch && opts.jobs.isEmpty {
             if isatty(0) == 1 {
                 Term.stderr("\(toolName): no job directories given; pass ROOT/jobs/<id> arguments, pipe them on stdin, or use --drain")
@@ -140,7 +154,7 @@ public final class StageRunner {
                 if s.isEmpty { continue }
                 if s.hasPrefix("{"), let d = s.data(using: .utf8), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let j = o["job"] as? String { s = j }
                 any = true
-                _ = runOne(jobDir: s, claim: nil)
+                _ = runJob(s)
             }
         }
         _ = any
@@ -211,6 +225,7 @@ public final class StageRunner {
                 forward(job)
                 return true
             }
+            try tool.precheck(job, params: params, inputs: inputs)
             AtomicFile.sweep(directory: job.stageDir(stage), olderThan: 0)
             var m = StageManifest(stage: stage, status: .running, run: run, tool: ToolRef(name: toolName, version: Version.string),
                                   params: params, inputs: inputs, started: Time.iso(started))

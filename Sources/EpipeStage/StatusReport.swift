@@ -16,6 +16,8 @@ public struct StatusReport: Codable, Sendable {
         /// stale (its claim's heartbeat is older than --stale-after), dead (running, its worker on this
         /// host is gone), invalid (an unreadable manifest).
         public var stage: String; public var status: String; public var percent: Double?; public var eta_seconds: Double?; public var seconds: Double?
+        /// A stage run in parts (`--tiles N --tile I`): parts complete and parts in all, while it runs.
+        public var parts_done: Int?; public var parts_total: Int?
         public var error: String?; public var metrics: [String: JSONValue]?; public var qc: [String]?
         public var started: String?; public var finished: String?; public var peak_rss_bytes: Int64?; public var host: String?
         /// Detail only: the stage's outputs (job-relative) and the last lines of its log.
@@ -175,7 +177,11 @@ public struct StatusReport: Codable, Sendable {
         do { m = try StageManifest.load(mp) } catch { ss.status = "invalid"; ss.error = describe(error); return ss }
         ss.status = m.status.rawValue; ss.seconds = m.seconds; ss.error = m.error
         ss.started = m.started; ss.finished = m.finished; ss.peak_rss_bytes = m.peak_rss_bytes; ss.host = m.host
-        if m.status == .running {
+        if m.status == .running, let p = m.progress, p.unit == "parts" {
+            // parts run as independent workers (any host, any pid): no single worker to be gone
+            ss.parts_done = p.done; ss.parts_total = p.total
+            ss.percent = p.total > 0 ? (100 * Double(p.done) / Double(p.total) * 10).rounded() / 10 : nil
+        } else if m.status == .running {
             if let c = stale {
                 ss.status = "stale"; ss.error = c.describe
             } else if m.host == Host.name && kill(m.pid, 0) != 0 && errno == ESRCH {

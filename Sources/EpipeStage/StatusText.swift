@@ -11,6 +11,7 @@ public enum StatusText {
     /// One table cell for a stage: "done 3.2s", "running 40% ETA 1:10", "failed", "skipped" ...
     public static func cell(_ s: StatusReport.StageState) -> String {
         switch s.status {
+        case "running" where s.parts_total != nil: return "running \(s.parts_done ?? 0)/\(s.parts_total!) parts"
         case "running": return "running " + (s.percent.map { String(format: "%.0f%%", $0) } ?? "") + (s.eta_seconds.map { " ETA " + ProgressReporter.clock($0) } ?? "")
         case "complete": return "done" + (s.seconds.map { String(format: " %.1fs", $0) } ?? "")
         case "skipped": return "-"

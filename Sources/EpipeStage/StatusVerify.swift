@@ -20,6 +20,9 @@ public enum StatusVerify {
         let parts = rel.split(separator: "/").map(String.init)
         if parts.count == 1 { return rel == "job.json" || rel == "report.html" }
         if parts[0] == "logs" || parts[0] == ".cache" { return true }
+        // a stage run in parts: its lock of the stage manifest, the parts' manifests, locks and shared facts
+        if parts.count == 2 && parts[1] == ".manifest.lock" { return true }
+        if parts.count >= 3 && parts[1] == "parts" && [".lock", "manifest.json", "shared.json", ".shared.lock"].contains(parts.last!) { return true }
         return parts.count == 2 && (parts[1] == "manifest.json" || parts[1] == ".lock")
     }
 
@@ -46,6 +49,14 @@ public enum StatusVerify {
                 if let (h, _) = try? Digest.sha256(file: p) {
                     if h != o.sha256 { res.problems.append("\(p): sha256 differs from \(s)/manifest.json") }
                 } else { res.problems.append("\(p): missing") }
+            }
+        }
+        // the outputs of a stage's parts (--tiles N --tile I), as their manifests list them
+        for s in Names.stages {
+            let pd = dir + "/" + s + "/parts"
+            for n in (try? FileManager.default.contentsOfDirectory(atPath: pd)) ?? [] {
+                guard let m = try? StageManifest.load(pd + "/" + n + "/manifest.json") else { continue }
+                for o in m.outputs { listed.insert(o.path) }
             }
         }
         guard let walk = FileManager.default.enumerator(atPath: dir) else { return res }

@@ -36,5 +36,17 @@ public final class Thumbnail {
         }
     }
     public func add(rows: [Float], y0: Int, count: Int) { rows.withUnsafeBufferPointer { add(rows: $0, y0: y0, count: count) } }
+    /// The thumbnail rows that source rows `r` fall in, and their sums and counts so far (a part of the
+    /// slide hands them to the merge, which `add`s them to its own thumbnail).
+    public func state(rows r: Range<Int>) -> (rows: Range<Int>, sum: [Double], cnt: [Int]) {
+        guard !r.isEmpty else { return (0..<0, [], []) }
+        let t = (r.lowerBound / factor)..<Swift.min(height, (r.upperBound - 1) / factor + 1)
+        let span = (t.lowerBound * width)..<(t.upperBound * width)
+        return (t, Array(sum[span]), cnt[span].map { Int($0) })
+    }
+    public func add(state s: (rows: Range<Int>, sum: [Double], cnt: [Int])) {
+        let o = s.rows.lowerBound * width
+        for i in 0..<s.sum.count { sum[o + i] += s.sum[i]; cnt[o + i] += Int32(s.cnt[i]) }
+    }
     public var plane: [Float] { (0..<sum.count).map { cnt[$0] > 0 ? Float(sum[$0] / Double(cnt[$0])) : 0 } }
 }

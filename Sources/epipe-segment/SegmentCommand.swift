@@ -8,7 +8,7 @@ import EpipeKernels
 
 extension ImageReader: PlaneReader {}
 
-struct SegmentTool: StageTool {
+struct SegmentTool: PartedStageTool {
     let stage = "segment"
     let flags: [String: JSONValue?]
 
@@ -59,50 +59,111 @@ struct SegmentTool: StageTool {
         return m
     }
 
-    func run(_ ctx: StageContext) throws -> StageResult {
+    /// Merge mode (`--merge`): `run` assembles the parts instead of labelling the slide.
+    var merging = false
+
+    func precheck(_ job: Job, params: [String: JSONValue], inputs: [FileRef]) throws {
+        if merging { _ = try PartSet.forMerge(job: job, stage: stage, params: params, inputs: inputs) }
+    }
+
+    /// The image and the channels the params name.
+    struct Slide {
+        var p: SegmentParams
+        var imgPath: String
+        var open: @Sendable () throws -> PlaneReader
+        var info: ImageInfo
+        var nucs: [Int], memChannels: [Int]
+        var nucName: String
+    }
+
+    /// What the whole slide decides before any tile is labelled: the nucleus diameter (and what the
+    /// manifest says about it), the nuclear threshold and the membrane channels' levels. The parts
+    /// of a slide share them through parts/shared.json.
+    struct Facts: Codable {
+        var diameter: Double
+        var metrics: [String: JSONValue]
+        var threshold: Float
+        var membrane: [MembraneLevels]
+    }
+
+    func slide(_ ctx: StageContext) throws -> Slide {
         let p: SegmentParams = try decodeParams(ctx.params)
         let imgPath = try imagePath(ctx.job), markersCSV = markers(ctx.job)
         let open: @Sendable () throws -> PlaneReader = { try ImageReader(path: imgPath, markersCSV: markersCSV) }
         let info = try ImageReader(path: imgPath, markersCSV: markersCSV).info
-        let w = info.width, h = info.height, names = info.channelNames
+        let names = info.channelNames
         // One or several nuclear channels (e.g. DAPI,Hoechst or one DNA channel per cycle): several are averaged.
         let nucs = p.nuclear == "auto" ? [guessNuclear(names)] : try channelIndices(p.nuclear, names: names, what: "--nuclear")
         guard !nucs.isEmpty else { throw EpipeError.badInput("--nuclear: give a channel name or index (or several, comma-separated)") }
         let memChannels = try channelIndices(p.membrane, names: names, what: "--membrane")
-        let nucName = nucs.map { names[$0] }.joined(separator: "+")
+        return Slide(p: p, imgPath: imgPath, open: open, info: info, nucs: nucs, memChannels: memChannels,
+                     nucName: nucs.map { names[$0] }.joined(separator: "+"))
+    }
+
+    func facts(_ ctx: StageContext, _ s: Slide) throws -> Facts {
+        let w = s.info.width, h = s.info.height
         var metrics: [String: JSONValue] = ["nucleus_diameter_source": "flag"]
-        var diameter = p.nucleusDiameter ?? 0
+        var diameter = s.p.nucleusDiameter ?? 0
         if diameter <= 0 {
-            let choice = try DiameterChoice.measure(open: open, channels: nucs, width: w, height: h, pixelSize: info.physicalSizeX)
+            let choice = try DiameterChoice.measure(open: s.open, channels: s.nucs, width: w, height: h, pixelSize: s.info.physicalSizeX)
             ctx.log.info(choice.message)
             diameter = choice.diameter
             metrics["nucleus_diameter_source"] = .string(choice.source)
             for (k, v) in choice.numbers { metrics[k] = .number(v) }
             if let e = choice.estimate { metrics["nucleus_diameter_method"] = .string(e.method) }
         }
-        let plan = p.plan(diameter: diameter, width: w, membrane: !memChannels.isEmpty)
-        ctx.log.detail("nuclear channel \(nucName) (#\(nucs.map(String.init).joined(separator: ","))), diameter \(diameter) px, expand \(plan.expand) px, min area \(plan.nuclei.minArea) px")
+        let plan = s.p.plan(diameter: diameter, width: w, membrane: !s.memChannels.isEmpty)
+        // One threshold for the slide and each membrane channel's levels, streamed in bands.
+        let integral = s.info.pixelType == .uint8 || s.info.pixelType == .uint16
+        let threshold = try SlideScan.threshold(open: s.open, channels: s.nucs, plan: plan.nuclei.signalPlan, width: w, height: h, integral: integral)
+        let levels = try s.memChannels.map { try SlideScan.membraneLevels(open: s.open, channel: $0, width: w, height: h, integral: integral) }
+        return Facts(diameter: diameter, metrics: metrics, threshold: threshold, membrane: levels)
+    }
+
+    /// The facts of a slide cut in parts: computed once, by the first part, into parts/shared.json.
+    func sharedFacts(_ ctx: StageContext, _ s: Slide) throws -> Facts {
+        try PartSet.shared(job: ctx.job, stage: stage, params: ctx.params, inputs: ctx.inputs, Facts.self) { try facts(ctx, s) }
+    }
+
+    func config(_ s: Slide, _ f: Facts) -> (SegmentPlan, SlidePipeline.Config) {
+        let plan = s.p.plan(diameter: f.diameter, width: s.info.width, membrane: !s.memChannels.isEmpty)
+        var cfg = SlidePipeline.Config(width: s.info.width, height: s.info.height, channels: s.info.channels, nuclearChannels: s.nucs, nuclei: plan.nuclei, growth: plan.growth,
+                                       tile: plan.tile, overlap: plan.overlap, grace: env("EPIPE_SEGMENT_GRACE"), subRows: env("EPIPE_SEGMENT_SUBROWS"))
+        cfg.nuclei.threshold = f.threshold
+        cfg.membraneChannels = s.memChannels
+        cfg.membraneLevels = f.membrane
+        cfg.stats = s.p.cellStats
+        return (plan, cfg)
+    }
+
+    func run(_ ctx: StageContext) throws -> StageResult {
+        let s = try slide(ctx)
+        if merging { return try merge(ctx, s) }
+        var timer = LapTimer()
+        let f = try facts(ctx, s)
+        timer.lap("threshold")
+        return try segment(ctx, s, f, timer: timer, nucleiBands: nil)
+    }
+
+    /// Nuclei, cells, masks, the table, QC pictures and metrics of the whole slide; the nuclei from
+    /// `nucleiBands` when the parts labelled them.
+    func segment(_ ctx: StageContext, _ s: Slide, _ f: Facts, timer t: LapTimer, nucleiBands: ((Int, Int) throws -> [UInt32])?) throws -> StageResult {
+        var timer = t
+        let p = s.p, info = s.info, w = info.width, h = info.height, names = info.channelNames
+        let (plan, cfg) = config(s, f)
+        var metrics = f.metrics
+        let diameter = f.diameter
+        ctx.log.detail("nuclear channel \(s.nucName) (#\(s.nucs.map(String.init).joined(separator: ","))), diameter \(diameter) px, expand \(plan.expand) px, min area \(plan.nuclei.minArea) px")
         if case .membrane(_, let context) = plan.growth {
-            ctx.log.detail("cells: membrane watershed on \(memChannels.map { names[$0] }.joined(separator: "+")), max distance \(plan.cellMaxDistance) px, \(context) context rows")
+            ctx.log.detail("cells: membrane watershed on \(s.memChannels.map { names[$0] }.joined(separator: "+")), max distance \(plan.cellMaxDistance) px, \(context) context rows")
         }
         let nucMask = try SegmentParams.maskPath(p.nucleiMask).map { try openMask($0, "nuclei-mask", job: ctx.job) }
         let cellMask = try SegmentParams.maskPath(p.cellsMask).map { try openMask($0, "cells-mask", job: ctx.job) }
         let grid = TileGrid(width: w, height: h, tile: plan.tile, overlap: plan.overlap)
         let prog = ctx.progress("segment", total: 1 + grid.rows, unit: "steps")
-        var timer = LapTimer()
-
-        // 1. One threshold for the slide and each membrane channel's levels, streamed in bands.
-        let integral = info.pixelType == .uint8 || info.pixelType == .uint16
-        var cfg = SlidePipeline.Config(width: w, height: h, channels: info.channels, nuclearChannels: nucs, nuclei: plan.nuclei, growth: plan.growth,
-                                       tile: plan.tile, overlap: plan.overlap, grace: env("EPIPE_SEGMENT_GRACE"), subRows: env("EPIPE_SEGMENT_SUBROWS"))
-        cfg.nuclei.threshold = try SlideScan.threshold(open: open, channels: nucs, plan: plan.nuclei.signalPlan, width: w, height: h, integral: integral)
-        cfg.membraneChannels = memChannels
-        cfg.membraneLevels = try memChannels.map { try SlideScan.membraneLevels(open: open, channel: $0, width: w, height: h, integral: integral) }
-        cfg.stats = p.cellStats
-        timer.lap("threshold")
         prog.advance()
 
-        // 2. Nuclei tile by tile, cells band by band, masks written and cells quantified as bands pass.
+        // Nuclei tile by tile, cells band by band, masks written and cells quantified as bands pass.
         let nucPath = try ctx.output("nuclei.tif"), cellPath = try ctx.output("cells.tif"), csvPath = try ctx.output("cells.csv")
         func writer(_ path: String, _ name: String) throws -> ImageWriter {
             try ImageWriter(path: path, width: w, height: h, channelNames: [name], pixelType: .uint32, physicalSizeX: info.physicalSizeX, physicalSizeY: info.physicalSizeY)
@@ -112,7 +173,7 @@ struct SegmentTool: StageTool {
         let statNames = cfg.stats.names
         try csv.write(CellsCSV.header(names, stats: statNames))
         var readBack: [Bool: ImageReader] = [:]
-        var io = SlidePipeline.IO(open: open, writeMasks: { y0, n, nuc, cells in
+        var io = SlidePipeline.IO(open: s.open, writeMasks: { y0, n, nuc, cells in
             try wn.writeRows(channel: 0, y0: y0, count: n, nuc); try wc.writeRows(channel: 0, y0: y0, count: n, cells)
         }, writeRows: { try csv.write(CellsCSV.format($0, channels: info.channels, stats: statNames)) },
            finishMasks: { try wn.finish(); try wc.finish() },
@@ -122,8 +183,9 @@ struct SegmentTool: StageTool {
         })
         if let nucMask { io.nucleiMask = { try nucMask.readRowsUInt32(channel: 0, y0: $0, count: $1) } }
         if let cellMask { io.cellsMask = { try cellMask.readRowsUInt32(channel: 0, y0: $0, count: $1) } }
-        io.bandDone = { prog.advance() }
-        io.log = { ctx.log.detail($0) }
+        io.nucleiBands = nucleiBands
+        io.bandDone = { () -> Void in prog.advance() }
+        io.log = { (m: String) -> Void in ctx.log.detail(m) }
         let run: SlidePipeline.Summary
         do { run = try SlidePipeline.run(cfg, io: io) } catch let e as SlidePipeline.LabelTooLarge { throw EpipeError.badInput(e.description) }
         timer.lap("nuclei, cells, masks and quantification")
@@ -131,17 +193,21 @@ struct SegmentTool: StageTool {
         ctx.log.detail("quantification: at most \(run.peakOpenCells) cells and \(run.peakOpenNuclei) nuclei open, \(run.joiner.peakHeld) rows held")
         timer.lap("table")
 
-        // 3. QC pictures and metrics.
-        let qc = try SegmentPictures.write(run.qc, areas: run.joiner.areas, ctx: ctx, image: open, nuclear: nucs, nuclei: nucPath, cells: cellPath)
+        // QC pictures and metrics.
+        let qc = try SegmentPictures.write(run.qc, areas: run.joiner.areas, ctx: ctx, image: s.open, nuclear: s.nucs, nuclei: nucPath, cells: cellPath)
         let cellCount = run.joiner.areas.count
-        metrics.merge(["cells": .number(Double(cellCount)), "median_area_px": .number(Double(run.joiner.areas.median)),
-                       "threshold": .number(Double(cfg.nuclei.threshold!)), "nuclear_channel": .string(nucName), "nucleus_diameter_px": .number(diameter),
-                       "fraction_segmented": .number((Double(run.segmented) / Double(w * h) * 1e4).rounded() / 1e4),
-                       "nuclei_without_cell_fraction": .number((run.joiner.withoutCellFraction * 1e4).rounded() / 1e4),
-                       "warnings": .array(cellCount == 0 ? ["no cells found"] : []),
-                       "cell_method": .string(cellMask != nil ? "imported" : plan.cellMethod)]) { a, _ in a }
-        if cellMask == nil && !memChannels.isEmpty {
-            metrics["membrane_channels"] = .array(memChannels.map { .string(names[$0]) })
+        let fraction = (Double(run.segmented) / Double(w * h) * 1e4).rounded() / 1e4
+        let without = (run.joiner.withoutCellFraction * 1e4).rounded() / 1e4
+        var more: [String: JSONValue] = [:]
+        more["cells"] = .number(Double(cellCount)); more["median_area_px"] = .number(Double(run.joiner.areas.median))
+        more["threshold"] = .number(Double(cfg.nuclei.threshold!)); more["nuclear_channel"] = .string(s.nucName)
+        more["nucleus_diameter_px"] = .number(diameter); more["fraction_segmented"] = .number(fraction)
+        more["nuclei_without_cell_fraction"] = .number(without)
+        more["warnings"] = .array(cellCount == 0 ? ["no cells found"] : [])
+        more["cell_method"] = .string(cellMask != nil ? "imported" : plan.cellMethod)
+        metrics.merge(more) { a, _ in a }
+        if cellMask == nil && !s.memChannels.isEmpty {
+            metrics["membrane_channels"] = .array(s.memChannels.map { .string(names[$0]) })
             metrics["cell_max_distance_px"] = .number(plan.cellMaxDistance)
         } else if cellMask == nil {
             metrics["expand_px"] = .number(Double(plan.expand))
@@ -152,6 +218,77 @@ struct SegmentTool: StageTool {
         ctx.log.detail("timings: " + timer.text)
         prog.finish()
         return StageResult(outputs: [nucPath, cellPath, csvPath] + qc, metrics: metrics)
+    }
+
+    /// Part `index` of `count` (`--tiles N --tile I`): the nuclei of a contiguous range of the whole
+    /// run's tile rows (`SegmentParts`), written as parts/I/nuclei.tif (its rows, the part's own ids);
+    /// the manifest's metrics record its tile rows, rows and object counts for the merge. The
+    /// diameter, threshold and membrane levels come from parts/shared.json (the first part computes them).
+    func runPart(_ ctx: StageContext, index: Int, count: Int) throws -> StageResult {
+        let s = try slide(ctx)
+        if SegmentParams.maskPath(s.p.nucleiMask) != nil {
+            throw EpipeError.badInput("--tiles: the nuclei come from an imported mask (--mask nuclei=...); there is nothing to split: run epipe-segment without --tiles")
+        }
+        let f = try sharedFacts(ctx, s)
+        let (_, cfg) = config(s, f)
+        let grid = TileGrid(width: cfg.width, height: cfg.height, tile: cfg.tile, overlap: cfg.overlap)
+        guard let part = SegmentParts.part(grid: grid, index: index, count: count) else {
+            throw EpipeError.badInput("--tiles \(count): the slide has \(grid.rows) tile row\(grid.rows == 1 ? "" : "s") of \(grid.tile) px; use at most \(grid.rows) parts (or a smaller --tile)")
+        }
+        let outPath = try ctx.output("nuclei.tif")
+        let writer = try ImageWriter(path: outPath, width: cfg.width, height: part.rows.count, channelNames: ["nuclei"], pixelType: .uint32)
+        let prog = ctx.progress("nuclei", total: part.tileRows.count, unit: "tile rows")
+        let counts = try SegmentParts.label(cfg, part: part, reader: try s.open(), emit: { y0, n, labels in
+            try writer.writeRows(channel: 0, y0: y0 - part.rows.lowerBound, count: n, labels)
+        }, bandDone: { prog.advance() })
+        try writer.finish()
+        prog.finish()
+        ctx.log.detail("part \(index)/\(count): tile rows \(part.tileRows), \(counts.own) nuclei (lead row \(counts.lead))")
+        var metrics: [String: JSONValue] = [:]
+        metrics["tile_rows"] = .array([JSONValue(part.tileRows.lowerBound), JSONValue(part.tileRows.upperBound)])
+        metrics["rows"] = .array([JSONValue(part.rows.lowerBound), JSONValue(part.rows.upperBound)])
+        metrics["counts"] = try JSONValue(encoding: counts)
+        metrics["tile"] = JSONValue(cfg.tile); metrics["overlap"] = JSONValue(cfg.overlap)
+        return StageResult(outputs: [outPath], metrics: metrics)
+    }
+
+    /// `--merge`: the parts' nuclei, their ids mapped to the whole run's, band by band into the whole
+    /// run's pipeline (cells grown, masks written, every channel quantified per cell, QC): the same
+    /// outputs as a single run. Memory as the whole run's.
+    func merge(_ ctx: StageContext, _ s: Slide) throws -> StageResult {
+        let set = try PartSet.forMerge(job: ctx.job, stage: stage, params: ctx.params, inputs: ctx.inputs)
+        var timer = LapTimer()
+        let f = try sharedFacts(ctx, s)
+        let (_, cfg) = config(s, f)
+        let grid = TileGrid(width: cfg.width, height: cfg.height, tile: cfg.tile, overlap: cfg.overlap)
+        var parts: [(part: SegmentParts.Part, counts: SegmentParts.Counts, reader: ImageReader)] = []
+        for i in 0..<set.count {
+            let m = set.manifest(i)!
+            guard let part = SegmentParts.part(grid: grid, index: i, count: set.count),
+                  let cj = m.metrics["counts"], let counts = try? JSONDecoder().decode(SegmentParts.Counts.self, from: JSON.encode(cj, pretty: false)),
+                  let o = m.outputs.first(where: { $0.path.hasSuffix("/nuclei.tif") }) else {
+                throw EpipeError.failed("\(set.manifestPath(i)): not a part of this slide's tile grid; rerun: epipe-segment --force --tiles \(set.count) --tile \(i) \(ctx.job.dir)")
+            }
+            let r = try ImageReader(path: try ctx.job.path(o.path))
+            guard r.info.width == cfg.width, r.info.height == part.rows.count else {
+                throw EpipeError.failed("\(ctx.job.dir)/\(o.path): \(r.info.width)x\(r.info.height), expected \(cfg.width)x\(part.rows.count); rerun the part with --force")
+            }
+            parts.append((part, counts, r))
+        }
+        guard let offsets = SegmentParts.offsets(parts.map { $0.counts }) else {
+            throw EpipeError.failed("\(PartSet.dir(ctx.job, stage)): the parts' seams disagree (a part's lead row differs from the last tile row of the part before); rerun the parts with --force")
+        }
+        ctx.log.info("\(ctx.job.spec.name): merging \(set.count) parts (\(parts.map { $0.counts.own }.reduce(0, +)) nuclei)")
+        let P = parts
+        return try segment(ctx, s, f, timer: timer, nucleiBands: { y0, n in
+            let tr = y0 / grid.tile
+            guard let i = P.firstIndex(where: { $0.part.tileRows.contains(tr) }) else { throw EpipeError.failed("row \(y0): in no part") }
+            let (part, counts, r) = P[i]
+            var labels = try r.readRowsUInt32(channel: 0, y0: y0 - part.rows.lowerBound, count: n)
+            let off = offsets[i]
+            labels.withUnsafeMutableBufferPointer { b in for k in 0..<b.count { b[k] = SegmentParts.globalId(b[k], counts: counts, offset: off) } }
+            return labels
+        })
     }
 
     /// A test override from the environment (EPIPE_SEGMENT_GRACE, EPIPE_SEGMENT_SUBROWS: the repair path and small sub-bands).
@@ -166,6 +303,7 @@ struct SegmentCommand: ParsableCommand {
         discussion: discussion)
 
     @OptionGroup var common: StageOptions
+    @OptionGroup var parts: PartOptions
     @Option(name: .long, help: "Nuclear channel by name or index, or several comma-separated (averaged) (default: DAPI/Hoechst/DNA by name, else 0).") var nuclear: String?
     @Option(name: .long, help: "Expected nucleus diameter in pixels (default: estimated from the nuclear channel, used when the image has no pixel size or when the estimate is confident and within 0.5-2x 8 µm at the pixel size, else 8 µm at it; the manifest's metrics record nucleus_diameter_px and nucleus_diameter_source: flag, estimated, pixel-size or default).") var nucleusDiameter: Double?
     @Option(name: .long, help: "Grow nuclei into cells by this many pixels (default: half the nucleus diameter).") var expand: Int?
@@ -177,7 +315,8 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .long, help: "Nucleus recipe: blend (default; shape + neighbourhood-normalised intensity on the background-corrected signal), intensity (h-maxima of the log intensity plus a distance term, tuned on generated slides; over-splits textured chromatin) or distance (h-maxima of the distance transform, the classic recipe).") var seeds: String?
     @Option(name: .long, help: "Splitting control: minimum dynamic of a seed (blend: default 0.08 on a 0...3 scale; intensity: log units, default 0.015; distance: px, default 0.05 x diameter). Higher splits less.") var seedH: Double?
     @Option(name: .long, help: "Splitting control: minimum distance in px between seeds of one clump (default 0.3 x diameter; intensity 0.2 x; distance 0.25 x).") var seedMinDistance: Double?
-    @Option(name: .long, help: "Tile size in px for slide-scale segmentation (memory ~ tile x width). Default 1024, down to 512 on slides wider than 16k px.") var tile: Int?
+    // --tile PX (the tile size) is PartOptions' --tile: with --tiles N it is the part to run, without it the tile size.
+    @Option(name: .long, help: "Tile size in px for slide-scale segmentation (memory ~ tile x width); also --tile PX when --tiles is not given. Default 1024, down to 512 on slides wider than 16k px.") var tileSize: Int?
     @Option(name: .long, help: "Import a label mask instead of segmenting: nuclei=FILE, cells=FILE, or FILE for cells (may repeat).") var mask: [String] = []
     @Option(name: .long, help: ArgumentHelp("Extra statistics per marker, comma-separated: median, std, sum. Default none.", valueName: "LIST")) var stats: String?
 
@@ -192,14 +331,28 @@ struct SegmentCommand: ParsableCommand {
     }
 
     func run() throws {
-        let tool = SegmentTool(flags: ["nuclear": nuclear.map { .string($0) }, "nucleus-diameter": nucleusDiameter.map { .number($0) },
+        // --tile is the tile size unless --tiles splits the slide (then the part, and the size is --tile-size)
+        var po = parts, tile = tileSize
+        if po.tiles == nil, let t = po.tile {
+            if let s = tileSize, s != t { throw EpipeError.badInput("--tile \(t) and --tile-size \(s): give the tile size once") }
+            tile = t; po.tile = nil
+        }
+        let mode: PartOptions.Mode
+        do { mode = try po.mode(tool: "epipe-segment", common: common) }
+        catch let e as EpipeError where po.tiles != nil && po.tile != nil {
+            throw EpipeError.badInput(e.message + " (with --tiles, --tile is the part; the tile size is --tile-size)")
+        }
+        var tool = SegmentTool(flags: ["nuclear": nuclear.map { .string($0) }, "nucleus-diameter": nucleusDiameter.map { .number($0) },
                                        "expand": expand.map { .number(Double($0)) }, "min-area": minArea.map { .number(Double($0)) },
                                        "split": split.map { .bool($0) }, "threshold-method": thresholdMethod.map { .string($0) },
                                        "tile": tile.map { .number(Double($0)) }, "stats": stats.map { .string($0) },
                                        "membrane": membrane.map { .string($0) }, "cell-max-distance": cellMaxDistance.map { .number($0) },
                                        "seeds": seeds.map { .string($0) }, "seed-h": seedH.map { .number($0) }, "seed-min-distance": seedMinDistance.map { .number($0) },
                                        "nuclei-mask": try maskFlag("nuclei"), "cells-mask": try maskFlag("cells")])
-        let code = StageRunner(tool: tool, options: common).main()
+        tool.merging = mode == .merge
+        var part: (index: Int, count: Int)? = nil
+        if case .part(let i, let n) = mode { part = (i, n) }
+        let code = StageRunner(tool: tool, options: common, part: part).main()
         if code != 0 { throw EpipeExit(code) }
     }
     static func main() { runMain(Self.self) }
