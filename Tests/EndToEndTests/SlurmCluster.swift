@@ -156,7 +156,7 @@ final class SlurmCluster: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         try spawn("munged", tools["setpriv"]!, ["--reuid=munge", "--regid=munge", "--init-groups", "--", tools["munged"]!, "--foreground",
                                                 "--socket=\(dir)/munge/munge.socket", "--key-file=\(dir)/munge/munge.key",
-                                                "--seed-file=\(dir)/munge/munged.seed", "--log-file=\(dir)/log/munged.log",
+                                                "--seed-file=\(dir)/munge/munged.seed", "--log-file=\(dir)/munge/munged.log",
                                                 "--pid-file=\(dir)/munge/munged.pid"])
         try waitFor("munged's socket", until: deadline) { FileManager.default.fileExists(atPath: self.dir + "/munge/munge.socket") }
         try spawn("slurmctld", tools["slurmctld"]!, ["-D", "-i", "-f", conf])
@@ -244,10 +244,12 @@ final class SlurmCluster: @unchecked Sendable {
 
     /// The last lines of every daemon log, for a failure message.
     func logs(lines: Int = 40) -> String {
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/log")) ?? []).sorted()
-        return files.map { f -> String in
-            let text = (try? String(contentsOfFile: dir + "/log/" + f, encoding: .utf8)) ?? ""
-            return "--- \(dir)/log/\(f) (last \(lines) lines)\n" + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+        // munged writes its log as the munge user, in its own folder
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/log")) ?? []).sorted().map { dir + "/log/" + $0 }
+            + [dir + "/munge/munged.log"]
+        return files.filter { FileManager.default.fileExists(atPath: $0) }.map { f -> String in
+            let text = (try? String(contentsOfFile: f, encoding: .utf8)) ?? ""
+            return "--- \(f) (last \(lines) lines)\n" + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
         }.joined(separator: "\n")
     }
 
