@@ -83,8 +83,9 @@ if [ -n "$bin" ]; then export PATH="$(cd "$bin" && pwd):$PATH"; fi
 command -v sbatch >/dev/null || [ $dry = 1 ] || { echo "submit.sh: sbatch not found; is this a Slurm login node?" >&2; exit 2; }
 export EPIPE_ROOT=$root
 
-# Between stages: afterany by default. A drain worker exits 1 when one of its jobs failed (that
-# job is in queue/<stage>/failed, the others went on to the next queue), so with afterok one bad
+# Between stages: afterany by default. A drain worker exits non-zero when one of its jobs failed (1;
+# 2 when a job's input was refused): that job is in queue/<stage>/failed with its error, the others
+# went on to the next queue and the worker went on draining, so with afterok one bad
 # slide would hold back every other slide's next stage. The next stage drains whatever reached its
 # queue; the report job at the end fails if any job failed. --strict uses afterok: any failed
 # worker stops the rest of the chain (and Slurm cancels the stages that can no longer run).
@@ -98,12 +99,15 @@ submit() {   # LABEL SBATCH-ARGS...: prints the job id
 }
 
 prev=$after
+submitted=()
+failed() { echo "submit.sh: sbatch for $1 failed (its error is above)${submitted[*]:+; already submitted: ${submitted[*]} (scancel them, or let them run)}" >&2; exit 1; }
 for s in "${stages[@]}"; do
   args=(--job-name="epipe-$s" --array="0-$((n - 1))" --cpus-per-task="${CPUS[$s]}" --mem="${MEM[$s]}"
         --output="$logs/%x-%A_%a.log" --export=ALL "${common[@]}")
   [ -n "$prev" ] && args+=(--dependency="$dep:$prev")
-  id=$(submit "$s" "${args[@]}" "$here/drain.sbatch" "$s")
+  id=$(submit "$s" "${args[@]}" "$here/drain.sbatch" "$s") && [ -n "$id" ] || failed "$s"
   echo "$s $id"
+  submitted+=("$id")
   prev=$id
 done
 
@@ -119,5 +123,5 @@ done
 # One line of state for the whole submission: fails if a job failed or a claim went stale.
 rargs=(--job-name=epipe-report --cpus-per-task=1 --mem=1G --output="$logs/%x-%j.log" --export=ALL "${common[@]}")
 [ -n "$prev" ] && rargs+=(--dependency="afterany:$prev")
-id=$(submit report "${rargs[@]}" --wrap "epipe-status --root $(printf %q "$root") --fail-on failed,stale")
+id=$(submit report "${rargs[@]}" --wrap "epipe-status --root $(printf %q "$root") --fail-on failed,stale") && [ -n "$id" ] || failed report
 echo "report $id"
