@@ -37,8 +37,8 @@ final class EnginesTests: E2ECase {
     func testSlurmSubmitScriptRunsEveryStageOnAOneNodeCluster() throws {
         let started = Date()
         let cluster = try SlurmCluster.start()
-        var keepLogs = false
-        addTeardownBlock { cluster.stop(keepFolder: keepLogs) }
+        // The daemons' logs go into every failure message; the folder goes with the cluster.
+        addTeardownBlock { cluster.stop() }
         let scans = tmp + "/scans", root = tmp + "/root"
         try fourSamples(scans)
         let ing = try exec("epipe-ingest", ["--root", root, "--settle", "0", "--quiet", scans])
@@ -58,7 +58,7 @@ final class EnginesTests: E2ECase {
         }, uniquingKeysWith: { a, _ in a })
         XCTAssertEqual(Set(ids.keys), ["denoise", "segment", "cluster", "stats", "report"], sub.out)
         let all = ["denoise", "segment", "cluster", "stats", "report"].compactMap { ids[$0] }
-        guard all.count == 5 else { keepLogs = true; return }
+        guard all.count == 5 else { return }
 
         // Every array task and the report end (up to 150 s; the stages take ~1 s a job here, the
         // rest is Slurm's scheduling).
@@ -74,14 +74,12 @@ final class EnginesTests: E2ECase {
             "--- \(f)\n" + ((try? String(contentsOfFile: root + "/slurm/" + f, encoding: .utf8)) ?? "")
         }.joined(separator: "\n") ?? "(no worker logs in \(root)/slurm)"
         guard left.isEmpty else {
-            keepLogs = true
-            XCTFail("Slurm jobs still not finished after 150 s:\n\(left)\n\(workerLogs)\n\(cluster.logs())\n(cluster folder kept: \(cluster.dir))")
+            XCTFail("Slurm jobs still not finished after 150 s:\n\(left)\n\(workerLogs)\n\(cluster.logs())")
             return
         }
         let states = try cluster.states(all)
         XCTAssertEqual(states.count, 2 * 4 + 1, "two tasks per stage and the report: \(states)")
         for s in states where s.state != "COMPLETED" || s.exit != "0:0" {
-            keepLogs = true
             XCTFail("Slurm job \(s.id) ended \(s.state) (exit \(s.exit))\n\(workerLogs)\n\(cluster.logs())")
         }
 

@@ -254,7 +254,7 @@ final class SlurmCluster: @unchecked Sendable {
     }
 
     /// Cancels any job left, ends the daemons this cluster started, removes its folder.
-    func stop(keepFolder: Bool = false) {
+    func stop() {
         if daemons.contains(where: { $0.name == "slurmctld" && $0.isRunning }) {
             _ = try? slurm("scancel", ["--full", "-u", "root"])
             let deadline = Date().addingTimeInterval(15)
@@ -268,7 +268,7 @@ final class SlurmCluster: @unchecked Sendable {
             if d.isRunning { kill(d.pid, SIGKILL); var st: Int32 = 0; waitpid(d.pid, &st, 0); d.status = st }
         }
         daemons = []
-        if !keepFolder { try? FileManager.default.removeItem(atPath: dir) }
+        try? FileManager.default.removeItem(atPath: dir)
     }
 
     deinit { stop() }
