@@ -8,7 +8,7 @@ APT_PKGS := libtiff-dev libpng-dev zlib1g-dev pkg-config
 BINARIES := epipe-ingest epipe-denoise epipe-segment epipe-cluster epipe-stats epipe-status epipe-synth
 DEMO ?= $(CURDIR)/demo
 
-.PHONY: deps pydeps browser build debug test demo bench bench-scale install man clean
+.PHONY: deps pydeps browser engines build debug test demo bench bench-scale install man clean
 
 ## deps: system libraries (apt-get when root and missing; else prints the command and exits 2)
 deps:
@@ -48,6 +48,23 @@ browser:
 	  echo "make browser: no chromium (sudo apt-get install -y chromium); the QC report's browser test will be skipped" >&2; \
 	fi
 
+## engines: the workflow engines the cluster examples run on, for their end-to-end tests (EnginesTests):
+## Slurm and MUNGE (apt-get when root and missing: a one-node cluster on localhost that the test starts and
+## stops itself) and Snakemake in $(VENV); each skipped with one line when it cannot be installed
+engines: pydeps
+	@if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null && command -v munged >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "make engines: installing slurm-wlm munge" >&2; \
+	  { ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 || apt-get update -qq; } >/dev/null 2>&1; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null 2>&1 \
+	  || echo "make engines: could not install slurm-wlm/munge; the Slurm tests will be skipped" >&2; \
+	else echo "make engines: Slurm not found and not root to install it (apt-get install slurm-wlm munge); the Slurm tests will be skipped" >&2; fi
+	@if [ -x $(VENV)/bin/python ] && ! [ -x $(VENV)/bin/snakemake ]; then \
+	  echo "make engines: installing snakemake into $(VENV)" >&2; \
+	  $(VENV)/bin/pip install -q --disable-pip-version-check snakemake > $(VENV)/snakemake-install.log 2>&1 \
+	  || echo "make engines: could not install snakemake into $(VENV) (see $(VENV)/snakemake-install.log); the Snakemake tests will be skipped" >&2; \
+	elif ! [ -x $(VENV)/bin/python ]; then echo "make engines: no $(VENV); the Snakemake tests will be skipped" >&2; fi
+
 build: deps
 	$(SWIFT) build -c release
 
@@ -55,7 +72,7 @@ debug: deps
 	$(SWIFT) build
 
 ## test: unit tests of every module, then end-to-end tests on the release binaries
-test: deps pydeps browser build
+test: deps pydeps browser engines build
 	@set -o pipefail; EPIPE_BIN=$(BIN) EPIPE_PYTHON=$(VENV)/bin/python $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; \
 	  status=$$?; \
 	  p=$$(grep -cE "^Test Case .* passed \(" .build/test.log); f=$$(grep -cE "^Test Case .* failed \(" .build/test.log); \
