@@ -93,6 +93,39 @@ final class EnginesTests: E2ECase {
         XCTAssertEqual(try statusSummary(root)["complete"], 4, "epipe-status --json: 4 complete")
         XCTAssertTrue(workerLogs.contains("epipe-report"), "the report job's log is in ROOT/slurm: \(workerLogs.prefix(500))")
         print("EnginesTests: Slurm pipeline over 4 jobs in \(String(format: "%.1f", Date().timeIntervalSince(started))) s, cluster set-up included")
+
+        // One slide split across the array: denoise and segment as 3 parts each, then their merges,
+        // then cluster and stats (bands and tiles of 256 px from job.json, so 3 of each).
+        let big = tmp + "/big"
+        _ = try synth(big, count: 1, size: 768, channels: 4, seed: 9, name: "big")
+        let bj = try exec("epipe-ingest", ["--root", root, "--settle", "0", "--quiet", "--param", "denoise.band=256", "--param", "segment.tile=256", big])
+        XCTAssertEqual(bj.code, 0, bj.err)
+        let job = try XCTUnwrap(bj.lines.first)
+        var sargs = [Bin.packageRoot + "/examples/slurm/submit.sh", "--bin", Bin.dir, "--split", job]
+        if cluster.cpus < 2 { sargs += ["--cpus", "all=1"] }
+        if cluster.memoryMB < 4200 { sargs += ["--mem", "all=\(cluster.memoryMB / 2)M"] }
+        sargs += [root, "3"]
+        let ssub = try exec("/bin/bash", sargs, env: cluster.env)
+        XCTAssertEqual(ssub.code, 0, "submit.sh --split: \(ssub.err)\n\(cluster.logs())")
+        let sids = ssub.lines.compactMap { l -> String? in let f = l.split(separator: " "); return f.count == 2 ? String(f[1]) : nil }
+        XCTAssertEqual(ssub.lines.map { String($0.split(separator: " ")[0]) },
+                       ["denoise-parts", "denoise-merge", "segment-parts", "segment-merge", "cluster", "stats", "report"], ssub.out)
+        let sdeadline = Date().addingTimeInterval(150)
+        repeat {
+            let q = try cluster.slurm("squeue", ["-h", "-j", sids.joined(separator: ","), "-o", "%i %j %T %r"])
+            left = q.code == 0 ? q.out : "squeue failed: \(q.err)"
+            if q.code == 0 && q.out.isEmpty { break }
+            Thread.sleep(forTimeInterval: 1)
+        } while Date() < sdeadline
+        guard left.isEmpty else { XCTFail("split jobs still not finished after 150 s:\n\(left)\n\(cluster.logs())"); return }
+        let sstates = try cluster.states(sids)
+        XCTAssertEqual(sstates.count, 3 + 1 + 3 + 1 + 1 + 1 + 1, "3 parts and a merge per split stage, cluster, stats, report: \(sstates)")
+        for s in sstates where s.state != "COMPLETED" || s.exit != "0:0" { XCTFail("Slurm job \(s.id) ended \(s.state) (exit \(s.exit))\n\(cluster.logs())") }
+        try assertComplete(job)
+        for stage in ["denoise", "segment"] {
+            for i in 0..<3 { XCTAssertEqual(try manifest(job, "\(stage)/parts/\(i)").status, .complete, "\(stage) part \(i)") }
+        }
+        XCTAssertEqual(try statusSummary(root)["complete"], 5, "epipe-status --json: 5 complete")
     }
 
     // MARK: Snakemake

@@ -29,6 +29,9 @@ options:
   --bin DIR           folder of the epipe binaries, put first on the workers' PATH
   --logs DIR          where Slurm writes worker logs (default ROOT/slurm)
   --partition P, --account A, --time T, --qos Q   passed to every sbatch
+  --split JOB         one huge slide across the array instead: denoise and segment each as N parts
+                      (epipe-<stage> --tiles N --tile $SLURM_ARRAY_TASK_ID JOB) then one merge
+                      (--merge), then cluster and stats on that job; afterok throughout
   --dry-run           print the sbatch commands instead of running them
   -- ARGS...          more sbatch options for every submission
 EOF
@@ -43,7 +46,7 @@ declare -A CPUS=([denoise]=2 [segment]=2 [cluster]=2 [stats]=2)
 declare -A MEM=([denoise]=2G [segment]=4G [cluster]=2G [stats]=2G)
 
 stages=(denoise segment cluster stats)
-after="" strict=0 bin="" logs="" dry=0
+after="" strict=0 bin="" logs="" dry=0 split=""
 common=()
 pos=()
 while [ $# -gt 0 ]; do
@@ -60,6 +63,7 @@ while [ $# -gt 0 ]; do
     --bin) bin=$2; shift 2 ;;
     --logs) logs=$2; shift 2 ;;
     --partition|--account|--time|--qos) common+=("$1=$2"); shift 2 ;;
+    --split) split=$2; shift 2 ;;
     --dry-run) dry=1; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; common+=("$@"); break ;;
@@ -101,24 +105,42 @@ submit() {   # LABEL SBATCH-ARGS...: prints the job id
 prev=$after
 submitted=()
 failed() { echo "submit.sh: sbatch for $1 failed (its error is above)${submitted[*]:+; already submitted: ${submitted[*]} (scancel them, or let them run)}" >&2; exit 1; }
-for s in "${stages[@]}"; do
-  args=(--job-name="epipe-$s" --array="0-$((n - 1))" --cpus-per-task="${CPUS[$s]}" --mem="${MEM[$s]}"
-        --output="$logs/%x-%A_%a.log" --export=ALL "${common[@]}")
-  [ -n "$prev" ] && args+=(--dependency="$dep:$prev")
-  id=$(submit "$s" "${args[@]}" "$here/drain.sbatch" "$s") && [ -n "$id" ] || failed "$s"
-  echo "$s $id"
-  submitted+=("$id")
-  prev=$id
-done
-
-# ---- One huge slide, split into tiles: NOT AVAILABLE YET -----------------------------------
-# A slide too large for one node's time limit will be split across an array, one tile per task,
-# then merged (issue 14). epipe-denoise has no --tiles/--tile/--merge yet, so nothing is submitted
-# here for it; when it has, this script will take `--split JOB --tiles T` and submit, per stage:
-#   sbatch --array=0-$((T - 1)) ... --wrap "epipe-denoise --tiles $T --tile \$SLURM_ARRAY_TASK_ID $JOB"
-#   sbatch --dependency=afterok:<that array> ... --wrap "epipe-denoise --merge $JOB"
-# Until then every slide is one task of a drain array, its memory bounded by tiling.
-# ---------------------------------------------------------------------------------------------
+if [ -z "$split" ]; then
+  for s in "${stages[@]}"; do
+    args=(--job-name="epipe-$s" --array="0-$((n - 1))" --cpus-per-task="${CPUS[$s]}" --mem="${MEM[$s]}"
+          --output="$logs/%x-%A_%a.log" --export=ALL "${common[@]}")
+    [ -n "$prev" ] && args+=(--dependency="$dep:$prev")
+    id=$(submit "$s" "${args[@]}" "$here/drain.sbatch" "$s") && [ -n "$id" ] || failed "$s"
+    echo "$s $id"
+    submitted+=("$id")
+    prev=$id
+  done
+else
+  # ---- One huge slide across the array: N parts a stage, then the merge -----------------------
+  # Each part reads only its rows (plus their halo) and writes <stage>/parts/<I>/ under the job; the
+  # merge assembles the stage's outputs, byte for byte what one worker would have written, and
+  # refuses while a part is missing. Params (e.g. denoise.band, segment.tile) come from job.json so
+  # every part and the merge agree. A failed part is rerun alone: epipe-<stage> --tiles N --tile I JOB.
+  [ -f "$split/job.json" ] || { echo "submit.sh: --split $split: no job.json there; give a job directory of ROOT/jobs" >&2; exit 2; }
+  job=$(cd "$split" && pwd); qjob=$(printf %q "$job")
+  for s in "${stages[@]}"; do
+    res=(--cpus-per-task="${CPUS[$s]}" --mem="${MEM[$s]}" --export=ALL "${common[@]}")
+    if [ "$s" = denoise ] || [ "$s" = segment ]; then
+      args=(--job-name="epipe-$s-part" --array="0-$((n - 1))" --output="$logs/%x-%A_%a.log" "${res[@]}")
+      [ -n "$prev" ] && args+=(--dependency="afterok:$prev")
+      id=$(submit "$s-parts" "${args[@]}" --wrap "epipe-$s --quiet --tiles $n --tile \$SLURM_ARRAY_TASK_ID $qjob > /dev/null") && [ -n "$id" ] || failed "$s parts"
+      echo "$s-parts $id"; submitted+=("$id"); prev=$id
+      args=(--job-name="epipe-$s-merge" --output="$logs/%x-%j.log" --dependency="afterok:$prev" "${res[@]}")
+      id=$(submit "$s-merge" "${args[@]}" --wrap "epipe-$s --quiet --merge $qjob > /dev/null") && [ -n "$id" ] || failed "$s merge"
+      echo "$s-merge $id"; submitted+=("$id"); prev=$id
+    else
+      args=(--job-name="epipe-$s" --output="$logs/%x-%j.log" "${res[@]}")
+      [ -n "$prev" ] && args+=(--dependency="afterok:$prev")
+      id=$(submit "$s" "${args[@]}" --wrap "epipe-$s --quiet $qjob > /dev/null") && [ -n "$id" ] || failed "$s"
+      echo "$s $id"; submitted+=("$id"); prev=$id
+    fi
+  done
+fi
 
 # One line of state for the whole submission: fails if a job failed or a claim went stale.
 rargs=(--job-name=epipe-report --cpus-per-task=1 --mem=1G --output="$logs/%x-%j.log" --export=ALL "${common[@]}")
