@@ -214,23 +214,10 @@ extension StageRunner {
                 box.update(p, path: mpath)
             }
             let result = try tool.runPart(ctx, index: index, count: count)
-            var outs: [FileRef] = []
-            for o in result.outputs {
-                let abs = o.hasPrefix("/") ? o : job.dir + "/" + o
-                try job.root.checkInside(abs)
-                let (h, n) = try Digest.sha256(file: abs)
-                outs.append(FileRef(path: ctx.rel(abs), sha256: h, bytes: n))
-            }
+            let outs = try Self.outputRefs(result, ctx: ctx)
             m = box.current()
-            m.status = .complete
-            m.outputs = outs
-            m.metrics = result.metrics.merging(["part": .number(Double(index)), "parts": .number(Double(count))]) { _, b in b }
-            m.finished = Time.iso(Date())
-            m.seconds = (Date().timeIntervalSince(started) * 1000).rounded() / 1000
-            m.peak_rss_bytes = Memory.peakRSS()
-            if var p = m.progress { p.done = p.total; m.progress = p }
-            box.close()
-            try AtomicFile.write(JSON.encode(m), to: mpath)
+            try Self.complete(&m, outputs: outs, metrics: result.metrics.merging(["part": .number(Double(index)), "parts": .number(Double(count))]) { _, b in b },
+                              started: started, box: box, path: mpath)
             updateStageManifest(job, set: set, params: params, inputs: inputs)
             log.info("\(job.spec.name): \(tag) complete in \(String(format: "%.2f", m.seconds ?? 0)) s, peak RSS \(Memory.peakRSS() >> 20) MiB")
             emit(job: job, status: "complete", seconds: m.seconds, error: nil, outputs: outs.map { $0.path })
@@ -241,9 +228,7 @@ extension StageRunner {
             let msg = describe(error)
             log.error("\(job.spec.name): \(tag): \(msg)")
             if var m = manifest {
-                m.status = .failed; m.error = msg; m.finished = Time.iso(Date())
-                m.seconds = Date().timeIntervalSince(started); m.peak_rss_bytes = Memory.peakRSS()
-                try? AtomicFile.write(JSON.encode(m), to: mpath)
+                Self.fail(&m, error: msg, started: started, path: mpath)
                 updateStageManifest(job, set: set, params: params, inputs: inputs)
             }
             if opts.json { emit(job: job, status: "failed", seconds: nil, error: msg, outputs: nil) }

@@ -239,24 +239,10 @@ public final class StageRunner {
                 box.update(p, path: mpath)
             }
             let result = try tool.run(ctx)
-            var outs: [FileRef] = []
-            for o in result.outputs {
-                let abs = o.hasPrefix("/") ? o : job.dir + "/" + o
-                try job.root.checkInside(abs)
-                let (h, n) = try Digest.sha256(file: abs)
-                outs.append(FileRef(path: ctx.rel(abs), sha256: h, bytes: n))
-            }
+            let outs = try Self.outputRefs(result, ctx: ctx)
             if let (q, c) = claim, !q.holds(c) { Self.claimLost(c, log: log) }
             m = box.current()
-            m.status = .complete
-            m.outputs = outs
-            m.metrics = result.metrics
-            m.finished = Time.iso(Date())
-            m.seconds = (Date().timeIntervalSince(started) * 1000).rounded() / 1000
-            m.peak_rss_bytes = Memory.peakRSS()
-            if var p = m.progress { p.done = p.total; m.progress = p }
-            box.close()
-            try AtomicFile.write(JSON.encode(m), to: job.manifestPath(stage))
+            try Self.complete(&m, outputs: outs, metrics: result.metrics, started: started, box: box, path: job.manifestPath(stage))
             log.info("\(job.spec.name): complete in \(String(format: "%.2f", m.seconds ?? 0)) s, peak RSS \(Memory.peakRSS() >> 20) MiB")
             emit(job: job, status: "complete", seconds: m.seconds, error: nil, outputs: outs.map { $0.path })
             forward(job)
@@ -266,15 +252,43 @@ public final class StageRunner {
             worst = max(worst, code)
             let msg = describe(error)
             log.error("\(job.spec.name): \(msg)")
-            if var m = manifest {
-                m.status = .failed; m.error = msg; m.finished = Time.iso(Date())
-                m.seconds = Date().timeIntervalSince(started); m.peak_rss_bytes = Memory.peakRSS()
-                try? AtomicFile.write(JSON.encode(m), to: job.manifestPath(stage))
-            }
+            if var m = manifest { Self.fail(&m, error: msg, started: started, path: job.manifestPath(stage)) }
             if opts.json { emit(job: job, status: "failed", seconds: nil, error: msg, outputs: nil) }
             if claim == nil { Queue(root: job.root, stage: stage).retire(id: job.spec.id, ok: false) }
             return false
         }
+    }
+
+    /// The outputs a stage returned, as job-relative references with their sha256 (each checked to be
+    /// inside the root).
+    static func outputRefs(_ result: StageResult, ctx: StageContext) throws -> [FileRef] {
+        try result.outputs.map { o in
+            let abs = o.hasPrefix("/") ? o : ctx.job.dir + "/" + o
+            try ctx.job.root.checkInside(abs)
+            let (h, n) = try Digest.sha256(file: abs)
+            return FileRef(path: ctx.rel(abs), sha256: h, bytes: n)
+        }
+    }
+
+    /// Marks a running manifest complete (outputs, metrics, time, peak memory, progress at its end)
+    /// and writes it: the last write of a run.
+    static func complete(_ m: inout StageManifest, outputs: [FileRef], metrics: [String: JSONValue], started: Date, box: ManifestBox, path: String) throws {
+        m.status = .complete
+        m.outputs = outputs
+        m.metrics = metrics
+        m.finished = Time.iso(Date())
+        m.seconds = (Date().timeIntervalSince(started) * 1000).rounded() / 1000
+        m.peak_rss_bytes = Memory.peakRSS()
+        if var p = m.progress { p.done = p.total; m.progress = p }
+        box.close()
+        try AtomicFile.write(JSON.encode(m), to: path)
+    }
+
+    /// Marks a manifest failed with the error and writes it (best effort: the error is said anyway).
+    static func fail(_ m: inout StageManifest, error: String, started: Date, path: String) {
+        m.status = .failed; m.error = error; m.finished = Time.iso(Date())
+        m.seconds = Date().timeIntervalSince(started); m.peak_rss_bytes = Memory.peakRSS()
+        try? AtomicFile.write(JSON.encode(m), to: path)
     }
 
     /// The worker's claim was given back to the queue while it ran (it was taken for stale): another

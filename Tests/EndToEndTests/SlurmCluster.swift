@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import EpipeTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -282,16 +283,8 @@ final class SlurmCluster: @unchecked Sendable {
         throw SlurmError("no two free ports next to each other in 16000-16999 on 127.0.0.1")
     }
 
-    static func portFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
-    }
+    /// 127.0.0.1:`port` can be bound now.
+    static func portFree(_ port: Int) -> Bool { SeaweedFS.bindPort(port) != nil }
 }
 
 struct SlurmError: Error, CustomStringConvertible {

@@ -138,7 +138,7 @@ public final class SeaweedFS: @unchecked Sendable {
     }
 
     /// Binds 127.0.0.1:`port` (0: any) and releases it; the port, or nil when taken.
-    static func bindPort(_ port: Int) -> Int? {
+    public static func bindPort(_ port: Int) -> Int? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
