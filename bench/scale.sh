@@ -14,7 +14,7 @@ size=${BENCH_SCALE_SIZE:-32768}; chans=${BENCH_SCALE_CHANNELS:-8}; limit=${BENCH
 tiles=${BENCH_SCALE_TILES:-4}
 work=${BENCH_DIR:-/tmp/epipe-bench}/scale-${size}x${size}x${chans}
 mkdir -p "$work"
-need=$(( size * size * chans * 2 * (tiles >= 2 ? 4 : 5 / 2) / 1048576 ))
+need=$(( size * size * chans * 2 * (tiles >= 2 ? 8 : 5) / 2 / 1048576 ))
 free=$(( $(df -Pk "$work" | awk 'NR==2 {print $4}') / 1024 ))
 if (( free < need )); then
   echo "bench-scale: $need MiB needed under $work, $free MiB free; set BENCH_DIR or a smaller BENCH_SCALE_SIZE" >&2; exit 2
