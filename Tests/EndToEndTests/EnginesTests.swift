@@ -183,4 +183,34 @@ final class EnginesTests: E2ECase {
         XCTAssertEqual(stamp3.filter { stamp[$0.key] != nil }, stamp, "the four earlier jobs did not run again")
         XCTAssertEqual(stamp3.count, 20)
     }
+
+    /// `--config tiles=3`: a slide's denoise and segment as 3 part jobs each and a merge, the outputs
+    /// byte for byte one worker's; a second run does nothing.
+    func testSnakefileSplitsASlideIntoParts() throws {
+        let snake = try snakemake()
+        let big = tmp + "/big"
+        _ = try synth(big, count: 1, size: 768, channels: 4, seed: 9, name: "big")
+        var jobs: [String: String] = [:]
+        for r in ["one", "split"] {
+            let ing = try exec("epipe-ingest", ["--root", tmp + "/" + r, "--settle", "0", "--quiet", "--param", "denoise.band=256", "--param", "segment.tile=256", big])
+            XCTAssertEqual(ing.code, 0, ing.err); jobs[r] = ing.lines.first
+        }
+        let one = try XCTUnwrap(jobs["one"]), split = try XCTUnwrap(jobs["split"])
+        let whole = try sh("epipe-denoise -q \(one) | epipe-segment -q | epipe-cluster -q | epipe-stats -q")
+        XCTAssertEqual(whole.code, 0, whole.err)
+        let cmd = [snake, "-s", Bin.packageRoot + "/examples/Snakefile", "--config", "root=\(tmp)/split", "tiles=3", "-j2"]
+        let env = ["HOME": tmp, "XDG_CACHE_HOME": tmp + "/.cache"]
+        let r1 = try exec(cmd[0], Array(cmd.dropFirst()), env: env, cwd: tmp)
+        XCTAssertEqual(r1.code, 0, r1.out + r1.err)
+        try assertComplete(split)
+        for stage in ["denoise", "segment"] {
+            for i in 0..<3 { XCTAssertEqual(try manifest(split, "\(stage)/parts/\(i)").status, .complete, "\(stage) part \(i)") }
+        }
+        for f in ["denoise/image.ome.tif", "segment/cells.tif", "segment/cells.csv"] {
+            XCTAssertEqual(try Digest.sha256(file: split + "/" + f).hex, try Digest.sha256(file: one + "/" + f).hex, "\(f): the split run's equals one worker's")
+        }
+        let r2 = try exec(cmd[0], Array(cmd.dropFirst()), env: env, cwd: tmp)
+        XCTAssertEqual(r2.code, 0, r2.out + r2.err)
+        XCTAssertTrue((r2.out + r2.err).contains("Nothing to be done"), "second run: \(r2.out + r2.err)")
+    }
 }
