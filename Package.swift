@@ -54,8 +54,10 @@ let package = Package(
 
         // Executables: flags, I/O, manifests.
         .executableTarget(name: "epipe-ingest", dependencies: ["EpipeStage", "EpipeStore", "EpipeSpatial"], swiftSettings: glue),
-        .executableTarget(name: "epipe-denoise", dependencies: ["EpipeStage", "EpipeDenoise", "EpipeKernels"], swiftSettings: glue),
-        .executableTarget(name: "epipe-segment", dependencies: ["EpipeStage", "EpipeSegment", "EpipeKernels"], swiftSettings: glue),
+        .target(name: "EpipeDenoiseStage", dependencies: ["EpipeStage", "EpipeDenoise", "EpipeKernels", "EpipeImage", "EpipeCore"], swiftSettings: glue),
+        .executableTarget(name: "epipe-denoise", dependencies: ["EpipeStage", "EpipeDenoise", "EpipeDenoiseStage"], swiftSettings: glue),
+        .target(name: "EpipeSegmentStage", dependencies: ["EpipeStage", "EpipeSegment", "EpipeKernels", "EpipeImage", "EpipeCore"], swiftSettings: glue),
+        .executableTarget(name: "epipe-segment", dependencies: ["EpipeStage", "EpipeSegmentStage"], swiftSettings: glue),
         .executableTarget(name: "epipe-cluster", dependencies: ["EpipeStage", "EpipeCluster"], swiftSettings: glue),
         .executableTarget(name: "epipe-stats", dependencies: ["EpipeStage", "EpipeSpatial"], swiftSettings: glue),
         .executableTarget(name: "epipe-status", dependencies: ["EpipeStage", "EpipeReport"], swiftSettings: glue),

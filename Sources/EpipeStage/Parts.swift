@@ -62,6 +62,15 @@ public protocol PartedStageTool: StageTool {
     /// `ctx.output`); its metrics hold what the merge needs. Throws `badInput` when the slide cannot
     /// be split so (more parts than units).
     func runPart(_ ctx: StageContext, index: Int, count: Int) throws -> StageResult
+    /// Merge mode (`--merge`): `run` assembles the parts instead of processing the slide.
+    var merging: Bool { get }
+}
+
+extension PartedStageTool {
+    /// A merge is refused, before anything is written, until every part is complete.
+    public func precheck(_ job: Job, params: [String: JSONValue], inputs: [FileRef]) throws {
+        if merging { _ = try PartSet.forMerge(job: job, stage: stage, params: params, inputs: inputs) }
+    }
 }
 
 /// The parts of one stage of one job.
