@@ -42,7 +42,7 @@ extension KNN {
         var fresh = [Bool](repeating: false, count: n * k)
         let m = k   // candidates per point and kind (new, old)
         var newC = [Int32](repeating: 0, count: n * m), oldC = newC
-        var newP = [UInt64](repeating: 0, count: n * m), oldP = newP
+        var newP = [UInt32](repeating: 0, count: n * m), oldP = newP   // 32-bit priorities: n x m x 8 bytes less
         var cNew = [Int32](repeating: 0, count: n), cOld = cNew
         var revOff = [Int](repeating: 0, count: n + 1), revEntry = [Int32](repeating: 0, count: n * k)
         let parts = 32, slices = 32, block = 4096
@@ -85,7 +85,7 @@ extension KNN {
                 return true
             }
             /// Keeps the `m` lowest priorities of `a`'s candidate heap (no duplicates).
-            @Sendable func push(_ c: SharedPointer<Int32>, _ pr: SharedPointer<UInt64>, _ cnt: SharedPointer<Int32>, _ a: Int, _ b: Int32, _ r: UInt64) {
+            @Sendable func push(_ c: SharedPointer<Int32>, _ pr: SharedPointer<UInt32>, _ cnt: SharedPointer<Int32>, _ a: Int, _ b: Int32, _ r: UInt32) {
                 let base = a * m, used = Int(cnt[a])
                 for q in base..<(base + used) where c[q] == b { return }
                 if used < m { c[base + used] = b; pr[base + used] = r; cnt[a] = Int32(used + 1); return }
@@ -114,7 +114,7 @@ extension KNN {
                 // candidates per point by a random priority per list entry (PyNNDescent's sampling):
                 // its own entries and the entries naming it; an entry sampled as new is then joined
                 let salt = rng.next() &+ UInt64(round)
-                @Sendable func priority(_ p: Int) -> UInt64 { SplitMix64.hash(salt ^ UInt64(p)) }
+                @Sendable func priority(_ p: Int) -> UInt32 { UInt32(truncatingIfNeeded: SplitMix64.hash(salt ^ UInt64(p)) >> 32) }
                 DispatchQueue.concurrentPerform(iterations: parts) { q in
                     for a in partRange(q) {
                         CN[a] = 0; CO[a] = 0
@@ -169,6 +169,9 @@ extension KNN {
                 if Double(changes) < delta * Double(n * k) { break }
             }
         } } } } } } } } } } } } } }
+        // the descent's working arrays go before the result is built (at 2.9 M cells they are 2 GB)
+        newC = []; oldC = []; newP = []; oldP = []; cNew = []; cOld = []; revOff = []; revEntry = []
+        buckets = []; dist = []; fresh = []; xf = []
         // keep the nearest `want`, re-measured in double precision, by (distance, index)
         var ci = [Int32](repeating: 0, count: n * want), cd = [Double](repeating: 0, count: n * want)
         data.withUnsafeBufferPointer { db in

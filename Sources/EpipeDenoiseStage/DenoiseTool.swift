@@ -50,6 +50,7 @@ public struct DenoiseTool: PartedStageTool {
 
     /// Merge mode (`--merge`): `run` assembles the parts instead of streaming the slide.
     public var merging = false
+    public var keepParts = false
 
     /// What the whole run and a part share: the image, its recipes, and the band stream.
     struct Prepared {

@@ -63,6 +63,7 @@ public struct SegmentTool: PartedStageTool {
 
     /// Merge mode (`--merge`): `run` assembles the parts instead of labelling the slide.
     public var merging = false
+    public var keepParts = false
 
     /// The image and the channels the params name.
     struct Slide {

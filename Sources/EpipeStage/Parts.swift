@@ -31,8 +31,11 @@ public struct PartOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "With --tiles N: the part to run, 0..<N (e.g. $SLURM_ARRAY_TASK_ID).")
     public var tile: Int?
 
-    @Flag(name: .long, help: "Assemble the parts run with --tiles N --tile I into the stage's outputs and manifest (refused until every part is complete).")
+    @Flag(name: .long, help: "Assemble the parts run with --tiles N --tile I into the stage's outputs and manifest (refused until every part is complete). The parts' folder is removed once the merged outputs and manifest are written, unless --keep-parts.")
     public var merge = false
+
+    @Flag(name: .long, help: "With --merge: keep <stage>/parts/ (the parts' strips, as large as the stage's outputs) after the merge.")
+    public var keepParts = false
 
     public enum Mode: Equatable, Sendable { case whole, part(index: Int, count: Int), merge }
 
@@ -43,6 +46,7 @@ public struct PartOptions: ParsableArguments, Sendable {
             if common.drain || common.watch { throw EpipeError.badInput("--merge runs on the jobs given, not with --drain/--watch") }
             return .merge
         }
+        if keepParts { throw EpipeError.badInput("--keep-parts goes with --merge (it keeps the parts' files after the merge): \(tool) --merge --keep-parts JOB") }
         switch (tiles, tile) {
         case (nil, nil): return .whole
         case (nil, .some): throw EpipeError.badInput("--tile needs --tiles N (the number of parts): \(tool) --tiles N --tile I JOB")
@@ -64,6 +68,9 @@ public protocol PartedStageTool: StageTool {
     func runPart(_ ctx: StageContext, index: Int, count: Int) throws -> StageResult
     /// Merge mode (`--merge`): `run` assembles the parts instead of processing the slide.
     var merging: Bool { get }
+    /// `--keep-parts`: leave `<stage>/parts/` after a merge (by default it is removed once the merged
+    /// stage manifest is written).
+    var keepParts: Bool { get }
 }
 
 extension PartedStageTool {
@@ -140,6 +147,21 @@ public struct PartSet: Sendable {
             throw EpipeError.badInput("\(job.dir)/\(stage): cannot merge: \(what.joined(separator: "; ")); run: \(cmd)")
         }
         return set
+    }
+
+    /// After a merge: removes `<stage>/parts/` (the parts' strips and manifests; the merged manifest
+    /// is already complete, so a crash here leaves only files a rerun of the parts would rewrite).
+    /// Returns the bytes freed.
+    @discardableResult
+    public static func remove(job: Job, stage: String) -> UInt64 {
+        let d = dir(job, stage)
+        guard FileManager.default.fileExists(atPath: d) else { return 0 }
+        var bytes: UInt64 = 0
+        if let e = FileManager.default.enumerator(atPath: d) {
+            while let f = e.nextObject() as? String { bytes += Files.size(d + "/" + f).map(UInt64.init) ?? 0 }
+        }
+        try? FileManager.default.removeItem(atPath: d)
+        return bytes
     }
 
     static func plural(_ n: Int, _ w: String) -> String { n == 1 ? w : w + "s" }

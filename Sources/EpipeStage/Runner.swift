@@ -244,6 +244,10 @@ public final class StageRunner {
             m = box.current()
             try Self.complete(&m, outputs: outs, metrics: result.metrics, started: started, box: box, path: job.manifestPath(stage))
             log.info("\(job.spec.name): complete in \(String(format: "%.2f", m.seconds ?? 0)) s, peak RSS \(Memory.peakRSS() >> 20) MiB")
+            if let t = tool as? any PartedStageTool, t.merging, !t.keepParts {
+                let freed = PartSet.remove(job: job, stage: stage)
+                if freed > 0 { log.info("\(job.spec.name): removed \(stage)/parts (\(freed >> 20) MiB); --merge --keep-parts keeps them") }
+            }
             emit(job: job, status: "complete", seconds: m.seconds, error: nil, outputs: outs.map { $0.path })
             forward(job)
             return true

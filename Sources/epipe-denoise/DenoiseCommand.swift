@@ -60,6 +60,7 @@ struct DenoiseCommand: ParsableCommand {
                                        "float": float ? .flag(true) : nil, "band": band.map(Setting.init(typed:))],
                                perChannelFlags: per)
         tool.merging = mode == .merge
+        tool.keepParts = parts.keepParts
         var part: (index: Int, count: Int)? = nil
         if case .part(let i, let n) = mode { part = (i, n) }
         let code = StageRunner(tool: tool, options: common, part: part).main()

@@ -60,6 +60,7 @@ struct SegmentCommand: ParsableCommand {
                                        "seeds": seeds.map { .string($0) }, "seed-h": seedH.map { .number($0) }, "seed-min-distance": seedMinDistance.map { .number($0) },
                                        "nuclei-mask": try maskFlag("nuclei"), "cells-mask": try maskFlag("cells")])
         tool.merging = mode == .merge
+        tool.keepParts = parts.keepParts
         var part: (index: Int, count: Int)? = nil
         if case .part(let i, let n) = mode { part = (i, n) }
         let code = StageRunner(tool: tool, options: common, part: part).main()

@@ -123,7 +123,8 @@ final class EnginesTests: E2ECase {
         for s in sstates where s.state != "COMPLETED" || s.exit != "0:0" { XCTFail("Slurm job \(s.id) ended \(s.state) (exit \(s.exit))\n\(cluster.logs())") }
         try assertComplete(job)
         for stage in ["denoise", "segment"] {
-            for i in 0..<3 { XCTAssertEqual(try manifest(job, "\(stage)/parts/\(i)").status, .complete, "\(stage) part \(i)") }
+            XCTAssertEqual(try manifest(job, stage).status, .complete, stage)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(job)/\(stage)/parts"), "the merge removed \(stage)/parts")
         }
         XCTAssertEqual(try statusSummary(root)["complete"], 5, "epipe-status --json: 5 complete")
     }
@@ -204,7 +205,8 @@ final class EnginesTests: E2ECase {
         XCTAssertEqual(r1.code, 0, r1.out + r1.err)
         try assertComplete(split)
         for stage in ["denoise", "segment"] {
-            for i in 0..<3 { XCTAssertEqual(try manifest(split, "\(stage)/parts/\(i)").status, .complete, "\(stage) part \(i)") }
+            XCTAssertEqual(try manifest(split, stage).status, .complete, stage)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(split)/\(stage)/parts"), "the merge removed \(stage)/parts")
         }
         for f in ["denoise/image.ome.tif", "segment/cells.tif", "segment/cells.csv"] {
             XCTAssertEqual(try Digest.sha256(file: split + "/" + f).hex, try Digest.sha256(file: one + "/" + f).hex, "\(f): the split run's equals one worker's")

@@ -50,11 +50,13 @@ final class TileSplitTests: E2ECase {
         let md = try exec("epipe-denoise", ["-q", "--band", "256", "--merge", split])
         XCTAssertEqual(md.code, 0, md.err)
         XCTAssertEqual(md.lines, [split])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: split + "/denoise/parts"), "the parts' strips go once the merge is complete")
 
         // three workers for segment
         runParts("epipe-segment", ["--tile-size", "256"], n: 3, parts: [0, 1, 2], job: split)
-        let ms = try exec("epipe-segment", ["-q", "--tile", "256", "--merge", split])
+        let ms = try exec("epipe-segment", ["-q", "--tile", "256", "--merge", "--keep-parts", split])
         XCTAssertEqual(ms.code, 0, ms.err)
+        for i in 0..<3 { XCTAssertEqual(try StageManifest.load(split + "/segment/parts/\(i)/manifest.json").status, .complete, "--keep-parts") }
 
         // the same bytes as the single run: image, both masks, the table
         for f in ["denoise/image.ome.tif", "segment/nuclei.tif", "segment/cells.tif", "segment/cells.csv"] {
@@ -137,6 +139,7 @@ final class TileSplitTests: E2ECase {
         assertRefused(try exec("epipe-denoise", ["--tile", "1", j]), "--tile needs --tiles")
         assertRefused(try exec("epipe-denoise", ["--tiles", "2", j]), "needs --tile")
         assertRefused(try exec("epipe-denoise", ["--merge", "--tile", "1", j]), "--merge takes no")
+        assertRefused(try exec("epipe-segment", ["--keep-parts", j]), "--keep-parts goes with --merge")
         assertRefused(try exec("epipe-denoise", ["--merge", "--tiles", "2", j]), "--merge takes no")
         assertRefused(try exec("epipe-segment", ["--tiles", "2", "--tile", "5", j]), "--tile-size")
         assertRefused(try exec("epipe-segment", ["--merge", "--tiles", "2", "--tile", "1", j]), "--merge takes no")
