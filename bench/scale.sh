@@ -4,8 +4,9 @@
 # cells and peak RSS per stage, which must stay under BENCH_SCALE_RSS_MIB (4096) for every stage. Then,
 # where epipe-denoise/epipe-segment know --tiles, the same slide as BENCH_SCALE_TILES (4) sequential
 # workers plus the merge (BENCH_SCALE_TILES=0 skips them), whose outputs must be byte-identical to the
-# single worker's. Not a test. Needs about 2.5 x the slide's bytes free under BENCH_DIR (4 x with the
-# tile split: the parts' strips, then the merge's new image beside the old).
+# single worker's. Not a test. Needs about 2.5 x the slide's bytes free under BENCH_DIR (3.2 x with the
+# tile split: the single run's denoise/ and segment/ go once their digests are taken, then the parts'
+# strips and the merge's image sit side by side until the merge removes the strips).
 #   BENCH_SCALE_SIZE=8192 BENCH_SCALE_CHANNELS=8 bash bench/scale.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +15,7 @@ size=${BENCH_SCALE_SIZE:-32768}; chans=${BENCH_SCALE_CHANNELS:-8}; limit=${BENCH
 tiles=${BENCH_SCALE_TILES:-4}
 work=${BENCH_DIR:-/tmp/epipe-bench}/scale-${size}x${size}x${chans}
 mkdir -p "$work"
-need=$(( size * size * chans * 2 * (tiles >= 2 ? 8 : 5) / 2 / 1048576 ))
+need=$(( size * size * chans * 2 * (tiles >= 2 ? 32 : 25) / 10 / 1048576 ))
 free=$(( $(df -Pk "$work" | awk 'NR==2 {print $4}') / 1024 ))
 if (( free < need )); then
   echo "bench-scale: $need MiB needed under $work, $free MiB free; set BENCH_DIR or a smaller BENCH_SCALE_SIZE" >&2; exit 2
@@ -65,12 +66,13 @@ dhelp=$("$bin/epipe-denoise" --help 2>/dev/null || true); shelp=$("$bin/epipe-se
 if (( tiles < 2 )); then
   echo "bench-scale: BENCH_SCALE_TILES=$tiles: no tile-split rows"
 elif [[ $dhelp == *--tiles* && $shelp == *--tiles* ]]; then
+  rm -rf "$job/denoise" "$job/segment"   # digests taken above; the split starts from the ingested job
   t0=$(date +%s.%N)
   for st in denoise segment; do
     for i in $(seq 0 $((tiles - 1))); do
-      NOTE="part $i of $tiles"; run "$st --tiles $tiles --tile $i" "$(python3 -c "print($mpix / $tiles)")" "$bin/epipe-$st" --quiet --force --tiles "$tiles" --tile "$i" "$job"
+      NOTE="part $i of $tiles"; run "$st --tiles $tiles --tile $i" "$(python3 -c "print($mpix / $tiles)")" "$bin/epipe-$st" --quiet --tiles "$tiles" --tile "$i" "$job"
     done
-    NOTE="merge"; run "$st --merge" "$mpix" "$bin/epipe-$st" --quiet --force --merge "$job"
+    NOTE="merge"; run "$st --merge" "$mpix" "$bin/epipe-$st" --quiet --merge "$job"
   done
   t1=$(date +%s.%N)
   same=no; [[ $(digests) == "$single_sha" ]] && same=yes

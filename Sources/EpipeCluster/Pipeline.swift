@@ -128,17 +128,22 @@ public enum Clustering {
                 let exact = p.knn == .exact || (p.knn == .auto && n <= ClusterParams.exactLimit)
                 knnMode = exact ? "exact" : "approx"
                 var t0 = Date()
-                let knn = exact ? KNN.exact(m.z, n: n, d: d, k: p.neighbors)
-                                : KNN.approximate(m.z, n: n, d: d, k: p.neighbors, seed: seed)
-                metrics["knn_seconds"] = Date().timeIntervalSince(t0); t0 = Date()
-                var g = Graph.jaccard(knn)
+                // the kNN lists live only until the graph is built (not through Leiden)
+                var g: Graph, kUsed: Int
+                do {
+                    let knn = exact ? KNN.exact(m.z, n: n, d: d, k: p.neighbors)
+                                    : KNN.approximate(m.z, n: n, d: d, k: p.neighbors, seed: seed)
+                    metrics["knn_seconds"] = Date().timeIntervalSince(t0); t0 = Date()
+                    kUsed = knn.k
+                    g = Graph.jaccard(knn)
+                }
                 if p.weights == .none { g.weights = [Double](repeating: 1, count: g.weights.count) }
                 metrics["graph_seconds"] = Date().timeIntervalSince(t0); t0 = Date()
                 let r = Leiden.cluster(g, resolution: p.resolution, seed: seed)
                 metrics["leiden_seconds"] = Date().timeIntervalSince(t0)
                 labels = r.labels
                 quality = .init(name: "modularity", value: r.quality)
-                metrics["passes"] = Double(r.iterations); metrics["neighbors"] = Double(knn.k); metrics["graph_edges"] = Double(g.entryCount / 2)
+                metrics["passes"] = Double(r.iterations); metrics["neighbors"] = Double(kUsed); metrics["graph_edges"] = Double(g.entryCount / 2)
             } else { quality = .init(name: "modularity", value: 0) }
         case .flowsom:
             if n > 0 && d > 0 {
