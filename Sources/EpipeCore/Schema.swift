@@ -138,14 +138,17 @@ public struct StageManifest: Codable, Sendable, Equatable {
         self.started = started; self.host = host; self.pid = pid
     }
 
-    /// Reads a manifest; one whose outputs leave the job directory (absolute, "..") is refused (exit 2).
     public static func load(_ path: String) throws -> StageManifest {
         let data = try Files.read(path)
-        let m = try Schema.decode(StageManifest.self, expected: Schema.stage, from: data, path: path)
-        for o in m.outputs where o.path.isEmpty || o.path.hasPrefix("/") || o.path.split(separator: "/").contains("..") {
+        return try Schema.decode(StageManifest.self, expected: Schema.stage, from: data, path: path)
+    }
+
+    /// Refuses (exit 2) a manifest, read from `path`, whose outputs leave the job directory (absolute,
+    /// ".."): what a stage reads from an upstream manifest stays in the job.
+    public func checkOutputPaths(_ path: String) throws {
+        for o in outputs where o.path.isEmpty || o.path.hasPrefix("/") || o.path.split(separator: "/").contains("..") {
             throw EpipeError.badInput("\(path): output \"\(o.path)\" leaves the job directory; a manifest lists job-relative paths (rerun the stage with --force)")
         }
-        return m
     }
 }
 

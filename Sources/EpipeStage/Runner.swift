@@ -68,6 +68,7 @@ extension StageTool {
             throw EpipeError.failed("\(job.manifestPath(stage)): missing; run epipe-\(stage) on this job first")
         }
         let m = try StageManifest.load(job.manifestPath(stage))
+        try m.checkOutputPaths(job.manifestPath(stage))
         guard m.status == .complete else {
             throw EpipeError.failed("\(job.manifestPath(stage)): status is \(m.status.rawValue); run epipe-\(stage) on this job first")
         }

@@ -193,11 +193,20 @@ final class ConcurrencyTests: E2ECase {
         try assertLedger(root, sources: 26, jobs: 24)
         print("ConcurrencyTests: two ingests of 12 more scans racing two denoise workers: 24 jobs, 24 denoise runs (one each), 24 events, 26 ledger entries, 26 stored files")
 
+        // two --cells runs of one table while this test holds the ingest lock: both wait, saying so,
+        // and register nothing; let go, they take turns and make one job
         let table = tmp + "/tables/cells.csv"
         try cellTable(table)
+        let fd = open(root + "/ingest/.lock", O_RDWR | O_CREAT, 0o644)
+        XCTAssertEqual(flock(fd, LOCK_EX), 0)
         let cells = try (0..<2).map { i in try background("epipe-ingest", ["--root", root, "--cells", table], tag: "cells-\(i)") }
+        try poll("both --cells runs to wait for the lock") { cells.allSatisfy { $0.stderr.contains("waiting for it to finish") } }
+        XCTAssertEqual(Files.list(root + "/jobs").count, 24, "nothing registered while they wait")
+        XCTAssertTrue(cells.allSatisfy { $0.process.isRunning })
+        flock(fd, LOCK_UN); close(fd)
         for w in cells { XCTAssertEqual(w.wait(), 0, w.stderr) }
         XCTAssertEqual(cells.flatMap(\.lines).count, 1, "one job for one table: \(cells.map(\.stderr))")
+        XCTAssertEqual(cells.filter { $0.stderr.contains("unchanged since it was taken") }.count, 1, "the second found the table taken")
         try assertLedger(root, sources: 27, jobs: 25)
         XCTAssertEqual(queue(root, "cluster", "new").count, 1)
     }
