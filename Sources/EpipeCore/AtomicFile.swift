@@ -14,9 +14,11 @@ public enum AtomicFile {
         return dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-" + rnd
     }
 
-    public static func write(_ data: Data, to path: String) throws {
+    /// `createDirectories: false` writes only into a folder that is there (a stage's manifest: a job
+    /// folder removed while its stage ran is not made again).
+    public static func write(_ data: Data, to path: String, createDirectories: Bool = true) throws {
         let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        if !dir.isEmpty && createDirectories { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         let tmp = temporaryPath(for: path)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw EpipeError.failed("\(path): cannot create temporary file (\(String(cString: strerror(errno)))); check permissions and free space") }
@@ -31,7 +33,9 @@ public enum AtomicFile {
         try commit(temporary: tmp, to: path)
     }
 
-    public static func write(_ string: String, to path: String) throws { try write(Data(string.utf8), to: path) }
+    public static func write(_ string: String, to path: String, createDirectories: Bool = true) throws {
+        try write(Data(string.utf8), to: path, createDirectories: createDirectories)
+    }
 
     /// Renames a finished temporary file into place and syncs the folder.
     public static func commit(temporary tmp: String, to path: String) throws {

@@ -36,7 +36,11 @@ public struct Queue: Sendable {
     /// The claims (names in cur/) of job `id`.
     public func claims(of id: String) -> [String] { Files.list(sub("cur")).filter { $0.hasPrefix(id + "@") } }
 
-    /// Claims one entry; nil when new/ is empty.
+    /// Claims one entry; nil when new/ is empty. Throws when the queue cannot be written (a read-only
+    /// root, permissions): a worker must say so, not take the queue for empty.
+    ///
+    /// The job is ROOT/jobs/<id> of this queue's root, whatever path the entry holds: an entry never
+    /// sends a worker out of its root (and a root mounted at another path on another host still works).
     public func claim() throws -> Claim? {
         try ensure()
         for id in Files.list(sub("new")) where !id.hasPrefix(".") {
@@ -44,8 +48,12 @@ public struct Queue: Sendable {
             let from = sub("new") + "/" + id, to = sub("cur") + "/" + tag
             if rename(from, to) == 0 {
                 touch(to)
-                let jd = (try? String(contentsOfFile: to, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-                return Claim(id: id, path: to, jobDir: jd.isEmpty ? root.jobsDir + "/" + id : jd)
+                return Claim(id: id, path: to, jobDir: root.jobsDir + "/" + id)
+            }
+            let e = errno
+            // another worker took it first (ENOENT): try the next one
+            if e != ENOENT {
+                throw EpipeError.failed("\(from): cannot claim (\(String(cString: strerror(e)))); \(e == EROFS ? "the root is on a read-only file system: remount it read-write" : "check that this user can write \(dir)")")
             }
         }
         return nil
@@ -60,14 +68,16 @@ public struct Queue: Sendable {
     /// Moves a finished claim to done/ or failed/; the entry's mtime is then the finish time.
     public func finish(_ c: Claim, ok: Bool) {
         let dest = sub(ok ? "done" : "failed") + "/" + c.id
-        if rename(c.path, dest) == 0 { touch(dest); AtomicFile.syncDirectory(of: dest) }
+        if rename(c.path, dest) == 0 { touch(dest); unlink(sub(ok ? "failed" : "done") + "/" + c.id); AtomicFile.syncDirectory(of: dest) }
     }
 
     /// Retires the pending entry (in new/) of a job that a direct run finished, to done/ or
     /// failed/. A claimed entry (in cur/) is left to its worker.
+    /// A job that completes by hand after an earlier failure also leaves failed/ for done/, so the
+    /// queue's failures are the jobs that are failed now.
     public func retire(id: String, ok: Bool) {
         let dest = sub(ok ? "done" : "failed") + "/" + id
-        if rename(sub("new") + "/" + id, dest) == 0 { touch(dest) }
+        if rename(sub("new") + "/" + id, dest) == 0 || (ok && rename(sub("failed") + "/" + id, dest) == 0) { touch(dest) }
     }
 
     /// Gives the claim named `name` in cur/ (`<id>@<host>.<pid>`) back to new/; false when it is gone.

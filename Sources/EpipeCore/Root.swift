@@ -30,6 +30,13 @@ public struct Root: Sendable {
         _ = try config()
     }
 
+    /// Refuses, in one line, a root this process cannot write (a read-only file system, permissions).
+    public func requireWritable(_ tool: String, writes what: String) throws {
+        if let why = Files.unwritable(path) {
+            throw EpipeError.failed("\(path): cannot write the epipe root (\(why)); \(tool) writes \(what) there: remount it read-write or run as a user who can write it")
+        }
+    }
+
     public var configPath: String { path + "/epipe.json" }
     public var jobsDir: String { path + "/jobs" }
     public var ledgerDir: String { path + "/ledger" }
@@ -84,6 +91,10 @@ public struct Job: Sendable {
     public init(dir: String) throws {
         let jobJSON = dir + "/job.json"
         guard Files.isDirectory(dir) else { throw EpipeError.badInput("\(dir): not a job directory (no such folder); pass ROOT/jobs/<id>") }
+        let given = dir.hasSuffix("/") && dir.count > 1 ? String(dir.dropLast()) : dir
+        if Files.isSymlink(given) {
+            throw EpipeError.badInput("\(given): a symbolic link (to \(Files.canonical(given))), not a job folder; a job directory must be a real folder ROOT/jobs/<id> inside its root")
+        }
         guard Files.exists(jobJSON) else { throw EpipeError.badInput("\(dir): not a job directory (no job.json); pass ROOT/jobs/<id>") }
         let spec = try Schema.decode(JobSpec.self, expected: Schema.job, from: Files.read(jobJSON), path: jobJSON)
         try spec.validate(path: jobJSON)
@@ -102,12 +113,32 @@ public struct Job: Sendable {
     public func logPath(_ stage: String) -> String { dir + "/logs/" + stage + ".log" }
     public func manifest(_ stage: String) -> StageManifest? { try? StageManifest.load(manifestPath(stage)) }
     /// Absolute path of a job-relative path, refused if it leaves the job directory.
-    public func path(_ rel: String) throws -> String {
-        if rel.hasPrefix("/") || rel.split(separator: "/").contains("..") {
-            throw EpipeError.badInput("\(dir): path \"\(rel)\" leaves the job directory")
+    /// A path read from a manifest goes through here: absolute paths, "..", and symbolic links that
+    /// lead out of the job directory are refused (exit 2), so nothing outside is read or written.
+    public func path(_ rel: String) throws -> String { try Job.resolve(rel, in: dir) }
+
+    /// `rel` inside the job directory `dir` (canonical), or a refusal.
+    public static func resolve(_ rel: String, in dir: String) throws -> String {
+        if rel.isEmpty || rel.hasPrefix("/") || rel.split(separator: "/").contains("..") {
+            throw EpipeError.badInput("\(dir): path \"\(rel)\" leaves the job directory; manifests list job-relative paths (fix or remove the manifest and rerun the stage)")
         }
-        return dir + "/" + rel
+        let p = dir + "/" + rel
+        guard Files.within(p, dir) else {
+            throw EpipeError.badInput("\(p): a symbolic link leads out of the job directory (to \(Files.resolved(p) ?? "a link that leads nowhere")); refusing to read or write through it")
+        }
+        return p
     }
+
+    /// Refuses (exit 2) an absolute path that a symbolic link leads out of the job directory.
+    public func checkInside(_ abs: String) throws {
+        guard Files.within(abs, dir) else {
+            throw EpipeError.badInput("\(abs): a symbolic link leads out of the job directory (to \(Files.resolved(abs) ?? "a link that leads nowhere")); refusing to read or write through it")
+        }
+    }
+
+    /// Whether the job is still there (its folder and job.json): a folder removed while a stage ran is
+    /// not made again by that stage.
+    public var stillThere: Bool { Files.exists(dir + "/job.json") }
 
     /// Registers a new job: writes jobs/<id>/job.json atomically.
     @discardableResult

@@ -142,6 +142,14 @@ public struct StageManifest: Codable, Sendable, Equatable {
         let data = try Files.read(path)
         return try Schema.decode(StageManifest.self, expected: Schema.stage, from: data, path: path)
     }
+
+    /// Refuses (exit 2) a manifest, read from `path`, whose outputs leave the job directory (absolute,
+    /// ".."): what a stage reads from an upstream manifest stays in the job.
+    public func checkOutputPaths(_ path: String) throws {
+        for o in outputs where o.path.isEmpty || o.path.hasPrefix("/") || o.path.split(separator: "/").contains("..") {
+            throw EpipeError.badInput("\(path): output \"\(o.path)\" leaves the job directory; a manifest lists job-relative paths (rerun the stage with --force)")
+        }
+    }
 }
 
 /// ROOT/epipe.json

@@ -13,6 +13,7 @@ public enum FileIO {
     public static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, offset: Int64? = nil) -> Int32 {
         guard let bytes = buffer.baseAddress else { return 0 }
         let count = buffer.count
+        if let budget = faultBudget, FaultCounter.shared.add(count) > budget { return ENOSPC }
         var done = 0
         while done < count {
             let n: Int
@@ -26,5 +27,23 @@ public enum FileIO {
             done += n
         }
         return 0
+    }
+
+    /// Test hook: with `EPIPE_FAULT_ENOSPC_AFTER=N` in the environment, every write fails with ENOSPC
+    /// once this process has written N bytes: how the tests stand in for a full disk where they
+    /// cannot mount a small file system. Unset (always, outside tests): no effect.
+    static let faultBudget: Int? = getenv("EPIPE_FAULT_ENOSPC_AFTER").flatMap { Int(String(cString: $0)) }
+}
+
+/// Bytes written by this process, counted only while the fault hook is set.
+final class FaultCounter: @unchecked Sendable {
+    static let shared = FaultCounter()
+    private var mutex = pthread_mutex_t()
+    private var total = 0
+    init() { pthread_mutex_init(&mutex, nil) }
+    func add(_ n: Int) -> Int {
+        pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }
+        total += n
+        return total
     }
 }

@@ -47,8 +47,7 @@ public struct IngestRun {
         let f = flags
         let p = try IngestParams(settle: f.settle ?? IngestParams.defaultSettle, stages: f.stages, name: f.name, param: f.param, maxPixels: f.maxPixels)
         let root = try Root(Root.resolve(f.root))
-        try Files.mkdir(root.path + "/ingest")
-        guard let lock = FileLock(path: root.path + "/ingest/.lock") else { throw EpipeError.failed("\(root.path)/ingest/.lock: cannot lock") }
+        let lock = try Self.lock(root, quiet: f.quiet)
         defer { withExtendedLifetime(lock) {} }
         let cfg = try root.config()
         let stageList = try p.stageList(config: cfg)
@@ -154,6 +153,16 @@ public struct IngestRun {
         if worst != 0 { throw EpipeExit(worst) }
     }
 
+    /// Runs on one root take turns (scans and --cells alike): an flock on ROOT/ingest/.lock; a run that
+    /// finds it held says so and waits, then skips what the other run took (the ledger).
+    public static func lock(_ root: Root, quiet: Bool) throws -> FileLock {
+        try root.requireWritable("epipe-ingest", writes: "the store, the ledger, jobs and queue entries")
+        try Files.mkdir(root.path + "/ingest")
+        return try FileLock.acquire(path: root.path + "/ingest/.lock") {
+            if !quiet { Term.stderr("epipe-ingest: another epipe-ingest run holds \(root.path)/ingest/.lock; waiting for it to finish") }
+        }
+    }
+
     /// --checksum: the source re-hashed still equals the ledger's sha256 and the stored copy verifies.
     func stillSame(_ s: SourceFile, _ intake: Intake) throws -> Bool {
         guard let e = try intake.ledger.entry(for: s.path), e.dest.hasPrefix(intake.store.base + "/") else { return false }
@@ -167,7 +176,13 @@ public struct IngestRun {
         let secs = Date().timeIntervalSince(started)
         report.finished = Time.iso(Date()); report.seconds = (secs * 1000).rounded() / 1000
         report.mbPerSecond = secs > 0 ? (Double(report.bytesTransferred) / 1e6 / secs * 10).rounded() / 10 : 0
-        let path = try report.save(in: root.path + "/ingest/runs")
+        // the run's files are done (or said to have failed); a report that cannot be saved (a full
+        // disk) is said, and makes the run fail, but takes nothing back
+        let path: String
+        do { path = try report.save(in: root.path + "/ingest/runs") } catch {
+            log.error("run report not saved: \(describe(error))")
+            throw EpipeExit(1)
+        }
         // a run whose every file failed has said so, one line each; otherwise the summary
         if report.failed == 0 || report.transferred + report.skipped + report.settling > 0 {
             log.info(report.summary + "; report \(path)")

@@ -205,7 +205,10 @@ extension StageRunner {
             fail(EpipeError.badInput("\(toolName) cannot run in parts"), job: nil); return false
         }
         let job: Job
-        do { job = try Job(dir: jobDir) } catch { fail(error, job: jobDir); return false }
+        do {
+            job = try Job(dir: jobDir)
+            for p in [job.stageDir(stage) + "/parts/\(index)/manifest.json", job.logPath(stage)] { try job.checkInside(p) }
+        } catch { fail(error, job: jobDir); return false }
         let tag = "part \(index)/\(count)"
         let log = StageLog(tool: toolName, file: job.logPath(stage), quiet: opts.quiet)
         let started = Date()

@@ -25,8 +25,11 @@ public final class StageContext: @unchecked Sendable {
     /// Absolute path of an output inside this stage's folder (or the part's: `subdir`; job-relative name returned by `rel`).
     public func output(_ name: String) throws -> String {
         let p = try job.path(stage + "/" + (subdir.map { $0 + "/" } ?? "") + name)
+        // a job folder removed while the stage ran is not made again piece by piece
+        guard job.stillThere else { throw StageRunner.jobRemoved(job, stage: stage) }
         try Files.mkdir((p as NSString).deletingLastPathComponent)
         try job.root.checkInside(p)
+        try job.checkInside(p)
         return p
     }
     public func qc(_ name: String) throws -> String { try output("qc/" + name) }
@@ -61,9 +64,11 @@ extension StageTool {
 
     /// The outputs of an upstream stage, from its complete manifest.
     public func upstream(_ job: Job, _ stage: String, _ files: [String]) throws -> [FileRef] {
-        guard let m = job.manifest(stage) else {
+        guard Files.exists(job.manifestPath(stage)) else {
             throw EpipeError.failed("\(job.manifestPath(stage)): missing; run epipe-\(stage) on this job first")
         }
+        let m = try StageManifest.load(job.manifestPath(stage))
+        try m.checkOutputPaths(job.manifestPath(stage))
         guard m.status == .complete else {
             throw EpipeError.failed("\(job.manifestPath(stage)): status is \(m.status.rawValue); run epipe-\(stage) on this job first")
         }
@@ -71,6 +76,7 @@ extension StageTool {
             guard let r = m.outputs.first(where: { $0.path == f }) else {
                 throw EpipeError.failed("\(job.manifestPath(stage)): lists no output \(f); rerun epipe-\(stage) --force")
             }
+            _ = try job.path(r.path)   // not through a link leading out of the job
             return r
         }
     }
@@ -85,6 +91,8 @@ extension StageTool {
             throw EpipeError.badInput("\(job.dir)/job.json: raw.uri \(uri) is neither file:// nor s3://")
         }
         let r = job.spec.raw
+        // the markers.csv that travels with the scan is held to the same place as the scan
+        if let m = job.spec.markers, m.hasPrefix("file://") { try RawCache.checkLocal(job, path: String(m.dropFirst(7)), uri: m) }
         return try RawCache.local(job, uri: uri, sha256: r.sha256, bytes: r.bytes, endpoint: r.endpoint, region: r.region,
                                   name: "raw" + Scans.ext(uri))
     }
@@ -130,15 +138,30 @@ public final class StageRunner {
             let rootPath = Root.resolve(opts.root)
             let root: Root
             do { root = try Root(rootPath, create: true) } catch { fail(error, job: nil); return worst }
+            if let why = Files.unwritable(root.path + "/queue/" + stage) {
+                fail(EpipeError.failed("\(root.path): cannot write the queue (\(why)); \(toolName) --drain claims, heartbeats and finishes jobs there: remount the root read-write or run as a user who can write it"), job: nil)
+                return worst
+            }
             let q = Queue(root: root, stage: stage)
-            repeat {
-                for c in q.reapStale(staleAfter: opts.staleAfter) {
+            func reap() -> Int {
+                let back = q.reapStale(staleAfter: opts.staleAfter)
+                for c in back {
                     Term.stderr("\(toolName): returned stale claim \(c.id) to queue/\(stage)/new (\(c.ownerGone ? "its worker \(c.owner) is gone" : "no heartbeat for \(ProgressReporter.clock(c.age))"))")
                 }
-                while let c = (try? q.claim()) ?? nil {
-                    let ok = runOne(jobDir: c.jobDir, claim: (q, c))
-                    q.finish(c, ok: ok)
-                }
+                return back.count
+            }
+            repeat {
+                _ = reap()
+                repeat {
+                    do {
+                        while let c = try q.claim() {
+                            let ok = runOne(jobDir: c.jobDir, claim: (q, c))
+                            q.finish(c, ok: ok)
+                        }
+                    } catch { fail(error, job: nil); return worst }
+                    // the queue is empty: a worker that died meanwhile (killed, its host gone) left
+                    // its claim; give it back now and take it, rather than leave it to the next drain
+                } while reap() > 0
                 if opts.watch { usleep(useconds_t(max(0.05, opts.pollInterval) * 1_000_000)) }
             } while opts.watch
         }
@@ -170,7 +193,18 @@ public final class StageRunner {
     /// Runs the stage on one job; true when it is complete (run or up to date).
     func runOne(jobDir: String, claim: (Queue, Queue.Claim)?) -> Bool {
         let job: Job
-        do { job = try Job(dir: jobDir) } catch { fail(error, job: jobDir); return false }
+        do {
+            job = try Job(dir: jobDir)
+            // what this run writes (the stage's folder, its log) must not lead out of the job directory
+            for p in [job.stageDir(stage) + "/manifest.json", job.logPath(stage)] { try job.checkInside(p) }
+            if let why = Files.unwritable(job.dir) {
+                throw EpipeError.failed("\(job.dir): cannot write the job directory (\(why)); \(toolName) writes its outputs, manifest and log there: remount the root read-write or run as a user who can write it")
+            }
+        } catch {
+            fail(error, job: jobDir)
+            if claim == nil, let j = try? Job(dir: jobDir) { Queue(root: j.root, stage: stage).retire(id: j.spec.id, ok: false) }
+            return false
+        }
         let log = StageLog(tool: toolName, file: job.logPath(stage), quiet: opts.quiet)
         let started = Date()
         let run = Files.random(hex: 6)
@@ -194,11 +228,17 @@ public final class StageRunner {
                 // No image to denoise, and a stage outside the list would not be read by the next one.
                 throw EpipeError.badInput("\(job.dir): a cell-table job (epipe-ingest --cells) runs only its stages \(job.spec.stages.joined(separator: ",")); \(stage) is not one of them")
             }
+            guard job.stillThere else { throw Self.jobRemoved(job, stage: stage) }
             try Files.mkdir(job.stageDir(stage))
-            guard let lock = FileLock(path: job.stageDir(stage) + "/.lock") else {
-                throw EpipeError.failed("\(job.stageDir(stage)): cannot lock")
+            // One run of a stage on a job at a time: a second (a hand run beside a drain worker, two
+            // pipes) says who holds it and waits, then finds the stage up to date or runs it.
+            let lock = try FileLock.acquire(path: job.stageDir(stage) + "/.lock") {
+                let holder = job.manifest(stage).map { m in
+                    m.status == .running ? " (run \(m.run), \(m.tool.name) pid \(m.pid) on \(m.host), started \(m.started))" : "" } ?? ""
+                log.warn("\(job.spec.name): \(stage) of \(job.dir) is being run by another process\(holder); waiting for it to finish")
             }
-            _ = lock
+            defer { withExtendedLifetime(lock) {} }
+            guard job.stillThere else { throw Self.jobRemoved(job, stage: stage) }
             if !job.spec.stages.contains(stage) {
                 log.warn("\(job.dir): job.json does not list stage \(stage); running it because it was asked for")
             }
@@ -218,7 +258,9 @@ public final class StageRunner {
                 return true
             }
             let params = try tool.params(for: job)
+            try Self.checkFileParams(job, stage: stage, params: params)
             let inputs = try tool.inputs(for: job, params: params)
+            try Self.checkRawInputs(job, inputs)
             if !opts.force, let old = job.manifest(stage), upToDate(old, job: job, params: params, inputs: inputs) {
                 log.info("\(job.spec.name): up to date (\(job.dir)/\(stage)); --force reruns")
                 emit(job: job, status: "up-to-date", seconds: 0, error: nil, outputs: old.outputs.map { $0.path })
@@ -230,8 +272,9 @@ public final class StageRunner {
             var m = StageManifest(stage: stage, status: .running, run: run, tool: ToolRef(name: toolName, version: Version.string),
                                   params: params, inputs: inputs, started: Time.iso(started))
             manifest = m
-            try AtomicFile.write(JSON.encode(m), to: job.manifestPath(stage))
-            log.info("\(job.spec.name): started (\(job.dir))")
+            // said before the running manifest is written: a manifest that says running has its log line
+            log.info("\(job.spec.name): started run \(run) (\(job.dir))")
+            try AtomicFile.write(JSON.encode(m), to: job.manifestPath(stage), createDirectories: false)
             log.detail("params \(JSONValue.object(params))")
             let mpath = job.manifestPath(stage)
             let box = ManifestBox(m)
@@ -241,6 +284,7 @@ public final class StageRunner {
             let result = try tool.run(ctx)
             let outs = try Self.outputRefs(result, ctx: ctx)
             if let (q, c) = claim, !q.holds(c) { Self.claimLost(c, log: log) }
+            guard job.stillThere else { throw Self.jobRemoved(job, stage: stage) }
             m = box.current()
             try Self.complete(&m, outputs: outs, metrics: result.metrics, started: started, box: box, path: job.manifestPath(stage))
             log.info("\(job.spec.name): complete in \(String(format: "%.2f", m.seconds ?? 0)) s, peak RSS \(Memory.peakRSS() >> 20) MiB")
@@ -254,7 +298,8 @@ public final class StageRunner {
         } catch {
             let code: Int32 = (error as? EpipeError)?.exitCode ?? 1
             worst = max(worst, code)
-            let msg = describe(error)
+            // a write that failed because the job's folder went away says that, not the write's errno
+            let msg = job.stillThere ? describe(error) : Self.jobRemoved(job, stage: stage).message
             log.error("\(job.spec.name): \(msg)")
             if var m = manifest { Self.fail(&m, error: msg, started: started, path: job.manifestPath(stage)) }
             if opts.json { emit(job: job, status: "failed", seconds: nil, error: msg, outputs: nil) }
@@ -285,14 +330,51 @@ public final class StageRunner {
         m.peak_rss_bytes = Memory.peakRSS()
         if var p = m.progress { p.done = p.total; m.progress = p }
         box.close()
-        try AtomicFile.write(JSON.encode(m), to: path)
+        try AtomicFile.write(JSON.encode(m), to: path, createDirectories: false)
+    }
+
+    /// The params that name files, per stage (values other than these words are paths).
+    static let fileParams: [String: [String]] = ["denoise": ["flatfield", "darkfield"], "segment": ["nuclei-mask", "cells-mask"],
+                                                 "cluster": ["gates", "workflow", "names"]]
+    static let notFiles: Set<String> = ["", "auto", "off", "none", "on", "false", "true", "0"]
+
+    /// A file named by job.json's params (a flat-field, a mask, gates) is read only from inside the root:
+    /// job.json travels with the job and must not point a stage at any file of the machine. A file
+    /// elsewhere is given as the stage's flag instead (a flag wins over job.json, and is then what is read).
+    static func checkFileParams(_ job: Job, stage: String, params: [String: JSONValue]) throws {
+        guard let keys = fileParams[stage], let jp = job.spec.params[stage] else { return }
+        var named: [(String, JSONValue, JSONValue?)] = keys.compactMap { k in jp[k].map { (k, $0, params[k]) } }
+        for (ch, o) in jp["per-channel"]?.objectValue ?? [:] {
+            for k in keys { if let v = o.objectValue?[k] { named.append(("per-channel.\(ch).\(k)", v, params["per-channel"]?.objectValue?[ch]?.objectValue?[k])) } }
+        }
+        for (k, v, used) in named {
+            guard let f = v.stringValue, !notFiles.contains(f.lowercased()), used == nil || used == v else { continue }
+            if !Files.within(f, job.root.path) || f.split(separator: "/").contains("..") {
+                throw EpipeError.badInput("\(job.dir)/job.json: params.\(stage).\(k) \(f) is outside the root \(job.root.path); a file named in job.json must be inside the root (or give it to epipe-\(stage) as a flag)")
+            }
+        }
+    }
+
+    /// A stage that reads the job's raw scan (it is among its inputs) refuses, before it writes
+    /// anything, a file:// scan or markers.csv outside the root's store (RawCache.checkLocal).
+    static func checkRawInputs(_ job: Job, _ inputs: [FileRef]) throws {
+        guard inputs.contains(where: { $0.path == job.spec.raw.uri }) else { return }
+        for uri in [job.spec.raw.uri, job.spec.markers].compactMap({ $0 }) where uri.hasPrefix("file://") {
+            try RawCache.checkLocal(job, path: String(uri.dropFirst(7)), uri: uri)
+        }
+    }
+
+    /// The job's folder (or its job.json) went away while the stage ran: the stage stops and writes
+    /// nothing more, rather than make the folder again around a partial stage.
+    static func jobRemoved(_ job: Job, stage: String) -> EpipeError {
+        EpipeError.failed("\(job.dir): the job directory was removed while epipe-\(stage) ran; nothing more written (ingest the scan again to make a new job)")
     }
 
     /// Marks a manifest failed with the error and writes it (best effort: the error is said anyway).
     static func fail(_ m: inout StageManifest, error: String, started: Date, path: String) {
         m.status = .failed; m.error = error; m.finished = Time.iso(Date())
         m.seconds = Date().timeIntervalSince(started); m.peak_rss_bytes = Memory.peakRSS()
-        try? AtomicFile.write(JSON.encode(m), to: path)
+        try? AtomicFile.write(JSON.encode(m), to: path, createDirectories: false)
     }
 
     /// The worker's claim was given back to the queue while it ran (it was taken for stale): another
@@ -340,7 +422,7 @@ final class ManifestBox: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         guard !closed else { return }
         m.progress = p
-        try? AtomicFile.write(JSON.encode(m), to: path)
+        try? AtomicFile.write(JSON.encode(m), to: path, createDirectories: false)
     }
     func current() -> StageManifest { lock.lock(); defer { lock.unlock() }; return m }
     func close() { lock.lock(); closed = true; lock.unlock() }

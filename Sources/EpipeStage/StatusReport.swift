@@ -196,7 +196,8 @@ public struct StatusReport: Codable, Sendable {
             }
             if ss.status == "running", let p = m.progress, p.total > 0 {
                 ss.percent = (100 * Double(p.done) / Double(p.total) * 10).rounded() / 10
-                if let t0 = Time.parse(m.started), p.done > 0 {
+                // a worker whose clock runs ahead wrote a start in the future: no ETA rather than a negative one
+                if let t0 = Time.parse(m.started), p.done > 0, Date().timeIntervalSince(t0) > 0 {
                     let el = Date().timeIntervalSince(t0)
                     ss.eta_seconds = (el / Double(p.done) * Double(p.total - p.done)).rounded()
                 }

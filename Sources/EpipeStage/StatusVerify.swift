@@ -30,9 +30,12 @@ public enum StatusVerify {
         var res = Result()
         let dir = r.jobsDir + "/" + id
         guard let spec else { res.problems.append("\(dir)/job.json: unreadable"); return res }
+        if Files.isSymlink(dir) { res.problems.append("\(dir): a symbolic link, not a job folder; not read"); return res }
         if spec.raw.uri.hasPrefix("file://") {
             let p = String(spec.raw.uri.dropFirst(7))
-            if let (h, _) = try? Digest.sha256(file: p) {
+            if let job = try? Job(dir: dir), let why = RawCache.outside(job, path: p, uri: spec.raw.uri) {
+                res.problems.append("\(spec.raw.uri): raw scan \(why); not read")
+            } else if let (h, _) = try? Digest.sha256(file: p) {
                 if h != spec.raw.sha256 { res.problems.append("\(p): raw scan sha256 differs from job.json") }
             } else { res.problems.append("\(p): raw scan missing") }
         }
@@ -41,11 +44,13 @@ public enum StatusVerify {
         for s in Names.stages {
             let mp = dir + "/" + s + "/manifest.json"
             guard Files.exists(mp) else { continue }
-            guard let m = try? StageManifest.load(mp) else { res.problems.append("\(mp): unreadable"); busy.append(s); continue }
+            let m: StageManifest
+            do { m = try StageManifest.load(mp) } catch { res.problems.append("\(mp): unreadable: \(describe(error))"); busy.append(s); continue }
             if m.status != .complete { busy.append(s); continue }
             for o in m.outputs {
                 listed.insert(o.path)
-                let p = dir + "/" + o.path
+                let p: String
+                do { p = try Job.resolve(o.path, in: dir) } catch { res.problems.append("\(mp): \(describe(error))"); continue }
                 if let (h, _) = try? Digest.sha256(file: p) {
                     if h != o.sha256 { res.problems.append("\(p): sha256 differs from \(s)/manifest.json") }
                 } else { res.problems.append("\(p): missing") }

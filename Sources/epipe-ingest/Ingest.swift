@@ -168,6 +168,9 @@ struct Ingest: ParsableCommand {
         try Names.validateName(jobName, what: "job name", path: cells)
 
         let root = try Root(Root.resolve(self.root))
+        // one ingest at a time on a root: two runs on one table register it once
+        let lock = try IngestRun.lock(root, quiet: quiet)
+        defer { withExtendedLifetime(lock) {} }
         let cfg = try root.config()
         let intake = Intake(root: root, store: try FileStore(uri: cfg.store), ledger: try Ledger(dir: root.ledgerDir), stages: stageList, params: params)
         let log = StageLog(tool: "epipe-ingest", file: root.path + "/ledger/ingest.log", quiet: quiet)

@@ -80,7 +80,8 @@ struct Status: ParsableCommand {
     func run() throws {
         try check()
         let r = try Root(Root.resolve(root), create: false)
-        if report { return try writeReports(r) }
+        if report { try r.requireWritable("epipe-status --report", writes: "report.html (the root's and each job's)"); return try writeReports(r) }
+        if requeueStale { try r.requireWritable("epipe-status --requeue-stale", writes: "queue entries") }
         let ids = jobs.isEmpty ? nil : try StatusReport.jobIDs(jobs, root: r)
         if let p = prometheus {
             let d = (p as NSString).deletingLastPathComponent.isEmpty ? "." : (p as NSString).deletingLastPathComponent

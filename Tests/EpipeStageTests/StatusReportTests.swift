@@ -43,7 +43,8 @@ final class StatusReportTests: XCTestCase {
     /// The root of every case. Created times make the newest-first order h, g(invalid: none), f, e, d, c, b, a.
     func everyCase() throws -> Case {
         let root = try Root(tmp + "/root")
-        let raw = tmp + "/raw.tif"; try "raw!".write(toFile: raw, atomically: true, encoding: .utf8)
+        // in the root's store: verify reads a job's raw scan only there
+        let raw = root.storeDir + "/raw.tif"; try "raw!".write(toFile: raw, atomically: true, encoding: .utf8)
         var jobs: [String: Job] = [:]
         for (i, id) in ["a-complete", "b-running", "c-stale", "d-failed", "e-queued", "f-skipped", "h-dead"].enumerated() {
             jobs[id] = try job(root, id, raw: raw, stages: id == "f-skipped" ? ["denoise", "segment"] : Names.stages, created: Double(1000 - 100 * i))
