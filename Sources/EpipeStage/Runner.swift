@@ -1,6 +1,7 @@
 import Foundation
 import EpipeCore
 import EpipeStore
+import EpipeImage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -162,7 +163,7 @@ public final class StageRunner {
     }
 
     func fail(_ error: Error, job: String?) {
-        let code: Int32 = (error as? EpipeError)?.exitCode ?? 1
+        let code = exitCode(of: error)
         worst = max(worst, code)
         Term.stderr("\(toolName): \(describe(error))")
     }
@@ -252,7 +253,7 @@ public final class StageRunner {
             forward(job)
             return true
         } catch {
-            let code: Int32 = (error as? EpipeError)?.exitCode ?? 1
+            let code = exitCode(of: error)
             worst = max(worst, code)
             let msg = describe(error)
             log.error("\(job.spec.name): \(msg)")
@@ -344,6 +345,14 @@ final class ManifestBox: @unchecked Sendable {
     }
     func current() -> StageManifest { lock.lock(); defer { lock.unlock() }; return m }
     func close() { lock.lock(); closed = true; lock.unlock() }
+}
+
+/// A stage's exit code for an error: 2 for bad input (a file that is not what it should be: an
+/// `EpipeError.badInput`, or any `ImageError`, which names the image and what is wrong with it),
+/// 1 for a job that failed.
+public func exitCode(of error: Error) -> Int32 {
+    if let e = error as? EpipeError { return e.exitCode }
+    return error is ImageError ? 2 : 1
 }
 
 public func describe(_ error: Error) -> String {
