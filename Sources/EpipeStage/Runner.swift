@@ -348,11 +348,11 @@ final class ManifestBox: @unchecked Sendable {
 }
 
 /// A stage's exit code for an error: 2 for bad input (a file that is not what it should be: an
-/// `EpipeError.badInput`, or any `ImageError`, which names the image and what is wrong with it),
-/// 1 for a job that failed.
+/// `EpipeError.badInput`, or an `ImageError` of an image read, which names the image and what is
+/// wrong with it), 1 for a job that failed (a write that failed included).
 public func exitCode(of error: Error) -> Int32 {
     if let e = error as? EpipeError { return e.exitCode }
-    return error is ImageError ? 2 : 1
+    return (error as? ImageError)?.isBadInput == true ? 2 : 1
 }
 
 public func describe(_ error: Error) -> String {
