@@ -103,6 +103,10 @@ public final class ImageReader: @unchecked Sendable {
             throw fail("truncated TIFF (\(fileSize) bytes, too short for a header); re-copy or re-export the image")
         }
 
+        // the chain of image directories must end inside the file: libtiff stops quietly at a next-
+        // directory offset past the end, which would drop the channels of a file cut short
+        if let problem = ImageReader.directoryChainProblem(path: path, fileSize: fileSize) { throw fail(problem) }
+
         // --- libtiff --------------------------------------------------------------------
         guard let h = epipe_tiff_open(path, "rm", 4 << 30) else { throw fail("out of memory opening TIFF; retry") }
         guard let t = epipe_tiff_tif(h) else {
@@ -177,6 +181,10 @@ public final class ImageReader: @unchecked Sendable {
                 let (tot, o2) = px.multipliedReportingOverflow(by: spp)
                 if o1 || o2 || tot > maxPixels {
                     throw fail("image is \(w) x \(hgt) x \(spp) samples = \(o1 || o2 ? "too many" : String(tot)) pixels, over the limit of \(maxPixels); check the file or raise maxPixels")
+                }
+                let photometric = Int(u16(TIFFTAG_PHOTOMETRIC, 1))
+                if let colour = ImageReader.colourModel(photometric) {
+                    throw fail("is \(colour) image (photometric \(photometric)), not one grayscale plane per marker; export the channels as a multi-page grayscale (OME-)TIFF")
                 }
                 guard let k = ImageReader.kind(bits: b, format: fmt) else {
                     throw fail("unsupported pixel format (\(b) bits per sample, sample format \(fmt)); convert to 8/16/32-bit unsigned or 32-bit float")
@@ -337,6 +345,60 @@ public final class ImageReader: @unchecked Sendable {
         }
     }
 
+    /// A colour photometric interpretation (palette, RGB, CMYK, YCbCr, CIE Lab) by name; nil for
+    /// grayscale (min-is-black/white) and others read as planes.
+    static func colourModel(_ photometric: Int) -> String? {
+        switch photometric {
+        case 2: return "an RGB colour"
+        case 3: return "a palette-colour"
+        case 5: return "a CMYK colour"
+        case 6: return "a YCbCr colour"
+        case 8, 9, 10: return "a CIE Lab colour"
+        default: return nil
+        }
+    }
+
+    /// Walks the chain of image directories (classic and BigTIFF) without libtiff: nil when every
+    /// directory and the chain's end lie inside the file, else what is wrong ("truncated ...").
+    /// Stops after 100,000 directories or at a loop (libtiff refuses those itself).
+    static func directoryChainProblem(path: String, fileSize: UInt64) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: 16)
+        guard pread(fd, &head, 16, 0) == 16 || fileSize < 16 else { return nil }
+        let little = head[0] == 0x49
+        func value(_ b: ArraySlice<UInt8>) -> UInt64 {
+            var v: UInt64 = 0
+            for (i, x) in (little ? Array(b) : Array(b.reversed())).enumerated() { v |= UInt64(x) << (8 * UInt64(i)) }
+            return v
+        }
+        let big = value(head[2..<4]) == 43
+        var off = big ? value(head[8..<16]) : value(head[4..<8])
+        let countBytes = big ? 8 : 2, entryBytes: UInt64 = big ? 20 : 12, nextBytes = big ? 8 : 4
+        var seen = Set<UInt64>(), page = 0
+        while off != 0 && page < 100_000 {
+            if !seen.insert(off).inserted { return nil }
+            let (end, o) = off.addingReportingOverflow(UInt64(countBytes))
+            if o || end > fileSize {
+                return page == 0 ? "truncated TIFF: its first image directory lies past the end of the file (\(fileSize) bytes); re-copy or re-export the image"
+                    : "truncated TIFF: image directory \(page) starts at byte \(off) but the file has only \(fileSize) bytes (pages after \(page - 1) are missing); re-copy or re-export the image"
+            }
+            var buf = [UInt8](repeating: 0, count: countBytes)
+            guard pread(fd, &buf, countBytes, off_t(off)) == countBytes else { return nil }
+            let n = value(buf[...])
+            let (body, o2) = n.multipliedReportingOverflow(by: entryBytes)
+            let (next, o3) = end.addingReportingOverflow(body)
+            if o2 || o3 || next + UInt64(nextBytes) > fileSize {
+                return "truncated TIFF: image directory \(page) (at byte \(off), \(n) entries) runs past the end of the file (\(fileSize) bytes); re-copy or re-export the image"
+            }
+            var nb = [UInt8](repeating: 0, count: nextBytes)
+            guard pread(fd, &nb, nextBytes, off_t(next)) == nextBytes else { return nil }
+            off = value(nb[...]); page += 1
+        }
+        return nil
+    }
+
     static func isTIFFMagic(_ b: [UInt8]) -> Bool {
         guard b.count >= 4 else { return false }
         if b[0] == 0x49 && b[1] == 0x49 && (b[2] == 42 || b[2] == 43) && b[3] == 0 { return true }
@@ -381,6 +443,15 @@ public final class ImageReader: @unchecked Sendable {
         try forEachRow(channel: channel, y0: y0, count: count) { src, stride, r in
             ImageReader.convertRowFloat(kind: kind, src: src, stride: stride, n: w, dst: base + r * w)
         }
+        if kind == .f32 || kind == .f64 { try checkFinite(UnsafeBufferPointer(start: base, count: count * w), channel: channel, x0: 0, y0: y0, width: w) }
+    }
+
+    /// Float images: a NaN or infinite pixel (or a 64-bit value beyond Float's range) is refused with
+    /// where it is; every filter downstream would spread it.
+    private func checkFinite(_ v: UnsafeBufferPointer<Float>, channel: Int, x0: Int, y0: Int, width: Int) throws {
+        for i in 0..<v.count where !v[i].isFinite {
+            throw err("channel \(channel) has a \(v[i].isNaN ? "NaN" : "infinite") pixel value at x \(x0 + i % width), y \(y0 + i / width); the export wrote invalid floats: replace them (e.g. with 0) or re-export the image")
+        }
     }
 
     public func readRows(channel: Int, y0: Int, count: Int) throws -> [Float] {
@@ -419,8 +490,10 @@ public final class ImageReader: @unchecked Sendable {
     /// 50,000 px wide slide decodes 1/49 of its rows' data); striped pages decode whole rows.
     /// The band cache of `readRows` is not used.
     public func readWindow(channel: Int, x0: Int, y0: Int, width ww: Int, height hh: Int) throws -> [Float] {
-        try window(channel: channel, x0: x0, y0: y0, width: ww, height: hh, zero: 0, ImageReader.convertRowFloat,
-                   rows: { try self.readRows(channel: channel, y0: y0, count: hh) })
+        let v = try window(channel: channel, x0: x0, y0: y0, width: ww, height: hh, zero: 0, ImageReader.convertRowFloat,
+                           rows: { try self.readRows(channel: channel, y0: y0, count: hh) })
+        if kind == .f32 || kind == .f64 { try v.withUnsafeBufferPointer { try checkFinite($0, channel: channel, x0: x0, y0: y0, width: max(1, ww)) } }
+        return v
     }
 
     /// `readWindow` as UInt32 (label masks; conversion as `readRowsUInt32`).

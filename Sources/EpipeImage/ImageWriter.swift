@@ -87,7 +87,7 @@ public final class ImageWriter: @unchecked Sendable {
     public init(path: String, width: Int, height: Int, channelNames: [String], pixelType: PixelType,
                 tileSize: Int = 256, physicalSizeX: Double? = nil, physicalSizeY: Double? = nil, ome: Bool = true,
                 pyramidLevels: Int = 0) throws {
-        func fail(_ m: String) -> ImageError { ImageError(path: path, message: m) }
+        func fail(_ m: String) -> ImageError { ImageError(path: path, message: m, isBadInput: false) }
         guard width > 0, height > 0, width <= 4_000_000_000, height <= 4_000_000_000 else {
             throw fail("cannot write an image of \(width) x \(height) pixels; width and height must be positive")
         }
@@ -167,7 +167,7 @@ public final class ImageWriter: @unchecked Sendable {
         for c in compressors { libdeflate_free_compressor(c) }
     }
 
-    private func err(_ m: String) -> ImageError { ImageError(path: path, message: m) }
+    private func err(_ m: String) -> ImageError { ImageError(path: path, message: m, isBadInput: false) }
 
     // MARK: - public writes
 

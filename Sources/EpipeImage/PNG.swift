@@ -20,7 +20,7 @@ public enum PNG {
     }
 
     static func write(path: String, width: Int, height: Int, channels: Int, pixels: [UInt8]) throws {
-        func fail(_ m: String) -> ImageError { ImageError(path: path, message: m) }
+        func fail(_ m: String) -> ImageError { ImageError(path: path, message: m, isBadInput: false) }
         guard width > 0, height > 0, width <= 1 << 24, height <= 1 << 24 else {
             throw fail("cannot write a PNG of \(width) x \(height) pixels; width and height must be positive")
         }

@@ -61,10 +61,14 @@ public struct ImageInfo: Codable, Sendable, Equatable {
 public struct ImageError: Error, CustomStringConvertible, Sendable {
     public let path: String
     public let message: String
+    /// True when the file read is not what it should be (bad input: a stage exits 2); false for a
+    /// write that failed (disk full, a folder in the way: the job failed, exit 1).
+    public let isBadInput: Bool
 
-    public init(path: String, message: String) {
+    public init(path: String, message: String, isBadInput: Bool = true) {
         self.path = path
         self.message = ImageError.oneLine(message)
+        self.isBadInput = isBadInput
     }
 
     public var description: String { "\(path): \(message)" }

@@ -202,7 +202,9 @@ public struct SegmentTool: PartedStageTool {
         more["threshold"] = .number(Double(cfg.nuclei.threshold!)); more["nuclear_channel"] = .string(s.nucName)
         more["nucleus_diameter_px"] = .number(diameter); more["fraction_segmented"] = .number(fraction)
         more["nuclei_without_cell_fraction"] = .number(without)
-        more["warnings"] = .array(cellCount == 0 ? ["no cells found"] : [])
+        let none = "no cells found: no nucleus in channel \(s.nucName) above the threshold \(cfg.nuclei.threshold!); check --nuclear (the DNA channel) and that the slide has tissue"
+        more["warnings"] = .array(cellCount == 0 ? [.string(none)] : [])
+        if cellCount == 0 { ctx.log.warn("\(ctx.job.spec.name): \(none)") }
         more["cell_method"] = .string(cellMask != nil ? "imported" : plan.cellMethod)
         metrics.merge(more) { a, _ in a }
         if cellMask == nil && !s.memChannels.isEmpty {

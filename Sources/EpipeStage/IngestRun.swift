@@ -104,7 +104,15 @@ public struct IngestRun {
             do {
                 if s.isScan {
                     // Check the image before moving it: a bad scan never becomes a job.
+                    // with the markers.csv that would travel with it (one line per channel)
+                    let mcsv = ((s.path as NSString).deletingLastPathComponent) + "/markers.csv"
                     let info = try ImageReader(path: s.path, maxPixels: p.maxPixels).info
+                    if Files.exists(mcsv) {
+                        let m = try Markers.read(csvPath: mcsv)
+                        guard m.count == info.channels else {
+                            throw EpipeError.badInput("\(mcsv) lists \(m.count) markers but the image has \(info.channels) channels; make marker_name have one line per channel")
+                        }
+                    }
                     let jobName = p.name ?? Scans.jobName(s.path)
                     try Names.validateName(jobName, what: "job name", path: s.path)
                     let outcome = try intake.take(s.path, name: jobName, mtime: s.mtime, progress: tick)

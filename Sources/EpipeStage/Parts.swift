@@ -257,7 +257,7 @@ extension StageRunner {
             emit(job: job, status: "complete", seconds: m.seconds, error: nil, outputs: outs.map { $0.path })
             return true
         } catch {
-            let code: Int32 = (error as? EpipeError)?.exitCode ?? 1
+            let code = exitCode(of: error)
             worst = max(worst, code)
             let msg = describe(error)
             log.error("\(job.spec.name): \(tag): \(msg)")

@@ -1,6 +1,7 @@
 import Foundation
 import EpipeCore
 import EpipeStore
+import EpipeImage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -185,7 +186,7 @@ public final class StageRunner {
     }
 
     func fail(_ error: Error, job: String?) {
-        let code: Int32 = (error as? EpipeError)?.exitCode ?? 1
+        let code = exitCode(of: error)
         worst = max(worst, code)
         Term.stderr("\(toolName): \(describe(error))")
     }
@@ -296,7 +297,7 @@ public final class StageRunner {
             forward(job)
             return true
         } catch {
-            let code: Int32 = (error as? EpipeError)?.exitCode ?? 1
+            let code = exitCode(of: error)
             worst = max(worst, code)
             // a write that failed because the job's folder went away says that, not the write's errno
             let msg = job.stillThere ? describe(error) : Self.jobRemoved(job, stage: stage).message
@@ -426,6 +427,14 @@ final class ManifestBox: @unchecked Sendable {
     }
     func current() -> StageManifest { lock.lock(); defer { lock.unlock() }; return m }
     func close() { lock.lock(); closed = true; lock.unlock() }
+}
+
+/// A stage's exit code for an error: 2 for bad input (a file that is not what it should be: an
+/// `EpipeError.badInput`, or an `ImageError` of an image read, which names the image and what is
+/// wrong with it), 1 for a job that failed (a write that failed included).
+public func exitCode(of error: Error) -> Int32 {
+    if let e = error as? EpipeError { return e.exitCode }
+    return (error as? ImageError)?.isBadInput == true ? 2 : 1
 }
 
 public func describe(_ error: Error) -> String {

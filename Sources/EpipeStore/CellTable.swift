@@ -190,6 +190,18 @@ public enum CellTable {
                 firstLine[id] = rowLine[k]
             }
         }
+        // A column that holds numbers (its first row does) holds them in every row: text in a marker
+        // column (a shifted field, "n/a", "#DIV/0!") is refused here, where its line is known. "NaN"
+        // parses; cluster refuses it in the markers it uses.
+        if let first = rows.first {
+            let numeric = first.indices.filter { $0 != ii && Double(first[$0].trimmingCharacters(in: .whitespaces)) != nil }
+            for (k, r) in rows.enumerated() {
+                for ci in numeric where Double(r[ci].trimmingCharacters(in: .whitespaces)) == nil {
+                    let where_ = "line \(rowLine[k])" + (ii.map { " (\(idName!) \(r[$0]))" } ?? "")
+                    throw bad("\(where_): column \(header[ci]) is \"\(r[ci])\", not a number (the column holds numbers); fix or drop the row")
+                }
+            }
+        }
         var out = CSVTable(header: names, rows: rows)
         if ii == nil {
             out.header.insert("CellID", at: 0)

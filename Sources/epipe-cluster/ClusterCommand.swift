@@ -1,6 +1,7 @@
 import Foundation
 import ArgumentParser
 import EpipeCore
+import EpipeKernels
 import EpipeStage
 import EpipeCluster
 
@@ -40,7 +41,18 @@ struct ClusterTool: StageTool {
         let shape = header.filter { ClusterParams.shapeColumns.contains($0) && !["CellID", "cluster", "phenotype"].contains($0) }
         let table = try CSVColumns.read(path, numbers: markers + shape, strings: ["CellID"])
         let n = table.count
-        guard n > 0 else { throw EpipeError.badInput("\(src): no cells (a header and no rows); nothing to cluster") }
+        if n == 0 {   // segmentation found none: empty tables, a warning, the job goes on
+            let none = "no cells in \(src) (segmentation found none): empty tables written, nothing clustered"
+            ctx.log.warn("\(ctx.job.spec.name): \(none)")
+            let cells = try ctx.output("cells.csv")
+            try AtomicFile.write(header.filter { $0 != "cluster" && $0 != "phenotype" }.map(CSV.quote).joined(separator: ",") + ",cluster,phenotype\n", to: cells)
+            let table = try ctx.output("markers.csv")
+            try CSVTable(header: ["cluster", "phenotype", "cells", "top_markers"] + markers.map { $0 + "_mean" } + markers.map { $0 + "_z" }).write(table)
+            for stale in ["cells.zarr", "qc", "rules.csv"] { try? FileManager.default.removeItem(atPath: try ctx.output(stale)) }
+            return StageResult(outputs: [cells, table], metrics: [
+                "method": .string(p.method.rawValue), "cells": .number(0), "k": .number(0), "markers": .array(markers.map { .string($0) }),
+                "seed": .number(Double(p.seed)), "cluster_sizes": .array([]), "phenotypes": .array([]), "warnings": .array([.string(none)])])
+        }
         if p.method == .kmeans || p.method == .flowsom, p.k > n {
             throw EpipeError.badInput("cluster param k: \(p.k) is more than the \(n) cells in \(src); give --k \(n) or less")
         }

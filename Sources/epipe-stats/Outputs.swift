@@ -38,10 +38,12 @@ struct StatsOutputs {
         return path
     }
 
+    static let interactionColumns = ["type_a", "type_b", "observed", "expected", "z", "p_enriched", "p_depleted", "q_enriched", "q_depleted",
+                                     "edges", "expected_edges", "cells_a", "cells_b"]
+
     /// stats/interactions.csv: one row per ordered pair of types (both orders).
     func interactions() throws -> String {
-        var t = CSVTable(header: ["type_a", "type_b", "observed", "expected", "z", "p_enriched", "p_depleted", "q_enriched", "q_depleted",
-                                  "edges", "expected_edges", "cells_a", "cells_b"])
+        var t = CSVTable(header: Self.interactionColumns)
         let nt = types.count, has = e.perms > 0
         for a in 0..<nt {
             for b in 0..<nt {

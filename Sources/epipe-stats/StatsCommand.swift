@@ -1,6 +1,7 @@
 import Foundation
 import ArgumentParser
 import EpipeCore
+import EpipeKernels
 import EpipeStage
 import EpipeSpatial
 
@@ -33,6 +34,17 @@ struct StatsTool: StageTool {
         }
         let t = try CSVColumns.read(path, numbers: [p.x, p.y], strings: [p.label] + (header.contains("CellID") ? ["CellID"] : []))
         let labels = t.strings[p.label]!, xs = t.numbers[p.x]!, ys = t.numbers[p.y]!
+        if labels.isEmpty {   // segmentation found no cells: empty tables, a warning, the job completes
+            let none = "no cells in \(file) (segmentation found none): empty tables written"
+            ctx.log.warn("\(ctx.job.spec.name): \(none)")
+            let freq = try ctx.output("frequencies.csv"), inter = try ctx.output("interactions.csv")
+            try CSVTable(header: [p.label, "count", "proportion"]).write(freq)
+            try CSVTable(header: StatsOutputs.interactionColumns).write(inter)
+            for stale in ["neighborhoods.csv", "cells.csv", "qc"] { try? FileManager.default.removeItem(atPath: try ctx.output(stale)) }
+            return StageResult(outputs: [freq, inter], metrics: ["cells": .number(0), "types": .number(0), "graph": .string(p.graph.rawValue),
+                                                                 "edges": .number(0), "perms": .number(Double(p.perms)), "seed": .number(Double(p.seed)),
+                                                                 "warnings": .array([.string(none)])])
+        }
         let pixel = ctx.job.manifest("segment")?.metrics["pixel_size_um"]?.doubleValue
         let report: SpatialReport
         do {

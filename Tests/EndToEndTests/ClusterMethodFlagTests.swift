@@ -85,8 +85,8 @@ extension ClusterStatsFlagTests {
         assertRefused(try cluster(["--names", tmp + "/none.csv"], job), "none.csv: no such file")
     }
 
-    /// A missing marker column, NaN and negative values a transform cannot take, an empty table,
-    /// k above the cell count: exit 2, one line naming the column, value or row.
+    /// A missing marker column, NaN and negative values a transform cannot take, k above the cell
+    /// count: exit 2, one line naming the column, value or row. An empty table completes.
     func testClusterBadTables() throws {
         func job(_ name: String, _ edit: (inout CSVTable) -> Void) throws -> String {
             let j = try tableJob(name: name, cells: 30)
@@ -108,7 +108,11 @@ extension ClusterStatsFlagTests {
         assertRefused(try cluster(["--transform", "log1p"], neg), "CD68: value -3.0 in cell row 3 is negative and log1p cannot take it")
         XCTAssertEqual(try cluster([], neg).code, 0, "arcsinh takes it")
         let empty = try job("empty") { $0.rows = [] }
-        assertRefused(try cluster([], empty), "no cells")
+        // no cells (segmentation found none) is not bad input: empty tables, a warning (issue 15)
+        let e = try cluster([], empty)
+        XCTAssertEqual(e.code, 0, e.err)
+        XCTAssertTrue(e.err.contains("warning") && e.err.contains("no cells"), e.err)
+        XCTAssertEqual(try manifest(empty, "cluster").metrics["cells"]?.intValue, 0)
         let few = try tableJob(name: "few", cells: 5)
         assertRefused(try cluster(["--method", "kmeans", "--k", "6"], few), "k: 6 is more than the 5 cells")
         assertRefused(try cluster(["--markers", "CD3,CD99"], few), "no column \"CD99\"")
