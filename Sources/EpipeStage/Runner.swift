@@ -1,6 +1,7 @@
 import Foundation
 import EpipeCore
 import EpipeStore
+import EpipeKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -126,6 +127,7 @@ public final class StageRunner {
 
     public func main() -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        Interrupt.install()   // SIGTERM/SIGINT: stop at the next safe point (JobStop), exit 143/130
         if opts.drain || opts.watch {
             let rootPath = Root.resolve(opts.root)
             let root: Root
@@ -135,11 +137,12 @@ public final class StageRunner {
                 for c in q.reapStale(staleAfter: opts.staleAfter) {
                     Term.stderr("\(toolName): returned stale claim \(c.id) to queue/\(stage)/new (\(c.ownerGone ? "its worker \(c.owner) is gone" : "no heartbeat for \(ProgressReporter.clock(c.age))"))")
                 }
-                while let c = (try? q.claim()) ?? nil {
+                while Interrupt.pending == 0, let c = (try? q.claim()) ?? nil {
                     let ok = runOne(jobDir: c.jobDir, claim: (q, c))
                     q.finish(c, ok: ok)
                 }
-                if opts.watch { usleep(useconds_t(max(0.05, opts.pollInterval) * 1_000_000)) }
+                Interrupt.checkpoint()   // a drain stops between jobs
+                if opts.watch { Interrupt.idle { _ = usleep(useconds_t(max(0.05, opts.pollInterval) * 1_000_000)) } }
             } while opts.watch
         }
         var any = !opts.jobs.isEmpty
@@ -149,7 +152,7 @@ public final class StageRunner {
                 Term.stderr("\(toolName): no job directories given; pass ROOT/jobs/<id> arguments, pipe them on stdin, or use --drain")
                 return 2
             }
-            while let line = readLine() {
+            while let line = Interrupt.idle({ readLine() }) {
                 var s = line.trimmingCharacters(in: .whitespaces)
                 if s.isEmpty { continue }
                 if s.hasPrefix("{"), let d = s.data(using: .utf8), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let j = o["job"] as? String { s = j }
@@ -167,11 +170,18 @@ public final class StageRunner {
         Term.stderr("\(toolName): \(describe(error))")
     }
 
-    /// Runs the stage on one job; true when it is complete (run or up to date).
+    /// Runs the stage on one job; true when it is complete (run or up to date). SIGTERM/SIGINT stop it
+    /// at a safe point (`JobStop`).
     func runOne(jobDir: String, claim: (Queue, Queue.Claim)?) -> Bool {
+        let stop = JobStop(stage: stage, tool: toolName, claim: claim)
+        return Interrupt.during(stop.stop) { runWhole(jobDir: jobDir, claim: claim, stop: stop) }
+    }
+
+    func runWhole(jobDir: String, claim: (Queue, Queue.Claim)?, stop: JobStop) -> Bool {
         let job: Job
         do { job = try Job(dir: jobDir) } catch { fail(error, job: jobDir); return false }
         let log = StageLog(tool: toolName, file: job.logPath(stage), quiet: opts.quiet)
+        stop.started(job: job, log: log)
         let started = Date()
         let run = Files.random(hex: 6)
         var heartbeat: DispatchSourceTimer? = nil
@@ -221,28 +231,40 @@ public final class StageRunner {
             let inputs = try tool.inputs(for: job, params: params)
             if !opts.force, let old = job.manifest(stage), upToDate(old, job: job, params: params, inputs: inputs) {
                 log.info("\(job.spec.name): up to date (\(job.dir)/\(stage)); --force reruns")
+                sweep(job)   // what a run killed after its complete manifest left (a merge's parts being removed)
+                if let t = tool as? any PartedStageTool, t.merging, !t.keepParts, PartSet.remove(job: job, stage: stage) > 0 {
+                    log.info("\(job.spec.name): removed \(stage)/parts left by a merge that stopped before it could")
+                }
                 emit(job: job, status: "up-to-date", seconds: 0, error: nil, outputs: old.outputs.map { $0.path })
                 forward(job)
                 return true
             }
             try tool.precheck(job, params: params, inputs: inputs)
-            AtomicFile.sweep(directory: job.stageDir(stage), olderThan: 0)
+            sweep(job)
+            Interrupt.checkpoint()
             var m = StageManifest(stage: stage, status: .running, run: run, tool: ToolRef(name: toolName, version: Version.string),
                                   params: params, inputs: inputs, started: Time.iso(started))
             manifest = m
             try AtomicFile.write(JSON.encode(m), to: job.manifestPath(stage))
+            Fault.point("manifest-running")
             log.info("\(job.spec.name): started (\(job.dir))")
             log.detail("params \(JSONValue.object(params))")
             let mpath = job.manifestPath(stage)
             let box = ManifestBox(m)
+            stop.running(box, path: mpath, started: started)
             let ctx = StageContext(job: job, stage: stage, params: params, inputs: inputs, log: log, quiet: opts.quiet) { p in
                 box.update(p, path: mpath)
             }
             let result = try tool.run(ctx)
             let outs = try Self.outputRefs(result, ctx: ctx)
+            Fault.point("outputs-hashed")
             if let (q, c) = claim, !q.holds(c) { Self.claimLost(c, log: log) }
-            m = box.current()
-            try Self.complete(&m, outputs: outs, metrics: result.metrics, started: started, box: box, path: job.manifestPath(stage))
+            try Interrupt.commit {
+                m = box.current()
+                try Self.complete(&m, outputs: outs, metrics: result.metrics, started: started, box: box, path: job.manifestPath(stage))
+                stop.finished()
+            }
+            Fault.point("manifest-complete")
             log.info("\(job.spec.name): complete in \(String(format: "%.2f", m.seconds ?? 0)) s, peak RSS \(Memory.peakRSS() >> 20) MiB")
             if let t = tool as? any PartedStageTool, t.merging, !t.keepParts {
                 let freed = PartSet.remove(job: job, stage: stage)
@@ -256,7 +278,10 @@ public final class StageRunner {
             worst = max(worst, code)
             let msg = describe(error)
             log.error("\(job.spec.name): \(msg)")
-            if var m = manifest { Self.fail(&m, error: msg, started: started, path: job.manifestPath(stage)) }
+            Interrupt.commit {
+                if var m = manifest { Self.fail(&m, error: msg, started: started, path: job.manifestPath(stage)) }
+                stop.finished()
+            }
             if opts.json { emit(job: job, status: "failed", seconds: nil, error: msg, outputs: nil) }
             if claim == nil { Queue(root: job.root, stage: stage).retire(id: job.spec.id, ok: false) }
             return false
@@ -341,6 +366,13 @@ final class ManifestBox: @unchecked Sendable {
         guard !closed else { return }
         m.progress = p
         try? AtomicFile.write(JSON.encode(m), to: path)
+        Fault.point("progress")
+    }
+    /// Closes the box and changes the manifest under its lock (a progress update never follows).
+    func withLocked(_ change: (inout StageManifest) -> Void) {
+        lock.lock(); defer { lock.unlock() }
+        closed = true
+        change(&m)
     }
     func current() -> StageManifest { lock.lock(); defer { lock.unlock() }; return m }
     func close() { lock.lock(); closed = true; lock.unlock() }

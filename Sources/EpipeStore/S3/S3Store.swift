@@ -394,6 +394,7 @@ public struct S3Store: ObjectStore {
         var done: Int64 = 0
         try WorkPool.run(count: plan.count, parallel: config.parallel, work: { i in try ctx.part(i + 1) }, done: { i, r in
             parts[i + 1] = r.part; md5s[i + 1] = r.md5
+            Fault.point("output-chunk")
             done += Int64(plan.length(i + 1))
             progress?(size / 2 + done / 2, size)
         })
@@ -404,6 +405,12 @@ public struct S3Store: ObjectStore {
         for m in md5s.dropFirst() { if let m { concat.append(m) } }
         let expectedETag: String? = md5s.dropFirst().allSatisfy({ $0 != nil }) ? SigV4.hex(Insecure.MD5.hash(data: concat)) + "-\(plan.count)" : nil
 
+        // Other uploads of this key still open from before ours: attempts of a put killed before it
+        // recorded its upload, which nothing would resume once the object is complete (aborted below,
+        // so they do not hold their parts until a lifecycle rule removes them).
+        let mine = (try? client.listMultipartUploads(bucket: bucket, prefix: ok))?.filter { $0.key == ok } ?? []
+        let started = mine.first { $0.uploadId == uploadId }?.initiated
+        let abandoned = mine.filter { $0.uploadId != uploadId && started != nil && $0.initiated <= started! }
         do {
             try client.completeMultipartUpload(bucket: bucket, key: ok, uploadId: uploadId, parts: all)
         } catch {
@@ -413,6 +420,7 @@ public struct S3Store: ObjectStore {
         }
         try verifyStored(k, sha256: sha, bytes: size, multipartETag: expectedETag)
         unlink(recPath)
+        for u in abandoned { try? client.abortMultipartUpload(bucket: bucket, key: ok, uploadId: u.uploadId) }
         progress?(size, size)
         var r = result; r.sent = counter.value
         return r
