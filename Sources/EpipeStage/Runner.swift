@@ -191,7 +191,7 @@ public final class StageRunner {
             let every = max(0.2, min(10, opts.staleAfter / 4))
             let t = DispatchSource.makeTimerSource(queue: .global())
             t.schedule(deadline: .now() + every, repeating: every)
-            t.setEventHandler { if q.holds(c) { q.heartbeat(c) } else { Self.claimLost(c, log: log) } }
+            t.setEventHandler { if q.holds(c) { q.heartbeat(c) } else if Interrupt.pending == 0 { Self.claimLost(c, log: log) } }   // a stop gives it back itself
             t.resume(); heartbeat = t
         }
         defer { heartbeat?.cancel() }

@@ -40,7 +40,7 @@ final class CrashTests: E2ECase {
         var drains = false
     }
 
-    static let ingestScan = ["epipe-ingest", "--root", "ROOT", "--settle", "0", "-q", "--param", "denoise.band=64", "--param", "segment.tile=128", "SCAN"]
+    static let ingestScan = ["epipe-ingest", "--root", "ROOT", "--settle", "0", "-q", "--param", "denoise.band=64", "--param", "segment.tile=128", "--param", "stats.perms=200", "SCAN"]
     let rows: [Row] = [
         Row(name: "ingest-file", before: [], run: ["epipe-ingest", "--root", "ROOT", "--settle", "0", "-q", "SCANS"]),
         Row(name: "ingest-s3", before: [], run: ["epipe-ingest", "--root", "ROOT", "--settle", "0", "-q", "--to", "S3", "--endpoint", "ENDPOINT",
