@@ -50,7 +50,7 @@ public final class ProgressReporter: @unchecked Sendable {
         lock.unlock()
         if let text { if d == t { Term.clearBar() } else { Term.bar(text) } }
         if let line { Term.stderr(line) }
-        if upd { onUpdate?(ProgressRef(done: d, total: t, unit: unit)) }
+        if upd { onUpdate?(ProgressRef(done: d, total: t, unit: unit)); Fault.point("progress") }
         // every progress update is a safe point: a SIGTERM/SIGINT received stops the program here
         Interrupt.checkpoint()
     }

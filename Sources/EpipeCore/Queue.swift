@@ -62,7 +62,6 @@ public struct Queue: Sendable {
             let from = sub("new") + "/" + id, to = sub("cur") + "/" + tag
             if rename(from, to) == 0 {
                 touch(to)
-                Fault.point("claimed")
                 let jd = (try? String(contentsOfFile: to, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
                 return Claim(id: id, path: to, jobDir: jd.isEmpty ? root.jobsDir + "/" + id : jd)
             }

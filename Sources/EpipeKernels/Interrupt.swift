@@ -95,13 +95,11 @@ public enum Interrupt {
         return try body()
     }
 
-    /// Runs `body` (a job's last writes: its complete manifest, its queue moves) so that a stop waits
-    /// for it to end; after a stop began, `body` never runs (the process is ending).
-    public static func commit<T>(_ body: () throws -> T) rethrows -> T {
-        commitLock.lock()
-        defer { commitLock.unlock() }
-        return try body()
-    }
+    /// Brackets a job's last write (its complete or failed manifest), `commitBegin(); defer { commitEnd() }`,
+    /// so that a stop waits for it to end; after a stop began, `commitBegin` never returns (the process is
+    /// ending).
+    public static func commitBegin() { commitLock.lock() }
+    public static func commitEnd() { commitLock.unlock() }
 
     /// Stops the process: the job's handler, temporary files removed, exit 128 + sig.
     static func stop(_ sig: Int32) -> Never {

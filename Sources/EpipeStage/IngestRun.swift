@@ -170,14 +170,6 @@ public struct IngestRun {
         if worst != 0 { throw EpipeExit(worst) }
     }
 
-    /// Removes the temporary files a killed run left (the runs take turns under the ingest lock, so
-    /// nothing else writes these): in the ledger, the run reports, the S3 resume records and the file
-    /// store (a `.partial-` copy is not one: the next put of its source resumes it).
-    static func sweep(root: Root, store: any ObjectStore) {
-        for d in [root.ledgerDir, root.path + "/ingest/runs", root.path + "/ingest/uploads"] { AtomicFile.sweep(directory: d, olderThan: 0) }
-        if let fs = store as? FileStore { AtomicFile.sweep(directory: fs.root, olderThan: 0) }
-    }
-
     /// --checksum: the source re-hashed still equals the ledger's sha256 and the stored copy verifies.
     func stillSame(_ s: SourceFile, _ intake: Intake) throws -> Bool {
         guard let e = try intake.ledger.entry(for: s.path), e.dest.hasPrefix(intake.store.base + "/") else { return false }

@@ -268,12 +268,9 @@ extension StageRunner {
             let result = try tool.runPart(ctx, index: index, count: count)
             let outs = try Self.outputRefs(result, ctx: ctx)
             Fault.point("outputs-hashed")
-            try Interrupt.commit {
-                m = box.current()
-                try Self.complete(&m, outputs: outs, metrics: result.metrics.merging(["part": .number(Double(index)), "parts": .number(Double(count))]) { _, b in b },
-                                  started: started, box: box, path: mpath)
-                stop.finished()
-            }
+            m = box.current()
+            try Self.complete(&m, outputs: outs, metrics: result.metrics.merging(["part": .number(Double(index)), "parts": .number(Double(count))]) { _, b in b },
+                              started: started, box: box, path: mpath)
             Fault.point("manifest-complete")
             updateStageManifest(job, set: set, params: params, inputs: inputs)
             log.info("\(job.spec.name): \(tag) complete in \(String(format: "%.2f", m.seconds ?? 0)) s, peak RSS \(Memory.peakRSS() >> 20) MiB")
@@ -284,12 +281,9 @@ extension StageRunner {
             worst = max(worst, code)
             let msg = describe(error)
             log.error("\(job.spec.name): \(tag): \(msg)")
-            Interrupt.commit {
-                if var m = manifest {
-                    Self.fail(&m, error: msg, started: started, path: mpath)
-                    updateStageManifest(job, set: set, params: params, inputs: inputs)
-                }
-                stop.finished()
+            if var m = manifest {
+                Self.fail(&m, error: msg, started: started, path: mpath)
+                updateStageManifest(job, set: set, params: params, inputs: inputs)
             }
             if opts.json { emit(job: job, status: "failed", seconds: nil, error: msg, outputs: nil) }
             return false

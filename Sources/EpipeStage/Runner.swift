@@ -137,11 +137,10 @@ public final class StageRunner {
                 for c in q.reapStale(staleAfter: opts.staleAfter) {
                     Term.stderr("\(toolName): returned stale claim \(c.id) to queue/\(stage)/new (\(c.ownerGone ? "its worker \(c.owner) is gone" : "no heartbeat for \(ProgressReporter.clock(c.age))"))")
                 }
-                while Interrupt.pending == 0, let c = (try? q.claim()) ?? nil {
+                while let c = (try? q.claim()) ?? nil {
                     let ok = runOne(jobDir: c.jobDir, claim: (q, c))
                     q.finish(c, ok: ok)
                 }
-                Interrupt.checkpoint()   // a drain stops between jobs
                 if opts.watch { Interrupt.idle { _ = usleep(useconds_t(max(0.05, opts.pollInterval) * 1_000_000)) } }
             } while opts.watch
         }
@@ -161,6 +160,7 @@ public final class StageRunner {
             }
         }
         _ = any
+        Interrupt.checkpoint()   // a signal during the last job, which was finished: 143/130 all the same
         return worst
     }
 
@@ -174,7 +174,11 @@ public final class StageRunner {
     /// at a safe point (`JobStop`).
     func runOne(jobDir: String, claim: (Queue, Queue.Claim)?) -> Bool {
         let stop = JobStop(stage: stage, tool: toolName, claim: claim)
-        return Interrupt.during(stop.stop) { runWhole(jobDir: jobDir, claim: claim, stop: stop) }
+        return Interrupt.during(stop.stop) {
+            if claim != nil { Fault.point("claimed") }
+            Interrupt.checkpoint()   // a drain worker signalled since its last job: the claim goes back
+            return runWhole(jobDir: jobDir, claim: claim, stop: stop)
+        }
     }
 
     func runWhole(jobDir: String, claim: (Queue, Queue.Claim)?, stop: JobStop) -> Bool {
@@ -246,10 +250,10 @@ public final class StageRunner {
                                   params: params, inputs: inputs, started: Time.iso(started))
             manifest = m
             try AtomicFile.write(JSON.encode(m), to: job.manifestPath(stage))
-            Fault.point("manifest-running")
             log.info("\(job.spec.name): started (\(job.dir))")
             log.detail("params \(JSONValue.object(params))")
             let mpath = job.manifestPath(stage)
+            Fault.point("manifest-running")
             let box = ManifestBox(m)
             stop.running(box, path: mpath, started: started)
             let ctx = StageContext(job: job, stage: stage, params: params, inputs: inputs, log: log, quiet: opts.quiet) { p in
@@ -259,11 +263,8 @@ public final class StageRunner {
             let outs = try Self.outputRefs(result, ctx: ctx)
             Fault.point("outputs-hashed")
             if let (q, c) = claim, !q.holds(c) { Self.claimLost(c, log: log) }
-            try Interrupt.commit {
-                m = box.current()
-                try Self.complete(&m, outputs: outs, metrics: result.metrics, started: started, box: box, path: job.manifestPath(stage))
-                stop.finished()
-            }
+            m = box.current()
+            try Self.complete(&m, outputs: outs, metrics: result.metrics, started: started, box: box, path: job.manifestPath(stage))
             Fault.point("manifest-complete")
             log.info("\(job.spec.name): complete in \(String(format: "%.2f", m.seconds ?? 0)) s, peak RSS \(Memory.peakRSS() >> 20) MiB")
             if let t = tool as? any PartedStageTool, t.merging, !t.keepParts {
@@ -278,10 +279,7 @@ public final class StageRunner {
             worst = max(worst, code)
             let msg = describe(error)
             log.error("\(job.spec.name): \(msg)")
-            Interrupt.commit {
-                if var m = manifest { Self.fail(&m, error: msg, started: started, path: job.manifestPath(stage)) }
-                stop.finished()
-            }
+            if var m = manifest { Self.fail(&m, error: msg, started: started, path: job.manifestPath(stage)) }
             if opts.json { emit(job: job, status: "failed", seconds: nil, error: msg, outputs: nil) }
             if claim == nil { Queue(root: job.root, stage: stage).retire(id: job.spec.id, ok: false) }
             return false
@@ -302,6 +300,7 @@ public final class StageRunner {
     /// Marks a running manifest complete (outputs, metrics, time, peak memory, progress at its end)
     /// and writes it: the last write of a run.
     static func complete(_ m: inout StageManifest, outputs: [FileRef], metrics: [String: JSONValue], started: Date, box: ManifestBox, path: String) throws {
+        Interrupt.commitBegin(); defer { Interrupt.commitEnd() }   // a stop waits for it (JobStop: the box closed, nothing to undo)
         m.status = .complete
         m.outputs = outputs
         m.metrics = metrics
@@ -315,6 +314,7 @@ public final class StageRunner {
 
     /// Marks a manifest failed with the error and writes it (best effort: the error is said anyway).
     static func fail(_ m: inout StageManifest, error: String, started: Date, path: String) {
+        Interrupt.commitBegin(); defer { Interrupt.commitEnd() }
         m.status = .failed; m.error = error; m.finished = Time.iso(Date())
         m.seconds = Date().timeIntervalSince(started); m.peak_rss_bytes = Memory.peakRSS()
         try? AtomicFile.write(JSON.encode(m), to: path)
@@ -366,16 +366,13 @@ final class ManifestBox: @unchecked Sendable {
         guard !closed else { return }
         m.progress = p
         try? AtomicFile.write(JSON.encode(m), to: path)
-        Fault.point("progress")
-    }
-    /// Closes the box and changes the manifest under its lock (a progress update never follows).
-    func withLocked(_ change: (inout StageManifest) -> Void) {
-        lock.lock(); defer { lock.unlock() }
-        closed = true
-        change(&m)
     }
     func current() -> StageManifest { lock.lock(); defer { lock.unlock() }; return m }
     func close() { lock.lock(); closed = true; lock.unlock() }
+
+    /// For a stop: closes the box and returns the manifest, nil when it was closed already (the job
+    /// completed: nothing to mark interrupted).
+    func closeForStop() -> StageManifest? { lock.lock(); defer { lock.unlock() }; if closed { return nil }; closed = true; return m }
 }
 
 public func describe(_ error: Error) -> String {
