@@ -22,8 +22,9 @@ import Glibc
 /// complete while an output or input it lists is missing or differs, no ledger entry or job.json may
 /// point at a missing or different object, and every manifest must still read. Then the same command
 /// runs again and must exit 0 with the reference's fingerprint (outputs equal by sha256, the job once
-/// in each queue it was in, in the same folder), no temporary file left under the root, and
-/// `epipe-status --verify` must call the job ok (no damage, no orphans).
+/// in each queue it was in, in the same folder, no file the uninterrupted run does not leave), no
+/// temporary file left under the root, and (every third trial) `epipe-status --verify` must call the
+/// job ok (no damage, no orphans).
 final class CrashTests: E2ECase {
     nonisolated(unsafe) static var server: SeaweedFS?
     override class func tearDown() { server?.stop(); server = nil; super.tearDown() }
@@ -67,7 +68,7 @@ final class CrashTests: E2ECase {
     func testSegmentMerge() throws { try crash("segment-merge") }
 
     /// Kills by time per row (spread over the measured run), and at most this many named points.
-    let timeKills = 8, namedKillsMax = 13
+    let timeKills = 8, namedKillsMax = 12
 
     // MARK: - the harness
 
@@ -232,7 +233,8 @@ final class CrashTests: E2ECase {
             }
             let debris = temporaries()
             XCTAssertEqual(debris, [], "\(what): temporary files left after the rerun")
-            try checkVerify(what)
+            checkNothingFalse(what + " rerun")
+            if i % 3 == 0 || i == points.count - 1 { try checkVerify(what) }   // the same from epipe-status (a process: every third)
             outcomes.append(Outcome(point: pt.label + (drain ? " (drain)" : ""), killed: l.killed, rerun: again.code == 0 ? "ok" : "exit \(again.code)"))
         }
         let killed = outcomes.filter(\.killed).count

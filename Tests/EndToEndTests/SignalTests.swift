@@ -152,7 +152,7 @@ final class SignalTests: E2ECase {
     /// second worker drains both, equal to undisturbed runs.
     func testSignalledDrainWorkerGivesBackItsClaim() throws {
         let dir = tmp + "/scans"
-        try scans(dir, count: 2)
+        try scans(dir, count: 2, size: 768)
         let want = try reference(dir)
         for s in signals {
             let root = tmp + "/root-" + s.name
