@@ -86,6 +86,10 @@ public enum Interrupt {
         return try body()
     }
 
+    /// `during` for code that cannot be a closure: `begin(handler)` ... `end()`.
+    public static func begin(_ handler: @escaping (Int32) -> Void) { let s = state; s.lock.lock(); s.handler = handler; s.lock.unlock() }
+    public static func end() { let s = state; s.lock.lock(); s.handler = nil; s.lock.unlock() }
+
     /// Runs `body` (a wait with nothing in progress) during which a signal ends the process at once.
     public static func idle<T>(_ body: () throws -> T) rethrows -> T {
         let s = state

@@ -45,7 +45,7 @@ public struct IngestRun {
     public init(options: IngestOptions, sources: [String]) { flags = options; self.sources = sources }
 
     public func run() throws {
-        Interrupt.install()   // SIGTERM/SIGINT: stop between blocks, parts or files (see `moveAll`)
+        Interrupt.install()   // SIGTERM/SIGINT: stop between blocks, parts or files (see `stop` below)
         let f = flags
         let p = try IngestParams(settle: f.settle ?? IngestParams.defaultSettle, stages: f.stages, name: f.name, param: f.param, maxPixels: f.maxPixels)
         let root = try Root(Root.resolve(f.root))
@@ -109,9 +109,9 @@ public struct IngestRun {
             r.interrupted = sig == SIGINT ? "SIGINT" : "SIGTERM"
             r.bytesSent = intake.sent
             try? self.finish(&r, started: started, root: root, log: log, print: true)
-            log.warn("interrupted by \(r.interrupted!) after \(r.transferred + r.skipped + r.failed) of \(files.count) file(s); rerun to continue (a partial copy resumes)")
+            log.warn("interrupted by \(r.interrupted!): \(r.transferred) of \(todo.count) file(s) to move moved; rerun to continue (a partial copy or upload resumes)")
         }
-        Interrupt.during(stop) {
+        Interrupt.begin(stop)
         for (i, s) in todo.enumerated() {
             Interrupt.checkpoint()
             if i + 1 < todo.count { store.prepare(source: todo[i + 1].path) }   // S3: hash the next while this one travels
@@ -163,7 +163,7 @@ public struct IngestRun {
             }
             report.items.append(item)
         }
-        }
+        Interrupt.end()
         prog.finish()
         report.bytesSent = intake.sent
         try finish(&report, started: started, root: root, log: log, print: true)
