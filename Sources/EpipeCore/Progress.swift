@@ -50,8 +50,9 @@ public final class ProgressReporter: @unchecked Sendable {
         lock.unlock()
         if let text { if d == t { Term.clearBar() } else { Term.bar(text) } }
         if let line { Term.stderr(line) }
-        if upd { onUpdate?(ProgressRef(done: d, total: t, unit: unit)); Fault.point("progress") }
+        if upd { onUpdate?(ProgressRef(done: d, total: t, unit: unit)) }
         // every progress update is a safe point: a SIGTERM/SIGINT received stops the program here
+        Fault.point("progress")
         Interrupt.checkpoint()
     }
 

@@ -22,7 +22,8 @@ import Darwin
 ///     output-chunk       a piece of an output went into its temporary file (a TIFF tile row, a
 ///                        streamed buffer, a copied block, an S3 part, a file of a zarr store)
 ///     manifest-running   a stage (or part) wrote its running manifest, before its work
-///     progress           the running manifest was rewritten with progress
+///     progress           a progress update (a band, a tile row, a step, a MiB copied: a safe point;
+///                        the running manifest is rewritten at most every 2 s, and at the end)
 ///     outputs-hashed     the outputs are written and hashed, before the complete manifest
 ///     manifest-complete  the complete manifest is written, before the queues are told
 ///     queued             the next stage's queue entry is written

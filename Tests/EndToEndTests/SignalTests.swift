@@ -101,8 +101,7 @@ final class SignalTests: E2ECase {
             let id = try Job(dir: job).spec.id
             let p = try start(["epipe-denoise", "-q", job])
             wait("the running manifest") { running(job) }
-            usleep(200_000)
-            kill(p.processIdentifier, s.sig)
+            kill(p.processIdentifier, s.sig)   // 16 bands to go: it stops at the first band's end
             p.waitUntilExit()
             XCTAssertEqual(p.terminationReason, .exit, "\(s.name): an exit, not death by the signal")
             XCTAssertEqual(p.terminationStatus, s.code, "\(s.name): exit status")
@@ -148,8 +147,9 @@ final class SignalTests: E2ECase {
     }
 
     /// A drain worker signalled inside a job (from outside): that job's manifest says interrupted and
-    /// its claim is back in new/, the job it had not reached is untouched, nothing is left claimed; a
-    /// second worker drains both, equal to undisturbed runs.
+    /// its claim is back in new/, a job it had not reached is untouched, nothing is left claimed, no job
+    /// is half done (each is complete and handed on, interrupted, or not started); a second worker
+    /// drains them, equal to undisturbed runs.
     func testSignalledDrainWorkerGivesBackItsClaim() throws {
         let dir = tmp + "/scans"
         try scans(dir, count: 2, size: 768)
@@ -161,21 +161,29 @@ final class SignalTests: E2ECase {
             let q = Queue(root: try Root(root, create: false), stage: "denoise")
             let p = try start(["epipe-denoise", "-q", "--root", root, "--drain"])
             wait("a claimed job running") { q.counts().cur == 1 && jobs.contains { running($0) } }
-            usleep(200_000)
             kill(p.processIdentifier, s.sig)
             p.waitUntilExit()
             XCTAssertEqual(p.terminationReason, .exit)
             XCTAssertEqual(p.terminationStatus, s.code, s.name)
             XCTAssertEqual(q.counts().cur, 0, "\(s.name): no job left claimed")
-            XCTAssertEqual(q.counts().new, 2, "\(s.name): both jobs wait in new/")
-            let states = jobs.map { (try? manifest($0, "denoise"))?.status }
-            XCTAssertEqual(states.filter { $0 == .interrupted }.count, 1, "\(s.name): \(states)")
-            XCTAssertEqual(states.filter { $0 == nil }.count, 1, "\(s.name): the other job was not started: \(states)")
+            let r = try Root(root, create: false)
+            var seen: [String] = []
+            for j in jobs {
+                let id = try Job(dir: j).spec.id, st = (try? manifest(j, "denoise"))?.status
+                let here = q.places(of: id), next = Queue(root: r, stage: "segment").places(of: id)
+                switch st {
+                case .complete?: XCTAssertEqual([here, next], [["done"], ["new"]], "\(s.name): a finished job is done and handed on")
+                case .interrupted?: XCTAssertEqual([here, next], [["new"], []], "\(s.name): the interrupted job is back in new/")
+                case nil: XCTAssertEqual([here, next], [["new"], []], "\(s.name): a job not started waits in new/")
+                default: XCTFail("\(s.name): \(j): denoise is \(st!.rawValue)")
+                }
+                seen.append(st?.rawValue ?? "none")
+            }
+            XCTAssertEqual(seen.filter { $0 == "interrupted" }.count, 1, "\(s.name): \(seen)")
             XCTAssertEqual(temporaries(root), [], s.name)
-            XCTAssertEqual(Queue(root: try Root(root, create: false), stage: "segment").counts().new, 0, "nothing went on to segment")
             let again = try exec("epipe-denoise", ["-q", "--root", root, "--drain"])
             XCTAssertEqual(again.code, 0, again.err)
-            XCTAssertEqual(q.counts().done, 2)
+            XCTAssertEqual([q.counts().new, q.counts().cur, q.counts().done], [0, 0, 2])
             for j in jobs { XCTAssertEqual(try outputs(j, "denoise"), want[try Job(dir: j).spec.name], "\(s.name): \(j)") }
         }
     }
@@ -195,6 +203,22 @@ final class SignalTests: E2ECase {
         let states = jobs.map { (try? manifest($0, "denoise"))?.status }
         XCTAssertEqual(Set(states.map { $0?.rawValue ?? "none" }), ["complete", "none"])
         XCTAssertEqual(temporaries(root), [])
+    }
+
+    /// A --watch worker waiting on an empty queue ends at once on SIGTERM, 143, and leaves nothing.
+    func testWatchingWorkerStopsWhileWaiting() throws {
+        let root = tmp + "/root"
+        _ = try Root(root, create: true)
+        let p = try start(["epipe-segment", "-q", "--root", root, "--watch", "--poll-interval", "0.2"])
+        usleep(500_000)
+        XCTAssertTrue(p.isRunning)
+        let t0 = Date()
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 2)
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 143)
+        XCTAssertEqual(Queue(root: try Root(root, create: false), stage: "segment").counts().cur, 0)
     }
 
     /// A part of a split stage signalled (fault hook: its first tile row written): the part's manifest
