@@ -35,4 +35,6 @@ for a in args:
     if "defaultValue" in a: h += f" (default: {a['defaultValue']})"
     print(esc(h))
 print(".SH EXIT STATUS\n0 all done; 1 a job failed (the others still ran); 2 bad usage or bad input.")
+if name in ("epipe-ingest", "epipe-denoise", "epipe-segment", "epipe-cluster", "epipe-stats"):
+    print("143 or 130: stopped by SIGTERM or SIGINT at a safe point (see SIGNALS in epipe(5)).")
 print(".SH SEE ALSO\n.BR epipe (5),\n.BR epipe-ingest (1), epipe-denoise (1), epipe-segment (1), epipe-cluster (1), epipe-stats (1), epipe-status (1)")

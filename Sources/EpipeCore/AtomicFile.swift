@@ -7,11 +7,10 @@ import Glibc
 /// Every file epipe writes goes to a temporary name in the same folder, is flushed
 /// to disk, then renamed into place: a reader never sees half a file.
 public enum AtomicFile {
+    /// `.name.tmp-PID-RANDOM` beside `path`. Whoever creates it reports it to `TempFiles`
+    /// (`created`, then `finished` once renamed or removed), so a stop on SIGTERM removes it.
     public static func temporaryPath(for path: String) -> String {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        let rnd = String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        return dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-" + rnd
+        TempFiles.name(for: URL(fileURLWithPath: path).path)
     }
 
     /// `createDirectories: false` writes only into a folder that is there (a stage's manifest: a job
@@ -22,12 +21,13 @@ public enum AtomicFile {
         let tmp = temporaryPath(for: path)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw EpipeError.failed("\(path): cannot create temporary file (\(String(cString: strerror(errno)))); check permissions and free space") }
+        TempFiles.created(tmp)
         var err = data.withUnsafeBytes { FileIO.writeAll(fd, $0) }
         if err == 0 && fsync(fd) != 0 { err = errno }
         let ok = err == 0
         close(fd)
         guard ok else {
-            unlink(tmp)
+            unlink(tmp); TempFiles.finished(tmp)
             throw EpipeError.failed("\(path): write failed (\(String(cString: strerror(err)))); check free space")
         }
         try commit(temporary: tmp, to: path)
@@ -39,10 +39,13 @@ public enum AtomicFile {
 
     /// Renames a finished temporary file into place and syncs the folder.
     public static func commit(temporary tmp: String, to path: String) throws {
+        Fault.point("temp-written")
         if rename(tmp, path) != 0 {
-            let e = String(cString: strerror(errno)); unlink(tmp)
+            let e = String(cString: strerror(errno)); unlink(tmp); TempFiles.finished(tmp)
             throw EpipeError.failed("\(path): cannot rename into place (\(e))")
         }
+        TempFiles.finished(tmp)
+        Fault.point("renamed")
         syncDirectory(of: path)
     }
 
@@ -52,16 +55,44 @@ public enum AtomicFile {
         if fd >= 0 { fsync(fd); close(fd) }
     }
 
-    /// Removes temporary files left by a killed writer in a folder (older than `age` seconds).
-    public static func sweep(directory: String, olderThan age: TimeInterval = 3600) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        let now = Date()
-        for n in names where n.hasPrefix(".") && n.contains(".tmp-") {
-            let p = directory + "/" + n
-            if let m = (try? FileManager.default.attributesOfItem(atPath: p))?[.modificationDate] as? Date, now.timeIntervalSince(m) > age {
-                unlink(p)
+    /// Whether `name` is a temporary name a writer gives its file or folder until it is complete
+    /// (`.name.tmp-PID-RANDOM`), or one a store being replaced gets (`.name.old-PID-RANDOM`).
+    public static func isTemporary(_ name: String) -> Bool {
+        name.hasPrefix(".") && (name.contains(".tmp-") || name.contains(".old-"))
+    }
+
+    /// The process id in a temporary name, if any.
+    static func pid(of name: String) -> Int32? {
+        guard let r = name.range(of: ".tmp-") ?? name.range(of: ".old-") else { return nil }
+        return Int32(name[r.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// Removes the temporary files and folders a killed writer left in a folder: those older than
+    /// `age` seconds, and (`deadOwner`) those whose process is gone from this host. `recursive`
+    /// goes into subfolders except those named in `skip` (relative paths). Returns the paths removed.
+    @discardableResult
+    public static func sweep(directory: String, olderThan age: TimeInterval = 3600, deadOwner: Bool = false,
+                             recursive: Bool = false, skip: Set<String> = [], matching: (String) -> Bool = { _ in true }) -> [String] {
+        var removed: [String] = []
+        func walk(_ dir: String, _ rel: String) {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+            let now = Date()
+            for n in names {
+                let p = dir + "/" + n, r = rel.isEmpty ? n : rel + "/" + n
+                if isTemporary(n) && matching(n) {
+                    let old = (Files.mtime(p)).map { now.timeIntervalSince($0) > age } ?? false
+                    let gone = deadOwner && pid(of: n).map { kill($0, 0) != 0 && errno == ESRCH } == true
+                    if old || gone {
+                        if unlink(p) != 0 { try? FileManager.default.removeItem(atPath: p) }
+                        removed.append(p)
+                    }
+                } else if recursive && !skip.contains(r) && Files.isDirectory(p) && !n.hasSuffix(".lock") {
+                    walk(p, r)
+                }
             }
         }
+        walk(directory, "")
+        return removed
     }
 }
 
@@ -84,6 +115,7 @@ public final class AtomicStreamWriter {
         temporaryPath = AtomicFile.temporaryPath(for: path)
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw EpipeError.failed("\(path): cannot create temporary file (\(String(cString: strerror(errno)))); check permissions and free space") }
+        TempFiles.created(temporaryPath)
         buf.reserveCapacity(bufferBytes + 4096)
     }
 
@@ -107,6 +139,7 @@ public final class AtomicStreamWriter {
         bytesWritten += buf.count
         buf.removeAll(keepingCapacity: true)
         guard ok else { abort(); throw EpipeError.failed("\(path): write failed (\(String(cString: strerror(err)))); check free space") }
+        Fault.point("output-chunk")
     }
 
     /// Flushes and syncs the temporary file and closes it, without renaming (it can then be read
@@ -117,7 +150,7 @@ public final class AtomicStreamWriter {
         let ok = fsync(fd) == 0
         let err = errno
         Glibc.close(fd); fd = -2
-        guard ok else { unlink(temporaryPath); fd = -1; throw EpipeError.failed("\(path): fsync failed (\(String(cString: strerror(err))))") }
+        guard ok else { unlink(temporaryPath); TempFiles.finished(temporaryPath); fd = -1; throw EpipeError.failed("\(path): fsync failed (\(String(cString: strerror(err))))") }
     }
 
     /// Flush, fsync, rename into place.
@@ -131,7 +164,7 @@ public final class AtomicStreamWriter {
     /// Drops the temporary file.
     public func abort() {
         if fd >= 0 { Glibc.close(fd) }
-        if fd != -1 { unlink(temporaryPath) }
+        if fd != -1 { unlink(temporaryPath); TempFiles.finished(temporaryPath) }
         fd = -1
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,6 +51,9 @@ public final class ProgressReporter: @unchecked Sendable {
         if let text { if d == t { Term.clearBar() } else { Term.bar(text) } }
         if let line { Term.stderr(line) }
         if upd { onUpdate?(ProgressRef(done: d, total: t, unit: unit)) }
+        // every progress update is a safe point: a SIGTERM/SIGINT received stops the program here
+        Fault.point("progress")
+        Interrupt.checkpoint()
     }
 
     public func finish() { lock.lock(); let rest = total - done; lock.unlock(); if rest > 0 { advance(rest) } else if Term.stderrIsTTY { Term.clearBar() } }

@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,10 +28,27 @@ public struct Queue: Sendable {
     public func enqueue(id: String, jobDir: String) throws {
         try Names.validateID(id, path: dir)
         try ensure()
-        // An entry already pending or claimed needs nothing more.
-        if Files.exists(sub("new") + "/" + id) || !claims(of: id).isEmpty { return }
-        try AtomicFile.write(jobDir + "\n", to: sub("new") + "/" + id)
+        // An entry already pending or claimed needs nothing more; an entry in done/ or failed/ goes
+        // (after the new one is written: a crash in between leaves the job queued twice, which the
+        // next enqueue repairs, never nowhere).
+        if !(Files.exists(sub("new") + "/" + id) || !claims(of: id).isEmpty) {
+            // the temporary entry of an enqueue of this job that crashed
+            AtomicFile.sweep(directory: sub("new"), olderThan: 60, deadOwner: true) { $0.hasPrefix("." + id + ".tmp-") }
+            try AtomicFile.write(jobDir + "\n", to: sub("new") + "/" + id)
+            Fault.point("queued")
+        }
         unlink(sub("done") + "/" + id); unlink(sub("failed") + "/" + id)
+    }
+
+    /// Where job `id` is in this queue: the folders (new, cur, done, failed) holding an entry of it,
+    /// one per entry.
+    public func places(of id: String) -> [String] {
+        var r: [String] = []
+        if Files.exists(sub("new") + "/" + id) { r.append("new") }
+        r += claims(of: id).map { _ in "cur" }
+        if Files.exists(sub("done") + "/" + id) { r.append("done") }
+        if Files.exists(sub("failed") + "/" + id) { r.append("failed") }
+        return r
     }
 
     /// The claims (names in cur/) of job `id`.

@@ -147,6 +147,7 @@ public struct Job: Sendable {
         let dir = try root.jobDir(spec.id)
         try root.checkInside(dir)
         try Files.mkdir(dir + "/logs")
+        AtomicFile.sweep(directory: dir, olderThan: 60, deadOwner: true) { $0.hasPrefix(".job.json.tmp-") }   // a crashed registration's
         try AtomicFile.write(JSON.encode(spec), to: dir + "/job.json")
         return try Job(dir: dir)
     }

@@ -113,7 +113,9 @@ public struct ProgressRef: Codable, Sendable, Equatable {
 
 /// jobs/<id>/<stage>/manifest.json, written last.
 public struct StageManifest: Codable, Sendable, Equatable {
-    public enum Status: String, Codable, Sendable { case running, complete, failed }
+    /// running while it works; complete; failed (with `error`); interrupted: stopped by SIGTERM or
+    /// SIGINT at a safe point (`error` names the signal), its temporary files removed, to be rerun.
+    public enum Status: String, Codable, Sendable { case running, complete, failed, interrupted }
     public var schema: String = Schema.stage
     public var stage: String
     public var status: Status

@@ -145,8 +145,9 @@ public final class ImageWriter: @unchecked Sendable {
 
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
-        tmpPath = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        tmpPath = TempFiles.name(for: dir + "/" + url.lastPathComponent)
         fd = open(tmpPath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd >= 0 { TempFiles.created(tmpPath) }
         if fd < 0 {
             let e = String(cString: strerror(errno))
             // fully initialized: deinit runs after this throw and frees the buffers
@@ -356,6 +357,7 @@ public final class ImageWriter: @unchecked Sendable {
             }
             tx0 += n
         }
+        if L == 0 { Fault.point("output-chunk") }
         chans[L][c].bufRows = 0
         if chans[L][c].nextRow == height {
             buf.deallocate()
@@ -386,9 +388,12 @@ public final class ImageWriter: @unchecked Sendable {
             try writeIFDs()
             guard fsync(fd) == 0 else { throw err("fsync failed (\(String(cString: strerror(errno)))); check the disk") }
             close(fd); fd = -1
+            Fault.point("temp-written")
             guard rename(tmpPath, path) == 0 else {
                 throw err("cannot rename temporary file into place (\(String(cString: strerror(errno)))); check permissions of the folder")
             }
+            TempFiles.finished(tmpPath)
+            Fault.point("renamed")
             let dir = (path as NSString).deletingLastPathComponent
             let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY)
             if dfd >= 0 { _ = fsync(dfd); close(dfd) }
@@ -410,6 +415,7 @@ public final class ImageWriter: @unchecked Sendable {
         aborted = true
         if fd >= 0 { close(fd); fd = -1 }
         unlink(tmpPath)
+        TempFiles.finished(tmpPath)
     }
 
     private func writeIFDs() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import CPNG
+import EpipeKernels
 
 /// 8-bit PNG via libpng's simplified API (no setjmp). Writes are atomic (temp file + rename).
 public enum PNG {
@@ -28,7 +29,9 @@ public enum PNG {
             throw fail("PNG needs \(width * height * channels) bytes (\(width) x \(height) x \(channels)) but got \(pixels.count); pass one byte per sample")
         }
         let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let tmp = TempFiles.name(for: url.deletingLastPathComponent().path + "/" + url.lastPathComponent)
+        TempFiles.created(tmp)
+        defer { TempFiles.finished(tmp) }
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         image.width = UInt32(width)
@@ -47,11 +50,13 @@ public enum PNG {
         // fsync the temp file, then rename into place
         let fd = open(tmp, O_RDONLY)
         if fd >= 0 { _ = fsync(fd); close(fd) }
+        Fault.point("temp-written")
         guard rename(tmp, path) == 0 else {
             let e = String(cString: strerror(errno))
             unlink(tmp)
             throw fail("cannot rename PNG into place (\(e)); check permissions of the folder")
         }
+        Fault.point("renamed")
     }
 
     /// Reads an 8-bit PNG as gray (1 channel) or RGB (3 channels; alpha dropped).

@@ -119,9 +119,9 @@ enum Page {
     table.jobs td.job{position:sticky;left:0;background:var(--bg);white-space:nowrap}
     footer .bad{color:var(--bad);font-weight:600}
     .badge.st-complete{background:var(--ok)}.badge.st-failed,.badge.st-dead,.badge.st-stale,.badge.st-invalid{background:var(--bad)}.badge.st-running{background:var(--run)}
-    .badge.st-partial{background:#8250df}.badge.st-pending,.badge.st-queued{background:var(--pend)}
+    .badge.st-interrupted{background:#bf8700}.badge.st-partial{background:#8250df}.badge.st-pending,.badge.st-queued{background:var(--pend)}
     .pill.st-complete{background:var(--ok)}.pill.st-failed,.pill.st-dead,.pill.st-stale,.pill.st-invalid{background:var(--bad)}.pill.st-running{background:var(--run)}
-    .pill.st-partial{background:#8250df}.pill.st-pending,.pill.st-queued{background:var(--pend)}
+    .pill.st-interrupted{background:#bf8700}.pill.st-partial{background:#8250df}.pill.st-pending,.pill.st-queued{background:var(--pend)}
     main.wide,footer.wide{max-width:none}
     @media (max-width:760px){figure.wide{grid-column:auto}.figs.two{grid-template-columns:1fr}}
     """

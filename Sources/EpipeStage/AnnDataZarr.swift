@@ -89,6 +89,8 @@ public enum AnnDataZarr {
         let parent = (path as NSString).deletingLastPathComponent
         try fm.createDirectory(atPath: parent.isEmpty ? "." : parent, withIntermediateDirectories: true)
         let tmp = AtomicFile.temporaryPath(for: path)
+        TempFiles.created(tmp)
+        defer { TempFiles.finished(tmp) }
         do {
             let w = Writer(root: tmp, chunkBytes: max(64, chunkBytes))
             try w.build(X: X, n: n, d: d, varNames: varNames, obsIndex: obsIndex, obs: obs, spatial: spatial)
@@ -103,6 +105,8 @@ public enum AnnDataZarr {
     static func commit(tmp: String, to path: String, replacing: Bool) throws {
         let fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 { if let f = glibc.syncfs { _ = f(fd) } else { sync() }; close(fd) }
+        Fault.point("temp-written")
+        defer { Fault.point("renamed") }
         func fail(_ what: String, _ e: Int32) -> Error {
             EpipeError.failed("\(path): cannot \(what) (\(String(cString: strerror(e)))); the new store is at \(tmp)")
         }
@@ -349,6 +353,7 @@ public enum AnnDataZarr {
         guard fd >= 0 else { return errno }
         let e = FileIO.writeAll(fd, bytes)
         let c = close(fd) == 0 ? 0 : errno
+        Fault.point("output-chunk")
         return e != 0 ? e : c
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import EpipeCore
 import EpipeImage
 import EpipeStore
+import EpipeKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,6 +45,7 @@ public struct IngestRun {
     public init(options: IngestOptions, sources: [String]) { flags = options; self.sources = sources }
 
     public func run() throws {
+        Interrupt.install()   // SIGTERM/SIGINT: stop between blocks, parts or files (see `stop` below)
         let f = flags
         let p = try IngestParams(settle: f.settle ?? IngestParams.defaultSettle, stages: f.stages, name: f.name, param: f.param, maxPixels: f.maxPixels)
         let root = try Root(Root.resolve(f.root))
@@ -53,6 +55,7 @@ public struct IngestRun {
         let stageList = try p.stageList(config: cfg)
         let opener = StoreOpener(flags: f, root: root, config: cfg)
         let store = try opener.open()
+        Self.sweep(root: root, store: store)
         var intake = Intake(root: root, store: store, ledger: try Ledger(dir: root.ledgerDir), stages: stageList, params: p.params)
         (intake.endpoint, intake.region) = opener.s3Location
         let log = StageLog(tool: "epipe-ingest", file: root.path + "/ledger/ingest.log", quiet: f.quiet)
@@ -97,7 +100,19 @@ public struct IngestRun {
             let mb = Int((base + d) >> 20); if mb > doneMiB { prog.advance(mb - doneMiB); doneMiB = mb }
         }
         var worst: Int32 = 0
+        // SIGTERM/SIGINT stop the run at its next safe point (a block copied, a part sent, between
+        // files): the report says interrupted with what was done; a partial copy or upload stays for
+        // the next run to resume.
+        let stop: (Int32) -> Void = { sig in
+            var r = report
+            r.interrupted = sig == SIGINT ? "SIGINT" : "SIGTERM"
+            r.bytesSent = intake.sent
+            try? self.finish(&r, started: started, root: root, log: log, print: true)
+            log.warn("interrupted by \(r.interrupted!): \(r.transferred) of \(todo.count) file(s) to move moved; rerun to continue (a partial copy or upload resumes)")
+        }
+        Interrupt.begin(stop)
         for (i, s) in todo.enumerated() {
+            Interrupt.checkpoint()
             if i + 1 < todo.count { store.prepare(source: todo[i + 1].path) }   // S3: hash the next while this one travels
             let sentBefore = intake.sent
             var item = IngestRunReport.Item(source: s.path, bytes: s.bytes, kind: s.isScan ? "scan" : "file", status: "failed")
@@ -155,6 +170,7 @@ public struct IngestRun {
             }
             report.items.append(item)
         }
+        Interrupt.end()
         prog.finish()
         report.bytesSent = intake.sent
         try finish(&report, started: started, root: root, log: log, print: true)

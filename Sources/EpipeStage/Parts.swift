@@ -1,6 +1,7 @@
 import Foundation
 import ArgumentParser
 import EpipeCore
+import EpipeKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -149,18 +150,25 @@ public struct PartSet: Sendable {
         return set
     }
 
-    /// After a merge: removes `<stage>/parts/` (the parts' strips and manifests; the merged manifest
-    /// is already complete, so a crash here leaves only files a rerun of the parts would rewrite).
-    /// Returns the bytes freed.
+    /// After a merge: removes `<stage>/parts/` (the parts' strips and manifests). It is first renamed
+    /// to a temporary name (`.parts.old-PID-RANDOM`, which the stage's next run sweeps), so a crash
+    /// while it is deleted leaves no half folder of parts; the merged manifest is already complete, and
+    /// a merge rerun that finds it up to date removes a `parts/` still there. Returns the bytes freed.
     @discardableResult
     public static func remove(job: Job, stage: String) -> UInt64 {
         let d = dir(job, stage)
         guard FileManager.default.fileExists(atPath: d) else { return 0 }
+        let gone = TempFiles.name(for: d).replacingOccurrences(of: ".tmp-", with: ".old-")
+        guard rename(d, gone) == 0 else { return 0 }
+        TempFiles.created(gone)
+        defer { TempFiles.finished(gone) }
+        AtomicFile.syncDirectory(of: d)
+        Fault.point("parts-moved")
         var bytes: UInt64 = 0
-        if let e = FileManager.default.enumerator(atPath: d) {
-            while let f = e.nextObject() as? String { bytes += Files.size(d + "/" + f).map(UInt64.init) ?? 0 }
+        if let e = FileManager.default.enumerator(atPath: gone) {
+            while let f = e.nextObject() as? String { bytes += Files.size(gone + "/" + f).map(UInt64.init) ?? 0 }
         }
-        try? FileManager.default.removeItem(atPath: d)
+        try? FileManager.default.removeItem(atPath: gone)
         return bytes
     }
 
@@ -179,6 +187,8 @@ public struct PartSet: Sendable {
         let path = d + "/shared.json"
         guard let lock = FileLock(path: d + "/.shared.lock") else { throw EpipeError.failed("\(d): cannot lock") }
         defer { _ = lock }
+        // the temporary shared.json of a part killed while it wrote it (only written under this lock)
+        AtomicFile.sweep(directory: d, olderThan: 0) { $0.hasPrefix(".shared.json.tmp-") }
         if let data = try? Files.read(path), let r = try? JSONDecoder().decode(SharedRecord<T>.self, from: data),
            r.version == Version.string, r.params == params, r.inputs.map({ [$0.path, $0.sha256] }) == inputs.map({ [$0.path, $0.sha256] }) {
             return r.value
@@ -200,7 +210,13 @@ struct SharedRecord<V: Codable>: Codable {
 
 extension StageRunner {
     /// Runs part `index` of `count` of the stage on one job; true when it is complete (run or up to date).
+    /// SIGTERM/SIGINT stop it at a safe point: the part's manifest says interrupted (`JobStop`).
     func runPart(jobDir: String, index: Int, count: Int) -> Bool {
+        let stop = JobStop(stage: stage, tool: toolName, claim: nil)
+        return Interrupt.during(stop.stop) { runPart(jobDir: jobDir, index: index, count: count, stop: stop) }
+    }
+
+    func runPart(jobDir: String, index: Int, count: Int, stop: JobStop) -> Bool {
         guard let tool = tool as? any PartedStageTool else {
             fail(EpipeError.badInput("\(toolName) cannot run in parts"), job: nil); return false
         }
@@ -211,6 +227,7 @@ extension StageRunner {
         } catch { fail(error, job: jobDir); return false }
         let tag = "part \(index)/\(count)"
         let log = StageLog(tool: toolName, file: job.logPath(stage), quiet: opts.quiet)
+        stop.started(job: job, log: log, tag: tag)
         let started = Date()
         defer { RawCache.clean(job) }
         let set = PartSet(job: job, stage: stage, count: count)
@@ -235,23 +252,29 @@ extension StageRunner {
                 emit(job: job, status: "up-to-date", seconds: 0, error: nil, outputs: nil)
                 return true
             }
-            AtomicFile.sweep(directory: pdir, olderThan: 0)
+            AtomicFile.sweep(directory: pdir, olderThan: 0, recursive: true)
+            Interrupt.checkpoint()
             var m = StageManifest(stage: stage, status: .running, run: Files.random(hex: 6), tool: ToolRef(name: toolName, version: Version.string),
                                   params: params, inputs: inputs, metrics: ["part": .number(Double(index)), "parts": .number(Double(count))],
                                   started: Time.iso(started))
             manifest = m
             try AtomicFile.write(JSON.encode(m), to: mpath)
             updateStageManifest(job, set: set, params: params, inputs: inputs)
+            Fault.point("manifest-running")
             log.info("\(job.spec.name): \(tag) started (\(job.dir))")
             let box = ManifestBox(m)
+            let (p0, i0) = (params, inputs)
+            stop.running(box, path: mpath, started: started) { self.updateStageManifest(job, set: set, params: p0, inputs: i0) }
             let ctx = StageContext(job: job, stage: stage, params: params, inputs: inputs, log: log, quiet: opts.quiet, subdir: "parts/\(index)") { p in
                 box.update(p, path: mpath)
             }
             let result = try tool.runPart(ctx, index: index, count: count)
             let outs = try Self.outputRefs(result, ctx: ctx)
+            Fault.point("outputs-hashed")
             m = box.current()
             try Self.complete(&m, outputs: outs, metrics: result.metrics.merging(["part": .number(Double(index)), "parts": .number(Double(count))]) { _, b in b },
                               started: started, box: box, path: mpath)
+            Fault.point("manifest-complete")
             updateStageManifest(job, set: set, params: params, inputs: inputs)
             log.info("\(job.spec.name): \(tag) complete in \(String(format: "%.2f", m.seconds ?? 0)) s, peak RSS \(Memory.peakRSS() >> 20) MiB")
             emit(job: job, status: "complete", seconds: m.seconds, error: nil, outputs: outs.map { $0.path })

@@ -2,6 +2,7 @@ import Foundation
 import EpipeCore
 import EpipeStore
 import EpipeImage
+import EpipeKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -135,6 +136,7 @@ public final class StageRunner {
 
     public func main() -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        Interrupt.install()   // SIGTERM/SIGINT: stop at the next safe point (JobStop), exit 143/130
         if opts.drain || opts.watch {
             let rootPath = Root.resolve(opts.root)
             let root: Root
@@ -163,7 +165,7 @@ public final class StageRunner {
                     // the queue is empty: a worker that died meanwhile (killed, its host gone) left
                     // its claim; give it back now and take it, rather than leave it to the next drain
                 } while reap() > 0
-                if opts.watch { usleep(useconds_t(max(0.05, opts.pollInterval) * 1_000_000)) }
+                if opts.watch { Interrupt.idle { _ = usleep(useconds_t(max(0.05, opts.pollInterval) * 1_000_000)) } }
             } while opts.watch
         }
         var any = !opts.jobs.isEmpty
@@ -173,7 +175,7 @@ public final class StageRunner {
                 Term.stderr("\(toolName): no job directories given; pass ROOT/jobs/<id> arguments, pipe them on stdin, or use --drain")
                 return 2
             }
-            while let line = readLine() {
+            while let line = Interrupt.idle({ readLine() }) {
                 var s = line.trimmingCharacters(in: .whitespaces)
                 if s.isEmpty { continue }
                 if s.hasPrefix("{"), let d = s.data(using: .utf8), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let j = o["job"] as? String { s = j }
@@ -182,6 +184,7 @@ public final class StageRunner {
             }
         }
         _ = any
+        Interrupt.checkpoint()   // a signal during the last job, which was finished: 143/130 all the same
         return worst
     }
 
@@ -191,8 +194,18 @@ public final class StageRunner {
         Term.stderr("\(toolName): \(describe(error))")
     }
 
-    /// Runs the stage on one job; true when it is complete (run or up to date).
+    /// Runs the stage on one job; true when it is complete (run or up to date). SIGTERM/SIGINT stop it
+    /// at a safe point (`JobStop`).
     func runOne(jobDir: String, claim: (Queue, Queue.Claim)?) -> Bool {
+        let stop = JobStop(stage: stage, tool: toolName, claim: claim)
+        return Interrupt.during(stop.stop) {
+            if claim != nil { Fault.point("claimed") }
+            Interrupt.checkpoint()   // a drain worker signalled since its last job: the claim goes back
+            return runWhole(jobDir: jobDir, claim: claim, stop: stop)
+        }
+    }
+
+    func runWhole(jobDir: String, claim: (Queue, Queue.Claim)?, stop: JobStop) -> Bool {
         let job: Job
         do {
             job = try Job(dir: jobDir)
@@ -207,6 +220,7 @@ public final class StageRunner {
             return false
         }
         let log = StageLog(tool: toolName, file: job.logPath(stage), quiet: opts.quiet)
+        stop.started(job: job, log: log)
         let started = Date()
         let run = Files.random(hex: 6)
         var heartbeat: DispatchSourceTimer? = nil
@@ -216,7 +230,7 @@ public final class StageRunner {
             let every = max(0.2, min(10, opts.staleAfter / 4))
             let t = DispatchSource.makeTimerSource(queue: .global())
             t.schedule(deadline: .now() + every, repeating: every)
-            t.setEventHandler { if q.holds(c) { q.heartbeat(c) } else { Self.claimLost(c, log: log) } }
+            t.setEventHandler { if q.holds(c) { q.heartbeat(c) } else if Interrupt.pending == 0 { Self.claimLost(c, log: log) } }   // a stop gives it back itself
             t.resume(); heartbeat = t
         }
         defer { heartbeat?.cancel() }
@@ -264,12 +278,17 @@ public final class StageRunner {
             try Self.checkRawInputs(job, inputs)
             if !opts.force, let old = job.manifest(stage), upToDate(old, job: job, params: params, inputs: inputs) {
                 log.info("\(job.spec.name): up to date (\(job.dir)/\(stage)); --force reruns")
+                sweep(job)   // what a run killed after its complete manifest left (a merge's parts being removed)
+                if let t = tool as? any PartedStageTool, t.merging, !t.keepParts, PartSet.remove(job: job, stage: stage) > 0 {
+                    log.info("\(job.spec.name): removed \(stage)/parts left by a merge that stopped before it could")
+                }
                 emit(job: job, status: "up-to-date", seconds: 0, error: nil, outputs: old.outputs.map { $0.path })
                 forward(job)
                 return true
             }
             try tool.precheck(job, params: params, inputs: inputs)
-            AtomicFile.sweep(directory: job.stageDir(stage), olderThan: 0)
+            sweep(job)
+            Interrupt.checkpoint()
             var m = StageManifest(stage: stage, status: .running, run: run, tool: ToolRef(name: toolName, version: Version.string),
                                   params: params, inputs: inputs, started: Time.iso(started))
             manifest = m
@@ -278,16 +297,20 @@ public final class StageRunner {
             try AtomicFile.write(JSON.encode(m), to: job.manifestPath(stage), createDirectories: false)
             log.detail("params \(JSONValue.object(params))")
             let mpath = job.manifestPath(stage)
+            Fault.point("manifest-running")
             let box = ManifestBox(m)
+            stop.running(box, path: mpath, started: started)
             let ctx = StageContext(job: job, stage: stage, params: params, inputs: inputs, log: log, quiet: opts.quiet) { p in
                 box.update(p, path: mpath)
             }
             let result = try tool.run(ctx)
             let outs = try Self.outputRefs(result, ctx: ctx)
+            Fault.point("outputs-hashed")
             if let (q, c) = claim, !q.holds(c) { Self.claimLost(c, log: log) }
             guard job.stillThere else { throw Self.jobRemoved(job, stage: stage) }
             m = box.current()
             try Self.complete(&m, outputs: outs, metrics: result.metrics, started: started, box: box, path: job.manifestPath(stage))
+            Fault.point("manifest-complete")
             log.info("\(job.spec.name): complete in \(String(format: "%.2f", m.seconds ?? 0)) s, peak RSS \(Memory.peakRSS() >> 20) MiB")
             if let t = tool as? any PartedStageTool, t.merging, !t.keepParts {
                 let freed = PartSet.remove(job: job, stage: stage)
@@ -323,6 +346,7 @@ public final class StageRunner {
     /// Marks a running manifest complete (outputs, metrics, time, peak memory, progress at its end)
     /// and writes it: the last write of a run.
     static func complete(_ m: inout StageManifest, outputs: [FileRef], metrics: [String: JSONValue], started: Date, box: ManifestBox, path: String) throws {
+        Interrupt.commitBegin(); defer { Interrupt.commitEnd() }   // a stop waits for it (JobStop: the box closed, nothing to undo)
         m.status = .complete
         m.outputs = outputs
         m.metrics = metrics
@@ -373,6 +397,7 @@ public final class StageRunner {
 
     /// Marks a manifest failed with the error and writes it (best effort: the error is said anyway).
     static func fail(_ m: inout StageManifest, error: String, started: Date, path: String) {
+        Interrupt.commitBegin(); defer { Interrupt.commitEnd() }
         m.status = .failed; m.error = error; m.finished = Time.iso(Date())
         m.seconds = Date().timeIntervalSince(started); m.peak_rss_bytes = Memory.peakRSS()
         try? AtomicFile.write(JSON.encode(m), to: path, createDirectories: false)
@@ -427,6 +452,10 @@ final class ManifestBox: @unchecked Sendable {
     }
     func current() -> StageManifest { lock.lock(); defer { lock.unlock() }; return m }
     func close() { lock.lock(); closed = true; lock.unlock() }
+
+    /// For a stop: closes the box and returns the manifest, nil when it was closed already (the job
+    /// completed: nothing to mark interrupted).
+    func closeForStop() -> StageManifest? { lock.lock(); defer { lock.unlock() }; if closed { return nil }; closed = true; return m }
 }
 
 /// A stage's exit code for an error: 2 for bad input (a file that is not what it should be: an

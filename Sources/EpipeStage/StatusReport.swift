@@ -59,7 +59,7 @@ public struct StatusReport: Codable, Sendable {
     /// Outputs (and raw scans) whose digest differs from their record, or that are missing.
     public var mismatches: Int { summary["mismatches"] ?? 0 }
 
-    public static let jobStates = ["failed", "stale", "running", "partial", "queued", "complete", "invalid"]
+    public static let jobStates = ["failed", "stale", "interrupted", "running", "partial", "queued", "complete", "invalid"]
     public static let failuresShown = 5
 
     public struct Query: Sendable {
@@ -214,7 +214,7 @@ public struct StatusReport: Codable, Sendable {
     /// The shell command that retries a failed, dead or stale job from its first such stage through
     /// the rest of its stages.
     static func retryCommand(_ job: Job, stages: [StageState], root: Root) -> String? {
-        guard let bad = stages.first(where: { ["failed", "dead", "stale", "invalid"].contains($0.status) }),
+        guard let bad = stages.first(where: { ["failed", "dead", "stale", "invalid", "interrupted"].contains($0.status) }),
               let i = job.spec.stages.firstIndex(of: bad.stage) else { return nil }
         let rest = job.spec.stages[(i + 1)...].map { "epipe-" + $0 }
         let pipe = (["epipe-\(bad.stage) \(shellQuote(job.dir))"] + rest).joined(separator: " | ")
@@ -245,12 +245,14 @@ public struct StatusReport: Codable, Sendable {
     }
 
     /// A job's state from its stages' statuses (skipped ones aside): failed (any failed or invalid),
-    /// stale (any stale or dead: the work stopped and can be given back), complete (all), running
-    /// (any), partial (some complete), else queued.
+    /// stale (any stale or dead: the work stopped and can be given back), interrupted (a stage stopped
+    /// by SIGTERM/SIGINT and not run since: rerun it), complete (all), running (any), partial (some
+    /// complete), else queued.
     public static func jobState(_ all: [String]) -> String {
         let statuses = all.filter { $0 != "skipped" }
         if statuses.contains("failed") || statuses.contains("invalid") { return "failed" }
         if statuses.contains("stale") || statuses.contains("dead") { return "stale" }
+        if statuses.contains("interrupted") { return "interrupted" }
         if statuses.allSatisfy({ $0 == "complete" }) { return "complete" }
         if statuses.contains("running") { return "running" }
         if statuses.contains("complete") { return "partial" }

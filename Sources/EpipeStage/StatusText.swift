@@ -50,11 +50,12 @@ public enum StatusText {
         if r.summary["jobs"] ?? 0 == 0 { out += "no jobs yet: epipe-ingest DIR registers one per scan\n" }
         else if !r.jobs.isEmpty {
             let idw = max(6, r.jobs.map { $0.id.count }.max() ?? 6) + 2
-            var head = pad("JOB", idw) + pad("STATE", 10)
+            let stw = max(10, (r.jobs.map { $0.state.count }.max() ?? 0) + 1)   // "interrupted" takes 12
+            var head = pad("JOB", idw) + pad("STATE", stw)
             for s in Names.stages { head += pad(s.uppercased(), 20) }
             out += head.trimmingCharacters(in: .whitespaces) + "\n"
             for j in r.jobs {
-                var line = pad(j.id, idw) + pad(j.state, 10)
+                var line = pad(j.id, idw) + pad(j.state, stw)
                 for s in Names.stages { line += pad(j.stages.first { $0.stage == s }.map(cell) ?? "-", 20) }
                 out += line.trimmingCharacters(in: .whitespaces) + "\n"
                 for s in j.stages where s.error != nil && s.status != "complete" { out += "    \(s.stage): \(s.error!)\n" }

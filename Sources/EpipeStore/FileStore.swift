@@ -62,7 +62,10 @@ public struct FileStore: ObjectStore {
         let src = path(key)
         guard Files.exists(src) else { throw EpipeError.failed("\(uri(key)): not in the store") }
         let tmp = AtomicFile.temporaryPath(for: dest)
-        let got = try Copier.copy(from: src, to: tmp, progress: progress)
+        TempFiles.created(tmp)
+        defer { TempFiles.finished(tmp) }
+        let got: (hex: String, bytes: Int64, written: Int64)
+        do { got = try Copier.copy(from: src, to: tmp, progress: progress) } catch { unlink(tmp); throw error }
         if let sha256, got.hex != sha256 {
             unlink(tmp)
             throw EpipeError.failed("\(uri(key)): its sha256 \(got.hex.prefix(12)) is not the recorded \(sha256.prefix(12)); the store's copy is damaged")
@@ -124,6 +127,7 @@ public enum Copier {
             let werr = FileIO.writeAll(ofd, UnsafeRawBufferPointer(start: buf, count: n))
             if werr != 0 { throw EpipeError.failed("\(dst): write error (\(String(cString: strerror(werr)))); check free space") }
             done += Int64(n)
+            Fault.point("output-chunk")
             progress?(done, total)
             if let bps = bytesPerSecond {
                 let ahead = Double(done - resumedAt) / bps - Date().timeIntervalSince(t0)

@@ -1,5 +1,6 @@
 import Foundation
 import EpipeCore
+import EpipeKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -70,8 +71,8 @@ public struct Intake: Sendable {
         let jobDir = root.jobsDir + "/" + id
         if !Files.exists(jobDir + "/job.json") {
             try Job.create(root: root, spec: JobSpec(id: id, name: name, raw: raw, stages: stages, params: params, source: src, markers: markersURI))
-            try Queue(root: root, stage: stages[0]).enqueue(id: id, jobDir: jobDir)
         }
+        try queueOnce(id: id, jobDir: jobDir, stage: stages[0])
         try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: id, verified: Time.iso(Date())))
         return .registered(id: id, dir: jobDir, raw: raw)
     }
@@ -113,10 +114,18 @@ public struct Intake: Sendable {
             log.info("\(name): segment/ imported from \(src) (\(table.tool) table, \(table.table.rows.count) cells, sha256 \(raw.sha256.prefix(12)))")
             for w in table.warnings { log.detail("warning: " + w) }
             try Job.create(root: root, spec: spec)
-            try Queue(root: root, stage: stages[1]).enqueue(id: id, jobDir: jobDir)
         }
+        try queueOnce(id: id, jobDir: jobDir, stage: stages[1])
         try ledger.record(LedgerEntry(source: src, bytes: raw.bytes, mtime: mtime.timeIntervalSince1970, sha256: raw.sha256, dest: raw.uri, job: id, verified: Time.iso(Date())))
         return (.registered(id: id, dir: jobDir, raw: raw), table)
+    }
+
+    /// Queues a registered job for its first stage unless that queue holds it already (in any state):
+    /// a run killed between job.json and the queue entry left it unqueued, and its rerun, finding
+    /// job.json, must still queue it, once.
+    func queueOnce(id: String, jobDir: String, stage: String) throws {
+        let q = Queue(root: root, stage: stage)
+        if q.places(of: id).isEmpty { try q.enqueue(id: id, jobDir: jobDir) }
     }
 
     /// Runs `check` on the source (a throw stops here: nothing is stored), then copies it into the store
@@ -125,6 +134,7 @@ public struct Intake: Sendable {
         let checked = try check(src)
         let r = try store.put(source: src, key: { "\(name)-\($0.prefix(8))\(ext)" }, progress: progress)
         counter.add(r.sent)
+        Fault.point("stored")
         copied()
         return (r.raw, checked)
     }

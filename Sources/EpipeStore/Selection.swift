@@ -99,6 +99,8 @@ public struct IngestRunReport: Codable, Sendable {
     public var bytesTransferred: Int64 = 0, bytesSent: Int64 = 0
     public var mbPerSecond: Double = 0
     public var items: [Item] = []
+    /// SIGTERM or SIGINT when a signal stopped the run (the items are those it got to).
+    public var interrupted: String? = nil
 
     public init(started: Date, destination: String, sources: [String], dryRun: Bool) {
         self.started = Time.iso(started); self.destination = destination; self.sources = sources; self.dryRun = dryRun
@@ -107,6 +109,7 @@ public struct IngestRunReport: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case schema, started, finished, seconds, destination, sources, dryRun = "dry_run", seen, excluded, skipped, settling, transferred, failed
         case newJobs = "new_jobs", bytesTransferred = "bytes_transferred", bytesSent = "bytes_sent", mbPerSecond = "mb_per_second", items
+        case interrupted
     }
 
     /// One line: new jobs, unchanged, settling, seen, excluded, transferred (bytes, sent, MB/s), failed.

@@ -360,6 +360,7 @@ public struct S3Store: ObjectStore {
         // server; both are checked part by part against our bytes.
         var uploadId = "", checksums = false
         var have: [Int: S3Part] = [:]
+        var seen: [S3Upload]? = nil   // the key's open uploads, once listed
         if let rec = readRecord(recPath, objectKey: ok, sha256: sha, bytes: size) {
             if let listed = try client.listParts(bucket: bucket, key: ok, uploadId: rec.uploadId) {
                 uploadId = rec.uploadId; checksums = rec.checksums
@@ -373,15 +374,20 @@ public struct S3Store: ObjectStore {
                 unlink(recPath)   // NoSuchUpload: completed, aborted or expired; start over
             }
         } else if ok.contains(sha) {
-            if let adopted = try adopt(objectKey: ok, plan: plan) {
+            if let adopted = try adopt(objectKey: ok, plan: plan, seen: &seen) {
                 uploadId = adopted.uploadId; checksums = adopted.checksums; have = adopted.parts
                 try writeRecord(recPath, ResumeRecord(bucket: bucket, key: ok, sha256: sha, bytes: size, uploadId: uploadId, partSize: plan.partSize, checksums: checksums, created: Time.iso(Date())))
             }
         }
         if uploadId.isEmpty {
+            // Uploads of this key open before ours, with no record (and not taken over): attempts of a
+            // put killed before it recorded its upload. Nothing resumes them, so they are aborted once
+            // ours is recorded (else they hold their parts until a lifecycle rule removes them).
+            let abandoned = seen ?? ((try? client.listMultipartUploads(bucket: bucket, prefix: ok))?.filter { $0.key == ok } ?? [])
             let created = try client.createMultipartUpload(bucket: bucket, key: ok, metadata: ["sha256": sha, "source-bytes": String(size)])
             uploadId = created.uploadId; checksums = created.checksums
             try writeRecord(recPath, ResumeRecord(bucket: bucket, key: ok, sha256: sha, bytes: size, uploadId: uploadId, partSize: plan.partSize, checksums: checksums, created: Time.iso(Date())))
+            for u in abandoned where u.uploadId != uploadId { try? client.abortMultipartUpload(bucket: bucket, key: ok, uploadId: u.uploadId) }
         }
 
         // Pass 2: every part read at its offset and re-hashed; parts the server already holds
@@ -394,6 +400,7 @@ public struct S3Store: ObjectStore {
         var done: Int64 = 0
         try WorkPool.run(count: plan.count, parallel: config.parallel, work: { i in try ctx.part(i + 1) }, done: { i, r in
             parts[i + 1] = r.part; md5s[i + 1] = r.md5
+            Fault.point("output-chunk")
             done += Int64(plan.length(i + 1))
             progress?(size / 2 + done / 2, size)
         })
@@ -429,8 +436,10 @@ public struct S3Store: ObjectStore {
     /// Whether the upload wants part checksums: as ListParts says when it does; else as this
     /// code creates uploads (with SHA-256 checksums unless the server refused them). SeaweedFS
     /// lists neither the algorithm nor part checksums.
-    func adopt(objectKey ok: String, plan: Plan) throws -> (uploadId: String, checksums: Bool, parts: [Int: S3Part])? {
+    /// `seen` gets the key's open uploads as listed.
+    func adopt(objectKey ok: String, plan: Plan, seen: inout [S3Upload]?) throws -> (uploadId: String, checksums: Bool, parts: [Int: S3Part])? {
         let uploads = try client.listMultipartUploads(bucket: bucket, prefix: ok).filter { $0.key == ok }.sorted { $0.initiated > $1.initiated }
+        seen = uploads
         for u in uploads {
             guard let listed = try client.listParts(bucket: bucket, key: ok, uploadId: u.uploadId) else { continue }
             let have = S3Store.unambiguous(listed.parts).filter { $0.key <= plan.count && $0.value.size == Int64(plan.length($0.key)) }
