@@ -2,21 +2,22 @@ import Foundation
 import EpipeKernels
 
 /// The bits of OME-XML that epipe needs, from the first Image/Pixels element.
-struct OMEMetadata: Equatable {
-    var sizeC: Int?
-    var sizeZ: Int?
-    var sizeT: Int?
-    var dimensionOrder: String?
-    var type: String?
-    var channelNames: [String?] = []
-    var physicalSizeX: Double?
-    var physicalSizeY: Double?
+public struct OMEMetadata: Equatable, Sendable {
+    public var sizeC: Int?
+    public var sizeZ: Int?
+    public var sizeT: Int?
+    public var dimensionOrder: String?
+    public var type: String?
+    public var channelNames: [String?] = []
+    public var physicalSizeX: Double?
+    public var physicalSizeY: Double?
 }
 
 /// A small tolerant OME-XML reader/writer (no full XML validation; namespace prefixes ignored).
-enum OMEXML {
+/// Public for the fuzz targets and tools that look at a description without opening an image.
+public enum OMEXML {
     /// Parses an ImageDescription. Returns nil when it is not OME-XML.
-    static func parse(_ xml: String) -> OMEMetadata? {
+    public static func parse(_ xml: String) -> OMEMetadata? {
         let b = Array(xml.utf8)
         let n = b.count
         var i = 0
@@ -167,7 +168,7 @@ enum OMEXML {
     }
 
     /// OME-XML (2016-06) for one image, one IFD per channel in C order.
-    static func make(name: String, width: Int, height: Int, channelNames: [String], pixelType: PixelType,
+    public static func make(name: String, width: Int, height: Int, channelNames: [String], pixelType: PixelType,
                      physicalSizeX: Double?, physicalSizeY: Double?) -> String {
         var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         s += "<OME xmlns=\"http://www.openmicroscopy.org/Schemas/OME/2016-06\" "
