@@ -73,10 +73,17 @@ public final class ImageReader: @unchecked Sendable {
     private var tileScratch: UnsafeMutableRawPointer?
     private var tileScratchBytes = 0
 
+    /// Bytes of decoded pixels the reader holds for one strip or one row of tiles: the most a
+    /// header may ask it to decode at once (`maxBandBytes` of `init`).
+    public static let defaultMaxBandBytes = 1 << 30
+
     /// Opens `path`. Refuses (throws ImageError) before any large allocation when the header is
     /// implausible: zero/absurd dimensions, width*height*channels > maxPixels, strips/tiles past the
-    /// end of the file, unsupported sample formats, or files that are empty, not TIFF, or truncated.
-    public init(path: String, maxPixels: Int = 20_000_000_000, markersCSV: String? = nil) throws {
+    /// end of the file, a strip or row of tiles that decodes to more than `maxBandBytes` (a read
+    /// decodes one at a time, so a 100-byte file claiming one 100000 x 100000 strip would otherwise
+    /// have it allocate 20 GB), unsupported sample formats, or files that are empty, not TIFF, or
+    /// truncated.
+    public init(path: String, maxPixels: Int = 20_000_000_000, maxBandBytes: Int = ImageReader.defaultMaxBandBytes, markersCSV: String? = nil) throws {
         self.path = path
         func fail(_ m: String) -> ImageError { ImageError(path: path, message: m) }
 
@@ -230,24 +237,38 @@ public final class ImageReader: @unchecked Sendable {
         if let ome, let c = ome.sizeC, c > 0, c < locs.count, pagesAcc.allSatisfy({ $0.spp == 1 }) {
             // pages hold Z/T planes or further OME images too: keep the (z=0, t=0) plane of each
             // channel of the first image
+            // (sizes from the XML: a product past Int.max is not this file's plane count)
             let z = max(ome.sizeZ ?? 1, 1), tt = max(ome.sizeT ?? 1, 1)
-            if c * z * tt < locs.count { locs = Array(locs.prefix(c * z * tt)) }
-            if c * z * tt == locs.count {
+            let (cz, o1) = c.multipliedReportingOverflow(by: z)
+            let (planes, o2) = cz.multipliedReportingOverflow(by: tt)
+            if !o1 && !o2 && planes < locs.count { locs = Array(locs.prefix(planes)) }
+            if !o1 && !o2 && planes == locs.count {
                 let order = Array((ome.dimensionOrder ?? "XYCZT").uppercased().dropFirst(2))
-                var strideC = 1
+                // planes of one channel come before the next: Z and/or T when named before C (each
+                // letter once: "XYZZC" is a malformed order, not Z twice)
+                var strideC = 1, seen = Set<Character>()
                 for dch in order {
                     if dch == "C" { break }
-                    strideC *= (dch == "Z" ? z : (dch == "T" ? tt : 1))
+                    if seen.insert(dch).inserted { strideC *= (dch == "Z" ? z : (dch == "T" ? tt : 1)) }
                 }
                 locs = (0..<c).map { locs[$0 * strideC] }
             }
         }
         let nChan = locs.count
 
-        // --- strips/tiles must lie inside the file ---------------------------------------
+        // --- strips/tiles must lie inside the file, and decode to a bounded band -----------
         let usedPages = Set(locs.map { $0.page })
         for pi in usedPages.sorted() {
             let pg = pagesAcc[pi]
+            let pix = pg.stride * (bits / 8)
+            let (rowBytes, o1) = width.multipliedReportingOverflow(by: pix)
+            let (bandBytes, o2) = rowBytes.multipliedReportingOverflow(by: pg.bandHeight)
+            let tileBytes = pg.tiled ? pg.tileW * pg.tileH * pix : 0
+            if o1 || o2 || max(bandBytes, tileBytes) > maxBandBytes {
+                let what = pg.tiled ? "a row of its \(pg.tileW) x \(pg.tileH) tiles" : "one strip of \(pg.rowsPerStrip) rows"
+                let size = o1 || o2 ? "more than \(Int.max) bytes" : ImageReader.gb(max(bandBytes, tileBytes))
+                throw fail("page \(pg.dir) decodes \(what) x \(width) pixels at once (\(size)), more than the \(ImageReader.gb(maxBandBytes)) epipe decodes at a time; the header is probably corrupt, else re-export the image tiled (e.g. 512 x 512 tiles)")
+            }
             guard TIFFSetDirectory(t, pg.dir) != 0 else {
                 throw fail("cannot re-read TIFF page \(pg.dir)\(libtiffMsg()); the file is corrupt, re-export it")
             }
@@ -322,6 +343,9 @@ public final class ImageReader: @unchecked Sendable {
         tileScratch?.deallocate()
         epipe_tiff_close(handle)
     }
+
+    /// Bytes as "1.5 GB" for messages.
+    static func gb(_ n: Int) -> String { String(format: "%.1f GB", Double(n) / 1e9) }
 
     static func kind(bits: Int, format: Int) -> Kind? {
         switch (bits, format) {

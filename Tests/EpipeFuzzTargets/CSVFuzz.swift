@@ -28,8 +28,10 @@ enum CSVFuzz {
         let records = CSV.parse(text)
         let rendered = records.map { $0.map(CSV.quote).joined(separator: ",") + "\n" }.joined()
         let again = CSV.parse(rendered)
-        guard again == records else {
-            return .defect("CSV.parse of CSV.quote's writing differs: \(records.prefix(3).map { $0.map(\.debugDescription) }) became \(again.prefix(3).map { $0.map(\.debugDescription) })")
+        if let k = records.indices.first(where: { $0 >= again.count || again[$0] != records[$0] }) ?? (again.count > records.count ? records.count : nil) {
+            let was = k < records.count ? "\(records[k].map(\.debugDescription))" : "nothing"
+            let now = k < again.count ? "\(again[k].map(\.debugDescription))" : "nothing"
+            return .defect("CSV.parse of CSV.quote's writing differs: record \(k + 1) of \(records.count) \(was) became \(now)")
         }
         said.append("\(records.count) records")
 

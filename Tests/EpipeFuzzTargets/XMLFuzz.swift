@@ -5,7 +5,7 @@ import CTIFFShim
 /// The ImageDescription parsers: OME-XML and PerkinElmer QPI XML on the text alone (they never
 /// throw: nil is "not this kind of description"), the OME-XML round trip (the names epipe read
 /// are the names epipe writes and reads back), and the reader's use of the description: a small
-/// three-page TIFF carrying the input as its first page's ImageDescription, opened and read.
+/// four-page TIFF carrying the input as its first page's ImageDescription, opened and read.
 enum XMLFuzz {
     static func run(_ data: UnsafeRawBufferPointer) -> FuzzOutcome {
         // libtiff hands the reader the tag's text up to its first NUL
@@ -32,16 +32,16 @@ enum XMLFuzz {
             said.append("QPI \(q.channelName ?? "-") full-resolution \(q.isFullResolution)")
         }
 
-        // the same text as the description of a 3-page 16-bit TIFF
+        // the same text as the description of a 4-page 16-bit TIFF (room for C x Z x T = 2 x 2 x 1)
         let path = FuzzFile.dir() + "/described.tif"
         var err = [CChar](repeating: 0, count: 256)
-        let plane = [UInt16](repeating: 7, count: 3 * 8 * 8)
+        let plane = [UInt16](repeating: 7, count: 4 * 8 * 8)
         let rc: Int32 = Array(bytes).withUnsafeBufferPointer { b in
             var text = Array(b) + [0]
             return text.withUnsafeMutableBufferPointer { t in
                 t.baseAddress!.withMemoryRebound(to: CChar.self, capacity: t.count) { desc in
                     var spec = epipe_test_tiff_spec()
-                    spec.width = 8; spec.height = 8; spec.nchan = 3; spec.bits = 16; spec.sample_format = 1
+                    spec.width = 8; spec.height = 8; spec.nchan = 4; spec.bits = 16; spec.sample_format = 1
                     spec.compression = 1; spec.predictor = 1; spec.rows_per_strip = 4
                     spec.description = UnsafePointer(desc)
                     return plane.withUnsafeBytes { epipe_test_write_tiff(path, &spec, $0.baseAddress, &err, err.count) }
@@ -55,7 +55,7 @@ enum XMLFuzz {
         }
         switch TIFFFuzz.read(path: path) {
         case .accepted(let s): said.append("tiff \(s)")
-        case .refused(let m): return .defect("a valid 3-page TIFF was refused because of its description: \(m)")
+        case .refused(let m): return .defect("a valid 4-page TIFF was refused because of its description: \(m)")
         case .defect(let d): return .defect(d)
         }
         return .accepted(said.joined(separator: "; "))

@@ -47,13 +47,16 @@ echo "fuzz: drivers built in $(( $(date +%s) - t0 )) s ($BIN)"
 # --- run ----------------------------------------------------------------------------------------------
 export SWIFT_BACKTRACE=enable=no       # libFuzzer and ASan report crashes themselves
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:handle_abort=1:allocator_may_return_null=0}
-export EPIPE_FUZZ_TMP=$SCRATCH/tmp
+# the inputs are written to files there (the parsers read paths): memory, not disk, when there is /dev/shm
+EPIPE_FUZZ_TMP=$(mktemp -d "$( [ -d /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}")/epipe-fuzz.XXXXXX")
+export EPIPE_FUZZ_TMP
+trap 'rm -rf "$EPIPE_FUZZ_TMP"' EXIT
 total_runs=0; failed=()
 for t in "${TARGETS[@]}"; do
     exe=$BIN/fuzz-$t
     [ -x "$exe" ] || { echo "fuzz: no target $t (known: tiff omexml markers manifest csv)" >&2; exit 2; }
     work=$SCRATCH/corpus/$t; art=$SCRATCH/artifacts/$t; log=$SCRATCH/logs/$t.log
-    mkdir -p "$work" "$art" "$(dirname "$log")" "$EPIPE_FUZZ_TMP"
+    mkdir -p "$work" "$art" "$(dirname "$log")"
     seeds=("$ROOT/Tests/Fuzz/$t/corpus")
     [ -d "$ROOT/Tests/Fuzz/$t/regressions" ] && seeds+=("$ROOT/Tests/Fuzz/$t/regressions")
     before=$(ls "$work" | wc -l)
@@ -79,7 +82,6 @@ for t in "${TARGETS[@]}"; do
         echo "fuzz $t: $runs runs in ${secs:-$SECONDS_PER_TARGET} s, no crash, hang or out-of-memory; $cov; corpus $nseeds seeds + $after found ($((after - before)) new this run)"
     fi
 done
-rm -rf "$EPIPE_FUZZ_TMP"
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: ${#TARGETS[@]} targets, $total_runs runs, problems in: ${failed[*]}"
     exit 1
