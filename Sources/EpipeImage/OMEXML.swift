@@ -126,15 +126,18 @@ public enum OMEXML {
         return d * factor
     }
 
+    /// XML character and entity references undone. Scalar by scalar: a reference followed by a
+    /// combining mark (`&gt;` then U+0301) is still a reference, though `;` and the mark are one
+    /// Character.
     static func unescape(_ s: String) -> String {
-        guard s.contains("&") else { return s }
-        var out = ""
-        var i = s.startIndex
-        while i < s.endIndex {
-            let ch = s[i]
-            if ch == "&", let semi = s[i...].firstIndex(of: ";"), s.distance(from: i, to: semi) <= 10 {
-                let ent = String(s[s.index(after: i)..<semi])
-                var rep: String?
+        guard s.utf8.contains(UInt8(ascii: "&")) else { return s }
+        let u = Array(s.unicodeScalars)
+        var out = String.UnicodeScalarView()
+        var i = 0
+        while i < u.count {
+            if u[i] == "&", let semi = u[(i + 1)..<min(u.count, i + 11)].firstIndex(of: ";") {
+                let ent = String(String.UnicodeScalarView(u[(i + 1)..<semi]))
+                var rep: Unicode.Scalar?
                 switch ent {
                 case "amp": rep = "&"
                 case "lt": rep = "<"
@@ -142,22 +145,19 @@ public enum OMEXML {
                 case "quot": rep = "\""
                 case "apos": rep = "'"
                 default:
-                    if ent.hasPrefix("#x") || ent.hasPrefix("#X"), let v = UInt32(ent.dropFirst(2), radix: 16), let u = Unicode.Scalar(v) {
-                        rep = String(Character(u))
-                    } else if ent.hasPrefix("#"), let v = UInt32(ent.dropFirst()), let u = Unicode.Scalar(v) {
-                        rep = String(Character(u))
-                    }
+                    if ent.hasPrefix("#x") || ent.hasPrefix("#X"), let v = UInt32(ent.dropFirst(2), radix: 16) { rep = Unicode.Scalar(v) }
+                    else if ent.hasPrefix("#"), let v = UInt32(ent.dropFirst()) { rep = Unicode.Scalar(v) }
                 }
                 if let rep {
-                    out += rep
-                    i = s.index(after: semi)
+                    out.append(rep)
+                    i = semi + 1
                     continue
                 }
             }
-            out.append(ch)
-            i = s.index(after: i)
+            out.append(u[i])
+            i += 1
         }
-        return out
+        return String(out)
     }
 
     static func escape(_ s: String) -> String { Markup.escape(s) }
