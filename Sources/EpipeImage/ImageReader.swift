@@ -7,7 +7,9 @@ import CTIFFShim
 /// Channels are the full-resolution pages (one page per channel), or the samples of a
 /// multi-sample page (planar separate or contig). Reduced-resolution pages (NewSubfileType bit 0)
 /// and pages of another size or type are skipped; SubIFDs are never visited.
-/// Memory is bounded by the decoded strip/tile rows kept in a small LRU cache (`cacheLimitBytes`).
+/// Memory is bounded by the decoded strip/tile rows kept in a small LRU cache (`cacheLimitBytes`);
+/// one strip or row of tiles decodes to at most `maxBandBytes`, and a sparse one (no stored bytes)
+/// costs one zero row.
 /// Thread-safe (calls are serialized by an internal lock); use one reader per thread for parallel reads.
 public final class ImageReader: @unchecked Sendable {
     public let info: ImageInfo
@@ -47,13 +49,17 @@ public final class ImageReader: @unchecked Sendable {
         var y0: Int
         var rows: Int
         var rowBytes: Int
+        /// Bytes from one row to the next: rowBytes, or 0 when the band has no stored bytes (a
+        /// sparse strip or row of tiles) and every row is the one zero row at `ptr`.
+        var rowStride: Int
         var stamp: UInt64 = 0
-        init(bytes: Int, y0: Int, rows: Int, rowBytes: Int) {
+        init(bytes: Int, y0: Int, rows: Int, rowBytes: Int, rowStride: Int) {
             self.bytes = max(bytes, 1)
             ptr = UnsafeMutableRawPointer.allocate(byteCount: self.bytes, alignment: 64)
             self.y0 = y0
             self.rows = rows
             self.rowBytes = rowBytes
+            self.rowStride = rowStride
         }
         deinit { ptr.deallocate() }
     }
@@ -76,6 +82,8 @@ public final class ImageReader: @unchecked Sendable {
     /// Bytes of decoded pixels the reader holds for one strip or one row of tiles: the most a
     /// header may ask it to decode at once (`maxBandBytes` of `init`).
     public static let defaultMaxBandBytes = 1 << 30
+    /// How many times its size a file may decode to in one strip or row of tiles (see init).
+    static let maxExpansion = 65536
 
     /// Opens `path`. Refuses (throws ImageError) before any large allocation when the header is
     /// implausible: zero/absurd dimensions, width*height*channels > maxPixels, strips/tiles past the
@@ -264,8 +272,8 @@ public final class ImageReader: @unchecked Sendable {
             let (rowBytes, o1) = width.multipliedReportingOverflow(by: pix)
             let (bandBytes, o2) = rowBytes.multipliedReportingOverflow(by: pg.bandHeight)
             let tileBytes = pg.tiled ? pg.tileW * pg.tileH * pix : 0
+            let what = pg.tiled ? "a row of its \(pg.tileW) x \(pg.tileH) tiles" : "one strip of \(pg.rowsPerStrip) rows"
             if o1 || o2 || max(bandBytes, tileBytes) > maxBandBytes {
-                let what = pg.tiled ? "a row of its \(pg.tileW) x \(pg.tileH) tiles" : "one strip of \(pg.rowsPerStrip) rows"
                 let size = o1 || o2 ? "more than \(Int.max) bytes" : ImageReader.gb(max(bandBytes, tileBytes))
                 throw fail("page \(pg.dir) decodes \(what) x \(width) pixels at once (\(size)), more than the \(ImageReader.gb(maxBandBytes)) epipe decodes at a time; the header is probably corrupt, else re-export the image tiled (e.g. 512 x 512 tiles)")
             }
@@ -279,6 +287,7 @@ public final class ImageReader: @unchecked Sendable {
             if Int(n) < expected {
                 throw fail("page \(pg.dir) has \(n) \(pg.tiled ? "tiles" : "strips") but needs \(expected); the file is corrupt, re-export it")
             }
+            var stored = false
             for i in 0..<n {
                 var err: Int32 = 0
                 let off = TIFFGetStrileOffsetWithErr(t, i, &err)
@@ -288,6 +297,19 @@ public final class ImageReader: @unchecked Sendable {
                 if bc > 0 && (off > fileSize || bc > fileSize - off) {
                     throw fail("page \(pg.dir) \(pg.tiled ? "tile" : "strip") \(i) ends at byte \(off &+ bc) but the file has only \(fileSize) bytes (truncated); re-copy or re-export the image")
                 }
+                // no bytes (a sparse strip reads as zeros) is offset 0, or one inside the file: past
+                // its end the data is missing, not empty
+                if bc == 0 && off > fileSize {
+                    throw fail("page \(pg.dir) \(pg.tiled ? "tile" : "strip") \(i) starts at byte \(off) but the file has only \(fileSize) bytes (truncated); re-copy or re-export the image")
+                }
+                stored = stored || bc > 0
+            }
+            // a band with stored bytes is decoded whole: no codec epipe meets expands data 65536-fold
+            // (deflate at most ~1032, zstd ~32000 on zeros), so a small file claiming more is corrupt
+            // (a sparse band costs one zero row, whatever it claims)
+            let (expandable, o3) = Int(clamping: fileSize).multipliedReportingOverflow(by: ImageReader.maxExpansion)
+            if stored && !o3 && max(bandBytes, tileBytes) > expandable {
+                throw fail("page \(pg.dir) decodes \(what) x \(width) pixels at once (\(ImageReader.gb(max(bandBytes, tileBytes)))), more than a \(fileSize)-byte file holds even compressed \(ImageReader.maxExpansion) to 1; the header is corrupt, re-export the image")
             }
         }
 
@@ -524,10 +546,10 @@ public final class ImageReader: @unchecked Sendable {
         while y < end {
             let band = try band(pageIndex: loc.page, plane: pg.separate ? loc.sample : 0, y: y)
             let stop = min(end, band.y0 + band.rows)
-            var p = UnsafeRawPointer(band.ptr) + (y - band.y0) * band.rowBytes + sampleOffset
+            var p = UnsafeRawPointer(band.ptr) + (y - band.y0) * band.rowStride + sampleOffset
             for r in (y - y0)..<(stop - y0) {
                 body(p, pg.stride, r)
-                p += band.rowBytes
+                p += band.rowStride
             }
             y = stop
         }
@@ -553,32 +575,33 @@ public final class ImageReader: @unchecked Sendable {
         let by0 = key.index * bh
         let rows = min(bh, info.height - by0)
         let rowBytes = info.width * pg.stride * bytesPerSample
+        // a band with no stored bytes (sparse) is one zero row, however many rows it claims
+        let sparse = isSparse(pg, plane: plane, y0: by0)
+        let need = sparse ? rowBytes : rows * rowBytes
         // only the last band of each plane is kept (reads go top to bottom): reuse its memory
         var reuse: Band? = nil
         for k in cache.keys where k.page == key.page && k.plane == key.plane {
             let old = cache.removeValue(forKey: k)!
             cacheBytes -= old.bytes
-            if old.bytes >= rows * rowBytes { reuse = old }
+            if old.bytes >= need { reuse = old }
         }
         let band: Band
         if let reuse {
             band = reuse
-            band.y0 = by0; band.rows = rows; band.rowBytes = rowBytes
+            band.y0 = by0; band.rows = rows; band.rowBytes = rowBytes; band.rowStride = sparse ? 0 : rowBytes
         } else {
-            band = Band(bytes: rows * rowBytes, y0: by0, rows: rows, rowBytes: rowBytes)
+            band = Band(bytes: need, y0: by0, rows: rows, rowBytes: rowBytes, rowStride: sparse ? 0 : rowBytes)
         }
-        if pg.tiled {
+        if sparse {
+            memset(band.ptr, 0, rowBytes)
+        } else if pg.tiled {
             try decodeTiles(pg, plane: plane, band: band)
         } else {
             let strip = TIFFComputeStrip(tif, UInt32(by0), UInt16(plane))
             let want = rows * rowBytes
-            if TIFFGetStrileByteCount(tif, strip) == 0 {
-                memset(band.ptr, 0, want)   // sparse file: missing strip reads as zeros
-            } else {
-                let got = Int(TIFFReadEncodedStrip(tif, strip, band.ptr, tmsize_t(want)))
-                if got < want {
-                    throw decodeError("strip \(strip) of page \(pg.dir)", got: got, want: want)
-                }
+            let got = Int(TIFFReadEncodedStrip(tif, strip, band.ptr, tmsize_t(want)))
+            if got < want {
+                throw decodeError("strip \(strip) of page \(pg.dir)", got: got, want: want)
             }
         }
         band.stamp = clock
@@ -586,6 +609,17 @@ public final class ImageReader: @unchecked Sendable {
         cacheBytes += band.bytes
         evict()
         return band
+    }
+
+    /// No strip or tile of the band at row `y0` has stored bytes (a sparse file: they read as zeros).
+    private func isSparse(_ pg: Page, plane: Int, y0: Int) -> Bool {
+        guard pg.tiled else { return TIFFGetStrileByteCount(tif, TIFFComputeStrip(tif, UInt32(y0), UInt16(plane))) == 0 }
+        var x = 0
+        while x < info.width {
+            if TIFFGetStrileByteCount(tif, TIFFComputeTile(tif, UInt32(x), UInt32(y0), 0, UInt16(plane))) != 0 { return false }
+            x += pg.tileW
+        }
+        return true
     }
 
     private func decodeError(_ what: String, got: Int, want: Int) -> ImageError {

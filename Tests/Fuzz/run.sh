@@ -10,7 +10,8 @@
 #
 # Each target starts from its seeds (Tests/Fuzz/<target>/corpus), its regressions and what earlier
 # runs on this machine found (.build/fuzz/corpus/<target>, where new inputs go). Limits per input:
-# -timeout=10 s (a hang), -rss_limit_mb=2048 and -malloc_limit_mb=1100 (no single allocation over 1.1 GB).
+# -timeout=10 s (a hang), -rss_limit_mb=2048 and -malloc_limit_mb=1100 (no single allocation over 1.1 GB;
+# the seeds and regressions are first replayed alone with -malloc_limit_mb=256).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -60,7 +61,14 @@ for t in "${TARGETS[@]}"; do
     seeds=("$ROOT/Tests/Fuzz/$t/corpus")
     [ -d "$ROOT/Tests/Fuzz/$t/regressions" ] && seeds+=("$ROOT/Tests/Fuzz/$t/regressions")
     before=$(ls "$work" | wc -l)
-    ls "$art" | grep -qE '^(crash|timeout|oom|leak)-' && mkdir -p "$art/old" && mv "$art"/{crash,timeout,oom,leak}-* "$art/old/" 2>/dev/null
+    # the seeds and regressions first, alone and with tighter limits: none may allocate over 256 MB
+    if ! "$exe" -runs=0 -timeout=10 -rss_limit_mb=1024 -malloc_limit_mb=256 -artifact_prefix="$art/replay-" "${seeds[@]}" > "$log.replay" 2>&1; then
+        what=$(grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer)|DEFECT|Fatal error|SUMMARY' "$log.replay" | cut -c1-240)
+        echo "fuzz $t: FOUND A PROBLEM replaying its seeds and regressions (256 MB per allocation): ${what:-see $log.replay}"
+        failed+=("$t"); continue
+    fi
+    # what earlier runs saved goes to old/, so that what is found now stands alone
+    find "$art" -maxdepth 1 -type f | grep -q . && mkdir -p "$art/old" && find "$art" -maxdepth 1 -type f -exec mv {} "$art/old/" \;
     "$exe" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1100 -max_len=16384 \
         -print_final_stats=1 -artifact_prefix="$art/" "$work" "${seeds[@]}" > "$log" 2>&1
     rc=$?
@@ -69,7 +77,7 @@ for t in "${TARGETS[@]}"; do
     runs=${runs:-0}
     secs=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE 'in [0-9]+' | grep -oE '[0-9]+')
     after=$(ls "$work" | wc -l)
-    nseeds=$(find "${seeds[@]}" -type f | wc -l)
+    nseeds=$(find "${seeds[@]}" -type f ! -name '*.expect' | wc -l)
     cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
     total_runs=$((total_runs + runs))
     found=$(ls "$art" 2>/dev/null | grep -E '^(crash|timeout|oom|leak)-' | head -1)
