@@ -184,7 +184,9 @@ public enum CSVStream {
         var a = 0, b = f.count
         while a < b && (f[a] == 32 || f[a] == 34) { a += 1 }
         while b > a && (f[b - 1] == 32 || f[b - 1] == 34 || f[b - 1] == 13) { b -= 1 }
-        guard b > a, b - a < 64 else { return .nan }
+        guard b > a else { return .nan }
+        // a long field (many digits, as some tools write them) is parsed from a String, not the stack
+        if b - a >= 64 { return Double(String(decoding: UnsafeRawBufferPointer(rebasing: f[a..<b]), as: UTF8.self)) ?? .nan }
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 65) { t -> Double in
             for q in 0..<(b - a) { t[q] = CChar(bitPattern: f[a + q]) }
             t[b - a] = 0
