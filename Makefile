@@ -1,4 +1,4 @@
-# epipe: make demo | make test | make build | make bench | make install | make man
+# epipe: make demo | make test | make build | make fuzz | make bench | make install | make man
 SHELL := /bin/bash
 PREFIX ?= /usr/local
 SWIFT ?= swift
@@ -7,8 +7,11 @@ VENV ?= $(CURDIR)/.venv
 APT_PKGS := libtiff-dev libpng-dev zlib1g-dev pkg-config
 BINARIES := epipe-ingest epipe-denoise epipe-segment epipe-cluster epipe-stats epipe-status epipe-synth
 DEMO ?= $(CURDIR)/demo
+# seconds of libFuzzer per fuzz target: `make fuzz` and `make test`
+FUZZ_SECONDS ?= 300
+TEST_FUZZ_SECONDS ?= 60
 
-.PHONY: deps pydeps browser engines build debug test demo bench bench-scale install man clean
+.PHONY: deps pydeps browser engines build debug test fuzz demo bench bench-scale install man clean
 
 ## deps: system libraries (apt-get when root and missing; else prints the command and exits 2)
 deps:
@@ -71,14 +74,21 @@ build: deps
 debug: deps
 	$(SWIFT) build
 
-## test: unit tests of every module, then end-to-end tests on the release binaries
+## test: unit tests of every module, then end-to-end tests on the release binaries, then each libFuzzer
+## target for $(TEST_FUZZ_SECONDS) s (Tests/Fuzz/run.sh: a crash, hang or out-of-memory fails the run)
 test: deps pydeps browser engines build
 	@set -o pipefail; EPIPE_BIN=$(BIN) EPIPE_PYTHON=$(VENV)/bin/python $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; \
 	  status=$$?; \
 	  p=$$(grep -cE "^Test Case .* passed \(" .build/test.log); f=$$(grep -cE "^Test Case .* failed \(" .build/test.log); \
 	  k=$$(grep -cE "^Test Case .* skipped \(" .build/test.log); \
-	  echo "tests: $$p passed, $$f failed, $$k skipped"; \
-	  exit $$status
+	  SWIFT=$(SWIFT) bash Tests/Fuzz/run.sh $(TEST_FUZZ_SECONDS) 2>&1 | tee .build/fuzz.log; fuzz=$$?; \
+	  echo "tests: $$p passed, $$f failed, $$k skipped; $$(tail -1 .build/fuzz.log)"; \
+	  [ $$status -eq 0 ] && [ $$fuzz -eq 0 ]
+
+## fuzz: builds the libFuzzer drivers (-sanitize=fuzzer,address, in .build/fuzz) and runs each target
+## (tiff omexml markers manifest csv) for $(FUZZ_SECONDS) s; see Tests/Fuzz/README.md
+fuzz: deps
+	@SWIFT=$(SWIFT) bash Tests/Fuzz/run.sh $(FUZZ_SECONDS)
 
 ## demo: generate a sample slide, run the whole chain, show status and where the QC pictures are
 demo: deps build

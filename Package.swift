@@ -17,6 +17,9 @@ let package = Package(
         .executable(name: "epipe-stats", targets: ["epipe-stats"]),
         .executable(name: "epipe-status", targets: ["epipe-status"]),
         .executable(name: "epipe-synth", targets: ["epipe-synth"]),
+        // The fuzz targets' entry functions, for the libFuzzer drivers in Tests/Fuzz (a package of its own,
+        // built with -sanitize=fuzzer,address by `make fuzz`); not installed.
+        .library(name: "EpipeFuzzTargets", targets: ["EpipeFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -64,6 +67,12 @@ let package = Package(
         .executableTarget(name: "epipe-synth", dependencies: ["EpipeStage", "EpipeSynth"], swiftSettings: glue),
 
         .target(name: "EpipeTestSupport", dependencies: ["EpipeKernels"], path: "Tests/EpipeTestSupport"),
+        // One entry function per fuzz target (TIFF, OME-XML, markers.csv, job/manifest JSON, CSV tables): run by
+        // the libFuzzer drivers (Tests/Fuzz) and, on the saved corpus and regressions, by EpipeFuzzTests.
+        .target(name: "EpipeFuzzTargets", dependencies: [
+            "EpipeCore", "EpipeKernels", "EpipeImage", "CTIFFShim", "EpipeStore", "EpipeStage",
+            "EpipeDenoise", "EpipeSegment", "EpipeCluster", "EpipeSpatial",
+        ], path: "Tests/EpipeFuzzTargets"),
         .testTarget(name: "EpipeCoreTests", dependencies: ["EpipeCore", "EpipeKernels"]),
         .testTarget(name: "EpipeStageTests", dependencies: ["EpipeStage", "EpipeCore", "EpipeImage", "EpipeDenoise", "EpipeTestSupport"]),
         .testTarget(name: "EpipeKernelsTests", dependencies: ["EpipeKernels", "EpipeTestSupport"]),
@@ -75,6 +84,7 @@ let package = Package(
         .testTarget(name: "EpipeSynthTests", dependencies: ["EpipeSynth"]),
         .testTarget(name: "EpipeStoreTests", dependencies: ["EpipeStore", "EpipeCore", "EpipeTestSupport"]),
         .testTarget(name: "EpipeReportTests", dependencies: ["EpipeReport", "EpipeCore", "EpipeImage"]),
+        .testTarget(name: "EpipeFuzzTests", dependencies: ["EpipeFuzzTargets"]),
         .testTarget(name: "EndToEndTests", dependencies: ["EpipeCore", "EpipeImage", "EpipeSegment", "EpipeCluster", "EpipeStore", "EpipeReport", "EpipeTestSupport"]),
     ]
 )

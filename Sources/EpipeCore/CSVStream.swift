@@ -116,7 +116,10 @@ public enum CSVStream {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw EpipeError.badInput("\(path): cannot open (\(String(cString: strerror(errno))))") }
         defer { close(fd) }
-        var buf = [UInt8](repeating: 0, count: 1 << 22)
+        // 4 MiB at a time, less for a smaller file (grown below for a record longer than that)
+        var st = stat()
+        let size = fstat(fd, &st) == 0 ? Int(st.st_size) : 0
+        var buf = [UInt8](repeating: 0, count: min(1 << 22, max(1 << 12, size + 1)))
         var have = 0, eof = false, record = 0
         var fields: [Range<Int>] = []
         fields.reserveCapacity(256)
@@ -161,10 +164,19 @@ public enum CSVStream {
         UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: b[r]))
     }
 
-    /// A field's text without its surrounding quotes (doubled quotes undone).
+    /// A field's text without its surrounding quotes (doubled quotes undone). By bytes, not
+    /// Characters: a quote followed by a combining mark is still a quote.
     public static func unquote(_ s: String) -> String {
-        guard s.count >= 2, s.hasPrefix("\""), s.hasSuffix("\"") else { return s }
-        return String(s.dropFirst().dropLast()).replacingOccurrences(of: "\"\"", with: "\"")
+        let u = Array(s.utf8)
+        guard u.count >= 2, u[0] == 34, u[u.count - 1] == 34 else { return s }
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count - 2)
+        var i = 1
+        while i < u.count - 1 {
+            out.append(u[i])
+            i += u[i] == 34 && i + 1 < u.count - 1 && u[i + 1] == 34 ? 2 : 1
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The number in a field (spaces and quotes around it allowed); NaN when empty or not a number.
@@ -172,7 +184,9 @@ public enum CSVStream {
         var a = 0, b = f.count
         while a < b && (f[a] == 32 || f[a] == 34) { a += 1 }
         while b > a && (f[b - 1] == 32 || f[b - 1] == 34 || f[b - 1] == 13) { b -= 1 }
-        guard b > a, b - a < 64 else { return .nan }
+        guard b > a else { return .nan }
+        // a long field (many digits, as some tools write them) is parsed from a String, not the stack
+        if b - a >= 64 { return Double(String(decoding: UnsafeRawBufferPointer(rebasing: f[a..<b]), as: UTF8.self)) ?? .nan }
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 65) { t -> Double in
             for q in 0..<(b - a) { t[q] = CChar(bitPattern: f[a + q]) }
             t[b - a] = 0

@@ -39,7 +39,7 @@ public enum JSONValue: Codable, Sendable, Equatable, CustomStringConvertible {
     public var stringValue: String? {
         switch self {
         case .string(let s): return s
-        case .number(let d): return d == d.rounded() ? String(Int64(d)) : String(d)
+        case .number(let d): return d == d.rounded() && abs(d) < 9e18 ? String(Int64(d)) : String(d)
         case .bool(let b): return String(b)
         default: return nil
         }
@@ -52,7 +52,9 @@ public enum JSONValue: Codable, Sendable, Equatable, CustomStringConvertible {
         default: return nil
         }
     }
-    public var intValue: Int? { doubleValue.map { Int($0) } }
+    /// The number (or numeric string) toward zero; nil when it is not a number or has no Int
+    /// (NaN, infinite, beyond ±9.2e18: a hex id like "3e9030" reads as 3e9030, infinite).
+    public var intValue: Int? { doubleValue.flatMap { Int(exactly: $0.rounded(.towardZero)) } }
     public var boolValue: Bool? {
         switch self {
         case .bool(let b): return b

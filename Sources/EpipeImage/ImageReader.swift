@@ -7,7 +7,9 @@ import CTIFFShim
 /// Channels are the full-resolution pages (one page per channel), or the samples of a
 /// multi-sample page (planar separate or contig). Reduced-resolution pages (NewSubfileType bit 0)
 /// and pages of another size or type are skipped; SubIFDs are never visited.
-/// Memory is bounded by the decoded strip/tile rows kept in a small LRU cache (`cacheLimitBytes`).
+/// Memory is bounded by the decoded strip/tile rows kept in a small LRU cache (`cacheLimitBytes`);
+/// one strip or row of tiles decodes to at most `maxBandBytes`, and a sparse one (no stored bytes)
+/// costs one zero row.
 /// Thread-safe (calls are serialized by an internal lock); use one reader per thread for parallel reads.
 public final class ImageReader: @unchecked Sendable {
     public let info: ImageInfo
@@ -47,13 +49,17 @@ public final class ImageReader: @unchecked Sendable {
         var y0: Int
         var rows: Int
         var rowBytes: Int
+        /// Bytes from one row to the next: rowBytes, or 0 when the band has no stored bytes (a
+        /// sparse strip or row of tiles) and every row is the one zero row at `ptr`.
+        var rowStride: Int
         var stamp: UInt64 = 0
-        init(bytes: Int, y0: Int, rows: Int, rowBytes: Int) {
+        init(bytes: Int, y0: Int, rows: Int, rowBytes: Int, rowStride: Int) {
             self.bytes = max(bytes, 1)
             ptr = UnsafeMutableRawPointer.allocate(byteCount: self.bytes, alignment: 64)
             self.y0 = y0
             self.rows = rows
             self.rowBytes = rowBytes
+            self.rowStride = rowStride
         }
         deinit { ptr.deallocate() }
     }
@@ -73,10 +79,19 @@ public final class ImageReader: @unchecked Sendable {
     private var tileScratch: UnsafeMutableRawPointer?
     private var tileScratchBytes = 0
 
+    /// Bytes of decoded pixels the reader holds for one strip or one row of tiles: the most a
+    /// header may ask it to decode at once (`maxBandBytes` of `init`).
+    public static let defaultMaxBandBytes = 1 << 30
+    /// How many times its size a file may decode to in one strip or row of tiles (see init).
+    static let maxExpansion = 65536
+
     /// Opens `path`. Refuses (throws ImageError) before any large allocation when the header is
     /// implausible: zero/absurd dimensions, width*height*channels > maxPixels, strips/tiles past the
-    /// end of the file, unsupported sample formats, or files that are empty, not TIFF, or truncated.
-    public init(path: String, maxPixels: Int = 20_000_000_000, markersCSV: String? = nil) throws {
+    /// end of the file, a strip or row of tiles that decodes to more than `maxBandBytes` (a read
+    /// decodes one at a time, so a 100-byte file claiming one 100000 x 100000 strip would otherwise
+    /// have it allocate 20 GB), unsupported sample formats, or files that are empty, not TIFF, or
+    /// truncated.
+    public init(path: String, maxPixels: Int = 20_000_000_000, maxBandBytes: Int = ImageReader.defaultMaxBandBytes, markersCSV: String? = nil) throws {
         self.path = path
         func fail(_ m: String) -> ImageError { ImageError(path: path, message: m) }
 
@@ -238,24 +253,38 @@ public final class ImageReader: @unchecked Sendable {
         if let ome, let c = ome.sizeC, c > 0, c < locs.count, pagesAcc.allSatisfy({ $0.spp == 1 }) {
             // pages hold Z/T planes or further OME images too: keep the (z=0, t=0) plane of each
             // channel of the first image
+            // (sizes from the XML: a product past Int.max is not this file's plane count)
             let z = max(ome.sizeZ ?? 1, 1), tt = max(ome.sizeT ?? 1, 1)
-            if c * z * tt < locs.count { locs = Array(locs.prefix(c * z * tt)) }
-            if c * z * tt == locs.count {
+            let (cz, o1) = c.multipliedReportingOverflow(by: z)
+            let (planes, o2) = cz.multipliedReportingOverflow(by: tt)
+            if !o1 && !o2 && planes < locs.count { locs = Array(locs.prefix(planes)) }
+            if !o1 && !o2 && planes == locs.count {
                 let order = Array((ome.dimensionOrder ?? "XYCZT").uppercased().dropFirst(2))
-                var strideC = 1
+                // planes of one channel come before the next: Z and/or T when named before C (each
+                // letter once: "XYZZC" is a malformed order, not Z twice)
+                var strideC = 1, seen = Set<Character>()
                 for dch in order {
                     if dch == "C" { break }
-                    strideC *= (dch == "Z" ? z : (dch == "T" ? tt : 1))
+                    if seen.insert(dch).inserted { strideC *= (dch == "Z" ? z : (dch == "T" ? tt : 1)) }
                 }
                 locs = (0..<c).map { locs[$0 * strideC] }
             }
         }
         let nChan = locs.count
 
-        // --- strips/tiles must lie inside the file ---------------------------------------
+        // --- strips/tiles must lie inside the file, and decode to a bounded band -----------
         let usedPages = Set(locs.map { $0.page })
         for pi in usedPages.sorted() {
             let pg = pagesAcc[pi]
+            let pix = pg.stride * (bits / 8)
+            let (rowBytes, o1) = width.multipliedReportingOverflow(by: pix)
+            let (bandBytes, o2) = rowBytes.multipliedReportingOverflow(by: pg.bandHeight)
+            let tileBytes = pg.tiled ? pg.tileW * pg.tileH * pix : 0
+            let what = pg.tiled ? "a row of its \(pg.tileW) x \(pg.tileH) tiles" : "one strip of \(pg.rowsPerStrip) rows"
+            if o1 || o2 || max(bandBytes, tileBytes) > maxBandBytes {
+                let size = o1 || o2 ? "more than \(Int.max) bytes" : ImageReader.gb(max(bandBytes, tileBytes))
+                throw fail("page \(pg.dir) decodes \(what) x \(width) pixels at once (\(size)), more than the \(ImageReader.gb(maxBandBytes)) epipe decodes at a time; the header is probably corrupt, else re-export the image tiled (e.g. 512 x 512 tiles)")
+            }
             guard TIFFSetDirectory(t, pg.dir) != 0 else {
                 throw fail("cannot re-read TIFF page \(pg.dir)\(libtiffMsg()); the file is corrupt, re-export it")
             }
@@ -266,6 +295,7 @@ public final class ImageReader: @unchecked Sendable {
             if Int(n) < expected {
                 throw fail("page \(pg.dir) has \(n) \(pg.tiled ? "tiles" : "strips") but needs \(expected); the file is corrupt, re-export it")
             }
+            var stored = false
             for i in 0..<n {
                 var err: Int32 = 0
                 let off = TIFFGetStrileOffsetWithErr(t, i, &err)
@@ -275,6 +305,19 @@ public final class ImageReader: @unchecked Sendable {
                 if bc > 0 && (off > fileSize || bc > fileSize - off) {
                     throw fail("page \(pg.dir) \(pg.tiled ? "tile" : "strip") \(i) ends at byte \(off &+ bc) but the file has only \(fileSize) bytes (truncated); re-copy or re-export the image")
                 }
+                // no bytes (a sparse strip reads as zeros) is offset 0, or one inside the file: past
+                // its end the data is missing, not empty
+                if bc == 0 && off > fileSize {
+                    throw fail("page \(pg.dir) \(pg.tiled ? "tile" : "strip") \(i) starts at byte \(off) but the file has only \(fileSize) bytes (truncated); re-copy or re-export the image")
+                }
+                stored = stored || bc > 0
+            }
+            // a band with stored bytes is decoded whole: no codec epipe meets expands data 65536-fold
+            // (deflate at most ~1032, zstd ~32000 on zeros), so a small file claiming more is corrupt
+            // (a sparse band costs one zero row, whatever it claims)
+            let (expandable, o3) = Int(clamping: fileSize).multipliedReportingOverflow(by: ImageReader.maxExpansion)
+            if stored && !o3 && max(bandBytes, tileBytes) > expandable {
+                throw fail("page \(pg.dir) decodes \(what) x \(width) pixels at once (\(ImageReader.gb(max(bandBytes, tileBytes)))), more than a \(fileSize)-byte file holds even compressed \(ImageReader.maxExpansion) to 1; the header is corrupt, re-export the image")
             }
         }
 
@@ -330,6 +373,9 @@ public final class ImageReader: @unchecked Sendable {
         tileScratch?.deallocate()
         epipe_tiff_close(handle)
     }
+
+    /// Bytes as "1.5 GB" for messages.
+    static func gb(_ n: Int) -> String { String(format: "%.1f GB", Double(n) / 1e9) }
 
     static func kind(bits: Int, format: Int) -> Kind? {
         switch (bits, format) {
@@ -573,10 +619,10 @@ public final class ImageReader: @unchecked Sendable {
         while y < end {
             let band = try band(pageIndex: loc.page, plane: pg.separate ? loc.sample : 0, y: y)
             let stop = min(end, band.y0 + band.rows)
-            var p = UnsafeRawPointer(band.ptr) + (y - band.y0) * band.rowBytes + sampleOffset
+            var p = UnsafeRawPointer(band.ptr) + (y - band.y0) * band.rowStride + sampleOffset
             for r in (y - y0)..<(stop - y0) {
                 body(p, pg.stride, r)
-                p += band.rowBytes
+                p += band.rowStride
             }
             y = stop
         }
@@ -602,32 +648,33 @@ public final class ImageReader: @unchecked Sendable {
         let by0 = key.index * bh
         let rows = min(bh, info.height - by0)
         let rowBytes = info.width * pg.stride * bytesPerSample
+        // a band with no stored bytes (sparse) is one zero row, however many rows it claims
+        let sparse = isSparse(pg, plane: plane, y0: by0)
+        let need = sparse ? rowBytes : rows * rowBytes
         // only the last band of each plane is kept (reads go top to bottom): reuse its memory
         var reuse: Band? = nil
         for k in cache.keys where k.page == key.page && k.plane == key.plane {
             let old = cache.removeValue(forKey: k)!
             cacheBytes -= old.bytes
-            if old.bytes >= rows * rowBytes { reuse = old }
+            if old.bytes >= need { reuse = old }
         }
         let band: Band
         if let reuse {
             band = reuse
-            band.y0 = by0; band.rows = rows; band.rowBytes = rowBytes
+            band.y0 = by0; band.rows = rows; band.rowBytes = rowBytes; band.rowStride = sparse ? 0 : rowBytes
         } else {
-            band = Band(bytes: rows * rowBytes, y0: by0, rows: rows, rowBytes: rowBytes)
+            band = Band(bytes: need, y0: by0, rows: rows, rowBytes: rowBytes, rowStride: sparse ? 0 : rowBytes)
         }
-        if pg.tiled {
+        if sparse {
+            memset(band.ptr, 0, rowBytes)
+        } else if pg.tiled {
             try decodeTiles(pg, plane: plane, band: band)
         } else {
             let strip = TIFFComputeStrip(tif, UInt32(by0), UInt16(plane))
             let want = rows * rowBytes
-            if TIFFGetStrileByteCount(tif, strip) == 0 {
-                memset(band.ptr, 0, want)   // sparse file: missing strip reads as zeros
-            } else {
-                let got = Int(TIFFReadEncodedStrip(tif, strip, band.ptr, tmsize_t(want)))
-                if got < want {
-                    throw decodeError("strip \(strip) of page \(pg.dir)", got: got, want: want)
-                }
+            let got = Int(TIFFReadEncodedStrip(tif, strip, band.ptr, tmsize_t(want)))
+            if got < want {
+                throw decodeError("strip \(strip) of page \(pg.dir)", got: got, want: want)
             }
         }
         band.stamp = clock
@@ -635,6 +682,17 @@ public final class ImageReader: @unchecked Sendable {
         cacheBytes += band.bytes
         evict()
         return band
+    }
+
+    /// No strip or tile of the band at row `y0` has stored bytes (a sparse file: they read as zeros).
+    private func isSparse(_ pg: Page, plane: Int, y0: Int) -> Bool {
+        guard pg.tiled else { return TIFFGetStrileByteCount(tif, TIFFComputeStrip(tif, UInt32(y0), UInt16(plane))) == 0 }
+        var x = 0
+        while x < info.width {
+            if TIFFGetStrileByteCount(tif, TIFFComputeTile(tif, UInt32(x), UInt32(y0), 0, UInt16(plane))) != 0 { return false }
+            x += pg.tileW
+        }
+        return true
     }
 
     private func decodeError(_ what: String, got: Int, want: Int) -> ImageError {

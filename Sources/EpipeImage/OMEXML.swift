@@ -2,21 +2,22 @@ import Foundation
 import EpipeKernels
 
 /// The bits of OME-XML that epipe needs, from the first Image/Pixels element.
-struct OMEMetadata: Equatable {
-    var sizeC: Int?
-    var sizeZ: Int?
-    var sizeT: Int?
-    var dimensionOrder: String?
-    var type: String?
-    var channelNames: [String?] = []
-    var physicalSizeX: Double?
-    var physicalSizeY: Double?
+public struct OMEMetadata: Equatable, Sendable {
+    public var sizeC: Int?
+    public var sizeZ: Int?
+    public var sizeT: Int?
+    public var dimensionOrder: String?
+    public var type: String?
+    public var channelNames: [String?] = []
+    public var physicalSizeX: Double?
+    public var physicalSizeY: Double?
 }
 
 /// A small tolerant OME-XML reader/writer (no full XML validation; namespace prefixes ignored).
-enum OMEXML {
+/// Public for the fuzz targets and tools that look at a description without opening an image.
+public enum OMEXML {
     /// Parses an ImageDescription. Returns nil when it is not OME-XML.
-    static func parse(_ xml: String) -> OMEMetadata? {
+    public static func parse(_ xml: String) -> OMEMetadata? {
         let b = Array(xml.utf8)
         let n = b.count
         var i = 0
@@ -125,15 +126,18 @@ enum OMEXML {
         return d * factor
     }
 
+    /// XML character and entity references undone. Scalar by scalar: a reference followed by a
+    /// combining mark (`&gt;` then U+0301) is still a reference, though `;` and the mark are one
+    /// Character.
     static func unescape(_ s: String) -> String {
-        guard s.contains("&") else { return s }
-        var out = ""
-        var i = s.startIndex
-        while i < s.endIndex {
-            let ch = s[i]
-            if ch == "&", let semi = s[i...].firstIndex(of: ";"), s.distance(from: i, to: semi) <= 10 {
-                let ent = String(s[s.index(after: i)..<semi])
-                var rep: String?
+        guard s.utf8.contains(UInt8(ascii: "&")) else { return s }
+        let u = Array(s.unicodeScalars)
+        var out = String.UnicodeScalarView()
+        var i = 0
+        while i < u.count {
+            if u[i] == "&", let semi = u[(i + 1)..<min(u.count, i + 11)].firstIndex(of: ";") {
+                let ent = String(String.UnicodeScalarView(u[(i + 1)..<semi]))
+                var rep: Unicode.Scalar?
                 switch ent {
                 case "amp": rep = "&"
                 case "lt": rep = "<"
@@ -141,22 +145,19 @@ enum OMEXML {
                 case "quot": rep = "\""
                 case "apos": rep = "'"
                 default:
-                    if ent.hasPrefix("#x") || ent.hasPrefix("#X"), let v = UInt32(ent.dropFirst(2), radix: 16), let u = Unicode.Scalar(v) {
-                        rep = String(Character(u))
-                    } else if ent.hasPrefix("#"), let v = UInt32(ent.dropFirst()), let u = Unicode.Scalar(v) {
-                        rep = String(Character(u))
-                    }
+                    if ent.hasPrefix("#x") || ent.hasPrefix("#X"), let v = UInt32(ent.dropFirst(2), radix: 16) { rep = Unicode.Scalar(v) }
+                    else if ent.hasPrefix("#"), let v = UInt32(ent.dropFirst()) { rep = Unicode.Scalar(v) }
                 }
                 if let rep {
-                    out += rep
-                    i = s.index(after: semi)
+                    out.append(rep)
+                    i = semi + 1
                     continue
                 }
             }
-            out.append(ch)
-            i = s.index(after: i)
+            out.append(u[i])
+            i += 1
         }
-        return out
+        return String(out)
     }
 
     static func escape(_ s: String) -> String { Markup.escape(s) }
@@ -167,7 +168,7 @@ enum OMEXML {
     }
 
     /// OME-XML (2016-06) for one image, one IFD per channel in C order.
-    static func make(name: String, width: Int, height: Int, channelNames: [String], pixelType: PixelType,
+    public static func make(name: String, width: Int, height: Int, channelNames: [String], pixelType: PixelType,
                      physicalSizeX: Double?, physicalSizeY: Double?) -> String {
         var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         s += "<OME xmlns=\"http://www.openmicroscopy.org/Schemas/OME/2016-06\" "

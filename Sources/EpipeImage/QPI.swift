@@ -14,21 +14,21 @@ import Foundation
 ///
 /// Elements with the same names deeper in the tree (the spectral library inside `<ScanProfile>`
 /// has its own `<Name>` and `<Marker>`) are not the page's.
-struct QPIPage: Equatable {
-    var imageType: String?
-    var name: String?
-    var biomarker: String?
-    var pixelSizeMicrons: Double?
+public struct QPIPage: Equatable, Sendable {
+    public var imageType: String?
+    public var name: String?
+    public var biomarker: String?
+    public var pixelSizeMicrons: Double?
 
     /// The channel's name: the biomarker when the file gives a real one, else the band name.
-    var channelName: String? {
+    public var channelName: String? {
         if let b = biomarker, !QPI.isPlaceholder(b) { return b }
         if let n = name, !QPI.isPlaceholder(n) { return n }
         return nil
     }
 
     /// A full-resolution page (or one that does not say what it is).
-    var isFullResolution: Bool {
+    public var isFullResolution: Bool {
         guard let t = imageType?.trimmingCharacters(in: .whitespacesAndNewlines), !t.isEmpty else { return true }
         return t.caseInsensitiveCompare("FullResolution") == .orderedSame
     }
@@ -37,11 +37,11 @@ struct QPIPage: Equatable {
 /// A small tolerant reader for PerkinElmer-QPI ImageDescription XML (no DTD, no namespaces).
 /// Malformed XML (unbalanced or truncated) gives nil, never a crash, so the caller falls back to
 /// `ch0`, `ch1`, ... names.
-enum QPI {
+public enum QPI {
     static let rootName = "PerkinElmer-QPI-ImageDescription"
 
     /// Cheap test before parsing: the root element's name appears in the description.
-    static func looksLikeQPI(_ description: String) -> Bool {
+    public static func looksLikeQPI(_ description: String) -> Bool {
         description.utf8.count >= rootName.utf8.count && description.contains(rootName)
     }
 
@@ -55,7 +55,7 @@ enum QPI {
     static let pixelSizeNames: Set<String> = ["pixelsizemicrons", "resolutionmicrons"]
 
     /// Parses one page's description. Nil when it is not QPI XML or is malformed.
-    static func parse(_ xml: String) -> QPIPage? {
+    public static func parse(_ xml: String) -> QPIPage? {
         guard looksLikeQPI(xml) else { return nil }
         let b = Array(xml.utf8)
         let n = b.count

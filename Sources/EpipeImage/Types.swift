@@ -1,4 +1,5 @@
 import Foundation
+import EpipeKernels
 
 /// Sample type of an image plane.
 public enum PixelType: String, Codable, Sendable {
@@ -57,7 +58,8 @@ public struct ImageInfo: Codable, Sendable, Equatable {
     }
 }
 
-/// Error from image I/O. `description` is one line: "<path>: <what is wrong>; <what to do>".
+/// Error from image I/O. `description` is one line: "<path>: <what is wrong>; <what to do>" (line
+/// breaks and control characters, in the path or in text quoted from the file, made printable).
 public struct ImageError: Error, CustomStringConvertible, Sendable {
     public let path: String
     public let message: String
@@ -71,14 +73,7 @@ public struct ImageError: Error, CustomStringConvertible, Sendable {
         self.isBadInput = isBadInput
     }
 
-    public var description: String { "\(path): \(message)" }
+    public var description: String { "\(ImageError.oneLine(path)): \(message)" }
 
-    static func oneLine(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.count)
-        for ch in s {
-            if ch == "\n" || ch == "\r" || ch == "\t" { out.append(" ") } else { out.append(ch) }
-        }
-        return out
-    }
+    static func oneLine(_ s: String) -> String { Markup.oneLine(s) }
 }

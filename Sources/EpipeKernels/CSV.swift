@@ -41,11 +41,20 @@ public enum CSV {
     // MARK: - Writing
 
     /// A field as written: quoted (inner quotes doubled) when it holds a comma, quote or line break.
+    /// Quotes are doubled scalar by scalar: a quote followed by a combining mark is one Character
+    /// to String's replacing, and would be left single (the field cut short when read back).
     public static func quote(_ s: String) -> String {
         var needs = false
         for b in s.utf8 where b == UInt8(ascii: ",") || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\n") || b == UInt8(ascii: "\r") { needs = true; break }
-        if needs { return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
-        return s
+        guard needs else { return s }
+        var out = String.UnicodeScalarView()
+        out.append("\"")
+        for c in s.unicodeScalars {
+            if c == "\"" { out.append("\"") }
+            out.append(c)
+        }
+        out.append("\"")
+        return String(out)
     }
 
     /// Compact decimal rendering for numbers in CSV outputs: integers without a point, else at

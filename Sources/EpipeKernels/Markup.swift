@@ -21,3 +21,19 @@ public enum Markup {
         return out
     }
 }
+
+extension Markup {
+    /// `s` as one line for a terminal or a log: line breaks and tabs become spaces, every other
+    /// control character (C0, DEL, C1) a "?", so that text quoted from a file (a CSV field, a TIFF
+    /// tag, a JSON string) cannot break a message over lines or send escape sequences.
+    public static func oneLine(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: isControl) else { return s }
+        var out = String.UnicodeScalarView()
+        for c in s.unicodeScalars {
+            if c == "\n" || c == "\r" || c == "\t" { out.append(" ") } else if isControl(c) { out.append("?") } else { out.append(c) }
+        }
+        return String(out)
+    }
+
+    @inline(__always) static func isControl(_ c: Unicode.Scalar) -> Bool { c.value < 0x20 || (c.value >= 0x7F && c.value < 0xA0) }
+}
