@@ -198,7 +198,9 @@ public final class ImageReader: @unchecked Sendable {
                     throw fail("image is \(w) x \(hgt) x \(spp) samples = \(o1 || o2 ? "too many" : String(tot)) pixels, over the limit of \(maxPixels); check the file or raise maxPixels")
                 }
                 let photometric = Int(u16(TIFFTAG_PHOTOMETRIC, 1))
-                if let colour = ImageReader.colourModel(photometric) {
+                // RGB with its samples in separate planes is read as channels (a 3-plex written so);
+                // interleaved RGB is a colour picture
+                if let colour = ImageReader.colourModel(photometric), photometric != 2 || planar != UInt16(PLANARCONFIG_SEPARATE) {
                     throw fail("is \(colour) image (photometric \(photometric)), not one grayscale plane per marker; export the channels as a multi-page grayscale (OME-)TIFF")
                 }
                 guard let k = ImageReader.kind(bits: b, format: fmt) else {
