@@ -35,7 +35,9 @@ public enum Setting: Codable, Sendable, Equatable, CustomStringConvertible,
     public var number: Double? {
         switch self { case .number(let d): return d; case .word(let s): return Double(s); case .flag(let b): return b ? 1 : 0 }
     }
-    public var int: Int? { number.map { Int($0) } }
+    /// The number toward zero; nil when it has no Int (NaN, infinite, 1e300: refused as the key's
+    /// "expected ..." by whoever reads it, not a trap).
+    public var int: Int? { number.flatMap { Int(exactly: $0.rounded(.towardZero)) } }
     public var bool: Bool? {
         switch self {
         case .flag(let b): return b

@@ -33,7 +33,8 @@ EOF
 SWIFTC=${SWIFTC:-$(dirname "$(command -v "$SWIFT" || echo swift)")/swiftc}
 [ -x "$SWIFTC" ] || SWIFTC=swiftc
 if ! "$SWIFTC" -parse-as-library -sanitize=fuzzer,address -use-ld=lld "$probe_dir/probe.swift" -o "$probe_dir/probe" > "$probe_dir/log" 2>&1; then
-    echo "fuzz: SKIPPED: this toolchain cannot build libFuzzer targets (swiftc -sanitize=fuzzer,address with lld failed: $(grep -m1 -i error "$probe_dir/log" || head -1 "$probe_dir/log")); Swift's libFuzzer needs a Linux toolchain from swift.org"
+    why=$(grep -m1 -i error "$probe_dir/log" || head -1 "$probe_dir/log")
+    echo "fuzz: SKIPPED: this toolchain cannot build libFuzzer targets ($SWIFTC -sanitize=fuzzer,address -use-ld=lld failed: ${why:-no output}); Swift's libFuzzer needs a Linux toolchain from swift.org"
     exit 0
 fi
 

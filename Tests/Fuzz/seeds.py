@@ -94,6 +94,8 @@ def tiffs():
 
 def xmls():
     for f in sorted(glob.glob(os.path.join(HERE, "tiff", "corpus", "*.tif"))):
+        if os.path.basename(f).startswith("epipe-synth"):
+            continue  # written with the other outputs of epipe, below
         t = tifffile.TiffFile(f)
         d = t.pages[0].description
         if d and (d.lstrip().startswith("<") or "OME" in d):
@@ -167,6 +169,9 @@ def texts(bin_dir):
                           "cluster": {"method": "kmeans", "k": 5, "markers": ["ch1", "ch2"]},
                           "stats": {"graph": "radius", "radius": 30, "perms": 100}}
         out("manifest", "job-with-params.json", json.dumps(spec, indent=2) + "\n")
+        # every key each stage knows, as its manifest records them (the defaults), as job.json params
+        spec["params"] = {s: json.load(open(f"{job}/{s}/manifest.json"))["params"] for s in ["denoise", "segment", "cluster", "stats"]}
+        out("manifest", "job-with-every-param.json", json.dumps(spec, separators=(",", ":")) + "\n")
         out("csv", "epipe-segment-cells.csv", head_lines(job + "/segment/cells.csv", 12))
         out("csv", "epipe-cluster-cells.csv", head_lines(job + "/cluster/cells.csv", 12))
         out("csv", "epipe-cluster-markers.csv", head_lines(job + "/cluster/markers.csv", 12))
